@@ -1,0 +1,31 @@
+"""Feature-store resources: the interface, and the embedded local implementation."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+
+import pandas as pd
+from dagster import ConfigurableResource
+
+from energy_assets.schema import FEATURE_GROUP_NAME
+
+
+class FeatureStore(ConfigurableResource):
+    """One versioned feature group of hourly consumption rows keyed by (area, consumer_type, datetime_utc)."""
+
+    feature_group_name: str = FEATURE_GROUP_NAME
+    feature_group_version: int = 1
+
+    @abstractmethod
+    def insert(self, rows: pd.DataFrame) -> None:
+        """Upsert canonical rows: a row replaces the stored row with the same series and hour."""
+
+    @abstractmethod
+    def read(
+        self,
+        start_time: pd.Timestamp,
+        end_time: pd.Timestamp,
+        series: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
+        (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""

@@ -1,0 +1,29 @@
+"""Shared fixtures: the real extract's location and a private state directory per test."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+REAL_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "raw"
+REAL_DATA_CSV = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.csv"
+REAL_DATA_PARQUET = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet"
+
+
+@pytest.fixture
+def real_data_dir() -> Path:
+    """The real ConsumptionDE35Hour extract, or a skip naming the folder that is missing."""
+    if not REAL_DATA_CSV.exists():
+        pytest.skip(f"real extract not found at {REAL_DATA_DIR} (it lives beside the repo in shared/data/raw)")
+    return REAL_DATA_DIR
+
+
+@pytest.fixture(autouse=True)
+def isolated_state(tmp_path, monkeypatch) -> Path:
+    """Every test gets its own ENERGY_ASSETS_HOME so no test touches another's state or the repo."""
+    home = tmp_path / "energy_assets_home"
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(home))
+    monkeypatch.delenv("ENERGY_ASSETS_DEPLOYMENT", raising=False)
+    return home
