@@ -1,0 +1,149 @@
+"""The embedded feature store: one parquet file per UTC day under a folder per feature-group version."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.schema import (
+    AREA,
+    CONSUMER_TYPE,
+    CONSUMPTION_COLUMNS,
+    CONSUMPTION_DTYPES,
+    CONSUMPTION_SCHEMA,
+    DATETIME,
+    SERIES_KEY,
+    to_utc_hour,
+)
+
+SORT_KEY = [*SERIES_KEY, DATETIME]
+SERIES_SCHEMA = pa.schema([CONSUMPTION_SCHEMA.field(column) for column in SERIES_KEY])
+TIME_TYPE = CONSUMPTION_SCHEMA.field(DATETIME).type
+
+
+@contextmanager
+def exclusive_lock(lock_path: Path) -> Iterator[None]:
+    """Hold an exclusive `flock` on `lock_path` (created if absent) across processes."""
+    with open(lock_path, "a") as lock_file:
+        fcntl.flock(lock_file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock_file, fcntl.LOCK_UN)
+
+
+def fsync_dir(directory: Path) -> None:
+    """Make a rename inside `directory` durable."""
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:
+    """The canonical columns of `rows` cast to canonical dtypes; `ValueError` naming what does not fit."""
+    missing = [column for column in CONSUMPTION_COLUMNS if column not in rows.columns]
+    if missing:
+        raise ValueError(f"feature rows lack canonical column(s) {missing}; got {list(rows.columns)}")
+    frame = rows[CONSUMPTION_COLUMNS].reset_index(drop=True)
+    nulls = [column for column in CONSUMPTION_COLUMNS if frame[column].isna().any()]
+    if nulls:
+        raise ValueError(f"feature rows have missing values in column(s) {nulls}")
+    try:
+        # Naive times are taken as UTC, like schema.to_utc_hour.
+        frame[DATETIME] = pd.to_datetime(frame[DATETIME], utc=True)
+        return frame.astype(CONSUMPTION_DTYPES)
+    except (TypeError, ValueError) as error:
+        raise ValueError(f"feature rows do not cast to canonical dtypes {CONSUMPTION_DTYPES}: {error}") from error
+
+
+class LocalFeatureStore(FeatureStore):
+    """Feature groups as `<root_dir>/<name>/v<version>/<YYYY-MM-DD>.parquet`, one file per UTC day.
+
+    Writers lock a day's `.lock` file around read-modify-write and replace the day file atomically,
+    so readers never lock. Reading a version that was never written gives an empty canonical frame.
+    """
+
+    root_dir: str
+
+    def insert(self, rows: pd.DataFrame) -> None:
+        """Upsert canonical rows: a row replaces the stored row with the same series and hour."""
+        frame = canonical_consumption(rows).drop_duplicates(SORT_KEY, keep="last")
+        if frame.empty:
+            return
+        self._version_dir.mkdir(parents=True, exist_ok=True)
+        for day, day_rows in frame.groupby(frame[DATETIME].dt.floor("D")):
+            self._upsert_day(day, day_rows)
+
+    def read(
+        self,
+        start_time: pd.Timestamp,
+        end_time: pd.Timestamp,
+        series: pd.DataFrame | None = None,
+    ) -> pd.DataFrame:
+        """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
+        (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""
+        start, end = to_utc_hour(start_time), to_utc_hour(end_time)
+        paths = [path for path in self._day_paths(start, end) if path.exists()]
+        in_window = (pc.field(DATETIME) >= pa.scalar(start, TIME_TYPE)) & (pc.field(DATETIME) < pa.scalar(end, TIME_TYPE))
+        tables = [pq.read_table(path, schema=CONSUMPTION_SCHEMA, filters=in_window) for path in paths]
+        table = pa.concat_tables(tables) if tables else CONSUMPTION_SCHEMA.empty_table()
+        if series is not None:
+            table = table.join(_series_table(series), keys=SERIES_KEY, join_type="inner")
+        return table.sort_by([(column, "ascending") for column in SORT_KEY]).select(CONSUMPTION_COLUMNS).to_pandas()
+
+    @property
+    def _version_dir(self) -> Path:
+        return Path(self.root_dir) / self.feature_group_name / f"v{self.feature_group_version}"
+
+    def _day_path(self, day: pd.Timestamp) -> Path:
+        return self._version_dir / f"{day:%Y-%m-%d}.parquet"
+
+    def _day_paths(self, start: pd.Timestamp, end: pd.Timestamp) -> list[Path]:
+        if end <= start:
+            return []
+        days = pd.date_range(start.floor("D"), (end - pd.Timedelta(microseconds=1)).floor("D"), freq="D")
+        return [self._day_path(day) for day in days]
+
+    def _upsert_day(self, day: pd.Timestamp, rows: pd.DataFrame) -> None:
+        path = self._day_path(day)
+        with exclusive_lock(path.with_suffix(".lock")):
+            if path.exists():
+                stored = pq.read_table(path, schema=CONSUMPTION_SCHEMA).to_pandas()
+                rows = pd.concat([stored, rows], ignore_index=True).drop_duplicates(SORT_KEY, keep="last")
+            table = pa.Table.from_pandas(rows.sort_values(SORT_KEY), schema=CONSUMPTION_SCHEMA, preserve_index=False)
+            _write_atomically(table, path)
+
+
+def _series_table(series: pd.DataFrame) -> pa.Table:
+    missing = [column for column in SERIES_KEY if column not in series.columns]
+    if missing:
+        raise ValueError(f"series lack column(s) {missing}; got {list(series.columns)}")
+    keys = series[SERIES_KEY].drop_duplicates().astype({AREA: "int8", CONSUMER_TYPE: "int32"})
+    return pa.Table.from_pandas(keys, schema=SERIES_SCHEMA, preserve_index=False)
+
+
+def _write_atomically(table: pa.Table, path: Path) -> None:
+    """Write `table` to a temp file beside `path`, fsync it and rename it over `path`."""
+    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as temp_file:
+            pq.write_table(table, temp_file)
+            temp_file.flush()
+            os.fsync(temp_file.fileno())
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    fsync_dir(path.parent)
