@@ -57,9 +57,10 @@ class ModelRegistry(ConfigurableResource):
 
     def latest(self, name: str, at_or_before: pd.Timestamp | None = None) -> RegisteredModel | None:
         """The version with the newest data cutoff <= `at_or_before` (ties: highest version)."""
-        candidates = [
-            model
-            for model in self.versions(name)
-            if at_or_before is None or model.data_cutoff <= at_or_before
-        ]
-        return max(candidates, key=lambda m: (m.data_cutoff, m.version), default=None)
+        return model_in_effect(self.versions(name), at_or_before)
+
+
+def model_in_effect(models: list[RegisteredModel], at: pd.Timestamp | None) -> RegisteredModel | None:
+    """The model with the newest data cutoff <= `at` (ties: highest version); None when there is none."""
+    candidates = [model for model in models if at is None or model.data_cutoff <= at]
+    return max(candidates, key=lambda model: (model.data_cutoff, model.version), default=None)

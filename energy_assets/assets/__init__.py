@@ -1,0 +1,1 @@
+"""Thin Dagster assets: read inputs, call the domain code, write, report metadata."""

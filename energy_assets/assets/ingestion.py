@@ -1,0 +1,116 @@
+"""Raw consumption rows and the checked feature group built from them."""
+
+from __future__ import annotations
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetExecutionContext,
+    Backoff,
+    BackfillPolicy,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    RetryPolicy,
+    asset,
+)
+
+from energy_assets.assets.metadata import table_preview
+from energy_assets.cleaning import clean_consumption
+from energy_assets.partitions import hourly_partitions
+from energy_assets.resources.data_source import ConsumptionSource
+from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
+from energy_assets.validation import RULES, validate_consumption
+
+FEATURE_CHECKS = [
+    AssetCheckSpec(rule, asset="energy_consumption_features", description=description, blocking=True)
+    for rule, description in RULES.items()
+]
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    io_manager_key="bucket_io_manager",
+    retry_policy=RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL),
+    metadata={"partition_column": DATETIME},
+    group_name="ingestion",
+    kinds={"pandas", "parquet"},
+)
+def consumption_raw(context: AssetExecutionContext, consumption_source: ConsumptionSource) -> pd.DataFrame:
+    """The source's rows for the partition's hours, as the source publishes them."""
+    window = context.partition_time_window
+    try:
+        rows = consumption_source.fetch(window.start, window.end)
+    except ValueError as bad_data:
+        # Malformed data will not heal on retry; network errors propagate and are retried.
+        raise Failure(description=str(bad_data), allow_retries=False) from bad_data
+    if rows.empty:
+        raise Failure(
+            description=f"the {consumption_source.kind} source returned no rows for "
+            f"{window.start.isoformat()} <= hour < {window.end.isoformat()}",
+            allow_retries=False,
+        )
+    context.add_output_metadata(
+        {
+            "source": consumption_source.describe(),
+            "rows": len(rows),
+            "hours": rows[DATETIME].nunique(),
+            "series": len(rows[SERIES_KEY].drop_duplicates()),
+            "preview": table_preview(rows),
+        }
+    )
+    return rows
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    check_specs=FEATURE_CHECKS,
+    group_name="ingestion",
+    kinds={"pandas", "hopsworks"},
+)
+def energy_consumption_features(
+    context: AssetExecutionContext,
+    consumption_raw: pd.DataFrame,
+    consumption_source: ConsumptionSource,
+    feature_store: FeatureStore,
+):
+    """The partition's rows cleaned, typed and checked, upserted into the feature group."""
+    window = context.partition_time_window
+    results = validate_consumption(
+        consumption_raw, consumption_source.expected_series(), pd.Timestamp(window.start), pd.Timestamp(window.end)
+    )
+    for result in results:
+        yield AssetCheckResult(
+            check_name=result.rule,
+            passed=result.passed,
+            severity=AssetCheckSeverity.ERROR,
+            description=result.description,
+            metadata={
+                "offending_rows": len(result.offending_rows),
+                **({"offending_rows_preview": table_preview(result.offending_rows)} if not result.passed else {}),
+            },
+        )
+    failed = [result.rule for result in results if not result.passed]
+    if failed:
+        # Failing before the write keeps the feature group exactly as it was.
+        raise Failure(
+            description=f"feature group not updated: checks {failed} failed for "
+            f"{window.start.isoformat()} <= hour < {window.end.isoformat()}; see the check results",
+            allow_retries=False,
+        )
+    features = clean_consumption(consumption_raw)
+    feature_store.insert(features)
+    yield MaterializeResult(
+        metadata={
+            "feature_group": f"{feature_store.feature_group_name} v{feature_store.feature_group_version}",
+            "rows": len(features),
+            "hours": features[DATETIME].nunique(),
+            "series": len(features[SERIES_KEY].drop_duplicates()),
+            "total_consumption_kwh": MetadataValue.float(float(features[TARGET].sum())),
+        }
+    )

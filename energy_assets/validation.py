@@ -1,0 +1,101 @@
+"""Data-quality rules for consumption rows: each names the rows that break it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from energy_assets.cleaning import coerce_consumption, missing_columns
+from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """The outcome of one rule over a batch of rows."""
+
+    rule: str
+    description: str
+    offending_rows: pd.DataFrame
+
+    @property
+    def passed(self) -> bool:
+        return self.offending_rows.empty
+
+
+RULES: dict[str, str] = {
+    "columns_and_types": "every canonical column is present and every value parses to its type",
+    "no_nulls": "no column holds a null",
+    "known_areas_and_consumer_types": "every area and consumer type is one the source publishes",
+    "non_negative_consumption": "energy_consumption is >= 0",
+    "complete_hours": "every expected series appears exactly once in every hour of the window",
+}
+
+
+def validate_consumption(
+    rows: pd.DataFrame,
+    expected_series: pd.DataFrame,
+    window_start: pd.Timestamp,
+    window_end: pd.Timestamp,
+) -> list[RuleResult]:
+    """Run every rule in RULES on rows meant to cover hours window_start <= H < window_end."""
+    absent = missing_columns(rows)
+    if absent:
+        offending = pd.DataFrame({"missing_column": absent})
+        return [RuleResult("columns_and_types", RULES["columns_and_types"], offending)] + [
+            RuleResult(rule, description, pd.DataFrame({"skipped_because_missing_columns": absent}))
+            for rule, description in RULES.items()
+            if rule != "columns_and_types"
+        ]
+    rows = rows.reset_index(drop=True)
+    coerced = coerce_consumption(rows)
+    was_null = rows[coerced.columns].isna()
+    unparseable = coerced.isna() & ~was_null
+    unparseable[DATETIME] |= coerced[DATETIME].notna() & (coerced[DATETIME].dt.floor("h") != coerced[DATETIME])
+    for column in SERIES_KEY:
+        unparseable[column] |= coerced[column].notna() & (coerced[column] % 1 != 0)
+
+    known = expected_series.set_index(SERIES_KEY).index
+    unknown = coerced[AREA].notna() & coerced[CONSUMER_TYPE].notna() & ~pd.MultiIndex.from_frame(
+        coerced[SERIES_KEY].fillna(-1).astype("int64")
+    ).isin(known)
+
+    negative = coerced[TARGET] < 0
+    return [
+        RuleResult("columns_and_types", RULES["columns_and_types"], _with_problem(rows, unparseable)),
+        RuleResult("no_nulls", RULES["no_nulls"], _with_problem(rows, was_null)),
+        RuleResult("known_areas_and_consumer_types", RULES["known_areas_and_consumer_types"], rows.loc[unknown]),
+        RuleResult("non_negative_consumption", RULES["non_negative_consumption"], rows.loc[negative]),
+        RuleResult(
+            "complete_hours",
+            RULES["complete_hours"],
+            _completeness_problems(coerced, expected_series, window_start, window_end),
+        ),
+    ]
+
+
+def _with_problem(rows: pd.DataFrame, flags: pd.DataFrame) -> pd.DataFrame:
+    """The flagged rows with a column naming which of their columns are at fault."""
+    bad = flags.any(axis=1)
+    columns_at_fault = flags.loc[bad].dot(flags.columns + ",").str.rstrip(",")
+    return rows.loc[bad].assign(problem_columns=columns_at_fault)
+
+
+def _completeness_problems(
+    coerced: pd.DataFrame,
+    expected_series: pd.DataFrame,
+    window_start: pd.Timestamp,
+    window_end: pd.Timestamp,
+) -> pd.DataFrame:
+    """(hour, series, rows_found, problem) for every slot not filled exactly once, or outside the window."""
+    hours = pd.DataFrame({DATETIME: pd.date_range(window_start, window_end, freq="h", inclusive="left")})
+    grid = hours.merge(expected_series[SERIES_KEY].astype("int64"), how="cross")
+    expected = pd.MultiIndex.from_frame(grid[[DATETIME, *SERIES_KEY]])
+    typed = coerced.dropna(subset=[DATETIME, *SERIES_KEY]).astype({AREA: "int64", CONSUMER_TYPE: "int64"})
+    found = typed.groupby([DATETIME, *SERIES_KEY]).size()
+    counts = found.reindex(expected.union(found.index), fill_value=0).rename("rows_found").reset_index()
+    counts["problem"] = "duplicate"
+    counts.loc[counts["rows_found"] == 0, "problem"] = "missing"
+    outside = (counts[DATETIME] < window_start) | (counts[DATETIME] >= window_end)
+    counts.loc[outside, "problem"] = "outside_window"
+    return counts[(counts["rows_found"] != 1) | outside].reset_index(drop=True)
