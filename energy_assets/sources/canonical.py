@@ -1,0 +1,179 @@
+"""Turning a source's columns into the canonical consumption frame, and cutting it to a window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from energy_assets.schema import (
+    AREA,
+    AREA_CODES,
+    CONSUMER_TYPE,
+    CONSUMPTION_COLUMNS,
+    CONSUMPTION_DTYPES,
+    DATETIME,
+    TARGET,
+    to_utc_hour,
+)
+from energy_assets.sources.errors import SourceFormatError
+
+# Column names of the Energi Data Service dataset ConsumptionDE35Hour (API and its CSV download).
+HOUR_UTC = "HourUTC"
+PRICE_AREA = "PriceArea"
+DE35_CODE = "ConsumerType_DE35"
+TOTAL_CON = "TotalCon"
+DE35_COLUMNS = [HOUR_UTC, PRICE_AREA, DE35_CODE, TOTAL_CON]
+
+# How many offending values an error message quotes.
+_QUOTED_VALUES = 5
+
+
+@dataclass(frozen=True)
+class RowOrigin:
+    """Where parsed rows come from, so an error can point at the offending line or record."""
+
+    where: str
+    first_line: int | None = None
+
+    def locate(self, positions: np.ndarray) -> str:
+        """The first offending rows, as file lines when known, else as 0-based record numbers."""
+        shown = positions[:_QUOTED_VALUES]
+        if self.first_line is None:
+            return "records " + ", ".join(str(p) for p in shown)
+        return "lines " + ", ".join(str(p + self.first_line) for p in shown)
+
+
+def window_bounds(start, end) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The half-open window [start, end) as UTC timestamps; an empty or reversed window is an error."""
+    start_utc, end_utc = to_utc_hour(start), to_utc_hour(end)
+    if start_utc >= end_utc:
+        raise ValueError(f"empty window: start {start_utc} is not before end {end_utc}")
+    return start_utc, end_utc
+
+
+def missing_columns(present, required) -> list[str]:
+    """The required columns that are not present, in the required order."""
+    present = set(present)
+    return [column for column in required if column not in present]
+
+
+def require_columns(present, required, origin: RowOrigin) -> None:
+    """Raise naming the missing columns unless every required column is present."""
+    missing = missing_columns(present, required)
+    if missing:
+        raise SourceFormatError(
+            f"{origin.where}: missing column(s) {missing}; expected {list(required)}, found {list(present)}"
+        )
+
+
+def _reject(bad: np.ndarray, values: pd.Series, column: str, problem: str, origin: RowOrigin) -> None:
+    positions = np.flatnonzero(bad)
+    if positions.size:
+        examples = [values.iloc[p] for p in positions[:_QUOTED_VALUES]]
+        raise SourceFormatError(
+            f"{origin.where}: {positions.size} {problem} in column {column!r} at "
+            f"{origin.locate(positions)}: {examples!r}"
+        )
+
+
+def _reject_nulls(values: pd.Series, column: str, origin: RowOrigin) -> None:
+    _reject(values.isna().to_numpy(), values, column, "empty value(s)", origin)
+
+
+def parse_hours(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
+    """ISO 8601 hours (naive ones taken as UTC) as datetime64[us, UTC]."""
+    _reject_nulls(values, column, origin)
+    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    _reject(parsed.isna().to_numpy(), values, column, "unparseable timestamp(s)", origin)
+    return parsed.astype(CONSUMPTION_DTYPES[DATETIME])
+
+
+def _as_floats(values: pd.Series) -> pd.Series:
+    """Floats, NaN where a value is empty or not a number."""
+    try:
+        # The fast path: clean text converts in one vectorized call.
+        return pd.Series(np.asarray(values, dtype="float64"), index=values.index)
+    except (TypeError, ValueError):
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
+def parse_integers(values: pd.Series, column: str, dtype: str, origin: RowOrigin) -> pd.Series:
+    """Whole numbers of the given dtype; anything else is an error naming the rows."""
+    _reject_nulls(values, column, origin)
+    numbers = _as_floats(values)
+    info = np.iinfo(dtype)
+    bad = numbers.isna() | (numbers % 1 != 0) | (numbers < info.min) | (numbers > info.max)
+    _reject(bad.to_numpy(), values, column, f"value(s) that are not {dtype} integers", origin)
+    return numbers.astype(dtype)
+
+
+def parse_numbers(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
+    """Floats; an empty value stays NaN (validation judges it), a non-number is an error."""
+    numbers = _as_floats(values)
+    _reject((numbers.isna() & values.notna()).to_numpy(), values, column, "non-numeric value(s)", origin)
+    return numbers
+
+
+def parse_area_names(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
+    """Price-area names (DK, DK1, DK2) as int8 area codes; an unknown name is an error."""
+    _reject_nulls(values, column, origin)
+    codes = values.astype(str).str.strip().map(AREA_CODES)
+    unknown = codes.isna().to_numpy()
+    if unknown.any():
+        names = sorted(set(values[unknown].astype(str)))
+        raise SourceFormatError(
+            f"{origin.where}: unknown price area(s) {names} in column {column!r} at "
+            f"{origin.locate(np.flatnonzero(unknown))}; known: {sorted(AREA_CODES)}"
+        )
+    return codes.astype(CONSUMPTION_DTYPES[AREA])
+
+
+def parse_areas(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
+    """Areas given either as names (DK1) or as codes (1)."""
+    if pd.api.types.is_numeric_dtype(values) or values.dropna().astype(str).str.isdigit().all():
+        return parse_integers(values, column, CONSUMPTION_DTYPES[AREA], origin)
+    return parse_area_names(values, column, origin)
+
+
+def canonical_frame(hours: pd.Series, areas: pd.Series, consumer_types: pd.Series, energy: pd.Series) -> pd.DataFrame:
+    """Assemble parsed columns into a frame with the canonical column order and dtypes."""
+    frame = pd.DataFrame(
+        {
+            DATETIME: hours.array,
+            AREA: areas.array,
+            CONSUMER_TYPE: consumer_types.array,
+            TARGET: energy.array,
+        },
+        columns=CONSUMPTION_COLUMNS,
+    )
+    return frame.astype(CONSUMPTION_DTYPES)
+
+
+def _from_columns(frame: pd.DataFrame, names: list[str], parse_area, origin: RowOrigin) -> pd.DataFrame:
+    """Canonical rows from the four columns named (hour, area, consumer type, consumption)."""
+    require_columns(frame.columns, names, origin)
+    hour, area, code, value = names
+    return canonical_frame(
+        parse_hours(frame[hour], hour, origin),
+        parse_area(frame[area], area, origin),
+        parse_integers(frame[code], code, CONSUMPTION_DTYPES[CONSUMER_TYPE], origin),
+        parse_numbers(frame[value], value, origin),
+    )
+
+
+def from_de35_columns(frame: pd.DataFrame, origin: RowOrigin) -> pd.DataFrame:
+    """Canonical rows from the ConsumptionDE35Hour columns (HourUTC, PriceArea, ConsumerType_DE35, TotalCon)."""
+    return _from_columns(frame, DE35_COLUMNS, parse_area_names, origin)
+
+
+def from_canonical_columns(frame: pd.DataFrame, origin: RowOrigin) -> pd.DataFrame:
+    """Canonical rows from columns already named canonically, whatever their stored types."""
+    return _from_columns(frame, CONSUMPTION_COLUMNS, parse_areas, origin)
+
+
+def cut_to_window(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Rows with start <= datetime_utc < end, sorted by datetime_utc, area, consumer_type (duplicates kept)."""
+    inside = frame[(frame[DATETIME] >= start) & (frame[DATETIME] < end)]
+    return inside.sort_values([DATETIME, AREA, CONSUMER_TYPE], kind="stable").reset_index(drop=True)

@@ -1,0 +1,19 @@
+"""Errors raised by the consumption sources."""
+
+from __future__ import annotations
+
+
+class SourceError(Exception):
+    """A source could not deliver rows for a window."""
+
+
+class SourceFormatError(SourceError, ValueError):
+    """The source's input cannot be parsed: wrong columns, bad values, truncated rows."""
+
+
+class EmptySourceError(SourceError):
+    """The source holds no rows at all for the requested window (not published yet, or out of range)."""
+
+
+class SourceUnavailableError(SourceError):
+    """The source could not be reached or refused the request."""
