@@ -1,0 +1,179 @@
+"""Bucket contract on a local folder and on the GCS emulator, plus each implementation's failure modes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from energy_assets.resources.bucket import (
+    SERVICE_ACCOUNT_VARIABLE,
+    GCSBucket,
+    LocalBucket,
+    bucket_from_environment,
+)
+from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
+
+KEY = "energy_assets/energy_forecasts/2023-01-14-23:00.parquet"
+
+
+def test_round_trip_keeps_colons_and_returns_uri(any_bucket):
+    uri = any_bucket.write_bytes(KEY, b"first")
+    assert uri == any_bucket.uri(KEY)
+    assert uri.endswith("/energy_assets/energy_forecasts/2023-01-14-23:00.parquet")
+    assert uri.startswith("file:///" if isinstance(any_bucket, LocalBucket) else "gs://")
+    assert any_bucket.read_bytes(KEY) == b"first"
+    assert any_bucket.exists(KEY)
+
+
+def test_rewrite_replaces_the_object(any_bucket):
+    any_bucket.write_bytes(KEY, b"first")
+    any_bucket.write_bytes(KEY, b"second, longer")
+    assert any_bucket.read_bytes(KEY) == b"second, longer"
+    assert any_bucket.list_keys("energy_assets/") == [KEY]
+
+
+def test_list_keys_filters_by_prefix_and_sorts(any_bucket):
+    for key in ["a/x/2.parquet", "a/x/1.parquet", "a/xy.parquet", "b/1.parquet"]:
+        any_bucket.write_bytes(key, b"")
+    assert any_bucket.list_keys("a/x/") == ["a/x/1.parquet", "a/x/2.parquet"]
+    assert any_bucket.list_keys("a/x") == ["a/x/1.parquet", "a/x/2.parquet", "a/xy.parquet"]
+    assert any_bucket.list_keys("c/") == []
+
+
+def test_missing_object_names_its_uri(any_bucket):
+    any_bucket.write_bytes("other.parquet", b"")
+    with pytest.raises(FileNotFoundError, match=f"no object at {any_bucket.uri(KEY)}"):
+        any_bucket.read_bytes(KEY)
+    assert not any_bucket.exists(KEY)
+
+
+@pytest.mark.parametrize("key", ["../escape", "a//b", "/abs", "a/.hidden", "a/./b"])
+def test_local_rejects_keys_outside_or_hidden(tmp_path, key):
+    with pytest.raises(ValueError, match="invalid object key"):
+        LocalBucket(root_dir=str(tmp_path)).write_bytes(key, b"x")
+
+
+def test_local_failed_write_keeps_previous_object_and_leaves_no_temporary(tmp_path, monkeypatch):
+    bucket = LocalBucket(root_dir=str(tmp_path))
+    bucket.write_bytes(KEY, b"previous")
+
+    def fail_replace(source, target):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail_replace)
+    with pytest.raises(OSError, match="disk full"):
+        bucket.write_bytes(KEY, b"new")
+    assert bucket.read_bytes(KEY) == b"previous"
+    assert os.listdir(tmp_path / "energy_assets" / "energy_forecasts") == ["2023-01-14-23:00.parquet"]
+
+
+CRASH_MID_WRITE = """
+import os, sys
+from energy_assets.resources.bucket import LocalBucket
+os.fsync = lambda descriptor: os._exit(3)  # the process dies after writing, before the rename
+LocalBucket(root_dir=sys.argv[1]).write_bytes(sys.argv[2], b"half-written new bytes")
+"""
+
+
+def test_local_crash_mid_write_keeps_previous_object_and_hides_the_temporary(tmp_path):
+    bucket = LocalBucket(root_dir=str(tmp_path))
+    bucket.write_bytes(KEY, b"previous")
+    crashed = subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(tmp_path), KEY], check=False)
+    assert crashed.returncode == 3
+    leftovers = os.listdir(tmp_path / "energy_assets" / "energy_forecasts")
+    assert len(leftovers) == 2, "the crashed write should have left its temporary file behind"
+    assert bucket.read_bytes(KEY) == b"previous"
+    assert bucket.list_keys("energy_assets/") == [KEY]
+
+
+def test_gcs_missing_bucket_is_named(gcs_emulator_env):
+    bucket = GCSBucket(bucket_name="never-created")
+    for attempt in (lambda: bucket.write_bytes(KEY, b"x"), lambda: bucket.read_bytes(KEY), lambda: bucket.list_keys("")):
+        with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
+            attempt()
+
+
+@pytest.fixture
+def no_emulator(monkeypatch):
+    monkeypatch.delenv("STORAGE_EMULATOR_HOST", raising=False)
+
+
+def test_gcs_bad_service_account_path_names_the_variable(no_emulator, tmp_path):
+    bucket = GCSBucket(bucket_name="b", service_account_json_path=str(tmp_path / "missing.json"))
+    with pytest.raises(FileNotFoundError, match=f"missing.json.*does not exist: check {SERVICE_ACCOUNT_VARIABLE}"):
+        bucket.list_keys("")
+
+
+def test_gcs_invalid_service_account_file_names_the_variable_not_the_key(no_emulator, tmp_path):
+    key_file = tmp_path / "key.json"
+    key_file.write_text(json.dumps({"type": "service_account", "private_key": "SECRET-KEY-MATERIAL"}))
+    bucket = GCSBucket(bucket_name="b", service_account_json_path=str(key_file))
+    with pytest.raises(ValueError, match=f"not a valid service-account JSON key.*{SERVICE_ACCOUNT_VARIABLE}") as error:
+        bucket.read_bytes(KEY)
+    assert "SECRET" not in str(error.value)
+
+
+def test_gcs_without_any_credentials_says_how_to_provide_them(no_emulator, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
+    with pytest.raises(PermissionError, match=f"cannot authenticate.*{SERVICE_ACCOUNT_VARIABLE}"):
+        GCSBucket(bucket_name="b").list_keys("")
+
+
+def test_gcs_client_is_created_on_first_use_only(no_emulator, tmp_path):
+    bucket = GCSBucket(bucket_name="b", service_account_json_path=str(tmp_path / "missing.json"))
+    assert bucket.uri(KEY) == f"gs://b/{KEY}"  # building and naming need no credentials
+
+
+class _Forbidding(BaseHTTPRequestHandler):
+    """Answers every request like GCS does when the principal lacks a role."""
+
+    def _forbid(self):
+        body = json.dumps({"error": {"code": 403, "message": "caller lacks storage.objects access"}}).encode()
+        self.send_response(403)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = _forbid
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def forbidding_storage(monkeypatch):
+    server = HTTPServer(("127.0.0.1", 0), _Forbidding)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{server.server_address[1]}")
+    yield
+    server.shutdown()
+    server.server_close()
+
+
+def test_gcs_missing_permission_names_the_role(forbidding_storage):
+    bucket = GCSBucket(bucket_name="locked")
+    with pytest.raises(PermissionError, match="permission denied to write gs://locked/.*'Storage Object Admin'"):
+        bucket.write_bytes(KEY, b"x")
+    with pytest.raises(PermissionError, match="'Storage Object Viewer'"):
+        bucket.list_keys("")
+
+
+def test_bucket_from_environment_is_local_unless_prod_with_a_bucket_name(isolated_state, monkeypatch):
+    monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", "forecasts")
+    local = bucket_from_environment()
+    assert isinstance(local, LocalBucket) and local.root_dir == str(isolated_state / "bucket")
+
+    monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
+    monkeypatch.setenv(SERVICE_ACCOUNT_VARIABLE, "/secrets/key.json")
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "energy")
+    assert bucket_from_environment() == GCSBucket(
+        bucket_name="forecasts", project="energy", service_account_json_path="/secrets/key.json"
+    )
