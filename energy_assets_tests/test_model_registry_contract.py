@@ -61,27 +61,18 @@ def test_versions_are_numbered_from_one_per_model(registry: ModelRegistry, tmp_p
 
 
 def test_metadata_round_trips(registry: ModelRegistry, tmp_path):
-    registered = registry.register(
-        NAME,
-        model_files(tmp_path / "model", "a"),
-        data_cutoff=CUTOFF,
-        training_start=pd.Timestamp("2022-12-21 00:00", tz="UTC"),
-        feature_group_version=3,
-        config={"lags": [1, 24], "regressor": {"name": "lightgbm", "n_estimators": 200}},
-        metrics={"mae": 1.25, "mape": 0.031},
-        extra={"series": 76, "note": "first"},
-    )
+    facts = {
+        "data_cutoff": CUTOFF,
+        "training_start": pd.Timestamp("2022-12-21 00:00", tz="UTC"),
+        "feature_group_version": 3,
+        "config": {"lags": [1, 24], "regressor": {"name": "lightgbm", "n_estimators": 200}},
+        "metrics": {"mae": 1.25, "mape": 0.031},
+        "extra": {"series": 76, "note": "first"},
+    }
 
-    expected = RegisteredModel(
-        name=NAME,
-        version=1,
-        data_cutoff=CUTOFF,
-        training_start=pd.Timestamp("2022-12-21 00:00", tz="UTC"),
-        feature_group_version=3,
-        config={"lags": [1, 24], "regressor": {"name": "lightgbm", "n_estimators": 200}},
-        metrics={"mae": 1.25, "mape": 0.031},
-        extra={"series": 76, "note": "first"},
-    )
+    registered = registry.register(NAME, model_files(tmp_path / "model", "a"), **facts)
+
+    expected = RegisteredModel(name=NAME, version=1, **facts)
     assert registered == expected
     assert registry.get(NAME, 1) == expected
     assert str(registry.get(NAME, 1).data_cutoff.tz) == "UTC"

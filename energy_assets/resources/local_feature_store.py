@@ -12,14 +12,12 @@ from pathlib import Path
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.schema import (
-    AREA,
-    CONSUMER_TYPE,
     CONSUMPTION_COLUMNS,
-    CONSUMPTION_DTYPES,
     CONSUMPTION_SCHEMA,
     DATETIME,
     SERIES_KEY,
@@ -52,27 +50,33 @@ def fsync_dir(directory: Path) -> None:
 
 
 def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:
-    """The canonical columns of `rows` cast to canonical dtypes; `ValueError` naming what does not fit."""
+    """The canonical columns of `rows` in canonical dtypes; `ValueError` naming a column that does not fit."""
     missing = [column for column in CONSUMPTION_COLUMNS if column not in rows.columns]
     if missing:
         raise ValueError(f"feature rows lack canonical column(s) {missing}; got {list(rows.columns)}")
-    frame = rows[CONSUMPTION_COLUMNS].reset_index(drop=True)
-    nulls = [column for column in CONSUMPTION_COLUMNS if frame[column].isna().any()]
-    if nulls:
-        raise ValueError(f"feature rows have missing values in column(s) {nulls}")
+    arrays = [_canonical_column(rows[field.name], field) for field in CONSUMPTION_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=CONSUMPTION_SCHEMA).to_pandas()
+
+
+def _canonical_column(values: pd.Series, field: pa.Field) -> pa.Array:
     try:
-        # Naive times are taken as UTC, like schema.to_utc_hour.
-        frame[DATETIME] = pd.to_datetime(frame[DATETIME], utc=True)
-        return frame.astype(CONSUMPTION_DTYPES)
-    except (TypeError, ValueError) as error:
-        raise ValueError(f"feature rows do not cast to canonical dtypes {CONSUMPTION_DTYPES}: {error}") from error
+        if field.name == DATETIME:
+            values = pd.to_datetime(values, utc=True)  # naive times are UTC, as in schema.to_utc_hour
+        # Infer, then cast safely: overflow or a fractional part is an error, never a silently changed key.
+        array = pa.array(values, from_pandas=True).cast(field.type)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        raise ValueError(f"feature column {field.name!r} does not cast to {field.type}: {error}") from error
+    if array.null_count:
+        raise ValueError(f"feature column {field.name!r} has {array.null_count} missing value(s)")
+    return array
 
 
 class LocalFeatureStore(FeatureStore):
     """Feature groups as `<root_dir>/<name>/v<version>/<YYYY-MM-DD>.parquet`, one file per UTC day.
 
-    Writers lock a day's `.lock` file around read-modify-write and replace the day file atomically,
-    so readers never lock. Reading a version that was never written gives an empty canonical frame.
+    Writers lock the day's hidden `.<day>.lock` around read-modify-write and replace the day file
+    atomically, so readers never lock; hidden files keep the folder a plain parquet dataset.
+    Reading a version that was never written gives an empty canonical frame, not an error.
     """
 
     root_dir: str
@@ -95,10 +99,10 @@ class LocalFeatureStore(FeatureStore):
         """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
         (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""
         start, end = to_utc_hour(start_time), to_utc_hour(end_time)
-        paths = [path for path in self._day_paths(start, end) if path.exists()]
+        paths = [str(path) for path in self._day_paths(start, end) if path.exists()]
         in_window = (pc.field(DATETIME) >= pa.scalar(start, TIME_TYPE)) & (pc.field(DATETIME) < pa.scalar(end, TIME_TYPE))
-        tables = [pq.read_table(path, schema=CONSUMPTION_SCHEMA, filters=in_window) for path in paths]
-        table = pa.concat_tables(tables) if tables else CONSUMPTION_SCHEMA.empty_table()
+        # One dataset over only the window's day files: pyarrow reads them in parallel.
+        table = ds.dataset(paths, schema=CONSUMPTION_SCHEMA, format="parquet").to_table(filter=in_window)
         if series is not None:
             table = table.join(_series_table(series), keys=SERIES_KEY, join_type="inner")
         return table.sort_by([(column, "ascending") for column in SORT_KEY]).select(CONSUMPTION_COLUMNS).to_pandas()
@@ -118,7 +122,7 @@ class LocalFeatureStore(FeatureStore):
 
     def _upsert_day(self, day: pd.Timestamp, rows: pd.DataFrame) -> None:
         path = self._day_path(day)
-        with exclusive_lock(path.with_suffix(".lock")):
+        with exclusive_lock(path.with_name(f".{day:%Y-%m-%d}.lock")):
             if path.exists():
                 stored = pq.read_table(path, schema=CONSUMPTION_SCHEMA).to_pandas()
                 rows = pd.concat([stored, rows], ignore_index=True).drop_duplicates(SORT_KEY, keep="last")
@@ -130,8 +134,7 @@ def _series_table(series: pd.DataFrame) -> pa.Table:
     missing = [column for column in SERIES_KEY if column not in series.columns]
     if missing:
         raise ValueError(f"series lack column(s) {missing}; got {list(series.columns)}")
-    keys = series[SERIES_KEY].drop_duplicates().astype({AREA: "int8", CONSUMER_TYPE: "int32"})
-    return pa.Table.from_pandas(keys, schema=SERIES_SCHEMA, preserve_index=False)
+    return pa.Table.from_pandas(series[SERIES_KEY].drop_duplicates(), preserve_index=False).cast(SERIES_SCHEMA)
 
 
 def _write_atomically(table: pa.Table, path: Path) -> None:
