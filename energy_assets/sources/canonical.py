@@ -116,18 +116,24 @@ def parse_numbers(values: pd.Series, column: str, origin: RowOrigin) -> pd.Serie
     return numbers
 
 
+def map_known(values: pd.Series, mapping: dict, column: str, dtype: str, origin: RowOrigin) -> pd.Series:
+    """Values looked up in a mapping; values it lacks are an error that names them and where they are."""
+    mapped = values.map(mapping)
+    unknown = mapped.isna().to_numpy()
+    if unknown.any():
+        names = sorted(set(values[unknown].astype(str)))
+        known = sorted(mapping)
+        raise SourceFormatError(
+            f"{origin.where}: unknown {column} value(s) {names[:_QUOTED_VALUES]} at "
+            f"{origin.locate(np.flatnonzero(unknown))}; known: {known[:10]}{' ...' if len(known) > 10 else ''}"
+        )
+    return mapped.astype(dtype)
+
+
 def parse_area_names(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
     """Price-area names (DK, DK1, DK2) as int8 area codes; an unknown name is an error."""
     _reject_nulls(values, column, origin)
-    codes = values.astype(str).str.strip().map(AREA_CODES)
-    unknown = codes.isna().to_numpy()
-    if unknown.any():
-        names = sorted(set(values[unknown].astype(str)))
-        raise SourceFormatError(
-            f"{origin.where}: unknown price area(s) {names} in column {column!r} at "
-            f"{origin.locate(np.flatnonzero(unknown))}; known: {sorted(AREA_CODES)}"
-        )
-    return codes.astype(CONSUMPTION_DTYPES[AREA])
+    return map_known(values.astype(str).str.strip(), AREA_CODES, column, CONSUMPTION_DTYPES[AREA], origin)
 
 
 def parse_areas(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:

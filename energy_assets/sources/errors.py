@@ -17,3 +17,7 @@ class EmptySourceError(SourceError):
 
 class SourceUnavailableError(SourceError):
     """The source could not be reached or refused the request."""
+
+
+class SourceRequestError(SourceError):
+    """The source rejected the request itself (an HTTP 4xx other than 429): retrying cannot help."""
