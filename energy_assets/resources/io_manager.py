@@ -1,0 +1,167 @@
+"""IO manager keeping each partition of an asset as one parquet object in a bucket.
+
+Layout: `<prefix>/<asset key path>/<partition key>.parquet` for a partitioned asset (for example
+`energy_assets/energy_forecasts/2023-01-14-23:00.parquet`; ':' is kept, GCS and POSIX file systems
+take it), `<prefix>/<asset key path>.parquet` for an unpartitioned one.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+from dagster import (
+    ConfigurableIOManager,
+    InputContext,
+    MetadataValue,
+    OutputContext,
+    TableColumn,
+    TableSchema,
+    TimeWindowPartitionsDefinition,
+)
+
+from energy_assets.parquet_objects import (
+    DEFAULT_PREFIX,
+    asset_folder,
+    parquet_bytes,
+    partition_keys_in,
+    partition_object_key,
+    read_frame,
+    to_arrow,
+    unpartitioned_object_key,
+)
+from energy_assets.resources.bucket import Bucket
+from energy_assets.schema import DATETIME
+
+# Output metadata naming the column whose time decides a row's partition, e.g. {"partition_column": "issued_at"}.
+PARTITION_COLUMN_METADATA = "partition_column"
+# Input metadata, as in Dagster's UPathIOManager: skip upstream partitions never written instead of failing.
+ALLOW_MISSING_PARTITIONS_METADATA = "allow_missing_partitions"
+
+
+class PartitionedParquetIOManager(ConfigurableIOManager):
+    """Stores pandas DataFrames as parquet, one object per partition, and accepts a range of partitions
+    in one output (a single-run backfill): the rows are split by the time in the partition column.
+
+    An hour of the range with no rows is written as a zero-row object with the frame's schema; an
+    asset that must not produce empty hours checks that itself.
+    """
+
+    bucket: Bucket
+    prefix: str = DEFAULT_PREFIX
+
+    def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
+        """Write the frame: one object per partition of the output, or one object when unpartitioned."""
+        asset = context.asset_key.to_user_string()
+        if not isinstance(obj, pd.DataFrame):
+            raise TypeError(f"asset {asset}: {type(self).__name__} stores pandas DataFrames, got {type(obj).__name__}")
+        asset_path = context.asset_key.path
+        if not context.has_asset_partitions:
+            objects = [(unpartitioned_object_key(self.prefix, asset_path), obj)]
+        else:
+            objects = [
+                (partition_object_key(self.prefix, asset_path, key), rows)
+                for key, rows in _split_by_partition(context, obj)
+            ]
+        written = []
+        for object_key, rows in objects:
+            try:
+                table = to_arrow(rows)
+            except ValueError as error:
+                raise ValueError(f"asset {asset}: {error}") from None
+            data = parquet_bytes(table)
+            written.append((self.bucket.write_bytes(object_key, data), table.num_rows, len(data)))
+            if table.num_rows == 0:
+                context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
+        context.add_output_metadata(_output_metadata(written, table.schema))
+
+    def load_input(self, context: InputContext) -> pd.DataFrame:
+        """The upstream rows of every partition the input needs, concatenated in time order.
+
+        A partition never written is an error, unless the input has metadata
+        {"allow_missing_partitions": True} (useful with AllPartitionMapping, which asks for every
+        partition since the start date).
+        """
+        asset = context.asset_key.to_user_string()
+        asset_path = context.asset_key.path
+        if not context.has_asset_partitions:
+            return self._read_one(asset, unpartitioned_object_key(self.prefix, asset_path))
+        # Dagster lists the partitions of a time-window subset in time order.
+        keys = context.asset_partition_keys
+        if len(keys) == 1:
+            return self._read_one(f"{asset} partition {keys[0]}", partition_object_key(self.prefix, asset_path, keys[0]))
+        # Many partitions: one listing tells which are missing before any object is read.
+        stored = partition_keys_in(self.bucket, asset_folder(self.prefix, asset_path))
+        missing = [key for key in keys if key not in stored]
+        if missing and context.definition_metadata.get(ALLOW_MISSING_PARTITIONS_METADATA):
+            context.log.info(f"asset {asset}: {len(missing)} of {len(keys)} partitions were never written, skipped")
+            keys = [key for key in keys if key in stored]
+        elif missing:
+            raise FileNotFoundError(
+                f"cannot load asset {asset}: {len(missing)} of {len(keys)} partitions were never written, "
+                f"first {self.bucket.uri(partition_object_key(self.prefix, asset_path, missing[0]))}, "
+                f"last {self.bucket.uri(partition_object_key(self.prefix, asset_path, missing[-1]))}"
+            )
+        return read_frame(self.bucket, [stored[key] for key in keys])
+
+    def _read_one(self, what: str, object_key: str) -> pd.DataFrame:
+        try:
+            return read_frame(self.bucket, [object_key])
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"cannot load asset {what}: {error}") from None
+
+
+def _split_by_partition(context: OutputContext, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """(partition key, its rows) for every partition of the output, in time order."""
+    asset = context.asset_key.to_user_string()
+    partitions_def = context.asset_partitions_def
+    keys = context.asset_partition_keys
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
+        if len(keys) == 1:
+            return [(keys[0], frame)]
+        raise ValueError(f"asset {asset}: only time-window partitions can be written as a range, got {keys}")
+    column = context.definition_metadata.get(PARTITION_COLUMN_METADATA, DATETIME)
+    if column not in frame.columns:
+        raise ValueError(
+            f"asset {asset}: partition column {column!r} is not among the columns {list(frame.columns)}; "
+            f"name the right one with metadata {{'{PARTITION_COLUMN_METADATA}': ...}} on the asset"
+        )
+    windows, keys = zip(*sorted((partitions_def.time_window_for_partition_key(key), key) for key in keys))
+    starts = pd.DatetimeIndex([window.start for window in windows]).tz_convert("UTC")
+    ends = pd.DatetimeIndex([window.end for window in windows]).tz_convert("UTC")
+    times = pd.DatetimeIndex(frame[column])
+    times = times.tz_localize("UTC") if times.tz is None else times.tz_convert("UTC")
+    position = starts.searchsorted(times, side="right") - 1
+    inside = (position >= 0) & (times < ends[position.clip(0)])
+    if not inside.all():
+        outside = times[~inside]
+        raise ValueError(
+            f"asset {asset}: {len(outside)} rows have {column} outside the partitions written "
+            f"[{starts[0]}, {ends[-1]}) ({keys[0]} .. {keys[-1]}), e.g. {outside[0]}"
+        )
+    # One stable sort groups the rows by partition and keeps their order within each partition.
+    order = np.argsort(position, kind="stable")
+    bounds = np.searchsorted(position[order], np.arange(len(keys) + 1))
+    return [
+        (key, frame.iloc[order[bounds[index] : bounds[index + 1]]].reset_index(drop=True))
+        for index, key in enumerate(keys)
+    ]
+
+
+def _output_metadata(written: list[tuple[str, int, int]], schema: pa.Schema) -> dict:
+    """What the UI shows for a write: the object, or a summary of the range of objects."""
+    table_schema = MetadataValue.table_schema(
+        TableSchema(columns=[TableColumn(name=field.name, type=str(field.type)) for field in schema])
+    )
+    rows = sum(count for _, count, _ in written)
+    size = sum(size for _, _, size in written)
+    if len(written) == 1:
+        return {"uri": MetadataValue.path(written[0][0]), "rows": rows, "bytes": size, "schema": table_schema}
+    return {
+        "objects": len(written),
+        "first_uri": MetadataValue.path(written[0][0]),
+        "last_uri": MetadataValue.path(written[-1][0]),
+        "rows": rows,
+        "bytes": size,
+        "schema": table_schema,
+    }

@@ -1,0 +1,234 @@
+"""PartitionedParquetIOManager on a local folder and on the GCS emulator, through real materializations."""
+
+# No `from __future__ import annotations`: Dagster reads the asset functions' annotations at definition time.
+
+import io
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+from dagster import (
+    AllPartitionMapping,
+    AssetIn,
+    BackfillPolicy,
+    Config,
+    HourlyPartitionsDefinition,
+    PartitionKeyRange,
+    TimeWindowPartitionMapping,
+    asset,
+    build_input_context,
+    build_output_context,
+    materialize,
+)
+
+from energy_assets.parquet_objects import parse_hourly_key
+from energy_assets.resources.bucket import GCSBucket
+from energy_assets.resources.io_manager import PartitionedParquetIOManager
+from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA
+from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
+
+HOURLY = HourlyPartitionsDefinition(start_date="2023-01-14-00:00")
+RANGE_TAGS = {
+    "dagster/asset_partition_range_start": "2023-01-14-01:00",
+    "dagster/asset_partition_range_end": "2023-01-14-03:00",
+}
+RANGE_KEYS = ["2023-01-14-01:00", "2023-01-14-02:00", "2023-01-14-03:00"]
+
+
+def consumption_rows(start: str, end: str, scale: float = 1.0) -> pd.DataFrame:
+    """Two series for every hour in [start, end), with int64 codes the IO manager must narrow;
+    each row's value depends only on its hour and area, so any split of a range gives the same rows."""
+    hours = pd.date_range(start, end, freq="h", inclusive="left", tz="UTC", unit="us").repeat(2)
+    areas = [1, 2] * (len(hours) // 2)
+    return pd.DataFrame(
+        {
+            "datetime_utc": hours,
+            "area": areas,
+            "consumer_type": 111,
+            "energy_consumption": [scale * (10.0 * hour + area) for hour, area in zip(hours.hour, areas)],
+        }
+    )
+
+
+class Scale(Config):
+    scale: float = 1.0
+
+
+@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run())
+def readings(context, config: Scale) -> pd.DataFrame:
+    window = context.partition_time_window
+    return consumption_rows(window.start, window.end, config.scale)
+
+
+@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run(), metadata={"partition_column": "issued_at"})
+def forecasts(context) -> pd.DataFrame:
+    window = context.partition_time_window
+    issued = pd.date_range(window.start, window.end, freq="h", inclusive="left", tz="UTC", unit="us")
+    return pd.DataFrame(
+        {
+            "area": 1,
+            "consumer_type": 111,
+            "issued_at": issued,
+            "datetime_utc": issued + pd.Timedelta(hours=1),
+            "horizon": 1,
+            "energy_consumption_forecast": 5.0,
+            "model_version": 3,
+        }
+    )[FORECAST_COLUMNS]
+
+
+@asset(partitions_def=HOURLY)
+def same_hour(readings: pd.DataFrame) -> pd.DataFrame:
+    return readings
+
+
+@asset(partitions_def=HOURLY, ins={"readings": AssetIn(partition_mapping=TimeWindowPartitionMapping(start_offset=-2))})
+def last_three_hours(context, readings: pd.DataFrame) -> pd.DataFrame:
+    """Records, in its own hour, the hours of the rows it was given."""
+    loaded = " ".join(str(hour) for hour in readings["datetime_utc"].dt.hour)
+    return pd.DataFrame({"datetime_utc": [context.partition_time_window.start], "loaded_hours": [loaded]})
+
+
+@asset(
+    ins={"readings": AssetIn(partition_mapping=AllPartitionMapping(), metadata={"allow_missing_partitions": True})}
+)
+def every_hour(readings: pd.DataFrame) -> pd.DataFrame:
+    return readings
+
+
+ALL_ASSETS = [readings, forecasts, same_hour, last_three_hours, every_hour]
+
+
+def io_manager(bucket, prefix: str = "energy_assets") -> dict:
+    return {"io_manager": PartitionedParquetIOManager(bucket=bucket, prefix=prefix)}
+
+
+def run(bucket, selection, prefix: str = "energy_assets", **kwargs):
+    return materialize(ALL_ASSETS, selection=selection, resources=io_manager(bucket, prefix), **kwargs)
+
+
+def stored(bucket, key: str):
+    return pq.read_table(io.BytesIO(bucket.read_bytes(key)))
+
+
+def test_single_partition_round_trip_with_canonical_schema(any_bucket):
+    result = run(any_bucket, [readings, same_hour], partition_key="2023-01-14-05:00")
+    key = "energy_assets/readings/2023-01-14-05:00.parquet"
+    assert any_bucket.list_keys("energy_assets/readings/") == [key]
+    assert stored(any_bucket, key).schema.equals(CONSUMPTION_SCHEMA)
+    loaded = result.output_for_node("same_hour")
+    expected = consumption_rows("2023-01-14-05:00", "2023-01-14-06:00").astype({"area": "int8", "consumer_type": "int32"})
+    pd.testing.assert_frame_equal(loaded, expected)
+    metadata = result.asset_materializations_for_node("readings")[0].metadata
+    assert metadata["uri"].value == any_bucket.uri(key)
+    assert metadata["rows"].value == 2
+    assert [column.name for column in metadata["schema"].schema.columns] == CONSUMPTION_SCHEMA.names
+
+
+def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_bucket):
+    result = run(any_bucket, [readings], prefix="range", tags=RANGE_TAGS)
+    for key in RANGE_KEYS:
+        run(any_bucket, [readings], prefix="single", partition_key=key)
+    range_keys = any_bucket.list_keys("range/")
+    assert range_keys == [f"range/readings/{key}.parquet" for key in RANGE_KEYS]
+    for key in range_keys:
+        assert any_bucket.read_bytes(key) == any_bucket.read_bytes(key.replace("range/", "single/", 1))
+    metadata = result.asset_materializations_for_node("readings")[0].metadata
+    assert metadata["objects"].value == 3
+    assert metadata["rows"].value == 6
+    assert metadata["first_uri"].value == any_bucket.uri(range_keys[0])
+    assert metadata["last_uri"].value == any_bucket.uri(range_keys[-1])
+    assert metadata["bytes"].value == sum(len(any_bucket.read_bytes(key)) for key in range_keys)
+
+
+def test_partition_column_comes_from_asset_metadata(any_bucket):
+    run(any_bucket, [forecasts], tags=RANGE_TAGS)
+    # datetime_utc is an hour later than issued_at: splitting by it would put the last row out of range.
+    for key in RANGE_KEYS:
+        table = stored(any_bucket, f"energy_assets/forecasts/{key}.parquet")
+        assert table.schema.equals(FORECAST_SCHEMA)
+        assert table.column("issued_at").to_pylist() == [parse_hourly_key(key)]
+
+
+def test_rewriting_a_partition_replaces_it(any_bucket):
+    run(any_bucket, [readings], partition_key="2023-01-14-05:00")
+    run(any_bucket, [readings], partition_key="2023-01-14-05:00", run_config={"ops": {"readings": {"config": {"scale": 10.0}}}})
+    table = stored(any_bucket, "energy_assets/readings/2023-01-14-05:00.parquet")
+    assert table.column("energy_consumption").to_pylist() == [510.0, 520.0]
+    assert len(any_bucket.list_keys("energy_assets/")) == 1
+
+
+def test_loads_a_window_and_all_partitions_in_time_order(any_bucket):
+    run(any_bucket, [readings], tags={**RANGE_TAGS, "dagster/asset_partition_range_start": "2023-01-14-00:00"})
+    window = run(any_bucket, [last_three_hours], partition_key="2023-01-14-03:00").output_for_node("last_three_hours")
+    assert window["loaded_hours"].tolist() == ["1 1 2 2 3 3"]
+    every = materialize(
+        [readings, every_hour],
+        selection=[every_hour],
+        resources=io_manager(any_bucket),
+    ).output_for_node("every_hour")
+    assert every["datetime_utc"].dt.hour.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    assert any_bucket.exists("energy_assets/every_hour.parquet")
+
+
+def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
+    run(any_bucket, [readings], partition_key="2023-01-14-02:00")
+    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    one = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-03:00")
+    with pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/2023-01-14-03:00.parquet")):
+        manager.load_input(one)
+    many = build_input_context(
+        asset_key="readings",
+        asset_partitions_def=HOURLY,
+        asset_partition_key_range=PartitionKeyRange("2023-01-14-01:00", "2023-01-14-03:00"),
+    )
+    with pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*01:00\.parquet, last .*03:00\.parquet"):
+        manager.load_input(many)
+
+
+def output_context(key_range: PartitionKeyRange, metadata: dict | None = None):
+    return build_output_context(
+        asset_key="readings",
+        asset_partitions_def=HOURLY,
+        asset_partition_key_range=key_range,
+        definition_metadata=metadata or {},
+    )
+
+
+def test_rows_outside_the_written_partitions_are_refused(any_bucket):
+    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    rows = consumption_rows("2023-01-14-00:00", "2023-01-14-05:00")
+    with pytest.raises(ValueError, match=r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"):
+        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[-1])), rows)
+    assert any_bucket.list_keys("") == []
+
+
+def test_missing_partition_column_says_how_to_name_it(any_bucket):
+    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
+    context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0]), {"partition_column": "issued_at"})
+    with pytest.raises(ValueError, match="partition column 'issued_at' is not among the columns"):
+        manager.handle_output(context, rows)
+
+
+def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket):
+    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
+    manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
+    empty = stored(any_bucket, f"energy_assets/readings/{RANGE_KEYS[1]}.parquet")
+    assert empty.num_rows == 0 and empty.schema.equals(CONSUMPTION_SCHEMA)
+
+
+def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
+    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
+    rows.loc[0, "energy_consumption"] = None
+    with pytest.raises(ValueError, match="asset readings: rows do not fit the canonical schema"):
+        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+
+
+def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
+    manager = PartitionedParquetIOManager(bucket=GCSBucket(bucket_name="never-created"))
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
+    with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
+        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
