@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from energy_assets.resources.bucket import Bucket
 from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_SCHEMA
+
+if TYPE_CHECKING:
+    # Only for annotations: importing the resources package here would make a cycle through the IO manager.
+    from energy_assets.resources.bucket import Bucket
 
 DEFAULT_PREFIX = "energy_assets"
 SUFFIX = ".parquet"
