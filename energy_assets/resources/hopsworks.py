@@ -138,6 +138,8 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         view = self._view()
         if view is None or end <= start:
             return empty_consumption_frame()
+        # get_batch_data reads start_time <= event time < end_time (SDK docs) and, unless asked,
+        # leaves out the primary key and event time columns.
         batch = view.get_batch_data(
             start_time=start.to_pydatetime(),
             end_time=end.to_pydatetime(),
@@ -146,8 +148,6 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             dataframe_type="pandas",
         )
         frame = canonical_consumption(batch)
-        # The SDK documents [start, end); filtering again keeps the contract whatever the backend does.
-        frame = frame[(frame[DATETIME] >= start) & (frame[DATETIME] < end)]
         if series is not None:
             frame = frame.merge(_series_keys(series), on=SERIES_KEY)
         return frame[CONSUMPTION_COLUMNS].sort_values(SORT_KEY).reset_index(drop=True)

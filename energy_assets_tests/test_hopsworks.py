@@ -1,0 +1,332 @@
+"""Hopsworks adapters against the SDK fake: login, secrets, waiting, view reuse, versions; and the fake itself."""
+
+from __future__ import annotations
+
+import builtins
+import getpass
+import traceback
+import warnings
+
+import hopsworks
+import pandas as pd
+import pytest
+from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
+from hopsworks_common.util import VersionWarning
+from hsml.client.exceptions import ModelRegistryException
+
+from energy_assets.resources.hopsworks import (
+    FEATURE_DESCRIPTIONS,
+    HopsworksFeatureStore,
+    HopsworksLoginError,
+    HopsworksModelRegistry,
+)
+from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, FEATURE_GROUP_NAME, TARGET
+from energy_assets_tests.hopsworks_fake import (
+    FAKE_API_KEY,
+    FAKE_PROJECT,
+    fake_hopsworks,
+    hopsworks_feature_store,
+    hopsworks_model_registry,
+)
+
+START = pd.Timestamp("2023-01-01 22:00", tz="UTC")
+NAME = "energy_consumption_forecaster"
+
+
+@pytest.fixture(autouse=True)
+def no_prompts(monkeypatch):
+    """A prompt would hang an unattended run: make any prompt fail the test instead."""
+
+    def prompt(*_args, **_kwargs):
+        raise AssertionError("something prompted for input")
+
+    monkeypatch.setattr(builtins, "input", prompt)
+    monkeypatch.setattr(getpass, "getpass", prompt)
+
+
+@pytest.fixture
+def unreachable_login(monkeypatch):
+    """The SDK login, replaced by one that fails the test if reached."""
+
+    def login(*_args, **_kwargs):
+        raise AssertionError("hopsworks.login was called")
+
+    monkeypatch.setattr(hopsworks, "login", login)
+
+
+def rows(hours: int = 4, value: float = 1.0) -> pd.DataFrame:
+    """Canonical rows of two series over `hours` hours from START."""
+    frame = pd.DataFrame({AREA: [1, 2]}).merge(
+        pd.DataFrame({DATETIME: pd.date_range(START, periods=hours, freq="h")}), how="cross"
+    )
+    return frame.assign(**{CONSUMER_TYPE: 111, TARGET: value})[CONSUMPTION_COLUMNS]
+
+
+def model_dir(tmp_path, tag: str):
+    directory = tmp_path / f"model-{tag}"
+    directory.mkdir()
+    (directory / "model.txt").write_text(tag)
+    return directory
+
+
+def register(registry, tmp_path, tag: str, cutoff: pd.Timestamp = START):
+    return registry.register(
+        NAME,
+        model_dir(tmp_path, tag),
+        data_cutoff=cutoff,
+        training_start=cutoff - pd.Timedelta(days=7),
+        feature_group_version=1,
+        config={"tag": tag},
+        metrics={"mae": 2.0},
+    )
+
+
+def resources(**settings):
+    return [HopsworksFeatureStore(**settings), HopsworksModelRegistry(**settings)]
+
+
+# --- login and secrets ----------------------------------------------------------------------------
+
+
+def test_constructing_resources_does_not_log_in_and_first_use_logs_in_once(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        store, registry = resources(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+        assert backend.logins == []
+
+        store.insert(rows())
+        store.read(START, START + pd.Timedelta(hours=4))
+        registry.versions(NAME)
+
+        assert [login["project"] for login in backend.logins] == [FAKE_PROJECT, FAKE_PROJECT]
+
+
+@pytest.mark.parametrize(
+    ("settings", "variable"),
+    [
+        ({"api_key": "", "project": FAKE_PROJECT}, "FS_API_KEY"),
+        ({"api_key": "  ", "project": FAKE_PROJECT}, "FS_API_KEY"),
+        ({"api_key": FAKE_API_KEY, "project": ""}, "FS_PROJECT_NAME"),
+        ({"api_key": FAKE_API_KEY, "project": FAKE_PROJECT, "host": ""}, "FS_HOST"),
+    ],
+)
+def test_missing_settings_raise_an_error_naming_the_variable_without_calling_the_sdk(
+    unreachable_login, settings, variable
+):
+    store, registry = resources(**settings)
+
+    with pytest.raises(HopsworksLoginError, match=variable):
+        store.read(START, START + pd.Timedelta(hours=1))
+    with pytest.raises(HopsworksLoginError, match=variable):
+        registry.versions(NAME)
+
+
+def test_the_api_key_is_in_no_repr(tmp_path):
+    for resource in resources(api_key=FAKE_API_KEY, project=FAKE_PROJECT):
+        assert FAKE_API_KEY not in repr(resource)
+        assert FAKE_API_KEY not in str(resource)
+
+
+def test_a_rejected_key_gives_a_login_error_without_the_key(tmp_path):
+    wrong_key = "wrong-key-abcdef"
+    with fake_hopsworks(tmp_path):
+        store = HopsworksFeatureStore(api_key=wrong_key, project=FAKE_PROJECT)
+        with pytest.raises(HopsworksLoginError) as raised:
+            store.read(START, START + pd.Timedelta(hours=1))
+
+    assert isinstance(raised.value.__cause__, RestAPIError)
+    assert wrong_key not in "".join(traceback.format_exception(raised.value))
+
+
+def test_a_login_error_quoting_the_key_is_redacted_and_not_chained(monkeypatch):
+    def leaky_login(**kwargs):
+        raise ConnectionError(f"could not connect with key {kwargs['api_key_value']}")
+
+    monkeypatch.setattr(hopsworks, "login", leaky_login)
+    store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+
+    with pytest.raises(HopsworksLoginError, match="<FS_API_KEY>") as raised:
+        store.read(START, START + pd.Timedelta(hours=1))
+
+    assert raised.value.__cause__ is None and raised.value.__context__ is None
+    assert FAKE_API_KEY not in "".join(traceback.format_exception(raised.value))
+
+
+def test_an_unknown_project_fails_with_the_sdk_error_as_cause(tmp_path):
+    with fake_hopsworks(tmp_path):
+        registry = HopsworksModelRegistry(api_key=FAKE_API_KEY, project="someone_elses")
+        with pytest.raises(HopsworksLoginError, match="someone_elses") as raised:
+            registry.versions(NAME)
+
+    assert isinstance(raised.value.__cause__, ProjectException)
+
+
+def test_bad_rows_are_refused_before_logging_in(unreachable_login):
+    store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+
+    with pytest.raises(ValueError, match=TARGET):
+        store.insert(rows().drop(columns=TARGET))
+
+
+# --- feature store ----------------------------------------------------------------------------------
+
+
+def test_the_fake_insert_is_asynchronous_unless_waited_for(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
+        group = feature_store.get_or_create_feature_group(
+            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME
+        )
+        group.insert(rows())
+        view = feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
+        window = {"start_time": START.to_pydatetime(), "end_time": (START + pd.Timedelta(hours=4)).to_pydatetime()}
+
+        assert view.get_batch_data(**window).empty
+        backend.run_pending_jobs()
+        assert len(view.get_batch_data(**window)) == 8
+
+        group.insert(rows(value=5.0), write_options={"wait_for_job": True})
+        assert set(view.get_batch_data(**window)[TARGET]) == {5.0}
+
+
+def test_the_adapter_waits_so_a_read_right_after_an_insert_sees_it(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(rows(value=1.0))
+    store.insert(rows(value=2.0))
+
+    result = store.read(START, START + pd.Timedelta(hours=4))
+
+    assert len(result) == 8 and set(result[TARGET]) == {2.0}
+
+
+def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descriptions(tmp_path):
+    hopsworks_feature_store(tmp_path).insert(rows())
+
+    with fake_hopsworks(tmp_path):
+        feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
+        group = feature_store.get_feature_group(FEATURE_GROUP_NAME, version=1)
+
+    assert group.primary_key == [AREA, CONSUMER_TYPE] and group.event_time == DATETIME
+    assert group._metadata["online_enabled"] is False
+    assert group._metadata["statistics_config"] == {"enabled": True}
+    assert {feature.name: feature.description for feature in group.features} == FEATURE_DESCRIPTIONS
+
+
+def test_the_feature_view_is_created_once_and_reused_across_runs(tmp_path):
+    window = (START, START + pd.Timedelta(hours=4))
+    hopsworks_feature_store(tmp_path).insert(rows())
+
+    # Each run builds fresh resources; the fake refuses to create an existing view a second time.
+    first = hopsworks_feature_store(tmp_path).read(*window)
+    second = hopsworks_feature_store(tmp_path).read(*window)
+
+    pd.testing.assert_frame_equal(first, second)
+    views = sorted(path.relative_to(tmp_path / "hopsworks") for path in (tmp_path / "hopsworks").rglob("feature_views/**/*.json"))
+    assert [str(view) for view in views] == ["feature_views/energy_consumption_denmark_view/1.json"]
+
+
+def test_a_view_of_another_feature_group_version_is_refused(tmp_path):
+    hopsworks_feature_store(tmp_path, feature_group_version=1).insert(rows())
+    hopsworks_feature_store(tmp_path, feature_group_version=1).read(START, START + pd.Timedelta(hours=1))
+    store = hopsworks_feature_store(tmp_path, feature_group_version=2)
+    store.insert(rows())
+    misconfigured = HopsworksFeatureStore(
+        api_key=FAKE_API_KEY, project=FAKE_PROJECT, feature_group_version=2, feature_view_version=1
+    )
+
+    with fake_hopsworks(tmp_path), pytest.raises(ValueError, match="feature_view_version"):
+        misconfigured.read(START, START + pd.Timedelta(hours=1))
+
+
+# --- model registry ---------------------------------------------------------------------------------
+
+
+def test_get_asks_for_the_exact_version_not_the_sdk_default_of_one(tmp_path):
+    registry = hopsworks_model_registry(tmp_path)
+    register(registry, tmp_path, "first")
+    register(registry, tmp_path, "second", cutoff=START + pd.Timedelta(hours=1))
+
+    second = registry.get(NAME, 2)
+
+    assert (second.version, second.config, second.data_cutoff) == (2, {"tag": "second"}, START + pd.Timedelta(hours=1))
+    assert (registry.download(second) / "model.txt").read_text() == "second"
+
+
+def test_the_fake_get_model_without_version_warns_and_means_version_one(tmp_path):
+    register(hopsworks_model_registry(tmp_path), tmp_path, "first")
+    register(hopsworks_model_registry(tmp_path), tmp_path, "second")
+
+    with fake_hopsworks(tmp_path):
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        with pytest.warns(VersionWarning):
+            model = model_registry.get_model(NAME)
+
+    assert model.version == 1
+    assert model_registry.get_model(NAME, version=3) is None
+
+
+def test_a_model_version_without_training_facts_is_reported_by_version(tmp_path):
+    directory = model_dir(tmp_path, "manual")
+    with fake_hopsworks(tmp_path):
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        model_registry.python.create_model(name=NAME, description="uploaded by hand").save(str(directory))
+
+    with pytest.raises(ValueError, match=rf"{NAME}.*version 1"):
+        hopsworks_model_registry(tmp_path).versions(NAME)
+
+
+def test_registering_refuses_a_missing_folder_and_non_json_config(tmp_path):
+    registry = hopsworks_model_registry(tmp_path)
+    facts = {"data_cutoff": START, "training_start": START, "feature_group_version": 1, "metrics": {}}
+
+    with pytest.raises(NotADirectoryError, match="missing"):
+        registry.register(NAME, tmp_path / "missing", config={}, **facts)
+    with pytest.raises(ValueError, match="JSON"):
+        registry.register(NAME, model_dir(tmp_path, "a"), config={"when": pd.Timestamp(0)}, **facts)
+    assert registry.versions(NAME) == []
+
+
+# --- the fake keeps the SDK's contract -----------------------------------------------------------------
+
+
+def test_the_fake_returns_none_for_absent_entities_like_the_sdk(tmp_path):
+    with fake_hopsworks(tmp_path):
+        project = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT)
+        feature_store, model_registry = project.get_feature_store(), project.get_model_registry()
+
+        assert feature_store.get_feature_group("absent", version=1) is None
+        assert feature_store.get_feature_view("absent", version=1) is None
+        assert model_registry.get_model("absent", version=1) is None
+        assert model_registry.get_models("absent") == []
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with pytest.raises(VersionWarning):
+                feature_store.get_feature_group("absent")
+
+
+def test_the_fake_raises_the_sdk_errors(tmp_path):
+    with fake_hopsworks(tmp_path):
+        project = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT)
+        feature_store = project.get_feature_store()
+        group = feature_store.get_or_create_feature_group(
+            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME
+        )
+        with pytest.raises(RestAPIError):
+            feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
+        group.insert(rows(), wait=True)
+        again = feature_store.get_or_create_feature_group(name="probe", version=1, description="changed", primary_key=[AREA])
+        assert (again.description, again.primary_key) == ("", [AREA, CONSUMER_TYPE])  # get, never update
+
+        with pytest.raises(FeatureStoreException, match="wrong type"):
+            group.insert(rows().astype({AREA: "float64"}))
+        feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
+        with pytest.raises(RestAPIError, match="already exists"):
+            feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
+        with pytest.raises(TypeError):
+            group.insert(rows(), wait_for_job=True)  # not an SDK parameter
+
+        model_registry = project.get_model_registry()
+        model_registry.python.create_model(name=NAME, version=1).save(str(model_dir(tmp_path, "a")))
+        with pytest.raises(ModelRegistryException, match="already exists"):
+            model_registry.python.create_model(name=NAME, version=1).save(str(model_dir(tmp_path, "b")))
+        with pytest.raises(ProjectException):
+            hopsworks.login(api_key_value=FAKE_API_KEY, project="other")
