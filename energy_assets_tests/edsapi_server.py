@@ -151,7 +151,7 @@ def edsapi_server():
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     service.base_url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-edsapi", daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.02,), name="fake-edsapi", daemon=True)
     thread.start()
     try:
         yield service

@@ -1,0 +1,140 @@
+"""The snapshot-file source: the real extract, both layouts in CSV and parquet, and clear errors."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETIME, SERIES_KEY, TARGET
+from energy_assets.sources.errors import EmptySourceError, SourceFormatError
+from energy_assets.sources.files import read_snapshot, read_window
+from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets_tests.conftest import REAL_DATA_CSV, REAL_DATA_PARQUET
+from energy_assets_tests.edsapi_server import de35_records
+
+START, END = pd.Timestamp("2023-01-01T22:00Z"), pd.Timestamp("2023-01-02T01:00Z")
+
+
+@pytest.fixture
+def rows() -> pd.DataFrame:
+    return synthetic_consumption(START, END)
+
+
+@pytest.fixture
+def dataset_layout(rows) -> pd.DataFrame:
+    """The rows with the dataset's own columns, as its CSV download has them."""
+    return pd.DataFrame(de35_records(rows))
+
+
+def _write_semicolon_csv(frame: pd.DataFrame, path) -> str:
+    frame.to_csv(path, sep=";", index=False)
+    return path.read_text()
+
+
+def test_real_extract_csv_and_parquet_give_the_same_complete_frame(real_data_dir):
+    from_csv, from_parquet = read_snapshot(REAL_DATA_CSV), read_snapshot(REAL_DATA_PARQUET)
+    pd.testing.assert_frame_equal(from_csv, from_parquet)
+    assert from_csv.dtypes.astype(str).to_dict() == CONSUMPTION_DTYPES
+    assert len(from_csv) == 44_384
+    assert len(from_csv[SERIES_KEY].drop_duplicates()) == 76
+    assert from_csv[DATETIME].nunique() == 584
+    assert from_csv[DATETIME].min() == pd.Timestamp("2022-12-21T16:00Z")
+    assert from_csv[DATETIME].max() == pd.Timestamp("2023-01-14T23:00Z")
+    assert set(from_csv[AREA]) == {1, 2}
+
+
+def test_real_extract_window_is_half_open_and_sorted(real_data_dir):
+    window = read_window(REAL_DATA_CSV, "2023-01-01T00:00Z", "2023-01-01T03:00Z")
+    assert len(window) == 3 * 76
+    assert window[DATETIME].max() == pd.Timestamp("2023-01-01T02:00Z")
+    assert window.equals(window.sort_values([DATETIME, AREA, CONSUMER_TYPE]).reset_index(drop=True))
+
+
+@pytest.mark.parametrize("write", ["semicolon_csv", "comma_csv", "parquet"])
+def test_dataset_layout_in_every_format(tmp_path, rows, dataset_layout, write):
+    path = tmp_path / ("snapshot.parquet" if write == "parquet" else "snapshot.csv")
+    if write == "parquet":
+        dataset_layout.to_parquet(path)
+    else:
+        dataset_layout.to_csv(path, sep=";" if write == "semicolon_csv" else ",", index=False)
+    pd.testing.assert_frame_equal(read_window(path, START, END), rows)
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_canonical_layout(tmp_path, rows, suffix):
+    path = tmp_path / f"canonical.{suffix}"
+    rows.to_parquet(path) if suffix == "parquet" else rows.to_csv(path, index=False)
+    pd.testing.assert_frame_equal(read_snapshot(path), rows)
+
+
+def test_window_cut_and_unsorted_input_sorted(tmp_path, rows, dataset_layout):
+    path = tmp_path / "shuffled.csv"
+    dataset_layout.sample(frac=1, random_state=3).to_csv(path, sep=";", index=False)
+    later = read_window(path, START + pd.Timedelta(hours=1), END)
+    pd.testing.assert_frame_equal(later, rows[rows[DATETIME] >= START + pd.Timedelta(hours=1)].reset_index(drop=True))
+
+
+def test_duplicates_negatives_and_unknown_codes_pass_through(tmp_path, dataset_layout):
+    odd = dataset_layout.head(3).copy()
+    odd.loc[1, "TotalCon"] = -5.0
+    odd.loc[2, "ConsumerType_DE35"] = "777"
+    path = tmp_path / "odd.csv"
+    pd.concat([odd, odd.head(1)]).to_csv(path, sep=";", index=False)
+    frame = read_snapshot(path)
+    assert len(frame) == 4
+    assert frame.duplicated().sum() == 1
+    assert -5.0 in set(frame[TARGET]) and 777 in set(frame[CONSUMER_TYPE])
+
+
+def test_truncated_csv_names_the_line(tmp_path, dataset_layout):
+    path = tmp_path / "truncated.csv"
+    lines = _write_semicolon_csv(dataset_layout.head(10), path).splitlines(keepends=True)
+    # The download stopped in the middle of line 6, inside its HourDK field.
+    path.write_text("".join(lines[:5]) + lines[5][:25])
+    with pytest.raises(SourceFormatError, match=r"malformed CSV at line 6 \(\d fields, header has 5\)"):
+        read_snapshot(path)
+
+
+@pytest.mark.parametrize(
+    "column, row, value, message",
+    [
+        ("TotalCon", 3, "12,5x", r"non-numeric value\(s\) in column 'TotalCon' at lines 5: \['12,5x'\]"),
+        ("HourUTC", 0, "yesterday", r"unparseable timestamp\(s\) in column 'HourUTC' at lines 2"),
+        ("ConsumerType_DE35", 2, None, r"empty value\(s\) in column 'ConsumerType_DE35' at lines 4"),
+        ("ConsumerType_DE35", 1, "11.5", r"not int32 integers in column 'ConsumerType_DE35' at lines 3"),
+        ("PriceArea", 1, "DK3", r"unknown PriceArea value\(s\) \['DK3'\] at lines 3"),
+    ],
+)
+def test_bad_cell_is_named_with_its_line(tmp_path, dataset_layout, column, row, value, message):
+    bad = dataset_layout.head(5).astype({column: object})
+    bad.loc[row, column] = value
+    bad.to_csv(tmp_path / "bad.csv", sep=";", index=False)
+    with pytest.raises(SourceFormatError, match=message):
+        read_snapshot(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_missing_column_is_named(tmp_path, dataset_layout, suffix):
+    path = tmp_path / f"no_total.{suffix}"
+    partial = dataset_layout.drop(columns=["TotalCon"])
+    partial.to_parquet(path) if suffix == "parquet" else partial.to_csv(path, sep=";", index=False)
+    with pytest.raises(SourceFormatError, match=r"missing \['TotalCon'\] for the dataset layout"):
+        read_snapshot(path)
+
+
+def test_missing_empty_and_non_parquet_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+        read_snapshot(tmp_path / "nowhere.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(SourceFormatError, match="empty file"):
+        read_snapshot(tmp_path / "empty.csv")
+    (tmp_path / "fake.parquet").write_text("HourUTC;PriceArea\n")
+    with pytest.raises(SourceFormatError, match="not a readable parquet file"):
+        read_snapshot(tmp_path / "fake.parquet")
+
+
+def test_window_outside_the_snapshot_is_an_empty_source_error(tmp_path, dataset_layout):
+    path = tmp_path / "snapshot.csv"
+    dataset_layout.to_csv(path, sep=";", index=False)
+    with pytest.raises(EmptySourceError, match=r"holds no rows for the window \[2024-01-01 00:00:00\+00:00"):
+        read_window(path, "2024-01-01T00:00Z", "2024-01-02T00:00Z")
