@@ -111,7 +111,14 @@ class FakeHopsworks:
         self.logins: list[dict[str, Any]] = []
 
     @mirrors(hopsworks.login)
-    def login(self, host: str | None = None, port: int = 443, project: str | None = None, api_key_value: str | None = None, **_: Any) -> FakeProject:
+    def login(
+        self,
+        host: str | None = None,
+        port: int = 443,
+        project: str | None = None,
+        api_key_value: str | None = None,
+        **_: Any,
+    ) -> FakeProject:
         """Log in like `hopsworks.login` with an API key; the fake never prompts."""
         if api_key_value is None or project is None:
             raise AssertionError("the fake login needs api_key_value and project: the real one would prompt")
@@ -477,7 +484,12 @@ class FakeModel:
         staging = directory.with_name(f".{self.version}.staging")
         shutil.rmtree(staging, ignore_errors=True)
         (shutil.copytree if source.is_dir() else _copy_file_into)(source, staging / "Files")
-        metadata = {"name": self.name, "version": self.version, "training_metrics": self.training_metrics, "description": self.description}
+        metadata = {
+            "name": self.name,
+            "version": self.version,
+            "training_metrics": self.training_metrics,
+            "description": self.description,
+        }
         _write_json(staging / "model.json", metadata)
         os.rename(staging, directory)
         return self

@@ -7,6 +7,7 @@ import getpass
 import traceback
 import warnings
 
+import dagster as dg
 import hopsworks
 import pandas as pd
 import pytest
@@ -14,6 +15,7 @@ from hopsworks.client.exceptions import FeatureStoreException, ProjectException,
 from hopsworks_common.util import VersionWarning
 from hsml.client.exceptions import ModelRegistryException
 
+from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.hopsworks import (
     FEATURE_DESCRIPTIONS,
     HopsworksFeatureStore,
@@ -330,3 +332,19 @@ def test_the_fake_raises_the_sdk_errors(tmp_path):
             model_registry.python.create_model(name=NAME, version=1).save(str(model_dir(tmp_path, "b")))
         with pytest.raises(ProjectException):
             hopsworks.login(api_key_value=FAKE_API_KEY, project="other")
+
+
+def test_resources_work_inside_a_dagster_run_with_the_login_patched(tmp_path):
+    @dg.asset
+    def stored_rows(feature_store: FeatureStore) -> None:
+        feature_store.insert(rows())
+
+    @dg.asset(deps=[stored_rows])
+    def read_back(feature_store: FeatureStore) -> int:
+        return len(feature_store.read(START, START + pd.Timedelta(hours=4)))
+
+    store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+    with fake_hopsworks(tmp_path):
+        result = dg.materialize([stored_rows, read_back], resources={"feature_store": store})
+
+    assert result.output_for_node("read_back") == 8
