@@ -101,8 +101,8 @@ class LocalBucket(Bucket):
         return self._path(key).is_file()
 
     def uri(self, key: str) -> str:
-        """`file://` and the absolute path (':' is kept as it is, so partition keys stay readable)."""
-        return "file://" + quote(self._path(key).as_posix(), safe="/:")
+        """`file://` and the absolute path; also names folders (`prefix/`). ':' is kept, so partition keys stay readable."""
+        return "file://" + quote(f"{Path(self.root_dir).resolve().as_posix()}/{key}", safe="/:")
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
