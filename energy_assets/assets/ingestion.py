@@ -23,7 +23,7 @@ from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
-from energy_assets.sources.errors import EmptySourceError, SourceFormatError
+from energy_assets.sources.errors import EmptySourceError, SourceFormatError, SourceRequestError
 from energy_assets.validation import RULES, validate_consumption
 
 FEATURE_CHECKS = [
@@ -46,7 +46,7 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
     window = context.partition_time_window
     try:
         rows = consumption_source.fetch(window.start, window.end)
-    except (SourceFormatError, EmptySourceError) as bad_data:
+    except (SourceFormatError, SourceRequestError, EmptySourceError) as bad_data:
         # Bad or absent data will not heal on retry; an unavailable source propagates and is retried.
         raise Failure(description=str(bad_data), allow_retries=False) from bad_data
     if rows.empty:

@@ -36,11 +36,10 @@ def _implementation(deployment: str, resource: str) -> str:
 
 def _hopsworks_login() -> dict[str, Any]:
     # EnvVar defers reading secrets to run time, so definitions load without credentials.
-    return {
-        "api_key": EnvVar("FS_API_KEY"),
-        "project": EnvVar("FS_PROJECT_NAME"),
-        "host": _setting("FS_HOST", "c.app.hopsworks.ai"),
-    }
+    login: dict[str, Any] = {"api_key": EnvVar("FS_API_KEY"), "project": EnvVar("FS_PROJECT_NAME")}
+    if os.environ.get("FS_HOST"):
+        login["host"] = os.environ["FS_HOST"]
+    return login
 
 
 def build_bucket(deployment: str | None = None) -> Bucket:
