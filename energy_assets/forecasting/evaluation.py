@@ -1,0 +1,116 @@
+"""Rolling-origin backtests and MAPE / RMSPE scores overall, per horizon and per series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sktime.performance_metrics.forecasting import (
+    MeanAbsolutePercentageError,
+    MeanSquaredPercentageError,
+)
+
+from energy_assets import schema
+from energy_assets.forecasting.baselines import seasonal_naive_origins
+from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.panel import to_sktime
+
+MODEL = "model"
+METRICS = {
+    "mape": MeanAbsolutePercentageError(symmetric=False, multilevel="raw_values"),
+    "rmspe": MeanSquaredPercentageError(symmetric=False, square_root=True, multilevel="raw_values"),
+}
+
+
+@dataclass(frozen=True)
+class ForecastScores:
+    """MAPE and RMSPE of one forecast column against the actuals, at three levels of detail."""
+
+    overall: pd.DataFrame  # one row: mape, rmspe, n
+    per_horizon: pd.DataFrame  # index horizon
+    per_series: pd.DataFrame  # index (area, consumer_type)
+
+
+def score_forecasts(
+    frame: pd.DataFrame, forecast: str = schema.FORECAST, actual: str = schema.TARGET
+) -> ForecastScores:
+    """Scores of a long frame with key columns, horizon, an actual and a forecast column."""
+    missing = [c for c in [*schema.SERIES_KEY, schema.HORIZON, forecast, actual] if c not in frame]
+    if missing:
+        raise ValueError(f"forecast frame lacks columns {missing}")
+    scored = frame.dropna(subset=[forecast, actual])
+    if scored.empty:
+        raise ValueError("no row has both an actual and a forecast value to score")
+    return ForecastScores(
+        overall=_scores(scored, [], forecast, actual),
+        per_horizon=_scores(scored, [schema.HORIZON], forecast, actual),
+        per_series=_scores(scored, schema.SERIES_KEY, forecast, actual),
+    )
+
+
+def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> pd.DataFrame:
+    """sktime's metrics per group: groups become instances of a hierarchical frame."""
+    groups = [frame[c].to_numpy() for c in by] or [np.zeros(len(frame), dtype="int64")]
+    order = np.lexsort(groups[::-1])
+    groups = [g[order] for g in groups]
+    row = pd.Series(groups[0]).groupby(groups).cumcount().to_numpy()
+    index = pd.MultiIndex.from_arrays([*groups, row], names=[*(by or ["all"]), "row"])
+    y_true = pd.DataFrame({"y": frame[actual].to_numpy()[order]}, index=index)
+    y_pred = pd.DataFrame({"y": frame[forecast].to_numpy()[order]}, index=index)
+    table = pd.DataFrame({name: metric(y_true, y_pred).iloc[:, 0] for name, metric in METRICS.items()})
+    table["n"] = y_true.groupby(level=list(range(index.nlevels - 1))).size()
+    return table.reset_index(drop=not by)
+
+
+def with_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Forecast rows whose target hour has an actual in `history`, with that actual attached."""
+    actuals = history[[*schema.SERIES_KEY, schema.DATETIME, schema.TARGET]]
+    return forecasts.merge(actuals, on=[*schema.SERIES_KEY, schema.DATETIME], how="inner")
+
+
+def retraining_cutoffs(origins: pd.DatetimeIndex, every_hours: int) -> pd.DatetimeIndex:
+    """When a backtest retrains: at the first origin, then every `every_hours` hours."""
+    return pd.date_range(origins[0], origins[-1], freq=pd.Timedelta(hours=every_hours))
+
+
+def backtest(
+    history: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    forecaster: GlobalLGBMForecaster,
+    retrain_every: int = 24,
+    horizon: int = 24,
+    seasonal_periods: tuple[int, ...] = (24, 168),
+) -> pd.DataFrame:
+    """Rolling-origin forecasts of the model and seasonal naive baselines, with actuals attached.
+
+    The model is refitted at every retraining cutoff on rows at or before it only; each origin is
+    forecast by the newest fit at or before it, from history at or before the origin.
+    Returns long rows: keys, issued_at, datetime_utc, horizon, model, forecast and actual.
+    """
+    origins = pd.DatetimeIndex(origins).sort_values()
+    y = to_sktime(history)
+    times = y.index.get_level_values(-1)
+    cutoffs = retraining_cutoffs(origins, retrain_every)
+    block = np.searchsorted(cutoffs, origins, side="right") - 1
+    frames = []
+    for i, cutoff in enumerate(cutoffs):
+        block_origins = origins[block == i]
+        if block_origins.empty:
+            continue
+        fitted = forecaster.clone().fit(y[times <= cutoff])
+        frames.append(
+            fitted.predict_origins(y[times <= block_origins[-1]], block_origins, horizon).assign(
+                **{MODEL: "model"}
+            )
+        )
+    for sp in seasonal_periods:
+        frames.append(seasonal_naive_origins(y, origins, horizon, sp).assign(**{MODEL: f"snaive{sp}"}))
+    forecasts = pd.concat(frames, ignore_index=True).rename(columns={schema.TARGET: schema.FORECAST})
+    return with_actuals(forecasts, history)
+
+
+def score_models(frame: pd.DataFrame) -> pd.DataFrame:
+    """Overall MAPE and RMSPE of each model of a `backtest` frame, best MAPE first."""
+    table = {model: score_forecasts(rows).overall.iloc[0] for model, rows in frame.groupby(MODEL)}
+    return pd.DataFrame(table).T.rename_axis(MODEL).sort_values("mape")

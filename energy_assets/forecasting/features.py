@@ -1,0 +1,173 @@
+"""Feature rows of the global model, computed with array slicing for many rows at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import holidays
+import numpy as np
+import pandas as pd
+
+# Consumption follows Danish local time and Danish holidays, whatever the timestamps' zone.
+CALENDAR_TIMEZONE = "Europe/Copenhagen"
+HOLIDAY_COUNTRY = "DK"
+CALENDAR_COLUMNS = ["hour_of_day", "day_of_week", "holiday"]
+
+
+@dataclass(frozen=True)
+class FeatureLayout:
+    """Which features the model sees and how the target is scaled."""
+
+    lags: tuple[int, ...]
+    windows: tuple[int, ...]
+    holiday_lags: tuple[int, ...]  # lags whose holiday flag is a feature: was that lag a normal day?
+    scale_window: int  # hours of the trailing mean that scales each row; 0 = no scaling
+    reference_lag: int  # > 0: scale by the value this many steps back instead (a seasonal baseline)
+    log_target: bool
+    key_levels: tuple[str, ...]
+
+    @property
+    def history(self) -> int:
+        """Past time points one feature row reads."""
+        season = self.reference_lag
+        reach = [lag + season for lag in self.lags] + [w + season for w in self.windows]
+        reach += [*self.holiday_lags, 1 if season else self.scale_window]
+        return max(reach)
+
+    @property
+    def names(self) -> list[str]:
+        """Column names of the feature matrix, in order."""
+        return (
+            [f"lag_{lag}" for lag in self.lags]
+            + [f"mean_{w}" for w in self.windows]
+            + [f"std_{w}" for w in self.windows]
+            + ["level"]
+            + CALENDAR_COLUMNS
+            + [f"holiday_lag_{lag}" for lag in self.holiday_lags]
+            + [f"key_{level}" for level in self.key_levels]
+        )
+
+    @property
+    def categorical(self) -> list[str]:
+        """Feature names LightGBM treats as categories."""
+        return [f"key_{level}" for level in self.key_levels]
+
+    @property
+    def scaled(self) -> bool:
+        """Whether rows are scaled by a reference level."""
+        return bool(self.scale_window or self.reference_lag)
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """Target values in model space (log1p when the layout says so)."""
+        if self.log_target:
+            if np.nanmin(values, initial=0.0) < 0:
+                raise ValueError("log target transform needs non-negative values; got negative ones")
+            return np.log1p(values)
+        return values
+
+    def inverse(self, values: np.ndarray) -> np.ndarray:
+        """Model-space values back in target units."""
+        return np.expm1(values) if self.log_target else values
+
+    def scale(self, values: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Values relative to the row's level: log difference, or relative difference; 0 = the level."""
+        if not self.scaled:
+            return values
+        return values - level if self.log_target else values / level - 1.0
+
+    def spread(self, std: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """A window's standard deviation relative to the row's level (log space is already relative)."""
+        return std / level if self.scaled and not self.log_target else std
+
+    def unscale(self, values: np.ndarray, level: np.ndarray) -> np.ndarray:
+        """Inverse of `scale`."""
+        if not self.scaled:
+            return values
+        return values + level if self.log_target else (values + 1.0) * level
+
+
+class RunningSums:
+    """Prefix sums of values, squares and counts, so any trailing window mean is two lookups."""
+
+    def __init__(self, z: np.ndarray, capacity: int):
+        rows, width = z.shape
+        self.total = np.zeros((rows, capacity + 1))
+        self.squares = np.zeros((rows, capacity + 1))
+        self.count = np.zeros((rows, capacity + 1))
+        observed = ~np.isnan(z)
+        filled = np.where(observed, z, 0.0)
+        self.total[:, 1 : width + 1] = np.cumsum(filled, axis=1)
+        self.squares[:, 1 : width + 1] = np.cumsum(filled**2, axis=1)
+        self.count[:, 1 : width + 1] = np.cumsum(observed, axis=1)
+
+    def append(self, position: int, value: np.ndarray) -> None:
+        """Record `value` (one per row) at `position`, the next unrecorded time point."""
+        self.total[:, position + 1] = self.total[:, position] + value
+        self.squares[:, position + 1] = self.squares[:, position] + value**2
+        self.count[:, position + 1] = self.count[:, position] + 1
+
+    def window(self, positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and standard deviation over [p - width, p) for every row and position p."""
+        start = positions - width
+        n = self.count[:, positions] - self.count[:, start]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = (self.total[:, positions] - self.total[:, start]) / n
+            mean_sq = (self.squares[:, positions] - self.squares[:, start]) / n
+        mean[n == 0] = np.nan
+        return mean, np.sqrt(np.maximum(mean_sq - mean**2, 0.0))
+
+
+def calendar(times: pd.Index | None, length: int) -> np.ndarray:
+    """(length, 3) local hour of day, day of week and public-holiday flag; NaN without datetimes."""
+    if times is None:
+        return np.full((length, len(CALENDAR_COLUMNS)), np.nan)
+    stamps = pd.DatetimeIndex(times.to_timestamp() if isinstance(times, pd.PeriodIndex) else times)
+    local = (stamps.tz_localize("UTC") if stamps.tz is None else stamps).tz_convert(CALENDAR_TIMEZONE)
+    years = range(local.year.min() - 1, local.year.max() + 2)
+    # Christmas Eve and New Year's Eve are "optional" holidays but shut down offices like public ones.
+    days = holidays.country_holidays(
+        HOLIDAY_COUNTRY, years=years, categories=("public", "optional")
+    )
+    dates = local.normalize().tz_localize(None)
+    holiday = dates.isin(pd.DatetimeIndex(list(days.keys())))
+    return np.column_stack([local.hour, local.dayofweek, holiday]).astype("float64")
+
+
+def feature_rows(
+    layout: FeatureLayout,
+    z: np.ndarray,
+    sums: RunningSums,
+    positions: np.ndarray,
+    grid_calendar: np.ndarray,
+    offsets: np.ndarray,
+    key_codes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Features to predict z[:, p] for every row and position p, and each row's level.
+
+    `z` (rows, width) is model-space history, `positions` the predicted columns; column p of row i
+    is time point offsets[i] + p of `grid_calendar` (time points, 3); `key_codes` (rows, levels).
+    Returns X of shape (rows * len(positions), n_features), row-major, and level (rows, positions).
+    """
+    rows, n_pos = z.shape[0], len(positions)
+    season = layout.reference_lag
+    stats = [sums.window(positions, w) for w in layout.windows]
+    if season:
+        # Every level-like feature is a deviation from the same hours one season earlier.
+        level = z[:, positions - season]
+        columns = [layout.scale(z[:, positions - lag], z[:, positions - lag - season]) for lag in layout.lags]
+        past = [sums.window(positions - season, w) for w in layout.windows]
+        columns += [layout.scale(mean, before) for (mean, _), (before, _) in zip(stats, past)]
+    else:
+        if layout.scale_window:
+            level, _ = sums.window(positions, layout.scale_window)
+        else:
+            level = np.zeros((rows, n_pos))
+        columns = [layout.scale(z[:, positions - lag], level) for lag in layout.lags]
+        columns += [layout.scale(mean, level) for mean, _ in stats]
+    columns += [layout.spread(std, level) for _, std in stats]
+    columns.append(level)
+    cells = offsets[:, None] + positions[None, :]
+    columns += [grid_calendar[cells, c] for c in range(len(CALENDAR_COLUMNS))]
+    columns += [grid_calendar[cells - lag, 2] for lag in layout.holiday_lags]
+    columns += [np.broadcast_to(key_codes[:, [k]], (rows, n_pos)) for k in range(key_codes.shape[1])]
+    return np.stack(columns, axis=-1).reshape(rows * n_pos, len(columns)), level
