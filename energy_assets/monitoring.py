@@ -1,0 +1,148 @@
+"""Accuracy of issued forecasts once their actuals are in, against seasonal naive baselines at the same hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
+from energy_assets.forecasting.evaluation import MODEL, score_forecasts, with_actuals
+from energy_assets.forecasting.panel import to_sktime
+from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, FORECAST, HORIZON, ISSUED_AT, SERIES_KEY, TARGET
+
+SEASONAL_PERIODS = (DAY, WEEK)
+BASELINES = tuple(f"snaive{sp}" for sp in SEASONAL_PERIODS)
+REFERENCE_BASELINE = f"snaive{WEEK}"
+# Hours at and before an issue hour that the baselines read.
+BASELINE_HISTORY_HOURS = max(SEASONAL_PERIODS)
+SCOPE = "scope"
+OVERALL, PER_HORIZON, PER_SERIES = "overall", "horizon", "series"
+METRICS = ["mape", "rmspe", "n"]
+ACCURACY_COLUMNS = [ISSUED_AT, MODEL, SCOPE, HORIZON, AREA, CONSUMER_TYPE, *METRICS]
+# Nullable: a row fills only the keys of its scope (horizon rows a horizon, series rows a series).
+ACCURACY_DTYPES = {ISSUED_AT: "datetime64[us, UTC]", HORIZON: "Int16", AREA: "Int8", CONSUMER_TYPE: "Int32", "n": "int64"}
+
+
+def baseline_forecasts(history: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
+    """Seasonal naive 24 h and 168 h forecasts for exactly the series, issue hours and horizons of `forecasts`."""
+    origins = pd.DatetimeIndex(forecasts[ISSUED_AT].unique()).sort_values()
+    horizon = int(forecasts[HORIZON].max())
+    y = to_sktime(history)
+    baselines = pd.concat(
+        [
+            seasonal_naive_origins(y, origins, horizon, sp).assign(**{MODEL: name})
+            for sp, name in zip(SEASONAL_PERIODS, BASELINES)
+        ],
+        ignore_index=True,
+    ).rename(columns={TARGET: FORECAST})
+    # Same rows as the model's, so a series the model skipped does not tilt the comparison.
+    keys = forecasts[[*SERIES_KEY, ISSUED_AT, HORIZON]].astype(baselines[[*SERIES_KEY, ISSUED_AT, HORIZON]].dtypes)
+    return baselines.merge(keys, on=[*SERIES_KEY, ISSUED_AT, HORIZON], how="inner")
+
+
+def issue_hours_lacking_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DatetimeIndex:
+    """Issue hours with at least one forecast whose target hour has no actual in `history` yet."""
+    issued = forecasts.groupby(ISSUED_AT).size()
+    scorable = with_actuals(forecasts, history).groupby(ISSUED_AT).size().reindex(issued.index, fill_value=0)
+    return pd.DatetimeIndex(issued.index[scorable < issued]).sort_values()
+
+
+def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """MAPE and RMSPE of the model's forecasts and of the seasonal naive baselines issued at the same hours.
+
+    `forecasts` are the model's rows (energy_forecasts); `history` holds the actuals of their target
+    hours and the week before each issue hour. Returns one tidy row per issue hour, model and scope:
+    overall, per horizon, per series (area, consumer_type).
+    """
+    lacking = issue_hours_lacking_actuals(forecasts, history)
+    if not lacking.empty:
+        raise ValueError(f"actuals are not all in yet for forecasts issued at {[h.isoformat() for h in lacking[:3]]}")
+    model = forecasts[[*SERIES_KEY, ISSUED_AT, DATETIME, HORIZON, FORECAST]].assign(**{MODEL: MODEL})
+    scored = with_actuals(pd.concat([model, baseline_forecasts(history, forecasts)], ignore_index=True), history)
+    parts = [
+        _tidy(score_forecasts(rows), issued_at, name)
+        for (issued_at, name), rows in scored.groupby([ISSUED_AT, MODEL], sort=True)
+    ]
+    return pd.concat(parts, ignore_index=True)[ACCURACY_COLUMNS].astype(ACCURACY_DTYPES)
+
+
+def _tidy(scores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
+    """The three score tables of one issue hour and model as rows of one long frame."""
+    # Group keys are named by position: score_forecasts' tables keep their order, not always their names.
+    overall = scores.overall[METRICS].assign(**{SCOPE: OVERALL})
+    per_horizon = scores.per_horizon.set_axis([HORIZON, *METRICS], axis=1).assign(**{SCOPE: PER_HORIZON})
+    per_series = scores.per_series.set_axis([*SERIES_KEY, *METRICS], axis=1).assign(**{SCOPE: PER_SERIES})
+    frame = pd.concat([overall, per_horizon, per_series], ignore_index=True)
+    return frame.assign(**{ISSUED_AT: issued_at, MODEL: model}).reindex(columns=ACCURACY_COLUMNS)
+
+
+def pooled(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """MAPE and RMSPE over all the rows behind several score rows (weighted by their n), per group."""
+    weights = scores["n"].astype("float64")
+    frame = pd.DataFrame(
+        {
+            **{column: scores[column] for column in by},
+            "ape_sum": scores["mape"] * weights,
+            "spe_sum": scores["rmspe"] ** 2 * weights,
+            "n": weights,
+        }
+    )
+    sums = frame.groupby(by, sort=True).sum()
+    return pd.DataFrame(
+        {"mape": sums["ape_sum"] / sums["n"], "rmspe": np.sqrt(sums["spe_sum"] / sums["n"]), "n": sums["n"].astype("int64")}
+    ).reset_index()
+
+
+@dataclass(frozen=True)
+class AccuracySummary:
+    """Accuracy over a rolling window of issue hours."""
+
+    first_issued: pd.Timestamp
+    last_issued: pd.Timestamp
+    issue_hours: int
+    overall: pd.DataFrame  # per model: mape, rmspe, n
+    per_area_over_time: pd.DataFrame  # issued_at, area, model, mape, rmspe, n
+    worst_series: pd.DataFrame  # area, consumer_type, model MAPE and each baseline's, worst model MAPE first
+
+    def mape(self, model: str) -> float:
+        """The window's pooled MAPE of one model."""
+        return float(self.overall.set_index(MODEL).loc[model, "mape"])
+
+
+def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10) -> AccuracySummary:
+    """Accuracy over the `window_hours` issue hours ending at the newest issue hour in `accuracy`."""
+    if accuracy.empty:
+        raise ValueError("no forecast accuracy to summarize")
+    last = accuracy[ISSUED_AT].max()
+    first = last - pd.Timedelta(hours=window_hours - 1)
+    series = accuracy[(accuracy[SCOPE] == PER_SERIES) & (accuracy[ISSUED_AT] >= first)]
+    per_series = pooled(series, [*SERIES_KEY, MODEL])
+    worst_series = (
+        per_series.pivot(index=SERIES_KEY, columns=MODEL, values="mape")
+        .add_suffix("_mape")
+        .sort_values(f"{MODEL}_mape", ascending=False)
+        .head(worst)
+        .reset_index()
+    )
+    worst_series.columns.name = None
+    return AccuracySummary(
+        first_issued=series[ISSUED_AT].min(),
+        last_issued=last,
+        issue_hours=series[ISSUED_AT].nunique(),
+        overall=pooled(series, [MODEL]),
+        per_area_over_time=pooled(series, [ISSUED_AT, AREA, MODEL]),
+        worst_series=worst_series,
+    )
+
+
+def accuracy_alerts(summary: AccuracySummary, mape_threshold: float) -> list[str]:
+    """Why the model's accuracy over the window needs attention; empty when it does not."""
+    model, reference = summary.mape(MODEL), summary.mape(REFERENCE_BASELINE)
+    alerts = []
+    if model > mape_threshold:
+        alerts.append(f"model MAPE {model:.2%} exceeds the threshold {mape_threshold:.2%}")
+    if model > reference:
+        alerts.append(f"model MAPE {model:.2%} is worse than the 168 h seasonal naive baseline's {reference:.2%}")
+    return alerts
