@@ -1,0 +1,1 @@
+"""Forecasting domain code: the global forecaster, baselines, evaluation, training and plots."""

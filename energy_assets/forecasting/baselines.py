@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sktime.forecasting.naive import NaiveForecaster
 
-from energy_assets.forecasting.panel import Panel
+from energy_assets.forecasting.panel import InsufficientHistoryError, Panel
 
 DAY = 24
 WEEK = 168
@@ -20,11 +20,7 @@ def seasonal_naive(sp: int) -> NaiveForecaster:
 def seasonal_naive_panel(panel: Panel, origins: np.ndarray, horizon: int, sp: int) -> np.ndarray:
     """(series, origins, horizon) values of the last full season before each origin position."""
     if origins.min() < sp - 1:
-        raise ValueError(
-            f"seasonal naive with sp={sp} needs {sp} hours at and before the issue time; "
-            f"the earliest possible issue time of this history is "
-            f"{panel.grid[sp - 1] if len(panel.grid) >= sp else 'none'}"
-        )
+        raise InsufficientHistoryError(sp, int(origins.min()) + 1, f"seasonal naive (sp={sp})")
     season_position = (np.arange(horizon) % sp) + 1 - sp
     return panel.values[:, origins[:, None] + season_position]
 

@@ -58,8 +58,13 @@ def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> p
     index = pd.MultiIndex.from_arrays([*groups, row], names=[*(by or ["all"]), "row"])
     y_true = pd.DataFrame({"y": frame[actual].to_numpy()[order]}, index=index)
     y_pred = pd.DataFrame({"y": frame[forecast].to_numpy()[order]}, index=index)
-    table = pd.DataFrame({name: metric(y_true, y_pred).iloc[:, 0] for name, metric in METRICS.items()})
-    table["n"] = y_true.groupby(level=list(range(index.nlevels - 1))).size()
+    counts = y_true.groupby(level=list(range(index.nlevels - 1))).size()
+    # sktime returns one value per instance, in the sorted instance order of `counts`.
+    table = pd.DataFrame(
+        {name: metric(y_true, y_pred).iloc[:, 0].to_numpy() for name, metric in METRICS.items()},
+        index=counts.index,
+    )
+    table["n"] = counts
     return table.reset_index(drop=not by)
 
 

@@ -73,11 +73,17 @@ class FeatureLayout:
         """Values relative to the row's level: log difference, or relative difference; 0 = the level."""
         if not self.scaled:
             return values
-        return values - level if self.log_target else values / level - 1.0
+        if self.log_target:
+            return values - level
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(level != 0, values / level - 1.0, np.nan)
 
     def spread(self, std: np.ndarray, level: np.ndarray) -> np.ndarray:
         """A window's standard deviation relative to the row's level (log space is already relative)."""
-        return std / level if self.scaled and not self.log_target else std
+        if self.scaled and not self.log_target:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                return np.where(level != 0, std / level, np.nan)
+        return std
 
     def unscale(self, values: np.ndarray, level: np.ndarray) -> np.ndarray:
         """Inverse of `scale`."""

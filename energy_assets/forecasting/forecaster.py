@@ -13,7 +13,7 @@ from energy_assets.forecasting.features import (
     calendar,
     feature_rows,
 )
-from energy_assets.forecasting.panel import Panel, extend_grid
+from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 
@@ -114,20 +114,13 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit on a panel: one training row per series and time point with a full history."""
-        self.layout_ = FeatureLayout(
-            lags=tuple(self.lags),
-            windows=tuple(self.windows),
-            holiday_lags=tuple(self.holiday_lags),
-            scale_window=self.scale_window,
-            reference_lag=self.reference_lag,
-            log_target=self.log_target,
-            key_levels=panel.key_names,
-        )
+        self.layout_ = self._layout(panel.key_names)
         self.categories_ = [panel.keys.unique(level=i) for i in range(panel.keys.nlevels)]
         history, width = self.layout_.history, panel.values.shape[1]
         if width <= history:
-            raise ValueError(f"fitting needs more than {history} time points per series, got {width}")
-        z = self.layout_.transform(panel.values)
+            raise InsufficientHistoryError(history + 1, width, "fitting")
+        # Features read gap-filled history; only observed targets are learned.
+        z = self.layout_.transform(panel.gaps_filled())
         positions = np.arange(history, width)
         grid_calendar = calendar(_datetimes(panel.grid), width)
         X, level = feature_rows(
@@ -139,7 +132,7 @@ class GlobalLGBMForecaster(BaseForecaster):
             np.zeros(len(panel.keys), dtype="int64"),
             self._key_codes(panel.keys),
         )
-        target = self.layout_.scale(z[:, positions], level).ravel()
+        target = self.layout_.scale(self.layout_.transform(panel.values)[:, positions], level).ravel()
         special = grid_calendar[positions, 2] > 0
         for lag in self.layout_.holiday_lags:
             special |= grid_calendar[positions - lag, 2] > 0
@@ -166,15 +159,11 @@ class GlobalLGBMForecaster(BaseForecaster):
         layout = self.layout_
         history = layout.history
         if origins.min() < history - 1:
-            first = panel.grid[history - 1] if len(panel.grid) >= history else "none"
-            raise ValueError(
-                f"forecasts need {history} time points of history at and before the issue time; "
-                f"the earliest possible issue time of this history is {first}"
-            )
+            raise InsufficientHistoryError(history, int(origins.min()) + 1, "a forecast")
         n_series, n_origins = len(panel.keys), len(origins)
         window = origins[:, None] + np.arange(1 - history, 1)
         z = np.full((n_series * n_origins, history + horizon), np.nan)
-        z[:, :history] = layout.transform(panel.values)[:, window].reshape(-1, history)
+        z[:, :history] = layout.transform(panel.gaps_filled())[:, window].reshape(-1, history)
         sums = RunningSums(z[:, :history], history + horizon)
         grid_calendar = calendar(_datetimes(extend_grid(panel.grid, horizon)), len(panel.grid) + horizon)
         offsets = np.tile(origins - history + 1, n_series)
@@ -201,6 +190,22 @@ class GlobalLGBMForecaster(BaseForecaster):
         origin_index = pd.Index(origins)
         values = self.predict_panel(panel, panel.position(origin_index), horizon)
         return panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
+
+    @property
+    def history_length(self) -> int:
+        """Time points before the predicted one that a feature row reads."""
+        return self._layout(()).history
+
+    def _layout(self, key_levels: tuple[str, ...]) -> FeatureLayout:
+        return FeatureLayout(
+            lags=tuple(self.lags),
+            windows=tuple(self.windows),
+            holiday_lags=tuple(self.holiday_lags),
+            scale_window=self.scale_window,
+            reference_lag=self.reference_lag,
+            log_target=self.log_target,
+            key_levels=key_levels,
+        )
 
     def _key_codes(self, keys: pd.Index) -> np.ndarray:
         """(series, levels) integer category of each key level; -1 (missing) for unseen values."""

@@ -10,6 +10,15 @@ import pandas as pd
 from energy_assets import schema
 
 
+class InsufficientHistoryError(ValueError):
+    """Too few past hours to train or to forecast; says how many are needed and how many exist."""
+
+    def __init__(self, needed: int, available: int, purpose: str):
+        self.needed = needed
+        self.available = available
+        super().__init__(f"{purpose} needs {needed} hours of history; only {available} available")
+
+
 @dataclass(frozen=True)
 class Panel:
     """Values of every series on one regular grid; NaN where a series has no observation."""
@@ -44,6 +53,10 @@ class Panel:
         if frame.empty:
             raise ValueError("consumption frame has no rows")
         return cls.from_sktime(to_sktime(frame))
+
+    def gaps_filled(self) -> np.ndarray:
+        """Values with each gap holding the last observation before it (causal: no look-ahead)."""
+        return pd.DataFrame(self.values).ffill(axis=1).to_numpy()
 
     def position(self, times: pd.Index) -> np.ndarray:
         """Grid positions of `times`; ValueError naming those not on the grid."""

@@ -1,0 +1,98 @@
+"""PNG charts of forecasts for asset metadata and reports."""
+
+from __future__ import annotations
+
+import io
+
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers and in tests
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from energy_assets import schema
+from energy_assets.forecasting.evaluation import MODEL
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def largest_series(frame: pd.DataFrame, value: str, n_series: int) -> list[tuple[int, int]]:
+    """The `n_series` (area, consumer_type) keys with the largest mean `value`."""
+    means = frame.groupby(schema.SERIES_KEY)[value].mean().sort_values(ascending=False)
+    return list(means.index[:n_series])
+
+
+def plot_forecasts_vs_actuals(
+    validation_forecasts: pd.DataFrame,
+    series: list[tuple[int, int]] | None = None,
+    n_series: int = 4,
+) -> bytes:
+    """Each model's forecast issued 24 h before the last evaluated hour, against the actuals.
+
+    Takes the long frame of `train_forecaster`'s validation (or of `evaluation.backtest`).
+    """
+    frame = validation_forecasts
+    if frame.empty:
+        raise ValueError("no forecasts to plot")
+    issued = frame[schema.DATETIME].max() - int(frame[schema.HORIZON].max()) * HOUR
+    day = frame[frame[schema.ISSUED_AT] == max(issued, frame[schema.ISSUED_AT].min())]
+    keys = series or largest_series(day, schema.TARGET, n_series)
+    figure, axes = plt.subplots(len(keys), 1, figsize=(9, 2.4 * len(keys)), sharex=True, squeeze=False)
+    for axis, key in zip(axes[:, 0], keys):
+        rows = _rows_of(day, key)
+        actual = rows.drop_duplicates(schema.DATETIME).sort_values(schema.DATETIME)
+        axis.plot(actual[schema.DATETIME], actual[schema.TARGET], color="black", label="actual")
+        for model, forecast in rows.groupby(MODEL):
+            forecast = forecast.sort_values(schema.DATETIME)
+            axis.plot(forecast[schema.DATETIME], forecast[schema.FORECAST], label=model)
+        axis.set_title(f"{_series_name(key)}: forecasts issued {day[schema.ISSUED_AT].iloc[0]:%Y-%m-%d %H:%M} UTC")
+        axis.set_ylabel("kWh")
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    return _png(figure)
+
+
+def plot_forecast_with_history(
+    forecasts: pd.DataFrame,
+    history: pd.DataFrame,
+    series: list[tuple[int, int]] | None = None,
+    n_series: int = 4,
+    context_hours: int = 72,
+) -> bytes:
+    """The newest issued forecast of a few series after their last `context_hours` observed hours."""
+    if forecasts.empty:
+        raise ValueError("no forecasts to plot")
+    latest = forecasts[forecasts[schema.ISSUED_AT] == forecasts[schema.ISSUED_AT].max()]
+    issued = latest[schema.ISSUED_AT].iloc[0]
+    recent = history[
+        (history[schema.DATETIME] <= issued) & (history[schema.DATETIME] > issued - context_hours * HOUR)
+    ]
+    keys = series or largest_series(latest, schema.FORECAST, n_series)
+    figure, axes = plt.subplots(len(keys), 1, figsize=(9, 2.4 * len(keys)), sharex=True, squeeze=False)
+    for axis, key in zip(axes[:, 0], keys):
+        past = _rows_of(recent, key).sort_values(schema.DATETIME)
+        future = _rows_of(latest, key).sort_values(schema.DATETIME)
+        axis.plot(past[schema.DATETIME], past[schema.TARGET], color="black", label="observed")
+        axis.plot(future[schema.DATETIME], future[schema.FORECAST], color="tab:blue", label="forecast")
+        axis.axvline(issued, color="grey", linestyle=":")
+        axis.set_title(f"{_series_name(key)}: forecast issued {issued:%Y-%m-%d %H:%M} UTC")
+        axis.set_ylabel("kWh")
+    axes[0, 0].legend(loc="upper left", fontsize="small")
+    return _png(figure)
+
+
+def _rows_of(frame: pd.DataFrame, key: tuple[int, int]) -> pd.DataFrame:
+    return frame[(frame[schema.AREA] == key[0]) & (frame[schema.CONSUMER_TYPE] == key[1])]
+
+
+def _series_name(key: tuple[int, int]) -> str:
+    return f"{schema.AREA_NAMES.get(int(key[0]), key[0])} / DE35 {int(key[1])}"
+
+
+def _png(figure: plt.Figure) -> bytes:
+    """The figure as PNG bytes; the figure is closed so repeated plots do not leak memory."""
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return buffer.getvalue()

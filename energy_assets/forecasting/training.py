@@ -1,0 +1,284 @@
+"""Train, validate, search, save and apply the global forecaster on canonical consumption rows."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import ParameterGrid, ParameterSampler
+from sktime.base import load
+from sktime.forecasting.model_selection import ExpandingWindowSplitter
+
+from energy_assets import schema
+from energy_assets.forecasting.evaluation import MODEL, backtest, score_forecasts
+from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
+
+__all__ = [
+    "ForecasterConfig",
+    "InsufficientHistoryError",
+    "TrainingResult",
+    "forecast_origins",
+    "load_forecaster",
+    "min_training_hours",
+    "required_history_hours",
+    "save_forecaster",
+    "search_hyperparameters",
+    "train_forecaster",
+]
+
+HOUR = pd.Timedelta(hours=1)
+MODEL_FILE = "forecaster"  # sktime's save adds ".zip"
+_MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
+
+
+@dataclass(frozen=True)
+class ForecasterConfig:
+    """Hyperparameters and feature settings; equal configs train equal models."""
+
+    lags: tuple[int, ...] = _MODEL_DEFAULTS["lags"]
+    windows: tuple[int, ...] = _MODEL_DEFAULTS["windows"]
+    holiday_lags: tuple[int, ...] = _MODEL_DEFAULTS["holiday_lags"]
+    scale_window: int = _MODEL_DEFAULTS["scale_window"]
+    reference_lag: int = _MODEL_DEFAULTS["reference_lag"]
+    log_target: bool = _MODEL_DEFAULTS["log_target"]
+    n_estimators: int = _MODEL_DEFAULTS["n_estimators"]
+    learning_rate: float = _MODEL_DEFAULTS["learning_rate"]
+    num_leaves: int = _MODEL_DEFAULTS["num_leaves"]
+    min_child_samples: int = _MODEL_DEFAULTS["min_child_samples"]
+    feature_fraction: float = _MODEL_DEFAULTS["feature_fraction"]
+    objective: str = _MODEL_DEFAULTS["objective"]
+    holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
+    random_state: int = _MODEL_DEFAULTS["random_state"]
+    training_window_hours: int | None = 60 * 24  # newest hours a fit uses; None = all
+    min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
+
+    def __post_init__(self):
+        # Lists from JSON become tuples, so configs compare and hash by value.
+        for name in ("lags", "windows", "holiday_lags"):
+            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form (tuples as lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ForecasterConfig:
+        """The config of `to_dict`; ValueError naming unknown keys."""
+        unknown = set(values) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
+        return cls(**values)
+
+    def forecaster(self, n_jobs: int = 2) -> GlobalLGBMForecaster:
+        """An unfitted forecaster with these hyperparameters."""
+        params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
+        return GlobalLGBMForecaster(**params, n_jobs=n_jobs)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """A fitted forecaster and the facts of its training and validation."""
+
+    forecaster: GlobalLGBMForecaster
+    config: ForecasterConfig
+    training_rows: int
+    training_start: pd.Timestamp
+    data_cutoff: pd.Timestamp
+    excluded_series: pd.DataFrame  # area, consumer_type, hours_available
+    validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{mape,rmspe}
+    validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
+
+
+def required_history_hours(config: ForecasterConfig) -> int:
+    """Past hours, the issue hour included, that one forecast reads."""
+    return config.forecaster().history_length
+
+
+def min_training_hours(config: ForecasterConfig) -> int:
+    """Hours a series needs up to the cutoff to take part in a fit."""
+    return required_history_hours(config) + config.min_target_hours
+
+
+def train_forecaster(
+    history: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    config: ForecasterConfig,
+    validation_hours: int = 24,
+) -> TrainingResult:
+    """Validate on the last `validation_hours` before `cutoff`, then fit on every row <= `cutoff`.
+
+    Series with fewer than `min_training_hours + validation_hours` hours are left out and listed.
+    Validation: a fit on rows before the window forecasts it from every hour in it (targets up to
+    the cutoff), beside seasonal naive 24 h and 168 h issued at the same hours.
+    """
+    cutoff = schema.to_utc_hour(cutoff)
+    rows = _training_rows(history, cutoff, config)
+    needed = min_training_hours(config) + validation_hours
+    hours = rows.groupby(schema.SERIES_KEY).size().rename("hours_available").reset_index()
+    excluded = hours[hours["hours_available"] < needed].reset_index(drop=True)
+    if len(excluded) == len(hours):
+        best = int(hours["hours_available"].max()) if len(hours) else 0
+        raise InsufficientHistoryError(needed, best, f"training up to {cutoff}")
+    rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
+    template = config.forecaster()
+
+    validation_start = cutoff - validation_hours * HOUR
+    origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
+    validation = backtest(rows, origins, template, retrain_every=validation_hours)
+    metrics = {
+        f"{model}_{metric}": float(value)
+        for model, frame in validation.groupby(MODEL)
+        for metric, value in score_forecasts(frame).overall.iloc[0].drop("n").items()
+    }
+    forecaster = template.fit(to_sktime(rows))
+    return TrainingResult(
+        forecaster=forecaster,
+        config=config,
+        training_rows=len(rows),
+        training_start=rows[schema.DATETIME].min(),
+        data_cutoff=cutoff,
+        excluded_series=excluded.astype(
+            {schema.AREA: "int8", schema.CONSUMER_TYPE: "int32", "hours_available": "int64"}
+        ),
+        validation_metrics=metrics,
+        validation_forecasts=validation,
+    )
+
+
+def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: ForecasterConfig) -> pd.DataFrame:
+    """Rows with an observed target at or before `cutoff`, within the config's training window."""
+    missing = [c for c in schema.CONSUMPTION_COLUMNS if c not in history.columns]
+    if missing:
+        raise ValueError(f"history lacks columns {missing}")
+    keep = (history[schema.DATETIME] <= cutoff) & history[schema.TARGET].notna()
+    if config.training_window_hours is not None:
+        keep &= history[schema.DATETIME] > cutoff - config.training_window_hours * HOUR
+    return history.loc[keep, schema.CONSUMPTION_COLUMNS]
+
+
+def forecast_origins(
+    forecaster: GlobalLGBMForecaster,
+    history_long: pd.DataFrame,
+    origins: pd.DatetimeIndex | list,
+    horizon: int = 24,
+) -> pd.DataFrame:
+    """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
+
+    Columns and dtypes are schema.FORECAST_COLUMNS without model_version.
+    """
+    issued = pd.DatetimeIndex([schema.to_utc_hour(o) for o in origins]).as_unit("us")
+    y = to_sktime(history_long[history_long[schema.DATETIME] <= issued.max()])
+    frame = forecaster.predict_origins(y, issued, horizon)
+    frame = frame.rename(columns={schema.TARGET: schema.FORECAST})
+    columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
+    return frame[columns].astype(
+        {
+            schema.AREA: "int8",
+            schema.CONSUMER_TYPE: "int32",
+            schema.ISSUED_AT: "datetime64[us, UTC]",
+            schema.DATETIME: "datetime64[us, UTC]",
+            schema.HORIZON: "int16",
+            schema.FORECAST: "float64",
+        }
+    )
+
+
+def save_forecaster(forecaster: GlobalLGBMForecaster, directory: str | Path) -> Path:
+    """Write the fitted forecaster into `directory` (created if needed); returns the directory."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    forecaster.save(directory / MODEL_FILE)
+    return directory
+
+
+def load_forecaster(directory: str | Path) -> GlobalLGBMForecaster:
+    """The forecaster `save_forecaster` wrote; FileNotFoundError naming the missing file."""
+    path = Path(directory) / f"{MODEL_FILE}.zip"
+    if not path.exists():
+        raise FileNotFoundError(f"no saved forecaster at {path}")
+    return load(path)
+
+
+def search_hyperparameters(
+    history: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    candidates: list[ForecasterConfig] | dict[str, list],
+    n_splits: int = 3,
+    fold_hours: int = 24,
+    n_iter: int | None = None,
+    base: ForecasterConfig | None = None,
+    random_state: int = 0,
+) -> tuple[ForecasterConfig, pd.DataFrame]:
+    """Time-series cross-validated search; returns the config with the lowest MAPE and all results.
+
+    `candidates` is a list of configs or a grid {field: values} over `base` (all combinations, or
+    `n_iter` random ones). Folds come from sktime's ExpandingWindowSplitter: each of the last
+    `n_splits` blocks of `fold_hours` hours before `cutoff` is forecast from every hour in it by a
+    fit on the rows before the block.
+    """
+    configs = _candidate_configs(candidates, base or ForecasterConfig(), n_iter, random_state)
+    cutoff = schema.to_utc_hour(cutoff)
+    hours = pd.date_range(history[schema.DATETIME].min(), cutoff, freq=HOUR)
+    initial = len(hours) - n_splits * fold_hours
+    needed = max(min_training_hours(config) for config in configs)
+    if initial < needed:
+        raise InsufficientHistoryError(needed + n_splits * fold_hours, len(hours), "the search")
+    splitter = ExpandingWindowSplitter(
+        fh=np.arange(1, fold_hours + 1), initial_window=initial, step_length=fold_hours
+    )
+    # A fold's origins are the hours from its training cutoff to the hour before its last target.
+    folds = [hours[test] - HOUR for _, test in splitter.split(pd.Series(0, index=hours))]
+    rows = history[history[schema.DATETIME] <= cutoff]
+    results = []
+    for config in configs:
+        started = time.perf_counter()
+        forecasts = pd.concat(
+            [
+                backtest(
+                    _training_rows(rows, fold_origins[-1] + HOUR, config),
+                    fold_origins,
+                    config.forecaster(),
+                    retrain_every=fold_hours,
+                    seasonal_periods=(),
+                )
+                for fold_origins in folds
+            ]
+        )
+        scores = score_forecasts(forecasts).overall.iloc[0]
+        results.append(
+            {
+                **config.to_dict(),
+                "mape": scores["mape"],
+                "rmspe": scores["rmspe"],
+                "seconds": time.perf_counter() - started,
+            }
+        )
+    table = pd.DataFrame(results).sort_values("mape", kind="stable").reset_index(drop=True)
+    best = configs[int(np.argmin([r["mape"] for r in results]))]
+    return best, table
+
+
+def _candidate_configs(
+    candidates: list[ForecasterConfig] | dict[str, list],
+    base: ForecasterConfig,
+    n_iter: int | None,
+    random_state: int,
+) -> list[ForecasterConfig]:
+    """Configs to try: the list as given, or the grid's combinations (a random `n_iter` of them)."""
+    if not isinstance(candidates, dict):
+        configs = list(candidates)
+    else:
+        combos = (
+            ParameterSampler(candidates, n_iter=n_iter, random_state=random_state)
+            if n_iter is not None
+            else ParameterGrid(candidates)
+        )
+        configs = [replace(base, **combo) for combo in combos]
+    if not configs:
+        raise ValueError("no candidate configs to search")
+    return configs

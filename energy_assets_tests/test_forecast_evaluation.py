@@ -1,0 +1,65 @@
+"""Scores on hand-computed examples, and rolling-origin backtests that never look ahead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from energy_assets import schema
+from energy_assets.forecasting.evaluation import backtest, score_forecasts, score_models
+from energy_assets_tests.test_forecaster import small_forecaster, synthetic_history
+
+
+def scored_frame() -> pd.DataFrame:
+    """Two series, two horizons; absolute percentage errors 0.1, 0.3 | 0.0, 0.2."""
+    return pd.DataFrame(
+        {
+            schema.AREA: [1, 1, 2, 2],
+            schema.CONSUMER_TYPE: [111, 111, 999, 999],
+            schema.HORIZON: [1, 2, 1, 2],
+            schema.TARGET: [100.0, 10.0, 50.0, 1000.0],
+            schema.FORECAST: [110.0, 7.0, 50.0, 1200.0],
+        }
+    )
+
+
+def test_scores_overall_per_horizon_and_per_series():
+    scores = score_forecasts(scored_frame())
+
+    assert scores.overall["mape"].iloc[0] == pytest.approx(0.15)
+    assert scores.overall["rmspe"].iloc[0] == pytest.approx(np.sqrt((0.01 + 0.09 + 0.0 + 0.04) / 4))
+    assert scores.overall["n"].iloc[0] == 4
+    per_horizon = scores.per_horizon.set_index(schema.HORIZON)
+    assert per_horizon.loc[1, "mape"] == pytest.approx(0.05)
+    assert per_horizon.loc[2, "mape"] == pytest.approx(0.25)
+    assert per_horizon.loc[2, "rmspe"] == pytest.approx(np.sqrt((0.09 + 0.04) / 2))
+    per_series = scores.per_series.set_index(schema.SERIES_KEY)
+    assert per_series.loc[(1, 111), "mape"] == pytest.approx(0.2)
+    assert per_series.loc[(2, 999), "rmspe"] == pytest.approx(np.sqrt(0.04 / 2))
+    assert per_series["n"].tolist() == [2, 2]
+
+
+def test_scoring_names_missing_columns_and_empty_input():
+    with pytest.raises(ValueError, match=r"lacks columns \['energy_consumption_forecast'\]"):
+        score_forecasts(scored_frame().drop(columns=schema.FORECAST))
+    with pytest.raises(ValueError, match="no row has both"):
+        score_forecasts(scored_frame().assign(**{schema.FORECAST: np.nan}))
+
+
+def test_backtest_uses_no_data_after_each_origin():
+    history = synthetic_history(days=14)
+    origins = pd.date_range(history[schema.DATETIME].min() + pd.Timedelta(days=12), periods=24, freq="h")
+    changed = history.copy()
+    after = changed[schema.DATETIME] > origins[-1]
+    changed.loc[after, schema.TARGET] *= 3.0
+
+    original = backtest(history, origins, small_forecaster(), retrain_every=12)
+    altered = backtest(changed, origins, small_forecaster(), retrain_every=12)
+
+    keys = [schema.AREA, schema.CONSUMER_TYPE, schema.ISSUED_AT, schema.HORIZON, "model"]
+    merged = original.merge(altered, on=keys, suffixes=("", "_altered"))
+    assert len(merged) == len(original) > 0
+    np.testing.assert_allclose(merged[schema.FORECAST], merged[f"{schema.FORECAST}_altered"])
+    assert set(original["model"]) == {"model", "snaive24", "snaive168"}
+    assert score_models(original).loc["model", "mape"] < 0.1

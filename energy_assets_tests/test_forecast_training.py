@@ -1,0 +1,154 @@
+"""train_forecaster, forecast_origins, save/load and the hyperparameter search on small frames."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from energy_assets import schema
+from energy_assets.forecasting.training import (
+    ForecasterConfig,
+    InsufficientHistoryError,
+    forecast_origins,
+    load_forecaster,
+    min_training_hours,
+    required_history_hours,
+    save_forecaster,
+    search_hyperparameters,
+    train_forecaster,
+)
+from energy_assets_tests.test_forecaster import SERIES, synthetic_history
+
+FAST = ForecasterConfig(n_estimators=20)
+
+
+def test_config_round_trips_through_json_and_compares_by_value():
+    config = ForecasterConfig(lags=(1, 2, 24), learning_rate=0.1)
+
+    restored = ForecasterConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+
+    assert restored == config
+    assert restored != ForecasterConfig()
+    with pytest.raises(ValueError, match=r"unknown forecaster config keys \['depth'\]"):
+        ForecasterConfig.from_dict({"depth": 3})
+
+
+def test_history_requirements_follow_the_config():
+    assert required_history_hours(ForecasterConfig()) == 24 + 168
+    assert required_history_hours(ForecasterConfig(lags=(1, 48), windows=(), reference_lag=0)) == 168
+    assert min_training_hours(ForecasterConfig(min_target_hours=10)) == 24 + 168 + 10
+
+
+def test_train_forecaster_validates_and_reports_training_facts():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max() - pd.Timedelta(hours=5)
+
+    result = train_forecaster(history, cutoff, FAST, validation_hours=24)
+
+    used = history[history[schema.DATETIME] <= cutoff]
+    assert result.training_rows == len(used)
+    assert result.training_start == used[schema.DATETIME].min()
+    assert result.data_cutoff == cutoff
+    assert result.excluded_series.empty
+    assert set(result.validation_metrics) == {
+        f"{m}_{s}" for m in ("model", "snaive24", "snaive168") for s in ("mape", "rmspe")
+    }
+    assert result.validation_metrics["model_mape"] < 0.1
+    validation = result.validation_forecasts
+    assert validation[schema.ISSUED_AT].min() == cutoff - pd.Timedelta(hours=24)
+    assert validation[schema.DATETIME].max() == cutoff
+
+
+def test_training_uses_no_row_after_the_cutoff():
+    history = synthetic_history(days=15)
+    cutoff = history[schema.DATETIME].max() - pd.Timedelta(days=1)
+    changed = history.copy()
+    changed.loc[changed[schema.DATETIME] > cutoff, schema.TARGET] *= 5.0
+    origins = [cutoff - pd.Timedelta(hours=3), cutoff]
+
+    forecasts = [
+        forecast_origins(train_forecaster(frame, cutoff, FAST).forecaster, history, origins)
+        for frame in (history, changed)
+    ]
+
+    pd.testing.assert_frame_equal(*forecasts)
+
+
+def test_series_with_too_little_history_are_left_out():
+    history = synthetic_history(days=16)
+    short = (history[schema.CONSUMER_TYPE] == 999) & (history[schema.AREA] == 2)
+    recent = history[schema.DATETIME] >= history[schema.DATETIME].max() - pd.Timedelta(days=3)
+    history = history[~short | recent]
+
+    result = train_forecaster(history, history[schema.DATETIME].max(), FAST)
+
+    excluded = result.excluded_series
+    assert excluded[[schema.AREA, schema.CONSUMER_TYPE]].values.tolist() == [[2, 999]]
+    assert excluded["hours_available"].tolist() == [3 * 24 + 1]
+    assert set(result.validation_forecasts[schema.CONSUMER_TYPE].unique()) == {111, 212, 999}
+    assert len(result.validation_forecasts.drop_duplicates(schema.SERIES_KEY)) == len(SERIES) - 1
+
+
+def test_too_little_history_says_how_many_hours_are_needed_and_exist():
+    history = synthetic_history(days=8)
+    needed = min_training_hours(FAST) + 24
+
+    with pytest.raises(InsufficientHistoryError, match=f"needs {needed} hours of history; only 192 available"):
+        train_forecaster(history, history[schema.DATETIME].max(), FAST)
+
+
+def test_forecast_origins_has_the_forecast_schema():
+    history = synthetic_history(days=14)
+    forecaster = train_forecaster(history, history[schema.DATETIME].max(), FAST).forecaster
+    origins = pd.date_range(history[schema.DATETIME].max() - pd.Timedelta(hours=2), periods=3, freq="h")
+
+    forecasts = forecast_origins(forecaster, history, origins, horizon=24)
+
+    expected = [(f.name, f.type) for f in schema.FORECAST_SCHEMA if f.name != schema.MODEL_VERSION]
+    table = pa.Table.from_pandas(forecasts, preserve_index=False)
+    assert [(f.name, f.type) for f in table.schema] == expected
+    assert len(forecasts) == len(SERIES) * 3 * 24
+    lead = forecasts[schema.DATETIME] - forecasts[schema.ISSUED_AT]
+    assert (lead == forecasts[schema.HORIZON] * pd.Timedelta(hours=1)).all()
+    assert forecasts[schema.FORECAST].notna().all()
+
+
+def test_save_and_load_give_the_same_forecasts(tmp_path):
+    history = synthetic_history(days=14)
+    forecaster = train_forecaster(history, history[schema.DATETIME].max(), FAST).forecaster
+    origins = [history[schema.DATETIME].max()]
+
+    loaded = load_forecaster(save_forecaster(forecaster, tmp_path / "model"))
+
+    pd.testing.assert_frame_equal(
+        forecast_origins(loaded, history, origins), forecast_origins(forecaster, history, origins)
+    )
+    with pytest.raises(FileNotFoundError, match="no saved forecaster"):
+        load_forecaster(tmp_path / "elsewhere")
+
+
+def test_search_hyperparameters_ranks_candidates_by_mape():
+    history = synthetic_history(days=14)
+    cutoff = history[schema.DATETIME].max()
+    # With one tree the model stays near its reference: last week (good) or the weekly mean (flat).
+    grid = {"reference_lag": [0, 168], "n_estimators": [1]}
+
+    best, results = search_hyperparameters(history, cutoff, grid, n_splits=2, base=FAST)
+
+    assert len(results) == 2
+    assert results["mape"].is_monotonic_increasing
+    top = results.drop(columns=["mape", "rmspe", "seconds"]).iloc[0].to_dict()
+    assert best == ForecasterConfig.from_dict(top)
+    assert best.reference_lag == 168
+    assert results["mape"].iloc[1] > 2 * results["mape"].iloc[0]
+
+
+def test_search_needs_history_for_every_fold():
+    history = synthetic_history(days=10)
+
+    with pytest.raises(InsufficientHistoryError, match="the search needs"):
+        search_hyperparameters(history, history[schema.DATETIME].max(), [FAST], n_splits=3)

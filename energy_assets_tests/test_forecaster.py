@@ -1,0 +1,135 @@
+"""GlobalLGBMForecaster: sktime conformance, vectorized multi-origin prediction, sktime tooling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sktime.forecasting.model_evaluation import evaluate
+from sktime.forecasting.model_selection import ExpandingWindowSplitter
+from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
+from sktime.utils.estimator_checks import check_estimator
+
+from energy_assets import schema
+from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
+
+SERIES = ((1, 111), (1, 999), (2, 212), (2, 999))
+
+
+def synthetic_history(
+    days: int = 16, series=SERIES, start: str = "2023-03-01", seed: int = 0
+) -> pd.DataFrame:
+    """Canonical long rows with daily and weekly cycles, series levels from 1e2 to 1e6 kWh."""
+    rng = np.random.default_rng(seed)
+    hours = pd.date_range(start, periods=days * 24, freq="h", tz="UTC").as_unit("us")
+    shape = (1 + 0.3 * np.sin(2 * np.pi * hours.hour / 24)) * np.where(hours.dayofweek >= 5, 0.8, 1.0)
+    levels = np.geomspace(1e2, 1e6, len(series))
+    frames = [
+        pd.DataFrame(
+            {
+                schema.DATETIME: hours,
+                schema.AREA: np.int8(area),
+                schema.CONSUMER_TYPE: np.int32(code),
+                schema.TARGET: level * shape * (1 + 0.03 * rng.standard_normal(len(hours))),
+            }
+        )
+        for (area, code), level in zip(series, levels)
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def small_forecaster(**params) -> GlobalLGBMForecaster:
+    """A quick forecaster for tests: few trees, one thread."""
+    return GlobalLGBMForecaster(**{"n_estimators": 20, "n_jobs": 1, **params})
+
+
+def test_passes_sktime_estimator_checks():
+    check_estimator(GlobalLGBMForecaster, raise_exceptions=True, verbose=False)
+
+
+def test_predict_origins_equals_one_origin_at_a_time():
+    history = synthetic_history()
+    # Gaps check that gap filling looks only backwards, as a forecast issued at an origin must.
+    history.loc[history.sample(frac=0.02, random_state=2).index, schema.TARGET] = np.nan
+    y = to_sktime(history)
+    times = y.index.get_level_values(-1)
+    forecaster = small_forecaster().fit(y[times <= times[0] + pd.Timedelta(days=12)])
+    origins = pd.date_range(times[0] + pd.Timedelta(days=12), periods=30, freq="3h")
+
+    batch = forecaster.predict_origins(y, origins, horizon=24)
+
+    one_by_one = pd.concat(
+        [forecaster.predict_origins(y[times <= origin], [origin], horizon=24) for origin in origins]
+    )
+    key = ["area", "consumer_type", schema.ISSUED_AT, schema.DATETIME]
+    batch, one_by_one = (f.sort_values(key).reset_index(drop=True) for f in (batch, one_by_one))
+    pd.testing.assert_frame_equal(batch[key], one_by_one[key])
+    np.testing.assert_allclose(batch[schema.TARGET], one_by_one[schema.TARGET], rtol=1e-9)
+    assert len(batch) == len(SERIES) * len(origins) * 24
+
+
+def test_predict_equals_predict_origins_at_the_cutoff():
+    y = to_sktime(synthetic_history())
+    forecaster = small_forecaster().fit(y)
+    cutoff = y.index.get_level_values(-1).max()
+
+    predicted = forecaster.predict(fh=np.arange(1, 25))
+    from_origins = forecaster.predict_origins(y, [cutoff], horizon=24)
+
+    np.testing.assert_allclose(predicted[schema.TARGET].to_numpy(), from_origins[schema.TARGET].to_numpy())
+    assert predicted.index.names == y.index.names
+    assert predicted.index.get_level_values(-1).min() == cutoff + pd.Timedelta(hours=1)
+
+
+def test_forecasts_follow_the_pattern_of_every_series():
+    history = synthetic_history(days=20)
+    y = to_sktime(history)
+    times = y.index.get_level_values(-1)
+    cutoff = times.max() - pd.Timedelta(days=2)
+    forecaster = small_forecaster(n_estimators=50).fit(y[times <= cutoff])
+
+    forecast = forecaster.predict(fh=np.arange(1, 25))
+    actual = y.loc[forecast.index]
+
+    relative_error = ((forecast - actual).abs() / actual)[schema.TARGET]
+    assert relative_error.groupby(level=[0, 1]).mean().max() < 0.1
+
+
+def test_works_with_sktime_evaluate_and_splitters():
+    y = to_sktime(synthetic_history(days=12))
+    splitter = ExpandingWindowSplitter(fh=np.arange(1, 25), initial_window=24 * 10, step_length=24)
+
+    results = evaluate(
+        small_forecaster(), splitter, y, scoring=MeanAbsolutePercentageError(), error_score="raise"
+    )
+
+    assert len(results) == 2
+    assert (results["test_MeanAbsolutePercentageError"] < 0.2).all()
+
+
+def test_accepts_a_single_plain_series():
+    single = to_sktime(synthetic_history(series=((1, 111),))).droplevel([0, 1])[schema.TARGET]
+
+    forecast = small_forecaster().fit(single).predict(fh=[1, 2, 3])
+
+    assert isinstance(forecast, pd.Series)
+    assert len(forecast) == 3
+    assert np.isfinite(forecast).all()
+
+
+def test_fits_and_forecasts_with_missing_values():
+    history = synthetic_history()
+    history.loc[history.sample(frac=0.05, random_state=1).index, schema.TARGET] = np.nan
+    y = to_sktime(history)
+
+    forecast = small_forecaster().fit(y).predict(fh=np.arange(1, 25))
+
+    assert np.isfinite(forecast[schema.TARGET]).all()
+
+
+def test_too_short_history_names_hours_needed_and_available():
+    y = to_sktime(synthetic_history(days=5))
+
+    with pytest.raises(InsufficientHistoryError, match="needs 193 hours of history; only 120 available"):
+        small_forecaster().fit(y)
