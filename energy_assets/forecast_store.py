@@ -7,8 +7,7 @@ import pandas as pd
 from energy_assets.parquet_objects import (
     DEFAULT_PREFIX,
     asset_folder,
-    parse_hourly_key,
-    partition_keys_in,
+    hourly_objects,
     read_frame,
 )
 from energy_assets.resources.bucket import Bucket
@@ -19,14 +18,7 @@ FORECASTS_ASSET = "energy_forecasts"
 
 def issued_hours(bucket: Bucket, prefix: str = DEFAULT_PREFIX) -> dict[pd.Timestamp, str]:
     """Issue hour -> object key of every stored forecast, oldest first, from one listing."""
-    folder = asset_folder(prefix, [FORECASTS_ASSET])
-    hours = {}
-    for partition_key, object_key in partition_keys_in(bucket, folder).items():
-        try:
-            hours[parse_hourly_key(partition_key)] = object_key
-        except ValueError:
-            raise ValueError(f"{bucket.uri(object_key)} is not named after an hourly partition key") from None
-    return dict(sorted(hours.items()))
+    return hourly_objects(bucket, asset_folder(prefix, [FORECASTS_ASSET]))
 
 
 def latest_forecast(

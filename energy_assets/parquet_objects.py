@@ -56,6 +56,17 @@ def parse_hourly_key(partition_key: str) -> pd.Timestamp:
     return pd.Timestamp(pd.to_datetime(partition_key, format=HOURLY_KEY_FORMAT, utc=True))
 
 
+def hourly_objects(bucket: Bucket, folder: str) -> dict[pd.Timestamp, str]:
+    """UTC hour -> object key of every hourly partition object in `folder`, oldest first (one listing)."""
+    hours = {}
+    for partition_key, object_key in partition_keys_in(bucket, folder).items():
+        try:
+            hours[parse_hourly_key(partition_key)] = object_key
+        except ValueError:
+            raise ValueError(f"{bucket.uri(object_key)} is not named after an hourly partition key") from None
+    return dict(sorted(hours.items()))
+
+
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
     """The frame as an arrow table: the canonical schema when the columns are its columns, else inferred."""
     for schema in CANONICAL_SCHEMAS:

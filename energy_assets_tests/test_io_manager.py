@@ -169,6 +169,8 @@ def test_loads_a_window_and_all_partitions_in_time_order(any_bucket):
     ).output_for_node("every_hour")
     assert every["datetime_utc"].dt.hour.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert any_bucket.exists("energy_assets/every_hour.parquet")
+    reloaded = PartitionedParquetIOManager(bucket=any_bucket).load_input(build_input_context(asset_key="every_hour"))
+    pd.testing.assert_frame_equal(reloaded, every)
 
 
 def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
