@@ -223,10 +223,11 @@ def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket)
 
 def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
     manager = PartitionedParquetIOManager(bucket=any_bucket)
-    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
-    rows.loc[0, "energy_consumption"] = None
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-03:00")
+    rows.loc[len(rows) - 1, "energy_consumption"] = None  # in the second hour: the first must not be written either
     with pytest.raises(ValueError, match="asset readings: rows do not fit the canonical schema"):
-        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
+    assert any_bucket.list_keys("") == []
 
 
 def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):

@@ -63,17 +63,18 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 (partition_object_key(self.prefix, asset_path, key), rows)
                 for key, rows in _split_by_partition(context, obj)
             ]
+        # Encode every object before writing any, so rows that break the schema leave the bucket untouched.
+        try:
+            tables = [(object_key, to_arrow(rows)) for object_key, rows in objects]
+        except ValueError as error:
+            raise ValueError(f"asset {asset}: {error}") from None
         written = []
-        for object_key, rows in objects:
-            try:
-                table = to_arrow(rows)
-            except ValueError as error:
-                raise ValueError(f"asset {asset}: {error}") from None
+        for object_key, table in tables:
             data = parquet_bytes(table)
             written.append((self.bucket.write_bytes(object_key, data), table.num_rows, len(data)))
             if table.num_rows == 0:
                 context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
-        context.add_output_metadata(_output_metadata(written, table.schema))
+        context.add_output_metadata(_output_metadata(written, tables[0][1].schema))
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         """The upstream rows of every partition the input needs, concatenated in time order.
