@@ -1,4 +1,4 @@
-"""`energy-assets`: read published forecasts from the deployment's bucket."""
+"""`energy-assets`: run the demo, and read published forecasts from the deployment's bucket."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
+from dotenv import load_dotenv
 
 from energy_assets.forecast_store import gather_forecasts, latest_forecast
 from energy_assets.parquet_objects import DEFAULT_PREFIX, parse_hourly_key
-from energy_assets.resources.bucket import bucket_from_environment
+from energy_assets.resources import build_bucket
 from energy_assets.schema import AREA_CODES, AREA_NAMES, to_utc_hour
 
 PREFIX_VARIABLE = "ENERGY_ASSETS_BUCKET_PREFIX"
@@ -20,6 +21,7 @@ PREFIX_VARIABLE = "ENERGY_ASSETS_BUCKET_PREFIX"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit status is 0 on success, 1 when the forecasts cannot be given."""
+    load_dotenv(Path.cwd() / ".env")  # as `dagster dev` does; variables already set win
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
@@ -34,7 +36,27 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True)
     _add_latest(subcommands, _forecast_options())
     _add_gather(subcommands, _forecast_options())
+    _add_demo(subcommands)
     return parser
+
+
+def _add_demo(subcommands) -> None:
+    demo = subcommands.add_parser(
+        "demo", help="run the main job offline: fill the feature group, then the whole graph for a range of hours"
+    )
+    demo.add_argument("--start", type=_hour, default="2022-12-01T00:00", help="first hour of history (UTC)")
+    demo.add_argument("--history-days", type=int, default=28, help="days of raw data and features before the forecasts")
+    demo.add_argument("--forecast-hours", type=int, default=24, help="issue hours to train, forecast and publish")
+    demo.set_defaults(run=_run_demo)
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    # Imported here so that reading forecasts does not load the whole code location.
+    from energy_assets.demo import describe_results, run_demo
+
+    last_hour = run_demo(args.start, args.history_days, args.forecast_hours)
+    print(describe_results(last_hour))
+    return 0
 
 
 def _forecast_options() -> argparse.ArgumentParser:
@@ -67,14 +89,14 @@ def _add_gather(subcommands, options: argparse.ArgumentParser) -> None:
 
 def _run_latest(args: argparse.Namespace) -> int:
     forecast = latest_forecast(
-        bucket_from_environment(), args.at, area=args.area, consumer_type=args.consumer_type, prefix=args.prefix
+        build_bucket(), args.at, area=args.area, consumer_type=args.consumer_type, prefix=args.prefix
     )
     return _emit(forecast, args.output)
 
 
 def _run_gather(args: argparse.Namespace) -> int:
     forecasts = gather_forecasts(
-        bucket_from_environment(),
+        build_bucket(),
         args.issued_from,
         args.issued_to,
         area=args.area,

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
-
 import pandas as pd
-from dagster import AssetSelection, DagsterInstance, materialize
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
 from energy_assets.definitions import defs, forecast_assets
 from energy_assets.settings import state_dir
 
-DEFAULT_DEMO_START = pd.Timestamp("2022-12-01 00:00", tz="UTC")
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+# Step events would bury the summary; warnings and errors still show.
+QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
 
 def demo_instance() -> DagsterInstance:
@@ -25,22 +24,31 @@ def demo_instance() -> DagsterInstance:
     return DagsterInstance.get()
 
 
-def materialize_range(selection: AssetSelection, first_hour: pd.Timestamp, last_hour: pd.Timestamp, instance: DagsterInstance):
-    """One run over every hour first_hour ... last_hour, as a single-run backfill does."""
-    result = materialize(
+def materialize_range(
+    selection: AssetSelection,
+    first_hour: pd.Timestamp,
+    last_hour: pd.Timestamp,
+    instance: DagsterInstance,
+    resources: dict | None = None,
+    raise_on_error: bool = True,
+    run_config: dict | None = None,
+) -> ExecuteInProcessResult:
+    """One in-process run over every hour first_hour ... last_hour, as a single-run backfill does."""
+    return materialize(
         forecast_assets,
         selection=selection,
-        resources=defs.resources,
+        resources=resources if resources is not None else defs.resources,
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": first_hour.strftime(PARTITION_KEY_FORMAT),
             "dagster/asset_partition_range_end": last_hour.strftime(PARTITION_KEY_FORMAT),
         },
+        raise_on_error=raise_on_error,
+        run_config=run_config,
     )
-    return result
 
 
-def run_demo(start: pd.Timestamp = DEFAULT_DEMO_START, history_days: int = 28, forecast_hours: int = 24) -> pd.Timestamp:
+def run_demo(start: pd.Timestamp, history_days: int = 28, forecast_hours: int = 24) -> pd.Timestamp:
     """Fill the feature group with `history_days`, then run the whole graph for `forecast_hours`."""
     instance = demo_instance()
     history_end = start + pd.Timedelta(days=history_days)
@@ -51,9 +59,10 @@ def run_demo(start: pd.Timestamp = DEFAULT_DEMO_START, history_days: int = 28, f
         start,
         history_end - pd.Timedelta(hours=1),
         instance,
+        run_config=QUIET_RUN_CONFIG,
     )
     print(f"2/2 the whole graph: {history_end} ... {last_hour}")
-    materialize_range(AssetSelection.all(), history_end, last_hour, instance)
+    materialize_range(AssetSelection.all(), history_end, last_hour, instance, run_config=QUIET_RUN_CONFIG)
     return last_hour
 
 
@@ -74,13 +83,3 @@ def describe_results(last_hour: pd.Timestamp) -> str:
         forecasts.head(5).to_string(index=False),
     ]
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> None:
-    """Entry point of `energy-assets demo`."""
-    last_hour = run_demo()
-    print(describe_results(last_hour))
-
-
-if __name__ == "__main__":
-    main()

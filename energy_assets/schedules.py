@@ -9,7 +9,6 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
-    UnresolvedAssetJobDefinition,
     schedule,
 )
 
@@ -23,7 +22,7 @@ def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd
     return (now.tz_convert("UTC") - pd.Timedelta(hours=publication_delay_hours)).floor("h") - pd.Timedelta(hours=1)
 
 
-def build_hourly_schedule(job: UnresolvedAssetJobDefinition):
+def build_hourly_schedule(job):
     """Every hour, run `job` for the newest published hour; stopped until switched on."""
     publication_delay_hours = int(os.environ.get(PUBLICATION_DELAY_VARIABLE, DEFAULT_PUBLICATION_DELAY_HOURS))
 

@@ -56,6 +56,8 @@ FORECAST_SCHEMA = pa.schema(
     ]
 )
 
+FORECAST_HORIZON_HOURS = 24
+
 FEATURE_GROUP_NAME = "energy_consumption_denmark"
 MODEL_NAME = "energy_consumption_forecaster"
 

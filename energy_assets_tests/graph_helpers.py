@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pandas as pd
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
+from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 
-from energy_assets.definitions import forecast_assets
+from energy_assets.demo import PARTITION_KEY_FORMAT, materialize_range
 from energy_assets.resources import build_resources
 
-PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
 
 
@@ -31,15 +30,12 @@ def run_range(
     run_config: dict | None = None,
 ) -> ExecuteInProcessResult:
     """One run over hours first ... last (inclusive) with the current environment's resources."""
-    return materialize(
-        forecast_assets,
-        selection=selection,
-        resources=resources if resources is not None else build_resources(),
-        instance=instance or DagsterInstance.ephemeral(),
-        tags={
-            "dagster/asset_partition_range_start": partition_key(first),
-            "dagster/asset_partition_range_end": partition_key(last),
-        },
+    return materialize_range(
+        selection,
+        first,
+        last,
+        instance or DagsterInstance.ephemeral(),
+        resources if resources is not None else build_resources(),
         raise_on_error=raise_on_error,
         run_config=run_config,
     )

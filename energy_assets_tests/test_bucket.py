@@ -11,11 +11,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
+from energy_assets.resources import build_bucket
+
 from energy_assets.resources.bucket import (
     SERVICE_ACCOUNT_VARIABLE,
     GCSBucket,
     LocalBucket,
-    bucket_from_environment,
 )
 from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
 
@@ -166,14 +167,24 @@ def test_gcs_missing_permission_names_the_role(forbidding_storage):
         bucket.list_keys("")
 
 
-def test_bucket_from_environment_is_local_unless_prod_with_a_bucket_name(isolated_state, monkeypatch):
+def test_the_deployment_picks_the_bucket(isolated_state, monkeypatch):
     monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", "forecasts")
-    local = bucket_from_environment()
+    local = build_bucket()
     assert isinstance(local, LocalBucket) and local.root_dir == str(isolated_state / "bucket")
 
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
     monkeypatch.setenv(SERVICE_ACCOUNT_VARIABLE, "/secrets/key.json")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "energy")
-    assert bucket_from_environment() == GCSBucket(
+    assert build_bucket() == GCSBucket(
         bucket_name="forecasts", project="energy", service_account_json_path="/secrets/key.json"
     )
+    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
+    assert isinstance(build_bucket(), LocalBucket)
+
+
+def test_prod_without_a_bucket_name_names_the_variable_at_first_use(monkeypatch):
+    monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
+    monkeypatch.delenv("GOOGLE_CLOUD_BUCKET_NAME", raising=False)
+    bucket = build_bucket()
+    with pytest.raises(ValueError, match="GOOGLE_CLOUD_BUCKET_NAME"):
+        bucket.list_keys("energy_assets/")

@@ -1,14 +1,11 @@
 """Forecasts issued every hour for the next 24 hours, for every series with enough history."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MetadataValue, asset
 
 from energy_assets.assets.metadata import png_image
 from energy_assets.forecasting.plots import plot_forecast_with_history
 from energy_assets.forecasting.training import (
-    FORECAST_HORIZON_HOURS,
     ForecasterConfig,
     forecast_origins,
     load_forecaster,
@@ -20,6 +17,7 @@ from energy_assets.resources.model_registry import ModelRegistry, model_in_effec
 from energy_assets.schema import (
     DATETIME,
     FORECAST_COLUMNS,
+    FORECAST_HORIZON_HOURS,
     HORIZON,
     ISSUED_AT,
     MODEL_NAME,

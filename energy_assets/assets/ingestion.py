@@ -1,7 +1,5 @@
 """Raw consumption rows and the checked feature group built from them."""
 
-from __future__ import annotations
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,

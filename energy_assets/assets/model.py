@@ -1,7 +1,5 @@
 """The forecasting model in effect for each issue hour, trained on a cadence and registered."""
 
-from __future__ import annotations
-
 import json
 import tempfile
 from dataclasses import dataclass
@@ -23,7 +21,7 @@ from dagster import (
 from pydantic import Field
 
 from energy_assets.assets.metadata import png_image, table_preview
-from energy_assets.forecasting.plots import plot_validation_forecasts
+from energy_assets.forecasting.plots import plot_forecasts_vs_actuals
 from energy_assets.forecasting.training import (
     ForecasterConfig,
     InsufficientHistoryError,
@@ -38,6 +36,13 @@ from energy_assets.resources.model_registry import ModelRegistry, RegisteredMode
 from energy_assets.schema import DATETIME, MODEL_NAME
 
 SEARCH_RESULTS_KEY = "hyperparameter_search"
+# Random search space around the defaults; sampled `search_candidates` times.
+SEARCH_GRID: dict[str, list] = {
+    "num_leaves": [15, 31, 63],
+    "learning_rate": [0.03, 0.05, 0.1],
+    "n_estimators": [200, 400, 800],
+    "min_child_samples": [10, 20, 50],
+}
 
 
 class ForecastingModelConfig(Config):
@@ -49,6 +54,7 @@ class ForecastingModelConfig(Config):
     hyperparameter_search: bool = Field(
         default=False, description="Search hyperparameters before training; later retrains reuse the best found."
     )
+    search_candidates: int = Field(default=6, ge=1, description="Random configurations a search tries.")
 
 
 @dataclass
@@ -93,12 +99,16 @@ def forecasting_model(
             training_rows = history[(history[DATETIME] > hour - training_window) & (history[DATETIME] <= hour)]
             search_results = None
             if config.hyperparameter_search:
-                forecaster_config, search_results = search_hyperparameters(training_rows, hour, base_config=forecaster_config)
+                forecaster_config, search_results = search_hyperparameters(
+                    training_rows, hour, SEARCH_GRID, n_iter=config.search_candidates, base=forecaster_config
+                )
             try:
                 result = train_forecaster(training_rows, hour, forecaster_config, config.validation_hours)
             except InsufficientHistoryError as too_short:
                 raise Failure(description=f"cannot train the model for {hour.isoformat()}: {too_short}", allow_retries=False) from too_short
-            current = _register(model_registry, result, feature_store.feature_group_version, search_results)
+            current = _register(
+                model_registry, result, feature_store.feature_group_version, config.training_window_days, search_results
+            )
             registered.append(current)
             retrainings.append(_Retraining(current, result))
             context.log.info(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
@@ -149,12 +159,13 @@ def _register(
     model_registry: ModelRegistry,
     result: TrainingResult,
     feature_group_version: int,
+    training_window_days: int,
     search_results: pd.DataFrame | None,
 ) -> RegisteredModel:
     """Save the trained forecaster and register it with what it was trained on."""
     extra = {
         "training_rows": result.training_rows,
-        "training_window_days": round((result.data_cutoff - result.training_start) / pd.Timedelta(days=1)),
+        "training_window_days": training_window_days,
         "excluded_series": result.excluded_series.to_dict(orient="records"),
     }
     if search_results is not None:
@@ -208,7 +219,7 @@ def _model_metadata(
     if retrainings:
         newest = retrainings[-1].result
         metadata["validation_plot"] = png_image(
-            plot_validation_forecasts(newest.validation_forecasts), "forecasts against actuals"
+            plot_forecasts_vs_actuals(newest.validation_forecasts), "forecasts against actuals"
         )
     if SEARCH_RESULTS_KEY in latest.extra:
         metadata["hyperparameter_search"] = table_preview(pd.DataFrame(latest.extra[SEARCH_RESULTS_KEY]))

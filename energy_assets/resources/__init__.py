@@ -50,8 +50,8 @@ def build_bucket(deployment: str | None = None) -> Bucket:
     if kind == "gcs":
         return GCSBucket(
             bucket_name=_setting("GOOGLE_CLOUD_BUCKET_NAME", ""),
-            project=os.environ.get("GOOGLE_CLOUD_PROJECT"),
-            service_account_json_path=os.environ.get("GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH"),
+            project=os.environ.get("GOOGLE_CLOUD_PROJECT") or None,
+            service_account_json_path=os.environ.get("GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH") or None,
         )
     raise ValueError(f"ENERGY_ASSETS_BUCKET={kind!r} is not one of ['local', 'gcs']")
 

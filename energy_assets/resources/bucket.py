@@ -166,6 +166,8 @@ class GCSBucket(Bucket):
         return self._storage_client().bucket(self.bucket_name)
 
     def _storage_client(self) -> storage.Client:
+        if not self.bucket_name:
+            raise ValueError(f"no GCS bucket configured: set {BUCKET_NAME_VARIABLE}")
         if self._client is None:
             self._client = self._new_client()
         return self._client
@@ -224,15 +226,3 @@ def _credentials_help(problem: str) -> str:
         f"cannot authenticate to Google Cloud Storage: {problem}; set {SERVICE_ACCOUNT_VARIABLE} to a "
         "service-account JSON key file, or run `gcloud auth application-default login`"
     )
-
-
-def bucket_from_environment() -> Bucket:
-    """The deployment's bucket: GCS when prod and `GOOGLE_CLOUD_BUCKET_NAME` is set, else a local folder."""
-    bucket_name = os.environ.get(BUCKET_NAME_VARIABLE)
-    if settings.deployment_name() == "prod" and bucket_name:
-        return GCSBucket(
-            bucket_name=bucket_name,
-            project=os.environ.get(PROJECT_VARIABLE) or None,
-            service_account_json_path=os.environ.get(SERVICE_ACCOUNT_VARIABLE) or None,
-        )
-    return LocalBucket(root_dir=str(settings.state_dir() / "bucket"))
