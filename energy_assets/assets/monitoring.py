@@ -1,0 +1,176 @@
+"""Accuracy of each hour's forecasts once its actuals are in, and a rolling summary that warns."""
+
+import pandas as pd
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    AssetSelection,
+    AutomationCondition,
+    AutomationConditionSensorDefinition,
+    BackfillPolicy,
+    Config,
+    Failure,
+    MaterializeResult,
+    MetadataValue,
+    Output,
+    ResourceParam,
+    asset,
+)
+from pydantic import Field
+
+from energy_assets.assets.metadata import png_image
+from energy_assets.forecasting.evaluation import MODEL
+from energy_assets.monitoring import (
+    BASELINE_HISTORY_HOURS,
+    OVERALL,
+    REFERENCE_BASELINE,
+    SCOPE,
+    accuracy_alerts,
+    accuracy_by_issue_hour,
+    issue_hours_lacking_actuals,
+    summarize_window,
+)
+from energy_assets.monitoring_plots import plot_mape_over_time
+from energy_assets.parquet_objects import asset_folder, hourly_objects, read_frame
+from energy_assets.partitions import future_hours, hourly_partitions
+from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.io_manager import PartitionedParquetIOManager
+from energy_assets.schema import FORECAST_HORIZON_HOURS, ISSUED_AT, MODEL_VERSION
+
+# eager() without its latest-time-window limit: partition keys name data time, and the actuals of
+# hour H arrive 24 hours (plus the publication delay) after H, long after H stopped being the latest.
+ACCURACY_AUTOMATION = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
+# The summary follows every new accuracy partition, once none is still being written.
+SUMMARY_AUTOMATION = (
+    AutomationCondition.any_deps_updated().since_last_handled()
+    & ~AutomationCondition.any_deps_in_progress()
+    & ~AutomationCondition.in_progress()
+)
+ROLLING_CHECK = "rolling_mape_acceptable"
+
+
+@asset(
+    partitions_def=hourly_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    # The actuals of the forecasts issued at H; the baselines' week before H is already a dependency
+    # of energy_forecasts[H].
+    deps=[AssetDep("energy_consumption_features", partition_mapping=future_hours(FORECAST_HORIZON_HOURS))],
+    io_manager_key="bucket_io_manager",
+    metadata={"partition_column": ISSUED_AT},
+    automation_condition=ACCURACY_AUTOMATION,
+    output_required=False,
+    group_name="monitoring",
+    kinds={"pandas", "parquet"},
+)
+def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataFrame, feature_store: FeatureStore):
+    """MAPE and RMSPE of the forecasts issued at each hour H and of seasonal naive baselines issued at H,
+    overall, per horizon and per series, once the actuals of H+1 ... H+24 are in the feature group."""
+    window = context.partition_time_window
+    origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
+    history = feature_store.read(
+        origins[0] - pd.Timedelta(hours=BASELINE_HISTORY_HOURS - 1),
+        origins[-1] + pd.Timedelta(hours=FORECAST_HORIZON_HOURS + 1),
+    )
+    lacking = issue_hours_lacking_actuals(energy_forecasts, history)
+    if len(lacking) == len(origins):
+        # Not yet materializable: nothing is written, and the automation retries once the actuals arrive.
+        context.log.info(f"actuals not yet in the feature group for any of {len(origins)} issue hours; nothing scored")
+        return
+    if not lacking.empty:
+        raise Failure(
+            description=f"actuals not yet in the feature group for forecasts issued at {lacking[0].isoformat()} ... "
+            f"{lacking[-1].isoformat()} ({len(lacking)} hours); score up to "
+            f"{(lacking[0] - pd.Timedelta(hours=1)).isoformat()} now and the rest once their actuals arrive",
+            allow_retries=False,
+        )
+    accuracy = accuracy_by_issue_hour(energy_forecasts, history)
+    overall = accuracy[accuracy[SCOPE] == OVERALL]
+    last = overall[overall[ISSUED_AT] == origins[-1]].set_index(MODEL)
+    yield Output(
+        accuracy,
+        metadata={
+            "issue_hours": len(origins),
+            "model_versions": MetadataValue.json(sorted(int(v) for v in energy_forecasts[MODEL_VERSION].unique())),
+            "scores_of_last_issue_hour": MetadataValue.md(
+                last[["mape", "rmspe", "n"]].reset_index().to_markdown(index=False, floatfmt=".4f")
+            ),
+            **{f"{model}_mape": MetadataValue.float(float(last.loc[model, "mape"])) for model in last.index},
+        },
+    )
+
+
+class AccuracySummaryConfig(Config):
+    """The rolling window the summary covers and when its check warns."""
+
+    window_days: int = Field(default=7, ge=1, description="Days of issue hours, ending at the newest scored one.")
+    mape_threshold: float = Field(default=0.10, gt=0, description="Warn above this model MAPE (0.10 = 10 %).")
+    worst_series: int = Field(default=10, ge=1, description="Series listed in the worst-series table.")
+
+
+@asset(
+    deps=[forecast_accuracy],
+    check_specs=[
+        AssetCheckSpec(
+            ROLLING_CHECK,
+            asset="forecast_accuracy_summary",
+            description="Over the window, the model's MAPE is below the threshold and below the 168 h "
+            "seasonal naive baseline's.",
+        )
+    ],
+    automation_condition=SUMMARY_AUTOMATION,
+    group_name="monitoring",
+    kinds={"pandas"},
+)
+def forecast_accuracy_summary(
+    context: AssetExecutionContext, config: AccuracySummaryConfig,
+    bucket_io_manager: ResourceParam[PartitionedParquetIOManager],
+):
+    """Model against baselines over a rolling window of issue hours: MAPE over time per area, worst series."""
+    accuracy = _read_recent(bucket_io_manager, forecast_accuracy.key.path, config.window_days * 24)
+    summary = summarize_window(accuracy, config.window_days * 24, worst=config.worst_series)
+    alerts = accuracy_alerts(summary, config.mape_threshold)
+    yield MaterializeResult(
+        metadata={
+            "window": f"{summary.first_issued.isoformat()} ... {summary.last_issued.isoformat()}",
+            "issue_hours": summary.issue_hours,
+            "scores": MetadataValue.md(summary.overall.to_markdown(index=False, floatfmt=".4f")),
+            **{f"{row[MODEL]}_mape": MetadataValue.float(float(row["mape"])) for _, row in summary.overall.iterrows()},
+            "mape_over_time": png_image(plot_mape_over_time(summary.per_area_over_time), "MAPE per issue hour"),
+            "worst_series": MetadataValue.md(summary.worst_series.to_markdown(index=False, floatfmt=".4f")),
+        }
+    )
+    yield AssetCheckResult(
+        check_name=ROLLING_CHECK,
+        passed=not alerts,
+        severity=AssetCheckSeverity.WARN,
+        description="; ".join(alerts) or None,
+        metadata={
+            "model_mape": summary.mape(MODEL),
+            f"{REFERENCE_BASELINE}_mape": summary.mape(REFERENCE_BASELINE),
+            "mape_threshold": config.mape_threshold,
+        },
+    )
+
+
+def _read_recent(io_manager: PartitionedParquetIOManager, asset_path: list[str], hours: int) -> pd.DataFrame:
+    """The stored partitions of the last `hours` hours up to the newest one stored, in one listing and one read."""
+    folder = asset_folder(io_manager.prefix, asset_path)
+    stored = hourly_objects(io_manager.bucket, folder)
+    if not stored:
+        raise Failure(
+            description=f"no forecast accuracy stored yet in {io_manager.bucket.uri(folder)}; "
+            "materialize forecast_accuracy first",
+            allow_retries=False,
+        )
+    newest = max(stored)
+    return read_frame(io_manager.bucket, [key for hour, key in stored.items() if hour > newest - pd.Timedelta(hours=hours)])
+
+
+monitoring_automation_sensor = AutomationConditionSensorDefinition(
+    "monitoring_automation_sensor",
+    target=AssetSelection.assets(forecast_accuracy, forecast_accuracy_summary),
+    description="Scores each hour's forecasts once its actuals arrive, then refreshes the rolling summary.",
+)

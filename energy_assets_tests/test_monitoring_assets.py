@@ -1,0 +1,168 @@
+"""forecast_accuracy and its rolling summary materialized for real: waiting for actuals, automation, the check."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from dagster import (
+    AssetCheckSeverity,
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    ExecuteInProcessResult,
+    evaluate_automation_conditions,
+    materialize,
+)
+
+from energy_assets.definitions import defs
+from energy_assets.monitoring import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
+from energy_assets.parquet_objects import read_frame
+from energy_assets.resources import build_bucket, build_resources
+from energy_assets.schema import ISSUED_AT
+from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key
+
+START, H0 = hour("2022-12-01 00:00"), hour("2022-12-12 00:00")
+ACCURACY = AssetKey("forecast_accuracy")
+SUMMARY = AssetKey("forecast_accuracy_summary")
+ACCURACY_FOLDER = "energy_assets/forecast_accuracy/"
+
+
+def after(hours: int) -> pd.Timestamp:
+    return H0 + pd.Timedelta(hours=hours)
+
+
+def run_hours(
+    first: pd.Timestamp, last: pd.Timestamp, selection: AssetSelection, instance: DagsterInstance, **kwargs
+) -> ExecuteInProcessResult:
+    """One run of the code location's assets over hours first ... last, as a single-run backfill does."""
+    return materialize(
+        list(defs.assets),
+        selection=selection,
+        resources=build_resources(),
+        instance=instance,
+        tags={
+            "dagster/asset_partition_range_start": partition_key(first),
+            "dagster/asset_partition_range_end": partition_key(last),
+        },
+        **kwargs,
+    )
+
+
+def materialized(result: ExecuteInProcessResult, key: AssetKey) -> list[str]:
+    return sorted(event.partition for event in result.get_asset_materialization_events() if event.asset_key == key)
+
+
+def actuals_arrive(first: int, last: int, instance: DagsterInstance) -> None:
+    """The hours after H0 from `first` to `last` go through consumption_raw and the feature group."""
+    run_hours(after(first), after(last), RAW_AND_FEATURES, instance)
+
+
+@pytest.fixture
+def instance() -> DagsterInstance:
+    """Forecasts issued at H0 and H0+1, from a feature group that ends at H0+1: no actual yet."""
+    instance = DagsterInstance.ephemeral()
+    build_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
+    run_hours(H0, after(1), AssetSelection.assets("forecasting_model", "energy_forecasts"), instance)
+    return instance
+
+
+def test_accuracy_waits_for_all_its_actuals_then_the_automation_requests_it(instance):
+    accuracy = AssetSelection.assets(ACCURACY, SUMMARY)
+
+    first = evaluate_automation_conditions(defs, instance, asset_selection=accuracy)
+    actuals_arrive(1, 23, instance)
+    almost = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=first.cursor)
+    actuals_arrive(24, 24, instance)
+    complete = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=almost.cursor)
+
+    assert first.total_requested == 0
+    assert almost.total_requested == 0
+    assert complete.get_requested_partitions(ACCURACY) == {partition_key(H0)}
+
+    result = run_hours(H0, H0, AssetSelection.assets(ACCURACY), instance)
+    after_run = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=complete.cursor)
+    actuals_arrive(25, 25, instance)
+    next_hour = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=after_run.cursor)
+
+    assert materialized(result, ACCURACY) == [partition_key(H0)]
+    assert after_run.get_requested_partitions(SUMMARY) == {None}
+    assert after_run.get_num_requested(ACCURACY) == 0
+    assert next_hour.get_requested_partitions(ACCURACY) == {partition_key(after(1))}
+
+
+def test_an_hour_without_its_actuals_is_skipped_not_failed(instance):
+    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+
+    assert result.success
+    assert materialized(result, ACCURACY) == []
+    assert build_bucket().list_keys(ACCURACY_FOLDER) == []
+
+
+def test_a_range_with_only_some_actuals_fails_naming_the_hours_and_writes_nothing(instance):
+    actuals_arrive(1, 24, instance)
+
+    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance, raise_on_error=False)
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "2022-12-12T01:00:00+00:00" in failure.event_specific_data.error.message
+    assert build_bucket().list_keys(ACCURACY_FOLDER) == []
+
+
+def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
+    actuals_arrive(1, 25, instance)
+
+    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+
+    assert materialized(result, ACCURACY) == [partition_key(H0), partition_key(after(1))]
+    bucket = build_bucket()
+    keys = bucket.list_keys(ACCURACY_FOLDER)
+    assert keys == [f"{ACCURACY_FOLDER}{partition_key(H0)}.parquet", f"{ACCURACY_FOLDER}{partition_key(after(1))}.parquet"]
+    stored = read_frame(bucket, keys[1:])
+    assert set(stored[ISSUED_AT]) == {after(1)}
+    sizes = stored.groupby(["model", SCOPE]).size().unstack(SCOPE)
+    assert sizes.index.tolist() == ["model", "snaive168", "snaive24"]
+    assert sizes[[OVERALL, PER_HORIZON, PER_SERIES]].values.tolist() == [[1, 24, 76]] * 3
+
+
+def summary_check(result: ExecuteInProcessResult):
+    return next(
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    )
+
+
+def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
+    actuals_arrive(1, 25, instance)
+    run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+
+    calm = materialize(list(defs.assets), selection=[SUMMARY], resources=build_resources(), instance=instance)
+    strict = materialize(
+        list(defs.assets),
+        selection=[SUMMARY],
+        resources=build_resources(),
+        instance=instance,
+        run_config={"ops": {"forecast_accuracy_summary": {"config": {"mape_threshold": 0.001, "window_days": 1}}}},
+    )
+
+    metadata = calm.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["issue_hours"].value == 2
+    assert metadata["window"].value == "2022-12-12T00:00:00+00:00 ... 2022-12-12T01:00:00+00:00"
+    assert metadata["mape_over_time"].value.startswith("![MAPE per issue hour](data:image/png;base64,")
+    assert metadata["worst_series"].value.count("\n") == 11  # header, rule and ten series
+    # The synthetic series are regular enough for the model to beat last week's values.
+    assert metadata["model_mape"].value < metadata["snaive168_mape"].value < 0.10
+    assert summary_check(calm).passed
+    assert strict.success
+    warning = summary_check(strict)
+    assert not warning.passed and warning.severity == AssetCheckSeverity.WARN
+    assert "exceeds the threshold 0.10%" in warning.description
+
+
+def test_the_summary_without_any_accuracy_fails_saying_what_to_materialize(instance):
+    result = materialize(
+        list(defs.assets), selection=[SUMMARY], resources=build_resources(), instance=instance, raise_on_error=False
+    )
+
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "materialize forecast_accuracy first" in failure.event_specific_data.error.message
