@@ -1,0 +1,179 @@
+"""The whole graph materialized for real: model in effect per hour, forecasts in the bucket."""
+
+import pandas as pd
+import pytest
+from dagster import AssetSelection, DagsterInstance
+
+from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
+from energy_assets.forecast_store import gather_forecasts
+from energy_assets.resources import build_bucket, build_resources
+from energy_assets.schema import FORECAST_COLUMNS, HORIZON, ISSUED_AT, MODEL_NAME, MODEL_VERSION
+from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
+
+HOURS = pd.Timedelta(hours=1)
+# Enough history for a training with its 24-hour validation window.
+HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
+FIRST_ISSUE = hour("2023-01-12 00:00")
+WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts") | RAW_AND_FEATURES
+
+
+def fill_history(instance: DagsterInstance, before: pd.Timestamp = FIRST_ISSUE) -> None:
+    run_range(before - HISTORY_HOURS * HOURS, before - HOURS, RAW_AND_FEATURES, instance=instance)
+
+
+def registered_versions() -> list:
+    return build_resources()["model_registry"].versions(MODEL_NAME)
+
+
+def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS, instance=instance)
+
+    assert result.success
+    forecasts = gather_forecasts(build_bucket(), FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS)
+    assert list(forecasts.columns) == FORECAST_COLUMNS
+    assert len(forecasts) == 3 * 76 * 24
+    assert sorted(forecasts[HORIZON].unique()) == list(range(1, 25))
+    assert ((forecasts["datetime_utc"] - forecasts[ISSUED_AT]) == forecasts[HORIZON] * HOURS).all()
+    assert (forecasts["energy_consumption_forecast"] > 0).all()
+    assert forecasts[MODEL_VERSION].unique().tolist() == [1]
+    keys = build_bucket().list_keys("energy_assets/energy_forecasts/")
+    assert [key.rsplit("/", 1)[1] for key in keys] == [
+        f"{partition_key(FIRST_ISSUE + n * HOURS)}.parquet" for n in range(3)
+    ]
+    metadata = result.asset_materializations_for_node("energy_forecasts")[0].metadata
+    assert metadata["series"].value == 76 and metadata["horizon_range"].value == "1..24"
+    assert "data:image/png;base64," in metadata["forecast_plot"].value
+
+
+def test_the_model_is_retrained_on_its_cadence_not_every_hour():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+
+    run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
+
+    models = registered_versions()
+    assert [(m.version, m.data_cutoff) for m in models] == [
+        (1, FIRST_ISSUE),
+        (2, FIRST_ISSUE + 24 * HOURS),
+    ]
+    forecasts = gather_forecasts(build_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
+    versions = forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique().map(list)
+    assert versions[FIRST_ISSUE + 23 * HOURS] == [1]
+    assert versions[FIRST_ISSUE + 24 * HOURS] == [2]
+
+
+def test_a_changed_training_configuration_retrains_at_once():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+    run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)
+
+    shorter_window = {"ops": {"forecasting_model": {"config": {"training_window_days": 20}}}}
+    run_range(FIRST_ISSUE + HOURS, FIRST_ISSUE + HOURS, instance=instance, run_config=shorter_window)
+
+    assert [m.data_cutoff for m in registered_versions()] == [FIRST_ISSUE, FIRST_ISSUE + HOURS]
+
+
+def test_the_model_metadata_compares_against_both_baselines():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE, AssetSelection.assets("forecasting_model"), instance=instance)
+
+    metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
+    assert metadata["registry_version"].value == 1
+    assert metadata["data_cutoff"].value == FIRST_ISSUE.isoformat()
+    assert metadata["training_rows"].value > 0
+    for name in ("model_mape", "model_rmspe", "snaive24_mape", "snaive168_mape", "snaive168_rmspe"):
+        assert metadata[name].value > 0
+    assert "seasonal naive 168 h" in metadata["validation_scores"].value
+    assert "data:image/png;base64," in metadata["validation_plot"].value
+    assert "learning_rate" in metadata["hyperparameters"].value
+    check = next(
+        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    )
+    assert check.check_name == "beats_seasonal_naive_168"
+    assert check.passed == (metadata["model_mape"].value < metadata["snaive168_mape"].value)
+
+
+def test_too_little_history_fails_with_hours_needed_and_available():
+    instance = DagsterInstance.ephemeral()
+    run_range(FIRST_ISSUE - 48 * HOURS, FIRST_ISSUE - HOURS, RAW_AND_FEATURES, instance=instance)
+
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance, raise_on_error=False)
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_key == "forecasting_model"
+    message = failure.event_specific_data.error.message
+    assert str(HISTORY_HOURS) in message and "49" in message
+    assert registered_versions() == []
+
+
+def test_forecasts_without_a_model_in_effect_fail_clearly():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+
+    result = run_range(
+        FIRST_ISSUE, FIRST_ISSUE, AssetSelection.assets("energy_forecasts"), instance=instance, raise_on_error=False
+    )
+
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "materialize forecasting_model" in failure.event_specific_data.error.message
+
+
+def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, monkeypatch):
+    def publish(home: str, single_run: bool) -> dict[str, bytes]:
+        monkeypatch.setenv("ENERGY_ASSETS_HOME", str(tmp_path / home))
+        instance = DagsterInstance.ephemeral()
+        fill_history(instance)
+        if single_run:
+            run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS, instance=instance)
+        else:
+            for n in range(3):
+                run_range(FIRST_ISSUE + n * HOURS, FIRST_ISSUE + n * HOURS, instance=instance)
+        bucket = build_bucket()
+        keys = bucket.list_keys("energy_assets/energy_forecasts/")
+        return {key: bucket.read_bytes(key) for key in keys}
+
+    single = publish("single", single_run=True)
+    per_partition = publish("per_partition", single_run=False)
+
+    assert len(single) == 3
+    assert single == per_partition
+
+
+def test_rerunning_a_partition_replaces_its_object():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+    run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance)
+    bucket = build_bucket()
+    key = f"energy_assets/energy_forecasts/{partition_key(FIRST_ISSUE)}.parquet"
+    first = pd.read_parquet(bucket.uri(key).removeprefix("file://"))
+
+    run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)
+
+    again = pd.read_parquet(bucket.uri(key).removeprefix("file://"))
+    assert len(bucket.list_keys("energy_assets/energy_forecasts/")) == 2
+    pd.testing.assert_frame_equal(first, again)
+
+
+@pytest.mark.parametrize("hours_late", [0, 360])
+def test_the_schedule_targets_the_newest_published_hour(monkeypatch, hours_late):
+    from dagster import build_schedule_context
+
+    from energy_assets.definitions import hourly_forecast_job
+    from energy_assets.schedules import build_hourly_schedule
+
+    monkeypatch.setenv("ENERGY_ASSETS_PUBLICATION_DELAY_HOURS", str(hours_late))
+    schedule = build_hourly_schedule(hourly_forecast_job)
+    now = pd.Timestamp("2023-06-20 10:05", tz="UTC")
+
+    request = schedule(build_schedule_context(scheduled_execution_time=now.to_pydatetime()))
+
+    expected = now.floor("h") - (hours_late + 1) * HOURS
+    assert request.partition_key == partition_key(expected)
+    assert schedule.default_status.value == "STOPPED"
