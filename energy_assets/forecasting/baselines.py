@@ -1,10 +1,14 @@
-"""Seasonal naive baselines: sktime's NaiveForecaster, and the same numbers for many origins at once."""
+"""Baselines: seasonal naive (sktime's, and the same for many origins at once) and the course model."""
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from lightgbm import LGBMRegressor
+from sktime.forecasting.compose import ForecastingPipeline, make_reduction
 from sktime.forecasting.naive import NaiveForecaster
+from sktime.transformations.series.date import DateTimeFeatures
+from sktime.transformations.series.summarize import WindowSummarizer
 
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel
 
@@ -36,3 +40,40 @@ def seasonal_naive_origins(
     origin_index = pd.Index(origins)
     values = seasonal_naive_panel(panel, panel.position(origin_index), horizon, sp)
     return panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
+
+
+def course_pipeline() -> ForecastingPipeline:
+    """The reference course's model: calendar features, 72 lags and window stats, 1000-tree LightGBM.
+
+    Fit and predict it with `course_exogenous(y)` as X.
+    """
+    window_summarizer = WindowSummarizer(
+        lag_feature={
+            "lag": list(range(1, 73)),
+            "mean": [[1, 24], [1, 48], [1, 72]],
+            "std": [[1, 24], [1, 48]],
+        }
+    )
+    return ForecastingPipeline(
+        [
+            DateTimeFeatures(manual_selection=["day_of_week", "hour_of_day"]),
+            make_reduction(
+                LGBMRegressor(n_estimators=1000, learning_rate=0.15, verbosity=-1),
+                transformers=[window_summarizer],
+                window_length=None,  # sktime infers it from the transformers
+                strategy="recursive",
+                pooling="global",
+            ),
+        ]
+    )
+
+
+def course_exogenous(index: pd.MultiIndex) -> pd.DataFrame:
+    """The course's X: area and consumer type as exogenous columns on a (area, consumer_type, time) index."""
+    return pd.DataFrame(
+        {
+            "area_exog": index.get_level_values(0).astype("int64"),
+            "consumer_type_exog": index.get_level_values(1).astype("int64"),
+        },
+        index=index,
+    )

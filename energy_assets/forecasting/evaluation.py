@@ -36,17 +36,30 @@ def score_forecasts(
     frame: pd.DataFrame, forecast: str = schema.FORECAST, actual: str = schema.TARGET
 ) -> ForecastScores:
     """Scores of a long frame with key columns, horizon, an actual and a forecast column."""
+    scored = _scorable(frame, forecast, actual)
+    return ForecastScores(
+        overall=_scores(scored, [], forecast, actual),
+        per_horizon=_scores(scored, [schema.HORIZON], forecast, actual),
+        per_series=_scores(scored, schema.SERIES_KEY, forecast, actual),
+    )
+
+
+def overall_scores(
+    frame: pd.DataFrame, forecast: str = schema.FORECAST, actual: str = schema.TARGET
+) -> pd.Series:
+    """mape, rmspe and n over every row of the frame (the `overall` row of `score_forecasts`)."""
+    return _scores(_scorable(frame, forecast, actual), [], forecast, actual).iloc[0]
+
+
+def _scorable(frame: pd.DataFrame, forecast: str, actual: str) -> pd.DataFrame:
+    """Rows with both values; ValueError naming missing columns, or when no row is left."""
     missing = [c for c in [*schema.SERIES_KEY, schema.HORIZON, forecast, actual] if c not in frame]
     if missing:
         raise ValueError(f"forecast frame lacks columns {missing}")
     scored = frame.dropna(subset=[forecast, actual])
     if scored.empty:
         raise ValueError("no row has both an actual and a forecast value to score")
-    return ForecastScores(
-        overall=_scores(scored, [], forecast, actual),
-        per_horizon=_scores(scored, [schema.HORIZON], forecast, actual),
-        per_series=_scores(scored, schema.SERIES_KEY, forecast, actual),
-    )
+    return scored
 
 
 def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> pd.DataFrame:
@@ -117,5 +130,5 @@ def backtest(
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:
     """Overall MAPE and RMSPE of each model of a `backtest` frame, best MAPE first."""
-    table = {model: score_forecasts(rows).overall.iloc[0] for model, rows in frame.groupby(MODEL)}
+    table = {model: overall_scores(rows) for model, rows in frame.groupby(MODEL)}
     return pd.DataFrame(table).T.rename_axis(MODEL).sort_values("mape")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Protocol
 
 import holidays
 import numpy as np
@@ -92,28 +94,25 @@ class FeatureLayout:
         return values + level if self.log_target else (values + 1.0) * level
 
 
-class RunningSums:
-    """Prefix sums of values, squares and counts, so any trailing window mean is two lookups."""
-
-    def __init__(self, z: np.ndarray, capacity: int):
-        rows, width = z.shape
-        self.total = np.zeros((rows, capacity + 1))
-        self.squares = np.zeros((rows, capacity + 1))
-        self.count = np.zeros((rows, capacity + 1))
-        observed = ~np.isnan(z)
-        filled = np.where(observed, z, 0.0)
-        self.total[:, 1 : width + 1] = np.cumsum(filled, axis=1)
-        self.squares[:, 1 : width + 1] = np.cumsum(filled**2, axis=1)
-        self.count[:, 1 : width + 1] = np.cumsum(observed, axis=1)
-
-    def append(self, position: int, value: np.ndarray) -> None:
-        """Record `value` (one per row) at `position`, the next unrecorded time point."""
-        self.total[:, position + 1] = self.total[:, position] + value
-        self.squares[:, position + 1] = self.squares[:, position] + value**2
-        self.count[:, position + 1] = self.count[:, position] + 1
+class WindowStatistics(Protocol):
+    """Mean and standard deviation of trailing windows, NaN ignored."""
 
     def window(self, positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation over [p - width, p) for every row and position p."""
+
+
+class RunningSums:
+    """Prefix sums of values, squares and counts: any window is two lookups (for many positions)."""
+
+    def __init__(self, z: np.ndarray):
+        observed = ~np.isnan(z)
+        filled = np.where(observed, z, 0.0)
+        pad = ((0, 0), (1, 0))
+        self.total = np.pad(np.cumsum(filled, axis=1), pad)
+        self.squares = np.pad(np.cumsum(filled**2, axis=1), pad)
+        self.count = np.pad(np.cumsum(observed, axis=1), pad)
+
+    def window(self, positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
         start = positions - width
         n = self.count[:, positions] - self.count[:, start]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -121,6 +120,19 @@ class RunningSums:
             mean_sq = (self.squares[:, positions] - self.squares[:, start]) / n
         mean[n == 0] = np.nan
         return mean, np.sqrt(np.maximum(mean_sq - mean**2, 0.0))
+
+
+class TrailingWindows:
+    """Windows read straight from the values: no extra arrays, cheap for one position at a time."""
+
+    def __init__(self, z: np.ndarray):
+        self.z = z  # read at call time, so values written in place are seen
+
+    def window(self, positions: np.ndarray, width: int) -> tuple[np.ndarray, np.ndarray]:
+        block = self.z[:, positions[:, None] + np.arange(-width, 0)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN windows give NaN, as intended
+            return np.nanmean(block, axis=2), np.nanstd(block, axis=2)
 
 
 def calendar(times: pd.Index | None, length: int) -> np.ndarray:
@@ -142,7 +154,7 @@ def calendar(times: pd.Index | None, length: int) -> np.ndarray:
 def feature_rows(
     layout: FeatureLayout,
     z: np.ndarray,
-    sums: RunningSums,
+    statistics: WindowStatistics,
     positions: np.ndarray,
     grid_calendar: np.ndarray,
     offsets: np.ndarray,
@@ -151,21 +163,22 @@ def feature_rows(
     """Features to predict z[:, p] for every row and position p, and each row's level.
 
     `z` (rows, width) is model-space history, `positions` the predicted columns; column p of row i
-    is time point offsets[i] + p of `grid_calendar` (time points, 3); `key_codes` (rows, levels).
+    is time point offsets[i] + p of `grid_calendar` (time points, 3); `statistics` reads windows
+    of `z`; `key_codes` (rows, levels).
     Returns X of shape (rows * len(positions), n_features), row-major, and level (rows, positions).
     """
     rows, n_pos = z.shape[0], len(positions)
     season = layout.reference_lag
-    stats = [sums.window(positions, w) for w in layout.windows]
+    stats = [statistics.window(positions, w) for w in layout.windows]
     if season:
         # Every level-like feature is a deviation from the same hours one season earlier.
         level = z[:, positions - season]
         columns = [layout.scale(z[:, positions - lag], z[:, positions - lag - season]) for lag in layout.lags]
-        past = [sums.window(positions - season, w) for w in layout.windows]
+        past = [statistics.window(positions - season, w) for w in layout.windows]
         columns += [layout.scale(mean, before) for (mean, _), (before, _) in zip(stats, past)]
     else:
         if layout.scale_window:
-            level, _ = sums.window(positions, layout.scale_window)
+            level, _ = statistics.window(positions, layout.scale_window)
         else:
             level = np.zeros((rows, n_pos))
         columns = [layout.scale(z[:, positions - lag], level) for lag in layout.lags]

@@ -10,6 +10,7 @@ from sktime.forecasting.base import BaseForecaster
 from energy_assets.forecasting.features import (
     FeatureLayout,
     RunningSums,
+    TrailingWindows,
     calendar,
     feature_rows,
 )
@@ -67,6 +68,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         num_leaves: int = 15,
         min_child_samples: int = 20,
         feature_fraction: float = 0.9,
+        reg_lambda: float = 0.0,
         objective: str = "l2",
         holiday_weight: float = 1.0,
         n_jobs: int = 2,
@@ -83,6 +85,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.num_leaves = num_leaves
         self.min_child_samples = min_child_samples
         self.feature_fraction = feature_fraction
+        self.reg_lambda = reg_lambda
         self.objective = objective
         self.holiday_weight = holiday_weight
         self.n_jobs = n_jobs
@@ -126,7 +129,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         X, level = feature_rows(
             self.layout_,
             z,
-            RunningSums(z, width),
+            RunningSums(z),
             positions,
             grid_calendar,
             np.zeros(len(panel.keys), dtype="int64"),
@@ -161,20 +164,20 @@ class GlobalLGBMForecaster(BaseForecaster):
         if origins.min() < history - 1:
             raise InsufficientHistoryError(history, int(origins.min()) + 1, "a forecast")
         n_series, n_origins = len(panel.keys), len(origins)
-        window = origins[:, None] + np.arange(1 - history, 1)
+        past = origins[:, None] + np.arange(1 - history, 1)
+        # One row per (series, origin): its history, then the forecasts as they are made.
         z = np.full((n_series * n_origins, history + horizon), np.nan)
-        z[:, :history] = layout.transform(panel.gaps_filled())[:, window].reshape(-1, history)
-        sums = RunningSums(z[:, :history], history + horizon)
+        z[:, :history] = layout.transform(panel.gaps_filled())[:, past].reshape(-1, history)
+        statistics = TrailingWindows(z)
         grid_calendar = calendar(_datetimes(extend_grid(panel.grid, horizon)), len(panel.grid) + horizon)
         offsets = np.tile(origins - history + 1, n_series)
         codes = np.repeat(self._key_codes(panel.keys), n_origins, axis=0)
         for position in range(history, history + horizon):
             X, level = feature_rows(
-                layout, z, sums, np.array([position]), grid_calendar, offsets, codes
+                layout, z, statistics, np.array([position]), grid_calendar, offsets, codes
             )
             step = layout.unscale(self.booster_.predict(X, num_threads=self.n_jobs), level[:, 0])
             z[:, position] = step
-            sums.append(position, step)
         return layout.inverse(z[:, history:]).reshape(n_series, n_origins, horizon)
 
     def predict_origins(
@@ -223,6 +226,7 @@ class GlobalLGBMForecaster(BaseForecaster):
             "min_data_in_leaf": self.min_child_samples,
             "min_data_per_group": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
+            "lambda_l2": self.reg_lambda,
             "num_threads": self.n_jobs,
             "seed": self.random_state,
             "deterministic": True,

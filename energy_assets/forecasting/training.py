@@ -14,7 +14,7 @@ from sktime.base import load
 from sktime.forecasting.model_selection import ExpandingWindowSplitter
 
 from energy_assets import schema
-from energy_assets.forecasting.evaluation import MODEL, backtest, score_forecasts
+from energy_assets.forecasting.evaluation import MODEL, backtest, overall_scores
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 
@@ -51,6 +51,7 @@ class ForecasterConfig:
     num_leaves: int = _MODEL_DEFAULTS["num_leaves"]
     min_child_samples: int = _MODEL_DEFAULTS["min_child_samples"]
     feature_fraction: float = _MODEL_DEFAULTS["feature_fraction"]
+    reg_lambda: float = _MODEL_DEFAULTS["reg_lambda"]
     objective: str = _MODEL_DEFAULTS["objective"]
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
     random_state: int = _MODEL_DEFAULTS["random_state"]
@@ -133,7 +134,7 @@ def train_forecaster(
     metrics = {
         f"{model}_{metric}": float(value)
         for model, frame in validation.groupby(MODEL)
-        for metric, value in score_forecasts(frame).overall.iloc[0].drop("n").items()
+        for metric, value in overall_scores(frame).drop("n").items()
     }
     forecaster = template.fit(to_sktime(rows))
     return TrainingResult(
@@ -169,12 +170,13 @@ def forecast_origins(
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
-    Columns and dtypes are schema.FORECAST_COLUMNS without model_version.
+    Columns and dtypes are schema.FORECAST_COLUMNS without model_version. A series whose history
+    starts too late for an origin (no value one reference season back) gets no rows for it.
     """
     issued = pd.DatetimeIndex([schema.to_utc_hour(o) for o in origins]).as_unit("us")
     y = to_sktime(history_long[history_long[schema.DATETIME] <= issued.max()])
     frame = forecaster.predict_origins(y, issued, horizon)
-    frame = frame.rename(columns={schema.TARGET: schema.FORECAST})
+    frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
     return frame[columns].astype(
         {
@@ -249,7 +251,7 @@ def search_hyperparameters(
                 for fold_origins in folds
             ]
         )
-        scores = score_forecasts(forecasts).overall.iloc[0]
+        scores = overall_scores(forecasts)
         results.append(
             {
                 **config.to_dict(),
