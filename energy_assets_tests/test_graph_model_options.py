@@ -1,0 +1,52 @@
+"""Model options in real runs: hyperparameter search kept and reused, short series left out and named."""
+
+import pandas as pd
+from dagster import AssetSelection, DagsterInstance
+
+from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
+from energy_assets.forecast_store import gather_forecasts
+from energy_assets.resources import build_bucket, build_resources
+from energy_assets.schema import DATETIME, MODEL_NAME, SERIES_KEY
+from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
+
+HOURS = pd.Timedelta(hours=1)
+ISSUE = hour("2023-01-12 00:00")
+MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
+
+
+def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configuration():
+    instance = DagsterInstance.ephemeral()
+    search_history = min_training_hours(ForecasterConfig()) + 4 * 24
+    run_range(ISSUE - search_history * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
+    search = {"ops": {"forecasting_model": {"config": {"hyperparameter_search": True, "search_candidates": 2}}}}
+
+    result = run_range(ISSUE, ISSUE, AssetSelection.assets("forecasting_model"), instance=instance, run_config=search)
+    run_range(ISSUE + HOURS, ISSUE + HOURS, AssetSelection.assets("forecasting_model"), instance=instance)
+
+    models = build_resources()["model_registry"].versions(MODEL_NAME)
+    assert len(models) == 1, "the next hour reuses the searched model instead of retraining with defaults"
+    trials = pd.DataFrame(models[0].extra["hyperparameter_search"])
+    assert len(trials) == 2 and trials["mape"].is_monotonic_increasing
+    best = trials.iloc[0]
+    assert models[0].config != ForecasterConfig().to_dict()
+    assert models[0].config["num_leaves"] == best["num_leaves"]
+    assert models[0].config["n_estimators"] == best["n_estimators"]
+    metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
+    assert "mape" in metadata["hyperparameter_search"].value
+
+
+def test_series_with_too_little_history_are_left_out_and_named():
+    history_hours = min_training_hours(ForecasterConfig()) + 24
+    rows = synthetic_consumption(ISSUE - (history_hours - 1) * HOURS, ISSUE + HOURS)
+    young = (rows["area"] == 2) & (rows["consumer_type"] == 999)
+    rows = rows[~young | (rows[DATETIME] > ISSUE - 100 * HOURS)]
+    build_resources()["feature_store"].process_config_and_initialize().insert(rows)
+
+    result = run_range(ISSUE, ISSUE, MODEL_AND_FORECASTS)
+
+    metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
+    assert "999" in metadata["excluded_series"].value
+    forecasts = gather_forecasts(build_bucket(), ISSUE, ISSUE)
+    series = set(map(tuple, forecasts[SERIES_KEY].drop_duplicates().to_numpy()))
+    assert len(series) == 75 and (2, 999) not in series
