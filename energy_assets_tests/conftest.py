@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+# Loopback servers every test module may ask for: the Energi Data Service fake and the GCS emulator.
+pytest_plugins = ["energy_assets_tests.edsapi_server", "energy_assets_tests.gcs_emulator"]
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REAL_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "raw"
 REAL_DATA_CSV = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.csv"

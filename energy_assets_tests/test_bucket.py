@@ -18,7 +18,6 @@ from energy_assets.resources.bucket import (
     GCSBucket,
     LocalBucket,
 )
-from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
 
 KEY = "energy_assets/energy_forecasts/2023-01-14-23:00.parquet"
 

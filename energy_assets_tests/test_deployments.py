@@ -17,7 +17,6 @@ from energy_assets.resources.bucket import GCSBucket
 from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
 from energy_assets.schema import MODEL_NAME
 from energy_assets_tests.conftest import REPO_ROOT
-from energy_assets_tests.gcs_emulator import gcs_emulator, gcs_emulator_env  # noqa: F401 (fixtures)
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
 from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, fake_hopsworks
 
@@ -66,7 +65,7 @@ def test_a_missing_credential_fails_the_run_naming_the_variable(monkeypatch):
         run_range(first, first, RAW_AND_FEATURES)
 
 
-def test_prod_materializes_the_whole_graph_on_hopsworks_and_gcs(tmp_path, monkeypatch, gcs_emulator_env):  # noqa: F811
+def test_prod_materializes_the_whole_graph_on_hopsworks_and_gcs(tmp_path, monkeypatch, gcs_emulator_env):
     bucket_name = f"forecasts-{uuid.uuid4().hex[:12]}"
     storage.Client(project="test").create_bucket(bucket_name)
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")

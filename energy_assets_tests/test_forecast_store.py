@@ -10,7 +10,6 @@ from energy_assets.forecast_store import gather_forecasts, issued_hours, latest_
 from energy_assets.parquet_objects import parquet_bytes, partition_object_key, to_arrow
 from energy_assets.resources.bucket import Bucket, LocalBucket
 from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA
-from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
 

@@ -9,7 +9,7 @@ from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.files import read_window
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.conftest import REAL_DATA_CSV
-from energy_assets_tests.edsapi_server import de35_records, edsapi_server  # noqa: F401 (fixture)
+from energy_assets_tests.edsapi_server import de35_records
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, check_results, hour, run_range
 
 FIRST, LAST = hour("2023-01-02 00:00"), hour("2023-01-03 23:00")
@@ -21,7 +21,7 @@ def _api_resources(server) -> dict:
     return {**build_resources(), "consumption_source": source}
 
 
-def test_a_range_is_fetched_from_the_api_with_one_query(edsapi_server):  # noqa: F811
+def test_a_range_is_fetched_from_the_api_with_one_query(edsapi_server):
     edsapi_server.datasets["ConsumptionDE35Hour"] = de35_records(synthetic_consumption(FIRST, END))
 
     result = run_range(FIRST, LAST, RAW_AND_FEATURES, resources=_api_resources(edsapi_server))
@@ -31,7 +31,7 @@ def test_a_range_is_fetched_from_the_api_with_one_query(edsapi_server):  # noqa:
     assert len(build_resources()["feature_store"].read(FIRST, END)) == 48 * 76
 
 
-def test_an_empty_api_answer_fails_the_raw_asset_without_retrying(edsapi_server):  # noqa: F811
+def test_an_empty_api_answer_fails_the_raw_asset_without_retrying(edsapi_server):
     edsapi_server.datasets["ConsumptionDE35Hour"] = de35_records(
         synthetic_consumption(FIRST - pd.Timedelta(days=3), FIRST - pd.Timedelta(days=2))
     )

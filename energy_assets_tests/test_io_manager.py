@@ -25,7 +25,6 @@ from energy_assets.parquet_objects import parse_hourly_key
 from energy_assets.resources.bucket import GCSBucket
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA
-from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env  # noqa: F401
 
 HOURLY = HourlyPartitionsDefinition(start_date="2023-01-14-00:00")
 RANGE_TAGS = {

@@ -15,7 +15,7 @@ from energy_assets.sources.errors import (
 )
 from energy_assets.sources.municipalities import MUNICIPALITY_AREAS, MUNICIPALITY_NAMES
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.edsapi_server import ScriptedAnswer, de35_records, edsapi_server, industry_record  # noqa: F401
+from energy_assets_tests.edsapi_server import ScriptedAnswer, de35_records, industry_record
 
 DE35 = "ConsumptionDE35Hour"
 INDUSTRY = "ConsumptionIndustry"

@@ -9,7 +9,7 @@ from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.schema import SERIES_KEY, de35_series
 from energy_assets.sources.errors import SourceUnavailableError
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.edsapi_server import ScriptedAnswer, de35_records, edsapi_server, industry_record  # noqa: F401
+from energy_assets_tests.edsapi_server import ScriptedAnswer, de35_records, industry_record
 
 START, END = pd.Timestamp("2023-02-01T00:00Z"), pd.Timestamp("2023-02-01T06:00Z")
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from abc import abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +17,7 @@ from google.cloud import storage
 from google.oauth2 import service_account
 from pydantic import PrivateAttr
 
-from energy_assets import settings
+from energy_assets.resources.local_files import write_atomically
 
 BUCKET_NAME_VARIABLE = "GOOGLE_CLOUD_BUCKET_NAME"
 PROJECT_VARIABLE = "GOOGLE_CLOUD_PROJECT"
@@ -62,17 +61,7 @@ class LocalBucket(Bucket):
         """Write through a hidden temporary file in the same folder, fsync it, then rename over the key."""
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=_PARTIAL_SUFFIX)
-        try:
-            with os.fdopen(handle, "wb") as file:
-                file.write(data)
-                file.flush()
-                os.fsync(file.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-        _fsync_directory(path.parent)
+        write_atomically(path, lambda file: file.write(data), suffix=_PARTIAL_SUFFIX)
         return self.uri(key)
 
     def read_bytes(self, key: str) -> bytes:
@@ -111,15 +100,6 @@ class LocalBucket(Bucket):
                 f"invalid object key {key!r}: keys are '/'-separated names, none empty or starting with '.'"
             )
         return Path(self.root_dir).resolve().joinpath(*parts)
-
-
-def _fsync_directory(folder: Path) -> None:
-    # Makes the rename itself durable across a power loss.
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class GCSBucket(Bucket):

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import fcntl
-import os
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -16,6 +11,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.local_files import exclusive_lock, write_atomically
 from energy_assets.schema import (
     CONSUMPTION_COLUMNS,
     CONSUMPTION_SCHEMA,
@@ -27,26 +23,6 @@ from energy_assets.schema import (
 SORT_KEY = [*SERIES_KEY, DATETIME]
 SERIES_SCHEMA = pa.schema([CONSUMPTION_SCHEMA.field(column) for column in SERIES_KEY])
 TIME_TYPE = CONSUMPTION_SCHEMA.field(DATETIME).type
-
-
-@contextmanager
-def exclusive_lock(lock_path: Path) -> Iterator[None]:
-    """Hold an exclusive `flock` on `lock_path` (created if absent) across processes."""
-    with open(lock_path, "a") as lock_file:
-        fcntl.flock(lock_file, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock_file, fcntl.LOCK_UN)
-
-
-def fsync_dir(directory: Path) -> None:
-    """Make a rename inside `directory` durable."""
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:
@@ -127,7 +103,7 @@ class LocalFeatureStore(FeatureStore):
                 stored = pq.read_table(path, schema=CONSUMPTION_SCHEMA).to_pandas()
                 rows = pd.concat([stored, rows], ignore_index=True).drop_duplicates(SORT_KEY, keep="last")
             table = pa.Table.from_pandas(rows.sort_values(SORT_KEY), schema=CONSUMPTION_SCHEMA, preserve_index=False)
-            _write_atomically(table, path)
+            write_atomically(path, lambda file: pq.write_table(table, file))
 
 
 def _series_table(series: pd.DataFrame) -> pa.Table:
@@ -136,17 +112,3 @@ def _series_table(series: pd.DataFrame) -> pa.Table:
         raise ValueError(f"series lack column(s) {missing}; got {list(series.columns)}")
     return pa.Table.from_pandas(series[SERIES_KEY].drop_duplicates(), preserve_index=False).cast(SERIES_SCHEMA)
 
-
-def _write_atomically(table: pa.Table, path: Path) -> None:
-    """Write `table` to a temp file beside `path`, fsync it and rename it over `path`."""
-    fd, temp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as temp_file:
-            pq.write_table(table, temp_file)
-            temp_file.flush()
-            os.fsync(temp_file.fileno())
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-    fsync_dir(path.parent)

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from energy_assets.resources.local_feature_store import exclusive_lock, fsync_dir
+from energy_assets.resources.local_files import exclusive_lock, fsync_dir
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
 from energy_assets.schema import to_utc_hour
 
