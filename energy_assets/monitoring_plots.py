@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import pandas as pd
+from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from energy_assets.forecasting.evaluation import MODEL
@@ -27,6 +28,9 @@ def plot_mape_over_time(per_area_over_time: pd.DataFrame) -> bytes:
         ax.set_title(AREA_NAMES.get(int(area), str(area)), loc="left")
         ax.set_ylabel("MAPE (%)")
         ax.grid(alpha=0.3)
+    locator = AutoDateLocator()
+    axes[-1].xaxis.set_major_locator(locator)
+    axes[-1].xaxis.set_major_formatter(ConciseDateFormatter(locator))
     axes[0].legend(loc="best", fontsize="small")
     axes[-1].set_xlabel("forecast issued at (UTC)")
     buffer = io.BytesIO()

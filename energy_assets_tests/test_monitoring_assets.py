@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from dagster import (
@@ -58,12 +61,24 @@ def actuals_arrive(first: int, last: int, instance: DagsterInstance) -> None:
     run_hours(after(first), after(last), RAW_AND_FEATURES, instance)
 
 
+@pytest.fixture(scope="module")
+def trained_state(tmp_path_factory) -> Path:
+    """A feature group that ends at H0+1 and the model in effect at H0, trained once for the module."""
+    home = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("ENERGY_ASSETS_HOME", str(home))
+        env.delenv("ENERGY_ASSETS_DEPLOYMENT", raising=False)
+        build_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
+        run_hours(H0, H0, AssetSelection.assets("forecasting_model"), DagsterInstance.ephemeral())
+    return home
+
+
 @pytest.fixture
-def instance() -> DagsterInstance:
+def instance(trained_state, isolated_state) -> DagsterInstance:
     """Forecasts issued at H0 and H0+1, from a feature group that ends at H0+1: no actual yet."""
+    shutil.copytree(trained_state, isolated_state)
     instance = DagsterInstance.ephemeral()
-    build_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
-    run_hours(H0, after(1), AssetSelection.assets("forecasting_model", "energy_forecasts"), instance)
+    run_hours(H0, after(1), AssetSelection.assets("energy_forecasts"), instance)
     return instance
 
 
@@ -89,6 +104,14 @@ def test_accuracy_waits_for_all_its_actuals_then_the_automation_requests_it(inst
     assert after_run.get_requested_partitions(SUMMARY) == {None}
     assert after_run.get_num_requested(ACCURACY) == 0
     assert next_hour.get_requested_partitions(ACCURACY) == {partition_key(after(1))}
+
+
+def test_hours_already_scorable_when_automation_is_switched_on_are_requested_at_once(instance):
+    actuals_arrive(1, 24, instance)
+
+    first = evaluate_automation_conditions(defs, instance, asset_selection=AssetSelection.assets(ACCURACY))
+
+    assert first.get_requested_partitions(ACCURACY) == {partition_key(H0)}
 
 
 def test_an_hour_without_its_actuals_is_skipped_not_failed(instance):

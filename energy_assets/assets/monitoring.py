@@ -40,9 +40,14 @@ from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import FORECAST_HORIZON_HOURS, ISSUED_AT, MODEL_VERSION
 
-# eager() without its latest-time-window limit: partition keys name data time, and the actuals of
-# hour H arrive 24 hours (plus the publication delay) after H, long after H stopped being the latest.
-ACCURACY_AUTOMATION = AutomationCondition.eager().without(AutomationCondition.in_latest_time_window())
+# eager() for every hour, not only the latest: partition keys name data time, and the actuals of hour H
+# arrive 24 hours (plus the publication delay) after H, long after H stopped being the latest. Nor does
+# the first evaluation count as handled, so hours already scorable when automation is switched on are scored.
+ACCURACY_AUTOMATION = (
+    AutomationCondition.eager()
+    .without(AutomationCondition.in_latest_time_window())
+    .replace("handled", AutomationCondition.newly_requested() | AutomationCondition.newly_updated())
+)
 # The summary follows every new accuracy partition, once none is still being written.
 SUMMARY_AUTOMATION = (
     AutomationCondition.any_deps_updated().since_last_handled()
