@@ -87,8 +87,8 @@ def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataF
     if not lacking.empty:
         raise Failure(
             description=f"actuals not yet in the feature group for forecasts issued at {lacking[0].isoformat()} ... "
-            f"{lacking[-1].isoformat()} ({len(lacking)} hours); score up to "
-            f"{(lacking[0] - pd.Timedelta(hours=1)).isoformat()} now and the rest once their actuals arrive",
+            f"{lacking[-1].isoformat()} ({len(lacking)} of {len(origins)} hours); nothing stored. Materialize "
+            "the other hours on their own, and these once their actuals arrive",
             allow_retries=False,
         )
     accuracy = accuracy_by_issue_hour(energy_forecasts, history)
