@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
-from energy_assets.forecasting.evaluation import MODEL, score_forecasts, with_actuals
+from energy_assets.forecasting.evaluation import MODEL, ForecastScores, score_forecasts, with_actuals
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, FORECAST, HORIZON, ISSUED_AT, SERIES_KEY, TARGET
 
@@ -68,13 +68,16 @@ def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd
     return pd.concat(parts, ignore_index=True)[ACCURACY_COLUMNS].astype(ACCURACY_DTYPES)
 
 
-def _tidy(scores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
+def _tidy(scores: ForecastScores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
     """The three score tables of one issue hour and model as rows of one long frame."""
-    # Group keys are named by position: score_forecasts' tables keep their order, not always their names.
-    overall = scores.overall[METRICS].assign(**{SCOPE: OVERALL})
-    per_horizon = scores.per_horizon.set_axis([HORIZON, *METRICS], axis=1).assign(**{SCOPE: PER_HORIZON})
-    per_series = scores.per_series.set_axis([*SERIES_KEY, *METRICS], axis=1).assign(**{SCOPE: PER_SERIES})
-    frame = pd.concat([overall, per_horizon, per_series], ignore_index=True)
+    frame = pd.concat(
+        [
+            scores.overall.assign(**{SCOPE: OVERALL}),
+            scores.per_horizon.assign(**{SCOPE: PER_HORIZON}),
+            scores.per_series.assign(**{SCOPE: PER_SERIES}),
+        ],
+        ignore_index=True,
+    )
     return frame.assign(**{ISSUED_AT: issued_at, MODEL: model}).reindex(columns=ACCURACY_COLUMNS)
 
 
