@@ -5,6 +5,11 @@ days is a target and every origin has all 24 horizons scored. Every model is ref
 at or before the day's first origin only; each origin is forecast from the rows at or before it.
 The course pipeline predicts in ~20-30 s per origin, so it runs on a subsample (one origin every
 `--course-every` hours); the table for that subsample scores every model on the same origins.
+How the model's configuration is chosen, without the evaluation window: search_hyperparameters on
+SEARCH_GRID, with three daily folds ending at the window's first origin (data before the window
+only). The defaults of ForecasterConfig are that search's choice; the script re-runs the search and
+says whether they still agree. "model_insample" is the earlier defaults (50 trees, no size
+averaging), which were picked by looking at this window: shown for comparison only.
 Run: PYTHONPATH=. python benchmarks/accuracy_real_data.py [--course-every 6 | --no-course]
 """
 
@@ -15,6 +20,7 @@ import copy
 import sys
 import time
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +47,11 @@ REAL_DATA = (
 HORIZON = 24
 RETRAIN_EVERY = 24
 HOUR = pd.Timedelta(hours=1)
-SEARCH_GRID = {"n_estimators": [25, 50, 100], "num_leaves": [7, 15, 31]}
+SEARCH_GRID = {"n_estimators": [25, 50, 100, 200, 400], "holiday_weight": [0.0, 1.0]}
+# The earlier defaults, tuned on this very window: a labelled comparison row, never the claim.
+IN_SAMPLE_TUNED = {"n_estimators": 50, "average_sizes": False}
+# The course pipeline's MAPE on the every-6-h subsample, from the last run that included it.
+PREVIOUS_COURSE = {"mape": 0.1068, "origins_every": 6}
 
 
 def course_backtest(history: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
@@ -106,20 +116,23 @@ def main() -> None:
     config = ForecasterConfig()
     print(f"extract {history[schema.DATETIME].min()} .. {last}, {history.groupby(schema.SERIES_KEY).ngroups} series")
     print(f"origins {origins[0]} .. {origins[-1]} hourly ({len(origins)}), horizon {HORIZON} h, retrain daily")
-    print(f"our config: {config.to_dict()}")
+
+    searched, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=3)
+    print(f"\nconfig choice: search on {SEARCH_GRID}, 3 daily folds before {origins[0]} (no window data)")
+    print(search_table[[*SEARCH_GRID, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    agree = "yes" if searched == config else f"NO (search chose {searched.to_dict()})"
+    print(f"defaults equal the search's choice: {agree}")
+    print(f"model config (ForecasterConfig defaults): {config.to_dict()}")
 
     began = time.perf_counter()
     hourly = backtest(history, origins, config.forecaster(), retrain_every=RETRAIN_EVERY)
     print(f"our backtest (7 fits, {len(origins)} origins): {time.perf_counter() - began:.1f} s")
-    # The defaults were tuned on this very window; a search on the rows before it shows what an
-    # out-of-sample choice would have scored.
-    searched, _ = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=3)
-    print(f"searched before the window on {SEARCH_GRID}: {searched.n_estimators} trees, {searched.num_leaves} leaves")
+    in_sample = replace(config, **IN_SAMPLE_TUNED).forecaster()
     hourly = pd.concat(
         [
             hourly,
-            backtest(history, origins, searched.forecaster(), RETRAIN_EVERY, seasonal_periods=())
-            .replace({MODEL: {"model": "model_searched"}}),
+            backtest(history, origins, in_sample, RETRAIN_EVERY, seasonal_periods=())
+            .replace({MODEL: {"model": "model_insample"}}),
         ],
         ignore_index=True,
     )
@@ -132,12 +145,18 @@ def main() -> None:
         subsample = pd.concat([subsample, course_backtest(history, sub)], ignore_index=True)
     table = print_table(f"Origins every {args.course_every} h (same origins for every model)", subsample)
 
+    if args.no_course:
+        print(
+            f"course (previous run, origins every {PREVIOUS_COURSE['origins_every']} h): "
+            f"mape {PREVIOUS_COURSE['mape']:.4f}, not re-run"
+        )
     baselines = [name for name in table.index if not name.startswith("model")]
-    beaten = (table.loc["model", "mape"] < table.loc[baselines, "mape"]).all() and (
+    rivals = [*table.loc[baselines, "mape"], *([PREVIOUS_COURSE["mape"]] if args.no_course else [])]
+    beaten = table.loc["model", "mape"] < min(rivals) and (
         ours.loc["model", "mape"] < ours.loc[[b for b in baselines if b in ours.index], "mape"]
     ).all()
-    print(f"\ngoal: default model's MAPE below every baseline's on both tables -> {'met' if beaten else 'NOT met'}")
-    print("caveat: the defaults were chosen on this window; model_searched is the out-of-sample choice.")
+    print(f"\ngoal: model's MAPE below every baseline's on both tables -> {'met' if beaten else 'NOT met'}")
+    print("model_insample was tuned on this window (comparison only); model's config came from the search before it.")
 
 
 if __name__ == "__main__":

@@ -133,3 +133,13 @@ def test_too_short_history_names_hours_needed_and_available():
 
     with pytest.raises(InsufficientHistoryError, match="needs 193 hours of history; only 120 available"):
         small_forecaster().fit(y)
+
+
+def test_size_averaging_predicts_the_mean_of_every_smaller_model():
+    y = to_sktime(synthetic_history())
+    averaged = small_forecaster(n_estimators=8).fit(y)
+    plain = small_forecaster(n_estimators=8, average_sizes=False).fit(y)
+    X = np.random.default_rng(0).normal(size=(20, averaged.booster_.num_feature()))
+    sizes = [plain.booster_.predict(X, num_iteration=k) for k in range(1, 9)]
+    np.testing.assert_allclose(averaged.booster_.predict(X), np.mean(sizes, axis=0), rtol=1e-12)
+    assert not np.allclose(averaged.booster_.predict(X), sizes[-1])

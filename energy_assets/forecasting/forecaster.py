@@ -63,7 +63,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         scale_window: int = 168,
         reference_lag: int = 168,
         log_target: bool = True,
-        n_estimators: int = 50,
+        n_estimators: int = 400,
         learning_rate: float = 0.05,
         num_leaves: int = 15,
         min_child_samples: int = 20,
@@ -71,6 +71,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         reg_lambda: float = 0.0,
         objective: str = "l2",
         holiday_weight: float = 1.0,
+        average_sizes: bool = True,
         n_jobs: int = 2,
         random_state: int = 0,
     ):
@@ -88,6 +89,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.reg_lambda = reg_lambda
         self.objective = objective
         self.holiday_weight = holiday_weight
+        self.average_sizes = average_sizes
         self.n_jobs = n_jobs
         self.random_state = random_state
         super().__init__()
@@ -152,6 +154,8 @@ class GlobalLGBMForecaster(BaseForecaster):
             free_raw_data=True,
         )
         self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=self.n_estimators)
+        if self.average_sizes:
+            _average_sizes(self.booster_)
         return self
 
     def predict_panel(self, panel: Panel, origins: np.ndarray, horizon: int) -> np.ndarray:
@@ -269,3 +273,12 @@ class GlobalLGBMForecaster(BaseForecaster):
 def _datetimes(grid: pd.Index) -> pd.Index | None:
     """The grid when its points are dates or periods (calendar features apply), else None."""
     return grid if isinstance(grid, (pd.DatetimeIndex, pd.PeriodIndex)) else None
+
+
+def _average_sizes(booster: lgb.Booster) -> None:
+    """Make the booster predict the mean of its first 1, 2, ..., n trees: tree i weighs (n - i) / n."""
+    info = booster.dump_model()["tree_info"]
+    n = len(info)
+    for i, tree in enumerate(info):
+        for leaf in range(tree["num_leaves"]):
+            booster.set_leaf_output(i, leaf, booster.get_leaf_output(i, leaf) * (n - i) / n)

@@ -54,6 +54,7 @@ class ForecasterConfig:
     reg_lambda: float = _MODEL_DEFAULTS["reg_lambda"]
     objective: str = _MODEL_DEFAULTS["objective"]
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
+    average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
     random_state: int = _MODEL_DEFAULTS["random_state"]
     training_window_hours: int | None = 60 * 24  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
