@@ -27,6 +27,10 @@ class GlobalLGBMForecaster(BaseForecaster):
     the same hours one season earlier, and the trees, starting from zero, learn corrections to that
     seasonal naive forecast; with `reference_lag=0` they are relative to the trailing
     `scale_window`-hour mean. Deviations are log differences when `log_target`, else relative.
+    With `average_sizes` the booster predicts the mean of its first 1, 2, ..., n trees (tree i
+    weighs (n - i) / n, set once after fitting, so prediction costs no more): the forecast then
+    depends little on `n_estimators`. The default 400 trees are what `search_hyperparameters`
+    chose on the real extract's days before the accuracy benchmark's window (never on the window).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
 
     Examples
