@@ -29,7 +29,7 @@ def coerce_consumption(frame: pd.DataFrame) -> pd.DataFrame:
     absent = missing_columns(frame)
     if absent:
         raise CleaningError(f"consumption rows lack the columns {absent}; got {list(frame.columns)}")
-    coerced = pd.DataFrame(
+    return pd.DataFrame(
         {
             DATETIME: pd.to_datetime(frame[DATETIME], utc=True, errors="coerce"),
             AREA: pd.to_numeric(frame[AREA], errors="coerce"),
@@ -38,15 +38,21 @@ def coerce_consumption(frame: pd.DataFrame) -> pd.DataFrame:
         },
         index=frame.index,
     )
-    return coerced
+
+
+def unparseable_values(frame: pd.DataFrame, coerced: pd.DataFrame) -> pd.DataFrame:
+    """Per cell of `frame`: a value is present but is not a whole UTC hour, an integer code or a number."""
+    unparseable = coerced.isna() & frame[coerced.columns].notna()
+    unparseable[DATETIME] |= coerced[DATETIME].notna() & (coerced[DATETIME].dt.floor("h") != coerced[DATETIME])
+    for column in (AREA, CONSUMER_TYPE):
+        unparseable[column] |= coerced[column].notna() & (coerced[column] % 1 != 0)
+    return unparseable
 
 
 def clean_consumption(frame: pd.DataFrame) -> pd.DataFrame:
     """Canonical dtypes and order; raises `CleaningError` naming the rows that cannot be typed."""
     coerced = coerce_consumption(frame)
-    unusable = coerced.isna().any(axis=1) | (coerced[DATETIME].dt.floor("h") != coerced[DATETIME])
-    for column in (AREA, CONSUMER_TYPE):
-        unusable |= coerced[column].notna() & (coerced[column] % 1 != 0)
+    unusable = coerced.isna().any(axis=1) | unparseable_values(frame, coerced).any(axis=1)
     if unusable.any():
         raise CleaningError(
             f"{int(unusable.sum())} rows have missing, unparseable or non-hourly values, "

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from energy_assets.cleaning import coerce_consumption, missing_columns
+from energy_assets.cleaning import coerce_consumption, missing_columns, unparseable_values
 from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET
 
 
@@ -50,10 +50,7 @@ def validate_consumption(
     rows = rows.reset_index(drop=True)
     coerced = coerce_consumption(rows)
     was_null = rows[coerced.columns].isna()
-    unparseable = coerced.isna() & ~was_null
-    unparseable[DATETIME] |= coerced[DATETIME].notna() & (coerced[DATETIME].dt.floor("h") != coerced[DATETIME])
-    for column in SERIES_KEY:
-        unparseable[column] |= coerced[column].notna() & (coerced[column] % 1 != 0)
+    unparseable = unparseable_values(rows, coerced)
 
     known = expected_series.set_index(SERIES_KEY).index
     unknown = coerced[AREA].notna() & coerced[CONSUMER_TYPE].notna() & ~pd.MultiIndex.from_frame(
