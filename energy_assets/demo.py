@@ -6,7 +6,7 @@ import os
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
-from energy_assets.definitions import defs, forecast_assets
+from energy_assets.definitions import defs
 from energy_assets.settings import state_dir
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -35,7 +35,7 @@ def materialize_range(
 ) -> ExecuteInProcessResult:
     """One in-process run over every hour first_hour ... last_hour, as a single-run backfill does."""
     return materialize(
-        forecast_assets,
+        list(defs.assets),
         selection=selection,
         resources=resources if resources is not None else defs.resources,
         instance=instance,

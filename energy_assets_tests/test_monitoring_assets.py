@@ -23,7 +23,7 @@ from energy_assets.parquet_objects import read_frame
 from energy_assets.resources import build_bucket, build_resources
 from energy_assets.schema import ISSUED_AT
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key
+from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
 
 START, H0 = hour("2022-12-01 00:00"), hour("2022-12-12 00:00")
 ACCURACY = AssetKey("forecast_accuracy")
@@ -35,30 +35,13 @@ def after(hours: int) -> pd.Timestamp:
     return H0 + pd.Timedelta(hours=hours)
 
 
-def run_hours(
-    first: pd.Timestamp, last: pd.Timestamp, selection: AssetSelection, instance: DagsterInstance, **kwargs
-) -> ExecuteInProcessResult:
-    """One run of the code location's assets over hours first ... last, as a single-run backfill does."""
-    return materialize(
-        list(defs.assets),
-        selection=selection,
-        resources=build_resources(),
-        instance=instance,
-        tags={
-            "dagster/asset_partition_range_start": partition_key(first),
-            "dagster/asset_partition_range_end": partition_key(last),
-        },
-        **kwargs,
-    )
-
-
 def materialized(result: ExecuteInProcessResult, key: AssetKey) -> list[str]:
     return sorted(event.partition for event in result.get_asset_materialization_events() if event.asset_key == key)
 
 
 def actuals_arrive(first: int, last: int, instance: DagsterInstance) -> None:
     """The hours after H0 from `first` to `last` go through consumption_raw and the feature group."""
-    run_hours(after(first), after(last), RAW_AND_FEATURES, instance)
+    run_range(after(first), after(last), RAW_AND_FEATURES, instance=instance)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +52,7 @@ def trained_state(tmp_path_factory) -> Path:
         env.setenv("ENERGY_ASSETS_HOME", str(home))
         env.delenv("ENERGY_ASSETS_DEPLOYMENT", raising=False)
         build_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
-        run_hours(H0, H0, AssetSelection.assets("forecasting_model"), DagsterInstance.ephemeral())
+        run_range(H0, H0, AssetSelection.assets("forecasting_model"), instance=DagsterInstance.ephemeral())
     return home
 
 
@@ -78,7 +61,7 @@ def instance(trained_state, isolated_state) -> DagsterInstance:
     """Forecasts issued at H0 and H0+1, from a feature group that ends at H0+1: no actual yet."""
     shutil.copytree(trained_state, isolated_state)
     instance = DagsterInstance.ephemeral()
-    run_hours(H0, after(1), AssetSelection.assets("energy_forecasts"), instance)
+    run_range(H0, after(1), AssetSelection.assets("energy_forecasts"), instance=instance)
     return instance
 
 
@@ -95,7 +78,7 @@ def test_accuracy_waits_for_all_its_actuals_then_the_automation_requests_it(inst
     assert almost.total_requested == 0
     assert complete.get_requested_partitions(ACCURACY) == {partition_key(H0)}
 
-    result = run_hours(H0, H0, AssetSelection.assets(ACCURACY), instance)
+    result = run_range(H0, H0, AssetSelection.assets(ACCURACY), instance=instance)
     after_run = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=complete.cursor)
     actuals_arrive(25, 25, instance)
     next_hour = evaluate_automation_conditions(defs, instance, asset_selection=accuracy, cursor=after_run.cursor)
@@ -115,7 +98,7 @@ def test_hours_already_scorable_when_automation_is_switched_on_are_requested_at_
 
 
 def test_an_hour_without_its_actuals_is_skipped_not_failed(instance):
-    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+    result = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
 
     assert result.success
     assert materialized(result, ACCURACY) == []
@@ -125,7 +108,7 @@ def test_an_hour_without_its_actuals_is_skipped_not_failed(instance):
 def test_a_range_with_only_some_actuals_fails_naming_the_hours_and_writes_nothing(instance):
     actuals_arrive(1, 24, instance)
 
-    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance, raise_on_error=False)
+    result = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance, raise_on_error=False)
 
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
@@ -136,7 +119,7 @@ def test_a_range_with_only_some_actuals_fails_naming_the_hours_and_writes_nothin
 def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
     actuals_arrive(1, 25, instance)
 
-    result = run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+    result = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
 
     assert materialized(result, ACCURACY) == [partition_key(H0), partition_key(after(1))]
     bucket = build_bucket()
@@ -157,7 +140,7 @@ def summary_check(result: ExecuteInProcessResult):
 
 def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
     actuals_arrive(1, 25, instance)
-    run_hours(H0, after(1), AssetSelection.assets(ACCURACY), instance)
+    run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
 
     calm = materialize(list(defs.assets), selection=[SUMMARY], resources=build_resources(), instance=instance)
     strict = materialize(
