@@ -19,6 +19,7 @@ Synthetic source, local embedded resources, each side in its own temporary state
 import argparse
 import functools
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,6 +88,8 @@ def compare(name: str, selection: str, history_hours: int, run) -> tuple[float, 
     sample = sum(run(selection, START + n * HOUR, START + n * HOUR, per_partition_home) for n in range(SAMPLE_HOURS))
     single_each, per_partition_each = single / BACKFILL_HOURS, sample / SAMPLE_HOURS
     models = len(list((single_home / "model_registry").glob("*/v*")))
+    for home in (single_home, per_partition_home):
+        shutil.rmtree(home)
     print(f"  {name}")
     print(f"    single run, {BACKFILL_HOURS} partitions: {single:.1f} s ({single_each * 1000:.0f} ms per partition)"
           + (f", {models} models trained" if models else ""))

@@ -6,7 +6,7 @@ import os
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
-from energy_assets.definitions import defs
+from energy_assets.definitions import defs, forecast_assets
 from energy_assets.settings import state_dir
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -62,7 +62,7 @@ def run_demo(start: pd.Timestamp, history_days: int = 28, forecast_hours: int = 
         run_config=QUIET_RUN_CONFIG,
     )
     print(f"2/2 the whole graph: {history_end} ... {last_hour}")
-    materialize_range(AssetSelection.all(), history_end, last_hour, instance, run_config=QUIET_RUN_CONFIG)
+    materialize_range(AssetSelection.assets(*forecast_assets), history_end, last_hour, instance, run_config=QUIET_RUN_CONFIG)
     return last_hour
 
 

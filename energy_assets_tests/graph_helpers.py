@@ -5,10 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 
+from energy_assets.definitions import forecast_assets
 from energy_assets.demo import PARTITION_KEY_FORMAT, materialize_range
 from energy_assets.resources import build_resources
 
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
+FORECAST_GRAPH = AssetSelection.assets(*forecast_assets)
 
 
 def hour(text: str) -> pd.Timestamp:
@@ -23,7 +25,7 @@ def partition_key(stamp: pd.Timestamp) -> str:
 def run_range(
     first: pd.Timestamp,
     last: pd.Timestamp,
-    selection: AssetSelection = AssetSelection.all(),
+    selection: AssetSelection = FORECAST_GRAPH,
     instance: DagsterInstance | None = None,
     resources: dict | None = None,
     raise_on_error: bool = True,
