@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
 from energy_assets.definitions import defs, forecast_assets
+from energy_assets.resources import build_resources
 from energy_assets.settings import state_dir
 
 PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
@@ -37,7 +39,7 @@ def materialize_range(
     return materialize(
         list(defs.assets),
         selection=selection,
-        resources=resources if resources is not None else defs.resources,
+        resources=resources if resources is not None else build_resources(),
         instance=instance,
         tags={
             "dagster/asset_partition_range_start": first_hour.strftime(PARTITION_KEY_FORMAT),
