@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
@@ -15,6 +17,10 @@ from energy_assets.forecasting.features import (
     feature_rows,
 )
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
+
+# sktime 1.2 warns at every construction that remember_data's default will change in 1.3; this
+# forecaster relies on the stored training data (True), so the notice is only noise in run logs.
+warnings.filterwarnings("ignore", message="The default of config ``remember_data``", category=FutureWarning)
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 
