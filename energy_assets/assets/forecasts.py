@@ -13,7 +13,7 @@ from energy_assets.forecasting.training import (
 )
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
-from energy_assets.resources.model_registry import ModelRegistry, model_in_effect
+from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel, model_in_effect
 from energy_assets.schema import (
     DATETIME,
     FORECAST_COLUMNS,
@@ -60,12 +60,12 @@ def energy_forecasts(
     history = feature_store.read(origins[0] - pd.Timedelta(hours=lookback), origins[-1] + pd.Timedelta(hours=1))
 
     # One vectorized prediction per model version, across all of that version's origins.
-    by_version: dict[int, list[pd.Timestamp]] = {}
+    by_version: dict[int, tuple[RegisteredModel, list[pd.Timestamp]]] = {}
     for origin, model in models.items():
-        by_version.setdefault(model.version, []).append(origin)
+        by_version.setdefault(model.version, (model, []))[1].append(origin)
     parts = []
-    for version, version_origins in by_version.items():
-        forecaster = load_forecaster(model_registry.download(model_registry.get(MODEL_NAME, version)))
+    for version, (model, version_origins) in by_version.items():
+        forecaster = load_forecaster(model_registry.download(model))
         part = forecast_origins(forecaster, history, version_origins, horizon=FORECAST_HORIZON_HOURS)
         parts.append(part.assign(**{MODEL_VERSION: version}))
     forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])

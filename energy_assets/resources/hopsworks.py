@@ -11,8 +11,7 @@ import pandas as pd
 from dagster import ConfigurableResource
 from pydantic import Field, PrivateAttr
 
-from energy_assets.resources.feature_store import FeatureStore
-from energy_assets.resources.local_feature_store import canonical_consumption
+from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
 from energy_assets.schema import (
     AREA,

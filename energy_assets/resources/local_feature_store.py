@@ -10,7 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.local_files import exclusive_lock, write_atomically
 from energy_assets.schema import (
     CONSUMPTION_COLUMNS,
@@ -23,28 +23,6 @@ from energy_assets.schema import (
 SORT_KEY = [*SERIES_KEY, DATETIME]
 SERIES_SCHEMA = pa.schema([CONSUMPTION_SCHEMA.field(column) for column in SERIES_KEY])
 TIME_TYPE = CONSUMPTION_SCHEMA.field(DATETIME).type
-
-
-def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:
-    """The canonical columns of `rows` in canonical dtypes; `ValueError` naming a column that does not fit."""
-    missing = [column for column in CONSUMPTION_COLUMNS if column not in rows.columns]
-    if missing:
-        raise ValueError(f"feature rows lack canonical column(s) {missing}; got {list(rows.columns)}")
-    arrays = [_canonical_column(rows[field.name], field) for field in CONSUMPTION_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=CONSUMPTION_SCHEMA).to_pandas()
-
-
-def _canonical_column(values: pd.Series, field: pa.Field) -> pa.Array:
-    try:
-        if field.name == DATETIME:
-            values = pd.to_datetime(values, utc=True)  # naive times are UTC, as in schema.to_utc_hour
-        # Infer, then cast safely: overflow or a fractional part is an error, never a silently changed key.
-        array = pa.array(values, from_pandas=True).cast(field.type)
-    except (pa.ArrowException, TypeError, ValueError) as error:
-        raise ValueError(f"feature column {field.name!r} does not cast to {field.type}: {error}") from error
-    if array.null_count:
-        raise ValueError(f"feature column {field.name!r} has {array.null_count} missing value(s)")
-    return array
 
 
 class LocalFeatureStore(FeatureStore):
