@@ -22,6 +22,7 @@ from pydantic import Field
 
 from energy_assets.assets.metadata import png_image, table_preview
 from energy_assets.forecasting.plots import plot_forecasts_vs_actuals
+from energy_assets.forecasting.provenance import registry_metric_name, registry_metrics, training_provenance
 from energy_assets.forecasting.training import (
     ForecasterConfig,
     InsufficientHistoryError,
@@ -36,6 +37,9 @@ from energy_assets.resources.model_registry import ModelRegistry, RegisteredMode
 from energy_assets.schema import DATETIME, MODEL_NAME
 
 SEARCH_RESULTS_KEY = "hyperparameter_search"
+MODEL_MAPE, MODEL_RMSPE = registry_metric_name("model", "mape"), registry_metric_name("model", "rmspe")
+WEEK_MAPE, WEEK_RMSPE = registry_metric_name("snaive168", "mape"), registry_metric_name("snaive168", "rmspe")
+DAY_MAPE, DAY_RMSPE = registry_metric_name("snaive24", "mape"), registry_metric_name("snaive24", "rmspe")
 # Random search space around the defaults; sampled `search_candidates` times.
 # Tree counts matter most (the model averages over its sizes); Christmas-like periods favour other weights.
 SEARCH_GRID: dict[str, list] = {
@@ -98,6 +102,9 @@ def forecasting_model(
         current = model_in_effect(registered, hour)
         if _needs_retraining(current, hour, config, forecaster_config, feature_store.feature_group_version):
             training_rows = history[(history[DATETIME] > hour - training_window) & (history[DATETIME] <= hour)]
+            provenance = training_provenance(
+                training_rows, feature_store.data_source(), hour - training_window + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=1)
+            )
             search_results = None
             if config.hyperparameter_search:
                 forecaster_config, search_results = search_hyperparameters(
@@ -108,7 +115,7 @@ def forecasting_model(
             except InsufficientHistoryError as too_short:
                 raise Failure(description=f"cannot train the model for {hour.isoformat()}: {too_short}", allow_retries=False) from too_short
             current = _register(
-                model_registry, result, feature_store.feature_group_version, config.training_window_days, search_results
+                model_registry, result, feature_store.feature_group_version, config.training_window_days, search_results, provenance
             )
             registered.append(current)
             retrainings.append(_Retraining(current, result))
@@ -116,7 +123,8 @@ def forecasting_model(
         in_effect[hour] = current
 
     latest = in_effect[hours[-1]]
-    beats_baseline = latest.metrics["model_mape"] < latest.metrics["snaive168_mape"]
+    metrics = registry_metrics(latest.metrics)  # also names metrics of models registered before the renaming
+    beats_baseline = metrics[MODEL_MAPE] < metrics[WEEK_MAPE]
     yield MaterializeResult(metadata=_model_metadata(latest, retrainings, in_effect))
     yield AssetCheckResult(
         check_name="beats_seasonal_naive_168",
@@ -124,8 +132,8 @@ def forecasting_model(
         severity=AssetCheckSeverity.ERROR,
         metadata={
             "model_version": latest.version,
-            "model_mape": latest.metrics["model_mape"],
-            "snaive168_mape": latest.metrics["snaive168_mape"],
+            MODEL_MAPE: metrics[MODEL_MAPE],
+            WEEK_MAPE: metrics[WEEK_MAPE],
         },
     )
 
@@ -162,9 +170,11 @@ def _register(
     feature_group_version: int,
     training_window_days: int,
     search_results: pd.DataFrame | None,
+    provenance: dict,
 ) -> RegisteredModel:
     """Save the trained forecaster and register it with what it was trained on."""
     extra = {
+        "training_data": provenance,
         "training_rows": result.training_rows,
         "training_window_days": training_window_days,
         "excluded_series": result.excluded_series.to_dict(orient="records"),
@@ -180,7 +190,7 @@ def _register(
             training_start=result.training_start,
             feature_group_version=feature_group_version,
             config=_json_normal(result.config.to_dict()),
-            metrics=result.validation_metrics,
+            metrics=registry_metrics(result.validation_metrics),
             extra=_json_normal(extra),
         )
 
@@ -194,7 +204,7 @@ def _model_metadata(
     latest: RegisteredModel, retrainings: list[_Retraining], in_effect: dict[pd.Timestamp, RegisteredModel]
 ) -> dict:
     """What the UI shows: the model in effect at the range's last hour and what this run trained."""
-    metrics = latest.metrics
+    metrics = registry_metrics(latest.metrics)
     metadata = {
         "registry_version": latest.version,
         "data_cutoff": latest.data_cutoff.isoformat(),
@@ -207,8 +217,8 @@ def _model_metadata(
             pd.DataFrame(
                 {
                     "forecaster": ["model", "seasonal naive 24 h", "seasonal naive 168 h"],
-                    "MAPE": [metrics["model_mape"], metrics["snaive24_mape"], metrics["snaive168_mape"]],
-                    "RMSPE": [metrics["model_rmspe"], metrics["snaive24_rmspe"], metrics["snaive168_rmspe"]],
+                    "MAPE": [metrics[MODEL_MAPE], metrics[DAY_MAPE], metrics[WEEK_MAPE]],
+                    "RMSPE": [metrics[MODEL_RMSPE], metrics[DAY_RMSPE], metrics[WEEK_RMSPE]],
                 }
             ).to_markdown(index=False, floatfmt=".4f")
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import abstractmethod
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
@@ -31,6 +32,10 @@ class FeatureStore(ConfigurableResource):
     ) -> pd.DataFrame:
         """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
         (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""
+
+    def data_source(self) -> dict[str, Any]:
+        """Where reads come from, as a model's provenance records it."""
+        return {"feature_group": self.feature_group_name, "feature_group_version": self.feature_group_version}
 
 
 def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:

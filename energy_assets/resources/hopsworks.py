@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import atexit
+import hashlib
 import json
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import hopsworks  # called as `hopsworks.login` at use time, so tests can patch the SDK's login
+import hopsworks  # called as `hopsworks.login`/`logout` at use time, so tests can patch the SDK
 import pandas as pd
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
+from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
 from pydantic import Field, PrivateAttr
+
+from energy_assets.forecasting.provenance import (
+    FactsWithFiles,
+    check_metric_names,
+    decode_description,
+    encode_description,
+)
 
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
@@ -17,6 +31,7 @@ from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
     CONSUMPTION_COLUMNS,
+    CONSUMPTION_SCHEMA,
     DATETIME,
     SERIES_KEY,
     TARGET,
@@ -41,10 +56,26 @@ FEATURE_DESCRIPTIONS = {
     TARGET: "Total consumption in the hour, kWh, >= 0.",
 }
 FEATURE_VIEW_DESCRIPTION = "Every consumption feature, read by training and forecasting."
+FEATURE_GROUP_VERSION_VARIABLE = "ENERGY_ASSETS_FEATURE_GROUP_VERSION"
+# Written explicitly: the SDK's default has changed between releases (HUDI before, DELTA in 5.x).
+TIME_TRAVEL_FORMAT = "DELTA"
+# The offline (Hive) type Hopsworks gives each canonical column, derived as the SDK derives it.
+OFFLINE_TYPES = {field.name: _convert_pandas_dtype_to_offline_type(field.type) for field in CONSUMPTION_SCHEMA}
+# Model files go under MODEL_FILES_DIR of a version; the facts too large for its description beside them.
+MODEL_FILES_DIR = "model"
+FACTS_FILE = "energy_assets_facts.json"
 
 
 class HopsworksLoginError(RuntimeError):
     """Hopsworks settings are missing, or the login failed (message free of the API key)."""
+
+
+class FeatureGroupMismatchError(RuntimeError):
+    """The configured feature group exists but is not one this project writes (e.g. the course's group)."""
+
+
+class ModelRegistrationError(RuntimeError):
+    """Hopsworks accepted a model's files but never confirmed the version."""
 
 
 def login(api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
@@ -77,8 +108,44 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
     raise HopsworksLoginError(f"Hopsworks login to project {project!r} at {host} failed: {failure}") from failure
 
 
+class _SharedConnection:
+    """The process's one Hopsworks session.
+
+    `hopsworks.login` first logs out, closing every other connection of the process and deleting
+    its client certificates: resources must share one login instead of each making their own.
+    """
+
+    def __init__(self) -> None:
+        self.settings: tuple | None = None
+        self.project: Any = None
+        self._exit_hook = False
+
+    def get(self, api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
+        """The logged-in project for these settings, logging in (and out of any other) only when needed."""
+        settings = (host, port, project, hashlib.sha256(api_key.encode()).hexdigest(), hostname_verification)
+        if self.project is None or self.settings != settings:
+            self.logout()
+            self.project = login(api_key, project, host, port, hostname_verification)
+            self.settings = settings
+            if not self._exit_hook:
+                # Logging out removes the client's private-key PEM files from the temp folder.
+                atexit.register(self.logout)
+                self._exit_hook = True
+        return self.project
+
+    def logout(self) -> None:
+        """Close the session, if any; the next use logs in again."""
+        if self.project is None:
+            return
+        self.project, self.settings = None, None
+        hopsworks.logout()
+
+
+CONNECTION = _SharedConnection()
+
+
 class HopsworksProject(ConfigurableResource):
-    """Settings of one Hopsworks project; logs in on first use and keeps the session."""
+    """Settings of one Hopsworks project; uses the process's shared session, logging in on first use."""
 
     api_key: str = Field(repr=False, description=f"Hopsworks API key (env {API_KEY_VARIABLE}); never logged.")
     project: str = Field(description=f"Hopsworks project name (env {PROJECT_VARIABLE}).")
@@ -86,12 +153,21 @@ class HopsworksProject(ConfigurableResource):
     port: int = 443
     hostname_verification: bool = Field(default=True, description="Verify the TLS certificate of the host.")
 
-    _project: Any = PrivateAttr(default=None)
+    _session: Any = PrivateAttr(default=None)
 
     def _hopsworks_project(self) -> Any:
-        if self._project is None:
-            self._project = login(self.api_key, self.project, self.host, self.port, self.hostname_verification)
-        return self._project
+        project = CONNECTION.get(self.api_key, self.project, self.host, self.port, self.hostname_verification)
+        if project is not self._session:
+            # Handles obtained through a closed session fail on use: drop them with it.
+            self._forget_handles()
+            self._session = project
+        return project
+
+    def _forget_handles(self) -> None:
+        """Drop objects obtained through the previous session."""
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        CONNECTION.logout()
 
 
 class HopsworksFeatureStore(FeatureStore, HopsworksProject):
@@ -104,6 +180,7 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
 
     _feature_store: Any = PrivateAttr(default=None)
     _feature_view: Any = PrivateAttr(default=None)
+    _group_checked: bool = PrivateAttr(default=False)
 
     def insert(self, rows: pd.DataFrame) -> None:
         """Upsert canonical rows: a row replaces the stored row with the same series and hour."""
@@ -118,7 +195,10 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             event_time=DATETIME,
             online_enabled=False,
             statistics_config={"enabled": True},
+            time_travel_format=TIME_TRAVEL_FORMAT,
         )
+        if group.id is not None:  # an existing group: get_or_create never updates it
+            self._check_group(group)
         # Inserts are asynchronous by default: wait, so a read right after sees these rows.
         group.insert(frame, write_options={"wait_for_job": True})
         for name, description in FEATURE_DESCRIPTIONS.items():
@@ -151,21 +231,49 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             frame = frame.merge(_series_keys(series), on=SERIES_KEY)
         return frame[CONSUMPTION_COLUMNS].sort_values(SORT_KEY).reset_index(drop=True)
 
+    def data_source(self) -> dict[str, Any]:
+        """The feature view reads come from, as a model's provenance records it."""
+        return {
+            "feature_view": self.feature_view_name,
+            "feature_view_version": self.feature_view_version or self.feature_group_version,
+        }
+
+    def _forget_handles(self) -> None:
+        self._feature_store, self._feature_view = None, None
+
     def _store(self) -> Any:
+        self._hopsworks_project()
         if self._feature_store is None:
-            self._feature_store = self._hopsworks_project().get_feature_store()
+            self._feature_store = self._session.get_feature_store()
         return self._feature_store
+
+    def _check_group(self, group: Any) -> None:
+        """`FeatureGroupMismatchError` naming each difference between an existing group and what this project writes."""
+        if self._group_checked:
+            return
+        differences = group_differences(group)
+        if differences:
+            taken = [existing.version for existing in self._store().get_feature_groups(self.feature_group_name)]
+            raise FeatureGroupMismatchError(
+                f"feature group {self.feature_group_name!r} version {self.feature_group_version} exists in Hopsworks "
+                f"project {self.project!r} but is not one energy_assets writes (the course's group?): "
+                + "; ".join(differences)
+                + f". Nothing was written. Set {FEATURE_GROUP_VERSION_VARIABLE}={max(taken, default=0) + 1} "
+                "to use a new version of the group (see README, 'Running against Hopsworks and GCS')."
+            )
+        self._group_checked = True
 
     def _view(self) -> Any:
         """The feature view over the group, created once (free tiers limit feature views); None before any insert."""
+        store = self._store()
         if self._feature_view is None:
-            store = self._store()
+            group = store.get_feature_group(self.feature_group_name, version=self.feature_group_version)
+            if group is None:
+                return None
+            self._check_group(group)
             version = self.feature_view_version or self.feature_group_version
             view = store.get_feature_view(self.feature_view_name, version=version)
             if view is None:
-                group = store.get_feature_group(self.feature_group_name, version=self.feature_group_version)
-                if group is None:
-                    return None
                 view = store.create_feature_view(
                     name=self.feature_view_name,
                     version=version,
@@ -183,8 +291,37 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         return self._feature_view
 
 
+def group_differences(group: Any) -> list[str]:
+    """How an existing feature group differs from the one this project creates (empty when it does not)."""
+    differences = []
+    types = {feature.name: feature.type for feature in group.columns}
+    if types != OFFLINE_TYPES:
+        differences.append(f"features {types} instead of {OFFLINE_TYPES}")
+    if sorted(group.primary_key or []) != sorted(SERIES_KEY):
+        differences.append(f"primary key {group.primary_key} instead of {SERIES_KEY}")
+    if group.event_time != DATETIME:
+        differences.append(f"event time {group.event_time!r} instead of {DATETIME!r}")
+    if (group.time_travel_format or "").upper() != TIME_TRAVEL_FORMAT:
+        differences.append(f"time travel format {group.time_travel_format!r} instead of {TIME_TRAVEL_FORMAT!r}")
+    suite = group.expectation_suite
+    if suite is not None:
+        differences.append(
+            f"a Great Expectations suite {getattr(suite, 'expectation_suite_name', '')!r} is attached "
+            f"(ingestion policy {getattr(suite, 'validation_ingestion_policy', '?')}), which energy_assets does not manage"
+        )
+    return differences
+
+
 class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
-    """The model registry of a Hopsworks project; training facts live in each version's description (JSON)."""
+    """The model registry of a Hopsworks project.
+
+    Each version's description holds the facts that choose the model in effect (compact JSON,
+    within the backend's 1000 characters); larger facts go to a JSON file beside the model files.
+    """
+
+    registration_wait_seconds: float = Field(
+        default=60.0, description="How long to look for a saved version the SDK did not confirm."
+    )
 
     _model_registry: Any = PrivateAttr(default=None)
 
@@ -204,41 +341,51 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         source = Path(model_dir).resolve()
         if not source.is_dir():
             raise NotADirectoryError(f"model directory {source} of model {name!r} does not exist or is not a folder")
+        check_metric_names(metrics)
         facts = {
             "data_cutoff": to_utc_hour(data_cutoff).isoformat(),
             "training_start": to_utc_hour(training_start).isoformat(),
             "feature_group_version": int(feature_group_version),
             "config": config,
-            "extra": extra or {},
         }
         try:
-            description = json.dumps(facts, sort_keys=True)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"config and extra of model {name!r} must be JSON-serialisable: {error}") from error
+            description, moved = encode_description(facts, extra or {})
+        except ValueError as error:
+            raise ValueError(f"model {name!r}: {error}") from error
         model = self._registry().python.create_model(
             name=name,
             metrics={key: float(value) for key, value in metrics.items()},
             description=description,
         )
-        # keep_original_files: never let the registry move the caller's files.
-        return _registered_model(model.save(str(source), keep_original_files=True))
+        with tempfile.TemporaryDirectory() as staging:
+            shutil.copytree(source, Path(staging) / MODEL_FILES_DIR)
+            (Path(staging) / FACTS_FILE).write_text(json.dumps(moved, sort_keys=True))
+            saved = model.save(staging, keep_original_files=True)
+        if saved is None:
+            # save() returns None when the registration outlasts its await_registration.
+            saved = self._confirmed(name, model.version)
+        return self._registered_model(saved)
 
     def get(self, name: str, version: int) -> RegisteredModel:
         """One version; `KeyError` naming the model and version when it does not exist."""
-        return _registered_model(self._model(name, version))
+        return self._registered_model(self._model(name, version))
 
     def versions(self, name: str) -> list[RegisteredModel]:
         """Every registered version of `name`, oldest first (empty when none)."""
         models = self._registry().get_models(name)
-        return sorted((_registered_model(model) for model in models), key=lambda model: model.version)
+        return sorted((self._registered_model(model) for model in models), key=lambda model: model.version)
 
     def download(self, model: RegisteredModel) -> Path:
         """A local directory holding the files registered with `model` (the SDK's download cache)."""
-        return Path(self._model(model.name, model.version).download())
+        return self._downloaded(model.name, model.version) / MODEL_FILES_DIR
+
+    def _forget_handles(self) -> None:
+        self._model_registry = None
 
     def _registry(self) -> Any:
+        self._hopsworks_project()
         if self._model_registry is None:
-            self._model_registry = self._hopsworks_project().get_model_registry()
+            self._model_registry = self._session.get_model_registry()
         return self._model_registry
 
     def _model(self, name: str, version: int) -> Any:
@@ -248,25 +395,45 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
             raise KeyError(f"model {name!r} has no version {version} in Hopsworks project {self.project!r}")
         return model
 
+    def _downloaded(self, name: str, version: int) -> Path:
+        return Path(self._model(name, version).download())
 
-def _registered_model(model: Any) -> RegisteredModel:
-    try:
-        facts = json.loads(model.description or "")
-        return RegisteredModel(
-            name=model.name,
-            version=int(model.version),
-            data_cutoff=to_utc_hour(facts["data_cutoff"]),
-            training_start=to_utc_hour(facts["training_start"]),
-            feature_group_version=int(facts["feature_group_version"]),
-            config=facts["config"],
-            metrics={key: float(value) for key, value in (model.training_metrics or {}).items()},
-            extra=facts["extra"],
+    def _confirmed(self, name: str, version: int | None) -> Any:
+        """The saved version, looked up until `registration_wait_seconds` pass."""
+        deadline = time.monotonic() + self.registration_wait_seconds
+        while version is not None:
+            model = self._registry().get_model(name, version=int(version))
+            if model is not None:
+                return model
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(min(5.0, self.registration_wait_seconds))
+        raise ModelRegistrationError(
+            f"Hopsworks did not confirm model {name!r} version {version} within {self.registration_wait_seconds:.0f} s "
+            "of uploading its files; check the project's Models page, delete a half-registered version, and rerun"
         )
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(
-            f"model {model.name!r} version {model.version} was not registered by energy_assets: its description "
-            f"lacks the training facts ({error}); delete or rename it in Hopsworks"
-        ) from error
+
+    def _registered_model(self, model: Any) -> RegisteredModel:
+        try:
+            facts, kept, in_files = decode_description(model.description or "")
+            return RegisteredModel(
+                name=model.name,
+                version=int(model.version),
+                data_cutoff=to_utc_hour(facts["data_cutoff"]),
+                training_start=to_utc_hour(facts["training_start"]),
+                feature_group_version=int(facts["feature_group_version"]),
+                config=facts["config"],
+                metrics={key: float(value) for key, value in (model.training_metrics or {}).items()},
+                extra=FactsWithFiles(kept, in_files, lambda: self._facts_in_files(model.name, int(model.version))),
+            )
+        except (ValueError, KeyError, TypeError) as error:
+            raise ValueError(
+                f"model {model.name!r} version {model.version} was not registered by this release of energy_assets: "
+                f"its description lacks the training facts ({error}); delete or rename it in Hopsworks"
+            ) from error
+
+    def _facts_in_files(self, name: str, version: int) -> Mapping[str, Any]:
+        return json.loads((self._downloaded(name, version) / FACTS_FILE).read_text())
 
 
 def _series_keys(series: pd.DataFrame) -> pd.DataFrame:

@@ -13,6 +13,7 @@ from typing import Any
 
 import pandas as pd
 
+from energy_assets.forecasting.provenance import check_metric_names
 from energy_assets.resources.local_files import exclusive_lock, fsync_dir
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
 from energy_assets.schema import to_utc_hour
@@ -48,6 +49,7 @@ class LocalModelRegistry(ModelRegistry):
         source = Path(model_dir)
         if not source.is_dir():
             raise NotADirectoryError(f"model directory {source} of model {name!r} does not exist or is not a folder")
+        check_metric_names(metrics)  # the same names as the Hopsworks registry, so both read back alike
         metadata = {
             "name": name,
             "data_cutoff": to_utc_hour(data_cutoff).isoformat(),
