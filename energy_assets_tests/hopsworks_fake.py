@@ -1,7 +1,13 @@
 """An on-disk fake of the Hopsworks 5.2 SDK surface the adapters call, keeping the SDK's semantics.
 
 Every fake method checks its arguments against the real SDK method's signature, so an adapter
-cannot call a parameter the SDK lacks. Semantics kept from hopsworks 5.2.1:
+cannot call a parameter the SDK lacks. Answers are the SDK's own objects built from REST-shaped
+(camelCase) payloads where they can be built offline (models, feature-group metadata), so every
+transformation the SDK applies on the way back (humps.decamelize of metric names, ...) happens
+here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
+- `login` first logs out: the previous connection closes, its client certificates (PEM files in
+  the temp folder) are deleted, and every object obtained through it fails on use like the SDK's
+  ("Couldn't find client"). `logout` closes the current one.
 - `get_feature_group`, `get_feature_view`, `get_model` return None when absent (the SDK catches the
   404); without a version they warn and mean version 1.
 - `get_or_create_feature_group` is lazy: nothing is stored until the first `insert`.
@@ -13,7 +19,12 @@ cannot call a parameter the SDK lacks. Semantics kept from hopsworks 5.2.1:
   timestamps tz-naive UTC in no particular order, and leaves out primary key and event time
   unless asked for.
 - `create_feature_view` of an existing name and version fails like the backend does.
-- `Model.save` numbers versions highest + 1, copies the files and refuses an existing version.
+- `create_feature_view` refuses names that are not lowercase letters, digits and underscores
+  (at most 63 characters) and versions below 1, as the backend does.
+- `Model.save` numbers versions highest + 1, copies the files and refuses an existing version;
+  the backend refuses a description over 1000 characters (VARCHAR(1000)); when registration
+  outlasts `await_registration`, `save` returns None although the version appears later
+  (`FakeHopsworks.unconfirmed_saves`).
 State lives under one folder, so fakes built on the same folder share one backend.
 """
 
@@ -23,7 +34,9 @@ import functools
 import inspect
 import json
 import os
+import re
 import shutil
+import uuid
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +49,7 @@ import pandas as pd
 import pyarrow as pa
 import requests
 from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
+import hopsworks_common.connection
 from hopsworks_common import util as sdk_util
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
 from hsfs.feature_group import FeatureGroup, FeatureGroupBase
@@ -45,9 +59,10 @@ from hsml.client.exceptions import ModelRegistryException
 from hsml.model import Model
 from hsml.model_registry import ModelRegistry
 from hsml.python import signature as python_signature
+from hsml.python.model import Model as PythonModel
 from hopsworks_common.project import Project
 
-from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
+from energy_assets.resources.hopsworks import CONNECTION, HopsworksFeatureStore, HopsworksModelRegistry
 
 FAKE_API_KEY = "fake-hopsworks-api-key-0123456789"
 FAKE_PROJECT = "energy_assets_test"
@@ -55,6 +70,9 @@ FAKE_HOST = "hopsworks.test"
 
 # Offline (Hive) types the fake can hand back, as pandas dtypes of a python-engine read.
 OFFLINE_DTYPES = {"int": "int32", "bigint": "int64", "double": "float64", "float": "float32", "timestamp": "datetime64[us]"}
+DESCRIPTION_COLUMN_CHARACTERS = 1000  # model_version.description is VARCHAR(1000)
+FEATURE_VIEW_NAME = re.compile(r"[a-z0-9_]{1,63}")
+CLOSED_CLIENT_MESSAGE = "Couldn't find client. Try reconnecting to Hopsworks."  # hopsworks_common.client._get_instance
 
 
 def mirrors(real: Callable) -> Callable[[Callable], Callable]:
@@ -67,6 +85,9 @@ def mirrors(real: Callable) -> Callable[[Callable], Callable]:
         def checked(fake_self: Any, *args: Any, **kwargs: Any) -> Any:
             # TypeError for a parameter the SDK does not have.
             signature.bind(*((fake_self,) if real_is_method else ()), *args, **kwargs)
+            connection = getattr(fake_self, "_connection", None)
+            if connection is not None and not connection.open:
+                raise Exception(CLOSED_CLIENT_MESSAGE)  # the SDK raises a bare Exception here
             return fake(fake_self, *args, **kwargs)
 
         return checked
@@ -78,7 +99,7 @@ def rest_api_error(status: int, message: str, path: str) -> RestAPIError:
     """The SDK's RestAPIError as the backend would cause it."""
     response = requests.Response()
     response.status_code = status
-    response.reason = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found"}[status]
+    response.reason = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}[status]
     response._content = json.dumps({"errorCode": 0, "errorMsg": message, "usrMsg": message}).encode()
     return RestAPIError(f"https://{FAKE_HOST}/hopsworks-api/api/{path}", response)
 
@@ -101,6 +122,22 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
+class FakeConnection:
+    """One login's connection; its client certificates live in the temp folder until it closes."""
+
+    def __init__(self, backend: FakeHopsworks):
+        self.backend = backend
+        self.cert_dir = backend.cert_root / f"connection-{uuid.uuid4().hex}"
+        self.cert_dir.mkdir(parents=True)
+        for name in ("ca_chain.pem", "client_cert.pem", "client_key.pem"):
+            (self.cert_dir / name).write_text(f"fake {name}")
+        self.open = True
+
+    def close(self) -> None:
+        shutil.rmtree(self.cert_dir, ignore_errors=True)
+        self.open = False
+
+
 class FakeHopsworks:
     """The backend: one project with a feature store and a model registry under `root`."""
 
@@ -109,6 +146,10 @@ class FakeHopsworks:
         self.api_key = api_key
         self.project_name = project
         self.logins: list[dict[str, Any]] = []
+        self.cert_root = self.root / "client_certificates"  # the SDK's are in the temp folder
+        self.connection: FakeConnection | None = None
+        self.unconfirmed_saves = 0  # the next n `Model.save` calls outlast await_registration
+        self.downloads: list[tuple[str, int]] = []
 
     @mirrors(hopsworks.login)
     def login(
@@ -119,7 +160,8 @@ class FakeHopsworks:
         api_key_value: str | None = None,
         **_: Any,
     ) -> FakeProject:
-        """Log in like `hopsworks.login` with an API key; the fake never prompts."""
+        """Log in like `hopsworks.login` with an API key: log out first, and never prompt."""
+        self.logout()
         if api_key_value is None or project is None:
             raise AssertionError("the fake login needs api_key_value and project: the real one would prompt")
         self.logins.append({"host": host, "port": port, "project": project})
@@ -127,12 +169,56 @@ class FakeHopsworks:
             raise rest_api_error(401, "Authentication failed", "auth/session")
         if project != self.project_name:
             raise ProjectException(f"Could not find project {project}")
-        return FakeProject(self)
+        self.connection = FakeConnection(self)
+        hopsworks_common.connection._hsfs_engine_type = "python"  # as login(engine="python") sets it
+        return FakeProject(self.connection)
+
+    @mirrors(hopsworks.logout)
+    def logout(self) -> None:
+        """Close the current connection and delete its certificates, like `hopsworks.logout`."""
+        if self.connection is not None:
+            self.connection.close()
+            self.connection = None
+            hopsworks_common.connection._hsfs_engine_type = None  # as Connection._close resets it
+
+    def certificate_files(self) -> list[Path]:
+        """Client certificate files the fake client has left in the temp folder."""
+        return sorted(self.cert_root.rglob("*.pem"))
 
     def run_pending_jobs(self) -> None:
         """Finish every queued insert job, oldest first, as the cluster eventually would."""
         for group_dir in sorted(self.root.glob("feature_groups/*/*")):
             FakeFeatureGroup.load(self, group_dir).run_jobs()
+
+    def add_course_feature_group(self, name: str, version: int = 1, **changes: Any) -> None:
+        """A group as the course created it: HUDI, a STRICT Great Expectations suite, bigint keys."""
+        metadata = {
+            "name": name,
+            "version": version,
+            "id": 1000 + version,
+            "description": "Denmark hourly energy consumption data. Data is uploaded with an 15 days delay.",
+            "online_enabled": False,
+            "primary_key": ["area", "consumer_type"],
+            "event_time": "datetime_utc",
+            "statistics_config": None,
+            "time_travel_format": "HUDI",
+            "expectation_suite": {
+                "expectationSuiteName": "energy_consumption_denmark_suite",
+                "expectations": [],
+                "meta": {},
+                "runValidation": True,
+                "validationIngestionPolicy": "STRICT",
+            },
+            "features": [
+                {"name": "datetime_utc", "type": "timestamp", "description": None},
+                {"name": "area", "type": "bigint", "description": None},
+                {"name": "consumer_type", "type": "bigint", "description": None},
+                {"name": "energy_consumption", "type": "double", "description": None},
+            ],
+            "next_job": 1,
+            **changes,
+        }
+        _write_json(self.feature_group_dir(name, version) / "metadata.json", metadata)
 
     def feature_group_dir(self, name: str, version: int) -> Path:
         return self.root / "feature_groups" / name / str(version)
@@ -147,24 +233,18 @@ class FakeHopsworks:
 class FakeProject:
     """A logged-in project."""
 
-    def __init__(self, backend: FakeHopsworks):
-        self._backend = backend
-        self.name = backend.project_name
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+        self.name = self._backend.project_name
 
     @mirrors(Project.get_feature_store)
     def get_feature_store(self, name: str | None = None) -> FakeFeatureStore:
-        return FakeFeatureStore(self._backend)
+        return FakeFeatureStore(self._connection)
 
     @mirrors(Project.get_model_registry)
     def get_model_registry(self) -> FakeModelRegistry:
-        return FakeModelRegistry(self._backend)
-
-
-class FakeFeature:
-    """One feature of a group's schema."""
-
-    def __init__(self, name: str, type: str, description: str | None = None):
-        self.name, self.type, self.description = name, type, description
+        return FakeModelRegistry(self._connection)
 
 
 class FakeQuery:
@@ -177,13 +257,19 @@ class FakeQuery:
 class FakeFeatureStore:
     """The project's feature store."""
 
-    def __init__(self, backend: FakeHopsworks):
-        self._backend = backend
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
 
     @mirrors(FeatureStore.get_feature_group)
     def get_feature_group(self, name: str, version: int | None = None) -> FakeFeatureGroup | None:
         group_dir = self._backend.feature_group_dir(name, _default_version("feature group", name, version))
-        return FakeFeatureGroup.load(self._backend, group_dir) if group_dir.exists() else None
+        return FakeFeatureGroup.load(self._backend, group_dir, self._connection) if group_dir.exists() else None
+
+    @mirrors(FeatureStore.get_feature_groups)
+    def get_feature_groups(self, name: str | None = None) -> list[FakeFeatureGroup]:
+        directories = sorted(self._backend.root.glob(f"feature_groups/{name or '*'}/*/metadata.json"))
+        return [FakeFeatureGroup.load(self._backend, path.parent, self._connection) for path in directories]
 
     @mirrors(FeatureStore.get_or_create_feature_group)
     def get_or_create_feature_group(
@@ -195,6 +281,7 @@ class FakeFeatureStore:
         primary_key: list[str] | None = None,
         statistics_config: Any = None,
         event_time: str | None = None,
+        time_travel_format: str | None = None,
         **_: Any,
     ) -> FakeFeatureGroup:
         existing = self.get_feature_group(name, version)
@@ -203,20 +290,23 @@ class FakeFeatureStore:
         metadata = {
             "name": name,
             "version": version,
+            "id": None,
             "description": description,
             "online_enabled": online_enabled,
             "primary_key": list(primary_key or []),
             "event_time": event_time,
             "statistics_config": statistics_config,
+            "time_travel_format": time_travel_format or "DELTA",  # the SDK's fallback in 5.2
+            "expectation_suite": None,
             "features": [],
             "next_job": 1,
         }
-        return FakeFeatureGroup(self._backend, metadata, saved=False)
+        return FakeFeatureGroup(self._backend, metadata, saved=False, connection=self._connection)
 
     @mirrors(FeatureStore.get_feature_view)
     def get_feature_view(self, name: str, version: int | None = None) -> FakeFeatureView | None:
         path = self._backend.feature_view_path(name, _default_version("feature view", name, version))
-        return FakeFeatureView(self._backend, _read_json(path)) if path.exists() else None
+        return FakeFeatureView(self._connection, _read_json(path)) if path.exists() else None
 
     @mirrors(FeatureStore.create_feature_view)
     def create_feature_view(
@@ -225,34 +315,87 @@ class FakeFeatureStore:
         group = query.group
         if not group.saved:
             raise rest_api_error(400, f"Feature group {group.name} is not saved", "featureview")
+        if not FEATURE_VIEW_NAME.fullmatch(name):
+            raise rest_api_error(
+                400, f"Feature view name {name} is invalid: lowercase letters, digits and '_' only, at most 63", "featureview"
+            )
         if version is None:
             existing = [int(path.stem) for path in self._backend.root.glob(f"feature_views/{name}/*.json")]
             version = max(existing, default=0) + 1
+        if not isinstance(version, int) or version < 1:
+            raise rest_api_error(400, f"Feature view version {version!r} is invalid: a positive integer", "featureview")
         path = self._backend.feature_view_path(name, version)
         if path.exists():
             raise rest_api_error(400, f"Feature view {name} version {version} already exists", "featureview")
         metadata = {"name": name, "version": version, "description": description, "group": [group.name, group.version]}
         _write_json(path, metadata)
-        return FakeFeatureView(self._backend, metadata)
+        return FakeFeatureView(self._connection, metadata)
 
 
 class FakeFeatureGroup:
-    """A feature group: committed rows plus queued insert jobs."""
+    """A feature group: committed rows plus queued insert jobs; its metadata is the SDK's FeatureGroup."""
 
-    def __init__(self, backend: FakeHopsworks, metadata: dict[str, Any], saved: bool):
+    def __init__(
+        self, backend: FakeHopsworks, metadata: dict[str, Any], saved: bool, connection: FakeConnection | None = None
+    ):
         self._backend = backend
+        self._connection = connection
         self._metadata = metadata
         self.saved = saved
-        self.name: str = metadata["name"]
-        self.version: int = metadata["version"]
-        self.primary_key: list[str] = metadata["primary_key"]
-        self.event_time: str | None = metadata["event_time"]
-        self.description: str | None = metadata["description"]
-        self.features = [FakeFeature(**feature) for feature in metadata["features"]]
+        self._sdk = self._sdk_group()
 
     @classmethod
-    def load(cls, backend: FakeHopsworks, group_dir: Path) -> FakeFeatureGroup:
-        return cls(backend, _read_json(group_dir / "metadata.json"), saved=True)
+    def load(cls, backend: FakeHopsworks, group_dir: Path, connection: FakeConnection | None = None) -> FakeFeatureGroup:
+        return cls(backend, _read_json(group_dir / "metadata.json"), saved=True, connection=connection)
+
+    def _sdk_group(self) -> FeatureGroup:
+        """The SDK's object for this group, from the REST payload the backend would send."""
+        metadata = self._metadata
+        hudi = (metadata["time_travel_format"] or "").upper() == "HUDI"
+        payload = {
+            "type": "cachedFeaturegroupDTO",
+            "id": metadata["id"],
+            "name": metadata["name"],
+            "version": metadata["version"],
+            "featurestoreId": 1,
+            "description": metadata["description"],
+            "onlineEnabled": metadata["online_enabled"],
+            "timeTravelFormat": metadata["time_travel_format"],
+            "eventTime": metadata["event_time"],
+            "features": [
+                {
+                    "name": feature["name"],
+                    "type": feature["type"],
+                    "description": feature["description"],
+                    "primary": feature["name"] in metadata["primary_key"],
+                    "partition": False,
+                    "hudiPrecombineKey": hudi and feature["name"] == metadata["primary_key"][0],
+                }
+                for feature in metadata["features"]
+            ],
+        }
+        if not metadata["features"]:
+            # An unsaved group (the SDK builds it from arguments) keeps the keys it was created with.
+            payload.update(primaryKey=metadata["primary_key"], partitionKey=[], foreignKey=[])
+        if metadata["expectation_suite"] is not None:
+            payload["expectationSuite"] = {
+                **metadata["expectation_suite"], "id": metadata["id"], "featureStoreId": 1, "featureGroupId": metadata["id"]
+            }
+        # The SDK asks the connection's engine which formats it can write; backend-internal loads have none.
+        engine_type = hopsworks_common.connection._hsfs_engine_type or "python"
+        with mock.patch.object(hopsworks_common.connection, "_hsfs_engine_type", engine_type):
+            group = FeatureGroup.from_response_json(payload)
+        return group
+
+    name = property(lambda self: self._sdk.name)
+    version = property(lambda self: self._sdk.version)
+    id = property(lambda self: self._sdk.id)
+    description = property(lambda self: self._sdk.description)
+    primary_key = property(lambda self: self._sdk.primary_key)
+    event_time = property(lambda self: self._sdk.event_time)
+    time_travel_format = property(lambda self: self._sdk.time_travel_format)
+    expectation_suite = property(lambda self: self._sdk.expectation_suite)
+    columns = property(lambda self: self._sdk.columns)
 
     @property
     def _dir(self) -> Path:
@@ -267,15 +410,15 @@ class FakeFeatureGroup:
         return FakeQuery(self)
 
     @mirrors(FeatureGroupBase.get_feature)
-    def get_feature(self, name: str) -> FakeFeature | None:
-        return next((feature for feature in self.features if feature.name == name), None)
+    def get_feature(self, name: str) -> Any:
+        return self._sdk.get_feature(name)
 
     @mirrors(FeatureGroupBase.update_feature_description)
     def update_feature_description(self, feature_name: str, description: str) -> FakeFeatureGroup:
-        feature = self.get_feature(feature_name)
+        feature = next((feature for feature in self._metadata["features"] if feature["name"] == feature_name), None)
         if feature is None:
             raise KeyError(feature_name)
-        feature.description = description
+        feature["description"] = description
         self._save_metadata()
         return self
 
@@ -289,6 +432,9 @@ class FakeFeatureGroup:
         wait: bool = False,
         **_: Any,
     ) -> tuple[None, None]:
+        if self.expectation_suite is not None:
+            # The course's group: Great Expectations validates every insert; STRICT rejects failures.
+            raise AssertionError("the fake does not run Great Expectations: an adapter must never insert into a suite-guarded group")
         dataframe = self._offline_frame(features)
         if not self.saved:
             self._create(dataframe)
@@ -325,7 +471,9 @@ class FakeFeatureGroup:
     def read_committed(self) -> pd.DataFrame:
         """The rows a reader sees now, with offline dtypes."""
         if not self._data_path.exists():
-            return pd.DataFrame({feature.name: pd.Series(dtype=OFFLINE_DTYPES[feature.type]) for feature in self.features})
+            return pd.DataFrame(
+                {feature["name"]: pd.Series(dtype=OFFLINE_DTYPES[feature["type"]]) for feature in self._metadata["features"]}
+            )
         return pd.read_parquet(self._data_path)
 
     @property
@@ -355,7 +503,8 @@ class FakeFeatureGroup:
         self._metadata["features"] = [
             {"name": name, "type": offline_type, "description": None} for name, offline_type in self._offline_types(frame).items()
         ]
-        self.features = [FakeFeature(**feature) for feature in self._metadata["features"]]
+        taken = [_read_json(path)["id"] for path in self._backend.root.glob("feature_groups/*/*/metadata.json")]
+        self._metadata["id"] = max(taken, default=0) + 1
         self.saved = True
         self._save_metadata()
 
@@ -363,11 +512,11 @@ class FakeFeatureGroup:
         """The SDK's check: same feature names with the same offline types, nothing extra."""
         derived = self._offline_types(frame)
         errors = []
-        for feature in self.features:
-            if feature.name not in derived:
-                errors.append(f"{feature.name} (type: '{feature.type}') is missing from input dataframe.")
-            elif derived.pop(feature.name) != feature.type:
-                errors.append(f"{feature.name} has the wrong type.")
+        for feature in self._metadata["features"]:
+            if feature["name"] not in derived:
+                errors.append(f"{feature['name']} (type: '{feature['type']}') is missing from input dataframe.")
+            elif derived.pop(feature["name"]) != feature["type"]:
+                errors.append(f"{feature['name']} has the wrong type.")
         errors += [f"{name} (type: '{kind}') does not exist in feature group." for name, kind in derived.items()]
         if errors:
             raise FeatureStoreException(
@@ -375,15 +524,16 @@ class FakeFeatureGroup:
             )
 
     def _save_metadata(self) -> None:
-        self._metadata["features"] = [vars(feature) for feature in self.features]
         _write_json(self._dir / "metadata.json", self._metadata)
+        self._sdk = self._sdk_group()
 
 
 class FakeFeatureView:
     """A feature view over `select_all()` of one feature group."""
 
-    def __init__(self, backend: FakeHopsworks, metadata: dict[str, Any]):
-        self._backend = backend
+    def __init__(self, connection: FakeConnection, metadata: dict[str, Any]):
+        self._connection = connection
+        self._backend = connection.backend
         self.name: str = metadata["name"]
         self.version: int = metadata["version"]
         self.description: str | None = metadata["description"]
@@ -391,7 +541,7 @@ class FakeFeatureView:
 
     @mirrors(FeatureView.get_root_fg)
     def get_root_fg(self) -> FakeFeatureGroup:
-        return FakeFeatureGroup.load(self._backend, self._backend.feature_group_dir(*self._group))
+        return FakeFeatureGroup.load(self._backend, self._backend.feature_group_dir(*self._group), self._connection)
 
     @mirrors(FeatureView.get_batch_data)
     def get_batch_data(
@@ -424,50 +574,58 @@ class FakeFeatureView:
 class FakeModelRegistry:
     """The project's model registry."""
 
-    def __init__(self, backend: FakeHopsworks):
-        self._backend = backend
-        self.python = FakePythonModels(backend)
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+        self.python = FakePythonModels(connection)
 
     @mirrors(ModelRegistry.get_model)
     def get_model(self, name: str, version: int | None = None) -> FakeModel | None:
         directory = self._backend.model_dir(name, _default_version("model", name, version))
-        return FakeModel.load(self._backend, directory) if (directory / "model.json").exists() else None
+        return FakeModel.from_backend(self._connection, directory) if (directory / "model.json").exists() else None
 
     @mirrors(ModelRegistry.get_models)
     def get_models(self, name: str) -> list[FakeModel]:
         directories = [path.parent for path in self._backend.root.glob(f"models/{name}/*/model.json")]
         # Newest first: the backend promises no order.
-        return [FakeModel.load(self._backend, directory) for directory in sorted(directories, key=lambda d: -int(d.name))]
+        return [FakeModel.from_backend(self._connection, d) for d in sorted(directories, key=lambda d: -int(d.name))]
 
 
 class FakePythonModels:
     """`model_registry.python`: generic python models."""
 
-    def __init__(self, backend: FakeHopsworks):
-        self._backend = backend
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
 
     @mirrors(python_signature.create_model)
     def create_model(
         self, name: str, version: int | None = None, metrics: dict | None = None, description: str | None = None, **_: Any
     ) -> FakeModel:
-        return FakeModel(self._backend, name, version, metrics, description)
+        model = FakeModel(id=None, name=name, version=version, description=description, metrics=metrics)
+        model._connection = self._connection
+        return model
 
 
-class FakeModel:
-    """A model version: metadata plus its files under `Files/`."""
+class FakeModel(PythonModel):
+    """The SDK's python Model with save and download served by the fake backend."""
 
-    def __init__(self, backend: FakeHopsworks, name: str, version: int | None, metrics: dict | None, description: str | None):
-        self._backend = backend
-        self.name, self.version = name, version
-        self.training_metrics, self.description = metrics, description
+    _connection: FakeConnection
 
     @classmethod
-    def load(cls, backend: FakeHopsworks, directory: Path) -> FakeModel:
-        metadata = _read_json(directory / "model.json")
-        return cls(backend, metadata["name"], metadata["version"], metadata["training_metrics"], metadata["description"])
+    def from_backend(cls, connection: FakeConnection, directory: Path) -> FakeModel:
+        """The model as the SDK builds it from the backend's stored REST payload (keys decamelized)."""
+        sdk_model = Model.from_response_json(_read_json(directory / "model.json"))
+        model = cls.__new__(cls)
+        model.__dict__.update(vars(sdk_model))
+        model._connection = connection
+        return model
+
+    @property
+    def _backend(self) -> FakeHopsworks:
+        return self._connection.backend
 
     @mirrors(Model.save)
-    def save(self, model_path: str, **_: Any) -> FakeModel:
+    def save(self, model_path: str, await_registration: int = 480, **_: Any) -> FakeModel | None:
         sdk_util._validate_metrics(self.training_metrics)
         sdk_util._validate_model_name(self.name)
         source = Path(model_path) if os.path.isabs(model_path) else Path.cwd() / model_path
@@ -475,29 +633,44 @@ class FakeModel:
             raise OSError(f"Could not find path {model_path} in the local filesystem or in Hopsworks File System")
         if self.version is None:
             existing = [int(path.parent.name) for path in self._backend.root.glob(f"models/{self.name}/*/model.json")]
-            self.version = max(existing, default=0) + 1
+            self._version = max(existing, default=0) + 1
         directory = self._backend.model_dir(self.name, self.version)
         if directory.exists():
             raise ModelRegistryException(
                 f"Model with name {self.name} and version {self.version} already exists, please select another version."
             )
+        if len(self.description or "") > DESCRIPTION_COLUMN_CHARACTERS:
+            # The SDK removes the uploaded version folder when registering fails.
+            raise rest_api_error(
+                500, "Data truncation: Data too long for column 'description' at row 1", f"modelregistries/models/{self.name}"
+            )
         staging = directory.with_name(f".{self.version}.staging")
         shutil.rmtree(staging, ignore_errors=True)
         (shutil.copytree if source.is_dir() else _copy_file_into)(source, staging / "Files")
-        metadata = {
+        payload = {
+            "id": f"{self.name}_{self.version}",
             "name": self.name,
             "version": self.version,
-            "training_metrics": self.training_metrics,
             "description": self.description,
+            "metrics": self.training_metrics,  # stored as sent; the SDK decamelizes on the way back
+            "created": 1_700_000_000_000,
+            "framework": "PYTHON",
+            "modelRegistryId": 1,
+            "projectName": self._backend.project_name,
         }
-        _write_json(staging / "model.json", metadata)
+        _write_json(staging / "model.json", payload)
         os.rename(staging, directory)
-        return self
+        self.update_from_response_json(payload)  # the SDK updates the instance from the PUT's answer
+        if self._backend.unconfirmed_saves > 0:
+            self._backend.unconfirmed_saves -= 1
+            return None  # "Model not available during polling, set a higher value for await_registration"
+        return FakeModel.from_backend(self._connection, directory)
 
     @mirrors(Model.download)
     def download(self, local_path: str | None = None) -> str:
         """Copy the files to `local_path` or the download cache and return that folder."""
         target = Path(local_path) if local_path else self._backend.root / "download_cache" / self.name / str(self.version)
+        self._backend.downloads.append((self.name, self.version))
         shutil.rmtree(target, ignore_errors=True)
         shutil.copytree(self._backend.model_dir(self.name, self.version) / "Files", target)
         return str(target)
@@ -513,8 +686,9 @@ def _backend(tmp_path: Path) -> FakeHopsworks:
 
 
 def _logged_in(resource: HopsworksFeatureStore | HopsworksModelRegistry, backend: FakeHopsworks):
-    """`resource` after its own lazy login, made against the fake."""
-    with mock.patch.object(hopsworks, "login", backend.login):
+    """`resource` after the shared session was opened against the fake (any previous one closed)."""
+    with mock.patch.object(hopsworks, "login", backend.login), mock.patch.object(hopsworks, "logout", backend.logout):
+        CONNECTION.logout()
         resource._hopsworks_project()
     return resource
 
@@ -534,10 +708,15 @@ def hopsworks_model_registry(tmp_path: Path) -> HopsworksModelRegistry:
 
 @contextmanager
 def fake_hopsworks(tmp_path: Path) -> Iterator[FakeHopsworks]:
-    """Patch `hopsworks.login` process-wide to log in to the fake backend under `tmp_path`.
+    """Patch `hopsworks.login` and `logout` process-wide to use the fake backend under `tmp_path`.
 
-    Configure resources with api_key=FAKE_API_KEY, project=FAKE_PROJECT (any host).
+    Configure resources with api_key=FAKE_API_KEY, project=FAKE_PROJECT (any host). The shared
+    session starts and ends closed, so no session leaks between backends.
     """
     backend = _backend(tmp_path)
-    with mock.patch.object(hopsworks, "login", backend.login):
-        yield backend
+    with mock.patch.object(hopsworks, "login", backend.login), mock.patch.object(hopsworks, "logout", backend.logout):
+        CONNECTION.logout()
+        try:
+            yield backend
+        finally:
+            CONNECTION.logout()

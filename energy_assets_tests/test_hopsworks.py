@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import builtins
 import getpass
+import json
+import subprocess
+import sys
 import traceback
 import warnings
 
@@ -14,18 +17,27 @@ import pytest
 from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
 from hopsworks_common.util import VersionWarning
 from hsml.client.exceptions import ModelRegistryException
+from hsml.python.model import Model as PythonModel
+
+from energy_assets.forecasting.provenance import DESCRIPTION_BUDGET
+from energy_assets.forecasting.training import ForecasterConfig
 
 from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.hopsworks import CONNECTION as hopsworks_connection
 from energy_assets.resources.hopsworks import (
     FEATURE_DESCRIPTIONS,
+    FeatureGroupMismatchError,
     HopsworksFeatureStore,
     HopsworksLoginError,
     HopsworksModelRegistry,
 )
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, FEATURE_GROUP_NAME, TARGET
+from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.hopsworks_fake import (
     FAKE_API_KEY,
     FAKE_PROJECT,
+    FakeHopsworks,
+    FakeModel,
     fake_hopsworks,
     hopsworks_feature_store,
     hopsworks_model_registry,
@@ -90,16 +102,65 @@ def resources(**settings):
 # --- login and secrets ----------------------------------------------------------------------------
 
 
-def test_constructing_resources_does_not_log_in_and_first_use_logs_in_once(tmp_path):
+def test_constructing_resources_does_not_log_in_and_both_resources_share_one_login(tmp_path):
     with fake_hopsworks(tmp_path) as backend:
         store, registry = resources(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
         assert backend.logins == []
 
+        # hopsworks.login logs out first: a second login would close the store's connection.
         store.insert(rows())
-        store.read(START, START + pd.Timedelta(hours=4))
         registry.versions(NAME)
+        assert len(store.read(START, START + pd.Timedelta(hours=4))) == 8
+        register(registry, tmp_path, "shared")
 
-        assert [login["project"] for login in backend.logins] == [FAKE_PROJECT, FAKE_PROJECT]
+        assert [login["project"] for login in backend.logins] == [FAKE_PROJECT]
+
+
+def test_a_resource_logs_in_again_after_the_session_was_closed(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        store, registry = resources(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+        store.insert(rows())
+        registry.versions(NAME)
+        hopsworks_connection.logout()
+
+        assert len(store.read(START, START + pd.Timedelta(hours=4))) == 8
+        assert registry.versions(NAME) == []
+        assert len(backend.logins) == 2
+
+
+def test_the_fake_login_closes_the_previous_connection_and_deletes_its_certificates(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        first = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        first_certificates = backend.certificate_files()
+        second = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+
+        assert len(first_certificates) == 3 and not any(path.exists() for path in first_certificates)
+        with pytest.raises(Exception, match="Couldn't find client"):
+            first.get_models(NAME)
+        assert second.get_models(NAME) == []
+        hopsworks.logout()
+        assert backend.certificate_files() == []
+
+
+def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path):
+    # The SDK's login and logout are replaced by the fake's for the whole process, exit included.
+    script = f"""
+from pathlib import Path
+from unittest import mock
+import hopsworks
+from energy_assets.resources.hopsworks import HopsworksModelRegistry
+from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeHopsworks
+
+backend = FakeHopsworks(Path({str(tmp_path)!r}) / "hopsworks")
+mock.patch.object(hopsworks, "login", backend.login).start()
+mock.patch.object(hopsworks, "logout", backend.logout).start()
+HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT).versions("m")
+assert len(backend.certificate_files()) == 3
+"""
+    completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert list((tmp_path / "hopsworks" / "client_certificates").rglob("*.pem")) == []
 
 
 @pytest.mark.parametrize(
@@ -210,7 +271,8 @@ def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descri
     assert group.primary_key == [AREA, CONSUMER_TYPE] and group.event_time == DATETIME
     assert group._metadata["online_enabled"] is False
     assert group._metadata["statistics_config"] == {"enabled": True}
-    assert {feature.name: feature.description for feature in group.features} == FEATURE_DESCRIPTIONS
+    assert {feature.name: feature.description for feature in group.columns} == FEATURE_DESCRIPTIONS
+    assert group.time_travel_format == "DELTA" and group.expectation_suite is None
 
 
 def test_the_feature_view_is_created_once_and_reused_across_runs(tmp_path):
@@ -287,6 +349,105 @@ def test_registering_refuses_a_missing_folder_and_non_json_config(tmp_path):
     assert registry.versions(NAME) == []
 
 
+def test_the_description_fits_the_backend_and_choosing_the_model_in_effect_downloads_nothing(tmp_path):
+    registry = hopsworks_model_registry(tmp_path)
+    excluded = [{"area": 1, "consumer_type": 100 + n, "hours_available": n} for n in range(10)]
+    search = [{"n_estimators": 100 * n, "num_leaves": 31, "mape": 0.05, "rmspe": 0.07} for n in range(12)]
+    config = ForecasterConfig().to_dict()
+    for day in range(3):
+        registry.register(
+            NAME, model_dir(tmp_path, f"day{day}"), data_cutoff=START + pd.Timedelta(days=day), training_start=START,
+            feature_group_version=1, config=config, metrics={"model_mape": 0.05},
+            extra={"training_window_days": 30, "excluded_series": excluded, "hyperparameter_search": search},
+        )
+    backend = FakeHopsworks(tmp_path / "hopsworks")
+    descriptions = [FakeModel.from_backend(None, path.parent).description for path in (tmp_path / "hopsworks").glob("models/*/*/model.json")]
+    assert all(len(description) <= DESCRIPTION_BUDGET for description in descriptions)
+
+    in_effect = registry.latest(NAME, at_or_before=START + pd.Timedelta(days=1, hours=5))
+
+    assert in_effect.version == 2 and in_effect.config == config
+    assert in_effect.extra["training_window_days"] == 30 and "hyperparameter_search" in in_effect.extra
+    assert backend.downloads == [] and not (tmp_path / "hopsworks" / "download_cache").exists()
+    assert in_effect.extra["excluded_series"] == excluded  # read from the model files when asked for
+    assert (tmp_path / "hopsworks" / "download_cache" / NAME / "2").is_dir()
+
+
+def test_the_fake_refuses_a_description_over_1000_characters_like_the_backend(tmp_path):
+    with fake_hopsworks(tmp_path):
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        with pytest.raises(RestAPIError, match="too long"):
+            model_registry.python.create_model(name=NAME, description="x" * 1001).save(str(model_dir(tmp_path, "a")))
+        assert model_registry.get_models(NAME) == []
+
+
+def test_the_fake_answers_with_the_sdk_model_so_metric_names_come_back_decamelized(tmp_path):
+    with fake_hopsworks(tmp_path):
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        model_registry.python.create_model(name=NAME, metrics={"snaive168_mape": 0.1}).save(str(model_dir(tmp_path, "a")))
+        model = model_registry.get_model(NAME, version=1)
+
+    assert isinstance(model, PythonModel)
+    assert model.training_metrics == {"snaive_168__mape": 0.1}
+
+
+def test_a_save_that_outlasts_its_wait_is_confirmed_by_looking_the_version_up(tmp_path):
+    registry = hopsworks_model_registry(tmp_path)
+    register(registry, tmp_path, "first")
+    registry._session._connection.backend.unconfirmed_saves = 1
+
+    second = register(registry, tmp_path, "second")
+
+    assert second.version == 2 and second.config == {"tag": "second"}
+    assert [model.version for model in registry.versions(NAME)] == [1, 2]
+
+
+# --- the course's feature group -------------------------------------------------------------------------
+
+
+def test_the_courses_feature_group_is_detected_and_never_written(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    backend = store._session._connection.backend
+    backend.add_course_feature_group(FEATURE_GROUP_NAME, version=1)
+    group_dir = backend.feature_group_dir(FEATURE_GROUP_NAME, 1)
+    before = sorted(path.name for path in group_dir.rglob("*"))
+
+    with pytest.raises(FeatureGroupMismatchError) as raised:
+        store.insert(rows())
+
+    message = str(raised.value)
+    for difference in ("'HUDI'", "Great Expectations", "STRICT", "bigint", "ENERGY_ASSETS_FEATURE_GROUP_VERSION=2"):
+        assert difference in message
+    assert sorted(path.name for path in group_dir.rglob("*")) == before
+    with pytest.raises(FeatureGroupMismatchError, match="ENERGY_ASSETS_FEATURE_GROUP_VERSION=2"):
+        hopsworks_feature_store(tmp_path).read(START, START + pd.Timedelta(hours=4))
+
+    next_version = hopsworks_feature_store(tmp_path, feature_group_version=2)
+    next_version.insert(rows())
+    assert len(next_version.read(START, START + pd.Timedelta(hours=4))) == 8
+
+
+@pytest.mark.parametrize(
+    ("changes", "named"),
+    [
+        ({"primary_key": ["area"]}, "primary key"),
+        ({"event_time": None}, "event time"),
+        ({"time_travel_format": "HUDI", "expectation_suite": None}, "time travel format"),
+    ],
+)
+def test_each_difference_of_an_existing_group_is_named(tmp_path, changes, named):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(rows())
+    backend = store._session._connection.backend
+    metadata = json.loads((backend.feature_group_dir(FEATURE_GROUP_NAME, 1) / "metadata.json").read_text())
+    ours = {"features": metadata["features"], "expectation_suite": None, "time_travel_format": "DELTA"}
+    backend.add_course_feature_group(FEATURE_GROUP_NAME, version=3, **{**ours, **changes})
+
+    with pytest.raises(FeatureGroupMismatchError, match=named) as raised:
+        hopsworks_feature_store(tmp_path, feature_group_version=3).insert(rows())
+    assert "ENERGY_ASSETS_FEATURE_GROUP_VERSION=4" in str(raised.value)
+
+
 # --- the fake keeps the SDK's contract -----------------------------------------------------------------
 
 
@@ -330,6 +491,9 @@ def test_the_fake_raises_the_sdk_errors(tmp_path):
         model_registry.python.create_model(name=NAME, version=1).save(str(model_dir(tmp_path, "a")))
         with pytest.raises(ModelRegistryException, match="already exists"):
             model_registry.python.create_model(name=NAME, version=1).save(str(model_dir(tmp_path, "b")))
+        for name, version in (("Energy_View", 1), ("energy-view", 1), ("v" * 64, 1), ("energy_view", 0)):
+            with pytest.raises(RestAPIError, match="invalid"):
+                feature_store.create_feature_view(name=name, version=version, query=group.select_all())
         with pytest.raises(ProjectException):
             hopsworks.login(api_key_value=FAKE_API_KEY, project="other")
 

@@ -7,6 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from energy_assets.forecasting.evaluation import METRICS
+from energy_assets.forecasting.provenance import REGISTRY_FORECASTER_NAMES, registry_metrics
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
 
@@ -107,3 +109,65 @@ def test_latest_is_the_newest_cutoff_at_or_before_ties_going_to_the_highest_vers
     assert registry.latest(NAME, at_or_before=CUTOFF).version == 1
     assert registry.latest(NAME, at_or_before=CUTOFF - hour) is None
     assert registry.latest("never_registered") is None
+
+
+def project_metrics() -> dict[str, float]:
+    """Every validation metric a training reports ({forecaster}_{metric}), under the names the project registers."""
+    keys = [f"{forecaster}_{metric}" for forecaster in REGISTRY_FORECASTER_NAMES for metric in METRICS]
+    return registry_metrics({key: 0.01 * number for number, key in enumerate(keys, start=1)})
+
+
+def test_the_metrics_the_project_registers_read_back_under_the_same_names(registry: ModelRegistry, tmp_path):
+    metrics = project_metrics()
+    registered = registry.register(
+        NAME,
+        model_files(tmp_path / "model", "a"),
+        data_cutoff=CUTOFF,
+        training_start=CUTOFF - pd.Timedelta(days=14),
+        feature_group_version=1,
+        config={},
+        metrics=metrics,
+    )
+
+    assert registered.metrics == metrics
+    assert registry.get(NAME, 1).metrics == metrics
+    assert registry.versions(NAME)[0].metrics == metrics
+
+
+@pytest.mark.parametrize("name", ["snaive168_mape", "modelMape", "mape__model", "mape_2"])
+def test_a_metric_name_the_registry_would_rename_is_refused_before_anything_is_stored(
+    registry: ModelRegistry, tmp_path, name
+):
+    with pytest.raises(ValueError, match=name):
+        registry.register(
+            NAME,
+            model_files(tmp_path / "model", "a"),
+            data_cutoff=CUTOFF,
+            training_start=CUTOFF,
+            feature_group_version=1,
+            config={},
+            metrics={name: 0.1, "mape": 0.2},
+        )
+    assert registry.versions(NAME) == []
+
+
+def test_bulky_training_facts_round_trip(registry: ModelRegistry, tmp_path):
+    """A full configuration, 40 excluded series and hyperparameter-search results: far over 1000 characters."""
+    config = {"lags": [1, 2, 3, 4, 5, 6, 12, 24], "holiday_lags": [24, 168], "learning_rate": 0.05, "n_estimators": 400}
+    extra = {
+        "training_rows": 54_720,
+        "training_window_days": 30,
+        "training_data": {"feature_view": "energy_consumption_denmark_view", "feature_view_version": 1, "rows": 54_720, "sha256": "ab" * 32},
+        "excluded_series": [{"area": 1, "consumer_type": 100 + n, "hours_available": n} for n in range(40)],
+        "hyperparameter_search": [{"n_estimators": 100 * n, "holiday_weight": 1.0, "mape": 0.05, "rmspe": 0.07} for n in range(12)],
+    }
+    assert len(str(extra)) > 3000
+
+    registered = registry.register(
+        NAME, model_files(tmp_path / "model", "a"), data_cutoff=CUTOFF, training_start=CUTOFF - pd.Timedelta(days=30),
+        feature_group_version=2, config=config, metrics=project_metrics(), extra=extra,
+    )
+
+    again = registry.get(NAME, registered.version)
+    assert (again.config, dict(again.extra)) == (config, extra)
+    assert files_of(registry.download(again)) == files_of(tmp_path / "model")
