@@ -8,17 +8,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import DagsterInstance, DagsterInvalidConfigError
+from dagster import AssetSelection, DagsterInstance, DagsterInvalidConfigError
 from google.cloud import storage
+from hsml.python.model import Model as PythonModel
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.resources import build_resources
 from energy_assets.resources.bucket import GCSBucket
 from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
-from energy_assets.schema import MODEL_NAME
+from energy_assets.parquet_objects import read_frame
+from energy_assets.schema import ISSUED_AT, MODEL_NAME, MODEL_VERSION
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
-from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, fake_hopsworks
+from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeModel, fake_hopsworks
 
 HOURS = pd.Timedelta(hours=1)
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -65,39 +67,88 @@ def test_a_missing_credential_fails_the_run_naming_the_variable(monkeypatch):
         run_range(first, first, RAW_AND_FEATURES)
 
 
-def test_prod_materializes_the_whole_graph_on_hopsworks_and_gcs(tmp_path, monkeypatch, gcs_emulator_env):
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [({}, "ENERGY_ASSETS_SOURCE"), ({"ENERGY_ASSETS_SOURCE": "synthetic"}, "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD")],
+)
+def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written(tmp_path, monkeypatch, settings, named):
+    monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
+    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
+    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(tmp_path / "state"))
+    monkeypatch.setenv("FS_API_KEY", FAKE_API_KEY)
+    monkeypatch.setenv("FS_PROJECT_NAME", FAKE_PROJECT)
+    monkeypatch.delenv("ENERGY_ASSETS_SOURCE", raising=False)
+    monkeypatch.delenv("ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD", raising=False)
+    for variable, value in settings.items():
+        monkeypatch.setenv(variable, value)
+    first = hour("2023-01-02 00:00")
+
+    with fake_hopsworks(tmp_path) as backend:
+        result = run_range(first, first, RAW_AND_FEATURES, raise_on_error=False)
+
+    assert not result.success
+    failures = "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)
+    assert named in failures
+    assert not (backend.root / "feature_groups").exists()
+    assert not (tmp_path / "state" / "bucket").exists() or not any((tmp_path / "state" / "bucket").rglob("*.parquet"))
+
+
+def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsworks_and_gcs(
+    tmp_path, monkeypatch, gcs_emulator_env
+):
     bucket_name = f"forecasts-{uuid.uuid4().hex[:12]}"
     storage.Client(project="test").create_bucket(bucket_name)
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "synthetic")
+    monkeypatch.setenv("ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD", "true")
     monkeypatch.setenv("FS_API_KEY", FAKE_API_KEY)
     monkeypatch.setenv("FS_PROJECT_NAME", FAKE_PROJECT)
     monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", bucket_name)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
     first_issue = hour("2023-01-12 00:00")
+    last_issue = first_issue + 71 * HOURS
     history = (min_training_hours(ForecasterConfig()) + 24) * HOURS
     instance = DagsterInstance.ephemeral()
 
     with fake_hopsworks(tmp_path) as backend:
         resources = build_resources()
         run_range(first_issue - history, first_issue - HOURS, RAW_AND_FEATURES, instance=instance, resources=resources)
-        result = run_range(first_issue, first_issue + HOURS, instance=instance, resources=resources)
+        forecasts = run_range(first_issue, last_issue, instance=instance, resources=resources)
+        accuracy = run_range(
+            first_issue, last_issue - 24 * HOURS, AssetSelection.assets("forecast_accuracy"), instance=instance, resources=resources
+        )
         # Outside a run, EnvVar fields resolve only through Dagster's own initialization.
-        models = resources["model_registry"].process_config_and_initialize().versions(MODEL_NAME)
-        feature_store = resources["feature_store"].process_config_and_initialize()
-        features = feature_store.read(first_issue - history, first_issue + 2 * HOURS)
+        registry = resources["model_registry"].process_config_and_initialize()
+        models = registry.versions(MODEL_NAME)
+        in_effect = {
+            issue: registry.latest(MODEL_NAME, at_or_before=issue).version
+            for issue in pd.date_range(first_issue, last_issue, freq="h")
+        }
+        facts = registry.get(MODEL_NAME, 3).extra
 
-    assert result.success
-    assert [model.version for model in models] == [1]
-    assert len(features) == (len(pd.date_range(first_issue - history, first_issue + HOURS, freq="h"))) * 76
-    names = sorted(blob.name for blob in storage.Client(project="test").list_blobs(bucket_name))
-    assert [n for n in names if "energy_forecasts" in n] == [
-        "energy_assets/energy_forecasts/2023-01-12-00:00.parquet",
-        "energy_assets/energy_forecasts/2023-01-12-01:00.parquet",
-    ]
-    assert backend is not None
+    assert forecasts.success and accuracy.success
+    assert [model.version for model in models] == [1, 2, 3]
+    assert [model.data_cutoff for model in models] == [first_issue + day * 24 * HOURS for day in range(3)]
+    assert all(isinstance(model, PythonModel) for model in _sdk_models(backend))
+    assert all(model.metrics["model_mape"] > 0 and "seasonal_naive_week_mape" in model.metrics for model in models)
+    assert facts["training_data"]["feature_view"] == "energy_consumption_denmark_view"
+    assert facts["training_data"]["rows"] > 0 and len(facts["training_data"]["sha256"]) == 64
+    client = storage.Client(project="test")
+    forecast_objects = [b.name for b in client.list_blobs(bucket_name, prefix="energy_assets/energy_forecasts/")]
+    assert len(forecast_objects) == 72
+    versions_used = {}
+    for name in forecast_objects:
+        frame = read_frame(GCSBucket(bucket_name=bucket_name, project="test"), [name])
+        versions_used[frame[ISSUED_AT].iloc[0]] = set(frame[MODEL_VERSION])
+    assert all(versions_used[issue] == {version} for issue, version in in_effect.items())
+    assert [b.name for b in client.list_blobs(bucket_name, prefix="energy_assets/forecast_accuracy/")]
     logged = "\n".join(str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id))
-    assert "forecasting_model" in logged
     assert FAKE_API_KEY not in logged
+
+
+def _sdk_models(backend) -> list:
+    """Every registered model as the SDK builds it from the fake backend's stored answer."""
+    return [FakeModel.from_backend(None, path.parent) for path in backend.root.glob("models/*/*/model.json")]
 
 
 def test_the_dagster_cli_backfills_a_range_in_one_run(tmp_path):

@@ -8,8 +8,12 @@ from typing import Any
 from dagster import EnvVar
 
 from energy_assets.resources.bucket import Bucket, GCSBucket, LocalBucket
-from energy_assets.resources.data_source import ConsumptionSource
-from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
+from energy_assets.resources.data_source import SOURCE_VARIABLE, SYNTHETIC_IN_PRODUCTION_VARIABLE, ConsumptionSource
+from energy_assets.resources.hopsworks import (
+    FEATURE_GROUP_VERSION_VARIABLE,
+    HopsworksFeatureStore,
+    HopsworksModelRegistry,
+)
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
@@ -24,6 +28,13 @@ IMPLEMENTATIONS_BY_DEPLOYMENT: dict[str, dict[str, str]] = {
 
 def _setting(name: str, default: str) -> str:
     return os.environ.get(name) or default
+
+
+def _flag(name: str) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if value not in ("", "0", "1", "false", "true", "no", "yes"):
+        raise ValueError(f"{name}={value!r} is not one of true, false, 1, 0, yes, no")
+    return value in ("1", "true", "yes")
 
 
 def _implementation(deployment: str, resource: str) -> str:
@@ -60,15 +71,20 @@ def build_resources(deployment: str | None = None) -> dict[str, Any]:
     """Every resource the assets need, for the given (default: current) deployment."""
     deployment = deployment or deployment_name()
     feature_group = {
-        "feature_group_version": int(_setting("ENERGY_ASSETS_FEATURE_GROUP_VERSION", "1")),
+        "feature_group_version": int(_setting(FEATURE_GROUP_VERSION_VARIABLE, "1")),
     }
     feature_store_kind = _implementation(deployment, "feature_store")
     registry_kind = _implementation(deployment, "model_registry")
     if feature_store_kind not in ("local", "hopsworks") or registry_kind not in ("local", "hopsworks"):
         raise ValueError("ENERGY_ASSETS_FEATURE_STORE and ENERGY_ASSETS_MODEL_REGISTRY take 'local' or 'hopsworks'")
+    # Synthetic rows must never reach a real feature group unless asked for: there the source is chosen explicitly.
+    production = deployment == "prod" or feature_store_kind == "hopsworks"
     return {
         "consumption_source": ConsumptionSource(
-            kind=_setting("ENERGY_ASSETS_SOURCE", "synthetic"),
+            kind=_setting(SOURCE_VARIABLE, "synthetic"),
+            kind_chosen=bool(os.environ.get(SOURCE_VARIABLE)),
+            production=production,
+            allow_synthetic_in_production=_flag(SYNTHETIC_IN_PRODUCTION_VARIABLE),
             path=os.environ.get("ENERGY_ASSETS_SOURCE_PATH"),
             dataset=_setting("ENERGY_ASSETS_SOURCE_DATASET", "ConsumptionDE35Hour"),
         ),

@@ -14,7 +14,7 @@ from typing import Any
 
 import hopsworks  # called as `hopsworks.login`/`logout` at use time, so tests can patch the SDK
 import pandas as pd
-from dagster import ConfigurableResource, InitResourceContext
+from dagster import ConfigurableResource
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
 from pydantic import Field, PrivateAttr
 
@@ -145,7 +145,11 @@ CONNECTION = _SharedConnection()
 
 
 class HopsworksProject(ConfigurableResource):
-    """Settings of one Hopsworks project; uses the process's shared session, logging in on first use."""
+    """Settings of one Hopsworks project; uses the process's shared session, logging in on first use.
+
+    No logout on resource teardown: a custom teardown would forbid `process_config_and_initialize`,
+    and the session outlives a step anyway (each step process logs out at exit).
+    """
 
     api_key: str = Field(repr=False, description=f"Hopsworks API key (env {API_KEY_VARIABLE}); never logged.")
     project: str = Field(description=f"Hopsworks project name (env {PROJECT_VARIABLE}).")
@@ -165,9 +169,6 @@ class HopsworksProject(ConfigurableResource):
 
     def _forget_handles(self) -> None:
         """Drop objects obtained through the previous session."""
-
-    def teardown_after_execution(self, context: InitResourceContext) -> None:
-        CONNECTION.logout()
 
 
 class HopsworksFeatureStore(FeatureStore, HopsworksProject):
