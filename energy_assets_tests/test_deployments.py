@@ -12,8 +12,8 @@ from dagster import DagsterInstance, DagsterInvalidConfigError
 from google.cloud import storage
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.resources import build_resources
-from energy_assets.resources.bucket import GCSBucket
+from energy_assets.definitions import deployment_resources
+from energy_assets.resources.bucket import GCSBucketResource
 from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
 from energy_assets.schema import MODEL_NAME
 from energy_assets_tests.conftest import REPO_ROOT
@@ -43,22 +43,20 @@ def test_prod_definitions_load_without_network_or_credentials(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
 
 
-def test_prod_uses_hopsworks_and_gcs_and_overrides_pick_one_resource(monkeypatch):
+def test_prod_uses_hopsworks_and_gcs(monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
-    resources = build_resources()
+    resources = deployment_resources()
     assert isinstance(resources["feature_store"], HopsworksFeatureStore)
     assert isinstance(resources["model_registry"], HopsworksModelRegistry)
-    assert isinstance(resources["bucket_io_manager"].bucket, GCSBucket)
-
-    monkeypatch.setenv("ENERGY_ASSETS_MODEL_REGISTRY", "local")
-    assert not isinstance(build_resources()["model_registry"], HopsworksModelRegistry)
+    assert isinstance(resources["bucket_io_manager"].bucket, GCSBucketResource)
+    assert resources["bucket_io_manager"].bucket is resources["bucket"]
 
 
 def test_a_missing_credential_fails_the_run_naming_the_variable(monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
-    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
     for variable in SECRET_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", "never-reached")
     first = hour("2023-01-02 00:00")
 
     with pytest.raises(DagsterInvalidConfigError, match='environment variable "FS_API_KEY" which is not set'):
@@ -78,7 +76,7 @@ def test_prod_materializes_the_whole_graph_on_hopsworks_and_gcs(tmp_path, monkey
     instance = DagsterInstance.ephemeral()
 
     with fake_hopsworks(tmp_path) as backend:
-        resources = build_resources()
+        resources = deployment_resources()
         run_range(first_issue - history, first_issue - HOURS, RAW_AND_FEATURES, instance=instance, resources=resources)
         result = run_range(first_issue, first_issue + HOURS, instance=instance, resources=resources)
         # Outside a run, EnvVar fields resolve only through Dagster's own initialization.

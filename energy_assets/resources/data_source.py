@@ -1,22 +1,71 @@
-"""The consumption data source: synthetic (offline), a snapshot file, or the Energi Data Service API."""
+"""Consumption sources behind one interface: synthetic (offline), a snapshot file, the Energi Data Service API."""
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from abc import abstractmethod
 
 import pandas as pd
 from dagster import ConfigurableResource
+from pydantic import Field
 
 from energy_assets.schema import de35_series
 from energy_assets.sources import energidataservice, files, synthetic
 
 
 class ConsumptionSource(ConfigurableResource):
-    """Canonical consumption rows for a half-open UTC window, from the configured kind of source."""
+    """Canonical consumption rows for a half-open UTC window."""
 
-    kind: Literal["synthetic", "file", "api"] = "synthetic"
-    path: Optional[str] = None
-    dataset: str = "ConsumptionDE35Hour"
+    @abstractmethod
+    def fetch(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Rows with start <= datetime_utc < end, sorted by datetime_utc, area, consumer_type, in one query."""
+
+    @abstractmethod
+    def expected_series(self) -> pd.DataFrame:
+        """The (area, consumer_type) series this source publishes every hour."""
+
+    @abstractmethod
+    def describe(self) -> str:
+        """One line naming the source, for run metadata."""
+
+
+class SyntheticSource(ConsumptionSource):
+    """Deterministic DE35-shaped data for any range, offline."""
+
+    def fetch(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """Synthetic rows of the window."""
+        return synthetic.synthetic_consumption(start, end)
+
+    def expected_series(self) -> pd.DataFrame:
+        """The synthetic series."""
+        return synthetic.synthetic_series()
+
+    def describe(self) -> str:
+        """One line naming the source."""
+        return "synthetic DE35-shaped data"
+
+
+class FileSource(ConsumptionSource):
+    """A ConsumptionDE35Hour snapshot: the dataset's `;` CSV download, a comma CSV or parquet."""
+
+    path: str = Field(description="The snapshot file to read.")
+
+    def fetch(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+        """The snapshot's rows of the window."""
+        return files.read_window(self.path, start, end)
+
+    def expected_series(self) -> pd.DataFrame:
+        """The DE35 series."""
+        return de35_series()
+
+    def describe(self) -> str:
+        """One line naming the source."""
+        return f"file {self.path}"
+
+
+class EnergiDataServiceSource(ConsumptionSource):
+    """The Energi Data Service REST API: ConsumptionDE35Hour natively, ConsumptionIndustry mapped."""
+
+    dataset: str = energidataservice.DE35_DATASET
     api_base_url: str = energidataservice.DEFAULT_BASE_URL
     timeout_seconds: float = 30.0
     max_attempts: int = 5
@@ -24,33 +73,16 @@ class ConsumptionSource(ConfigurableResource):
     retry_wait_seconds: float = 1.0
 
     def fetch(self, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
-        """Rows with start <= datetime_utc < end, sorted by datetime_utc, area, consumer_type, in one query."""
-        if self.kind == "synthetic":
-            return synthetic.synthetic_consumption(start, end)
-        if self.kind == "file":
-            return files.read_window(self._snapshot_path(), start, end)
+        """The dataset's rows of the window, every page."""
         return self._client().fetch(self.dataset, start, end)
 
     def expected_series(self) -> pd.DataFrame:
-        """The (area, consumer_type) series this source publishes every hour."""
-        if self.kind == "synthetic":
-            return synthetic.synthetic_series()
-        if self.kind == "file":
-            return de35_series()
+        """The series the dataset publishes."""
         return energidataservice.expected_series(self.dataset)
 
     def describe(self) -> str:
-        """One line naming the source, for run metadata."""
-        if self.kind == "file":
-            return f"file {self.path}"
-        if self.kind == "api":
-            return f"Energi Data Service {self.dataset} at {self.api_base_url}"
-        return "synthetic DE35-shaped data"
-
-    def _snapshot_path(self) -> str:
-        if not self.path:
-            raise ValueError("ConsumptionSource(kind='file') needs `path`: the snapshot file to read")
-        return self.path
+        """One line naming the source."""
+        return f"Energi Data Service {self.dataset} at {self.api_base_url}"
 
     def _client(self) -> energidataservice.EnergiDataServiceClient:
         return energidataservice.EnergiDataServiceClient(

@@ -13,6 +13,7 @@ from pydantic import Field, PrivateAttr
 
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
+from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
@@ -21,7 +22,6 @@ from energy_assets.schema import (
     SERIES_KEY,
     TARGET,
     empty_consumption_frame,
-    to_utc_hour,
 )
 
 API_KEY_VARIABLE = "FS_API_KEY"
