@@ -29,9 +29,9 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance
 
-from energy_assets.demo import PARTITION_KEY_FORMAT, QUIET_RUN_CONFIG, materialize_range
+from energy_assets.app.demo import PARTITION_KEY_FORMAT, QUIET_RUN_CONFIG, materialize_range
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.resources import build_resources
+from energy_assets.definitions import deployment_resources
 
 HOUR = pd.Timedelta(hours=1)
 print = functools.partial(print, flush=True)  # progress shows while the runs go on
@@ -67,7 +67,7 @@ def in_process_run(selection: str, first: pd.Timestamp, last: pd.Timestamp, home
     os.environ["ENERGY_ASSETS_HOME"] = str(home)
     assets = AssetSelection.assets(*selection.split(","))
     started = time.perf_counter()
-    materialize_range(assets, first, last, DagsterInstance.ephemeral(), build_resources(), run_config=QUIET_RUN_CONFIG)
+    materialize_range(assets, first, last, DagsterInstance.ephemeral(), deployment_resources(), run_config=QUIET_RUN_CONFIG)
     return time.perf_counter() - started
 
 

@@ -1,13 +1,29 @@
 """The energy_assets code location: the whole graph on one screen."""
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from __future__ import annotations
 
+from typing import Any
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+
+from energy_assets import settings
 from energy_assets.assets.forecasts import energy_forecasts
 from energy_assets.assets.ingestion import consumption_raw, energy_consumption_features
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
 from energy_assets.partitions import hourly_partitions
-from energy_assets.resources import build_resources
+from energy_assets.resources.bucket import GCSBucketResource, LocalBucketResource
+from energy_assets.resources.data_source import (
+    ConsumptionSource,
+    EnergiDataServiceSource,
+    FileSource,
+    RefusedSource,
+    SyntheticSource,
+)
+from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
+from energy_assets.resources.io_manager import PartitionedParquetIOManager
+from energy_assets.resources.local_feature_store import LocalFeatureStore
+from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.schedules import build_hourly_schedule
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
@@ -22,10 +38,74 @@ hourly_forecast_job = define_asset_job(
     description="Raw data -> feature group -> model in effect -> forecasts, for one hour or a range.",
 )
 
+
+def consumption_source(production: bool = False) -> ConsumptionSource:
+    """The source `ENERGY_ASSETS_SOURCE` names: synthetic (default), file or api.
+
+    In production the source must be named, and synthetic rows need an explicit opt-in; otherwise
+    runs fail (at resource setup, before any write) with the variable to set.
+    """
+    chosen = settings.text(settings.SOURCE)
+    kind = settings.choice(settings.SOURCE, ("synthetic", "file", "api"), "synthetic")
+    if production and chosen is None:
+        return RefusedSource(
+            problem=f"{settings.SOURCE} is not set: production needs the source chosen explicitly, "
+            f"{settings.SOURCE}=api (Energi Data Service) or {settings.SOURCE}=file with {settings.SOURCE_PATH}; nothing was written"
+        )
+    if production and kind == "synthetic" and not settings.flag(settings.SYNTHETIC_IN_PROD):
+        return RefusedSource(
+            problem=f"{settings.SOURCE}=synthetic in production would write generated rows into the real feature group; "
+            f"set {settings.SYNTHETIC_IN_PROD}=true to do so on purpose; nothing was written"
+        )
+    if kind == "file":
+        return FileSource(path=EnvVar(settings.SOURCE_PATH))
+    if kind == "api":
+        return EnergiDataServiceSource(dataset=settings.text(settings.SOURCE_DATASET, "ConsumptionDE35Hour"))
+    return SyntheticSource()
+
+
+def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
+    """The resources of a deployment (default: the one `ENERGY_ASSETS_DEPLOYMENT` names), read from the environment now."""
+    state = settings.state_dir()
+    feature_group_version = settings.feature_group_version()
+    local_bucket = LocalBucketResource(root_dir=str(state / "bucket"), prefix=settings.bucket_prefix())
+    gcs_bucket = GCSBucketResource(
+        bucket_name=EnvVar(settings.GCS_BUCKET_NAME),
+        project=settings.text(settings.GCS_PROJECT),
+        service_account_json_path=settings.text(settings.GCS_SERVICE_ACCOUNT_JSON_PATH),
+        prefix=settings.bucket_prefix(),
+    )
+    # Secrets are EnvVars: read at run time, never at import, so definitions load offline.
+    hopsworks_login = {
+        "api_key": EnvVar(settings.FS_API_KEY),
+        "project": EnvVar(settings.FS_PROJECT_NAME),
+        **({"host": settings.text(settings.FS_HOST)} if settings.text(settings.FS_HOST) else {}),
+    }
+    resources_by_deployment = {
+        "local": {
+            "consumption_source": consumption_source(),
+            "feature_store": LocalFeatureStore(
+                root_dir=str(state / "feature_store"), feature_group_version=feature_group_version
+            ),
+            "model_registry": LocalModelRegistry(root_dir=str(state / "model_registry")),
+            "bucket": local_bucket,
+            "bucket_io_manager": PartitionedParquetIOManager(bucket=local_bucket),
+        },
+        "prod": {
+            "consumption_source": consumption_source(production=True),
+            "feature_store": HopsworksFeatureStore(**hopsworks_login, feature_group_version=feature_group_version),
+            "model_registry": HopsworksModelRegistry(**hopsworks_login),
+            "bucket": gcs_bucket,
+            "bucket_io_manager": PartitionedParquetIOManager(bucket=gcs_bucket),
+        },
+    }
+    return resources_by_deployment[deployment or settings.deployment_name()]
+
+
 defs = Definitions(
     assets=[*forecast_assets, *monitoring_assets],
     jobs=[hourly_forecast_job],
     schedules=[build_hourly_schedule(hourly_forecast_job)],
     sensors=[monitoring_automation_sensor],
-    resources=build_resources(),
+    resources=deployment_resources(),
 )

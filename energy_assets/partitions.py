@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-import os
-
 from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
-PARTITIONS_START_VARIABLE = "ENERGY_ASSETS_PARTITIONS_START"
-DEFAULT_PARTITIONS_START = "2022-12-01-00:00"
+from energy_assets import settings
+from energy_assets.timeline import HOUR_KEY_FORMAT
 
 # A partition key names data time (UTC), never the wall clock.
 hourly_partitions = HourlyPartitionsDefinition(
-    start_date=os.environ.get(PARTITIONS_START_VARIABLE) or DEFAULT_PARTITIONS_START,
-    timezone="UTC",
+    start_date=settings.partitions_start(), timezone="UTC", fmt=HOUR_KEY_FORMAT
 )
-
-TRAINING_WINDOW_HOURS = 30 * 24
 
 
 def past_hours(hours: int) -> TimeWindowPartitionMapping:

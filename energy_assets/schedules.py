@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 import pandas as pd
 from dagster import (
     DefaultScheduleStatus,
@@ -12,9 +10,8 @@ from dagster import (
     schedule,
 )
 
-PUBLICATION_DELAY_VARIABLE = "ENERGY_ASSETS_PUBLICATION_DELAY_HOURS"
-# ConsumptionDE35Hour was published 15 days after the hour it describes.
-DEFAULT_PUBLICATION_DELAY_HOURS = 15 * 24
+from energy_assets import settings
+from energy_assets.timeline import hour_key
 
 
 def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd.Timestamp:
@@ -24,7 +21,7 @@ def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd
 
 def build_hourly_schedule(job):
     """Every hour, run `job` for the newest published hour; stopped until switched on."""
-    publication_delay_hours = int(os.environ.get(PUBLICATION_DELAY_VARIABLE, DEFAULT_PUBLICATION_DELAY_HOURS))
+    publication_delay_hours = int(settings.publication_delay() / pd.Timedelta(hours=1))
 
     @schedule(
         job=job,
@@ -35,7 +32,7 @@ def build_hourly_schedule(job):
     )
     def hourly_forecast_schedule(context: ScheduleEvaluationContext) -> RunRequest:
         hour = newest_published_hour(pd.Timestamp(context.scheduled_execution_time), publication_delay_hours)
-        partition_key = hour.strftime("%Y-%m-%d-%H:%M")
+        partition_key = hour_key(hour)
         return RunRequest(run_key=partition_key, partition_key=partition_key)
 
     return hourly_forecast_schedule

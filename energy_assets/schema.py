@@ -1,6 +1,12 @@
-"""Canonical schema of consumption rows and forecasts, shared by every layer."""
+"""The one definition of every table the project stores: columns, types and meaning.
+
+Arrow schemas are written here once; pandas dtypes, feature descriptions and the casts every layer
+applies are derived from them.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import pandas as pd
 import pyarrow as pa
@@ -10,7 +16,11 @@ AREA = "area"
 CONSUMER_TYPE = "consumer_type"
 TARGET = "energy_consumption"
 SERIES_KEY = [AREA, CONSUMER_TYPE]
-CONSUMPTION_COLUMNS = [DATETIME, AREA, CONSUMER_TYPE, TARGET]
+
+ISSUED_AT = "issued_at"
+HORIZON = "horizon"
+FORECAST = "energy_consumption_forecast"
+MODEL_VERSION = "model_version"
 
 # Price areas as the source names them; 0 is the whole country.
 AREA_CODES: dict[str, int] = {"DK": 0, "DK1": 1, "DK2": 2}
@@ -24,57 +34,102 @@ DE35_CONSUMER_TYPES: tuple[int, ...] = (
 )
 DE35_AREAS: tuple[int, ...] = (1, 2)
 
-CONSUMPTION_SCHEMA = pa.schema(
-    [
-        pa.field(DATETIME, pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field(AREA, pa.int8(), nullable=False),
-        pa.field(CONSUMER_TYPE, pa.int32(), nullable=False),
-        pa.field(TARGET, pa.float64(), nullable=False),
-    ]
-)
-CONSUMPTION_DTYPES: dict[str, str] = {
-    DATETIME: "datetime64[us, UTC]",
-    AREA: "int8",
-    CONSUMER_TYPE: "int32",
-    TARGET: "float64",
-}
-
-ISSUED_AT = "issued_at"
-HORIZON = "horizon"
-FORECAST = "energy_consumption_forecast"
-MODEL_VERSION = "model_version"
-FORECAST_COLUMNS = [AREA, CONSUMER_TYPE, ISSUED_AT, DATETIME, HORIZON, FORECAST, MODEL_VERSION]
-FORECAST_SCHEMA = pa.schema(
-    [
-        pa.field(AREA, pa.int8(), nullable=False),
-        pa.field(CONSUMER_TYPE, pa.int32(), nullable=False),
-        pa.field(ISSUED_AT, pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field(DATETIME, pa.timestamp("us", tz="UTC"), nullable=False),
-        pa.field(HORIZON, pa.int16(), nullable=False),
-        pa.field(FORECAST, pa.float64(), nullable=False),
-        pa.field(MODEL_VERSION, pa.int32(), nullable=False),
-    ]
-)
-
 FORECAST_HORIZON_HOURS = 24
-
 FEATURE_GROUP_NAME = "energy_consumption_denmark"
 MODEL_NAME = "energy_consumption_forecaster"
+
+UTC_HOUR = pa.timestamp("us", tz="UTC")
+
+
+def _field(name: str, type_: pa.DataType, description: str) -> pa.Field:
+    return pa.field(name, type_, nullable=False, metadata={"description": description})
+
+
+_DATETIME = _field(DATETIME, UTC_HOUR, "Observation hour, UTC (source HourUTC); the event time.")
+_AREA = _field(AREA, pa.int8(), "Price area: 1 = DK1 (west of the Great Belt), 2 = DK2 (east), 0 = DK (all).")
+_CONSUMER_TYPE = _field(CONSUMER_TYPE, pa.int32(), "DE35 consumer-type (industry) code of Danish Energy, e.g. 111.")
+
+CONSUMPTION_SCHEMA = pa.schema(
+    [_DATETIME, _AREA, _CONSUMER_TYPE, _field(TARGET, pa.float64(), "Total consumption in the hour, kWh, >= 0.")]
+)
+FORECAST_SCHEMA = pa.schema(
+    [
+        _AREA,
+        _CONSUMER_TYPE,
+        _field(ISSUED_AT, UTC_HOUR, "Issue hour H, UTC: the forecast used data up to and including H."),
+        _field(DATETIME, UTC_HOUR, "Target hour, UTC."),
+        _field(HORIZON, pa.int16(), f"Hours from issue to target, 1 ... {FORECAST_HORIZON_HOURS}."),
+        _field(FORECAST, pa.float64(), "Forecast consumption in the target hour, kWh."),
+        _field(MODEL_VERSION, pa.int32(), "Registry version of the model that issued the forecast."),
+    ]
+)
+CONSUMPTION_COLUMNS = CONSUMPTION_SCHEMA.names
+FORECAST_COLUMNS = FORECAST_SCHEMA.names
+CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
+
+
+def pandas_dtypes(schema: pa.Schema) -> dict[str, str]:
+    """Column -> the pandas dtype an arrow column of the schema reads back as."""
+    return {name: str(dtype) for name, dtype in schema.empty_table().to_pandas().dtypes.items()}
+
+
+def descriptions(schema: pa.Schema) -> dict[str, str]:
+    """Column -> its description."""
+    return {field.name: field.metadata[b"description"].decode() for field in schema}
+
+
+CONSUMPTION_DTYPES = pandas_dtypes(CONSUMPTION_SCHEMA)
+FORECAST_DTYPES = pandas_dtypes(FORECAST_SCHEMA)
+SERIES_DTYPES = {column: CONSUMPTION_DTYPES[column] for column in SERIES_KEY}
+
+
+def conform(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
+    """The schema's columns of `frame` as an arrow table of exactly that schema.
+
+    Values are inferred, then cast safely: overflow, a fractional part or a null is a `ValueError`
+    naming `what` and the column, never a silently changed value. Naive times are taken as UTC.
+    """
+    missing = [name for name in schema.names if name not in frame.columns]
+    if missing:
+        raise ValueError(f"{what} lack column(s) {missing}; got {list(frame.columns)}")
+    return pa.Table.from_arrays([_conform_column(frame[field.name], field, what) for field in schema], schema=schema)
+
+
+def _conform_column(values: pd.Series, field: pa.Field, what: str) -> pa.Array:
+    try:
+        if pa.types.is_timestamp(field.type):
+            values = pd.to_datetime(values, utc=True)
+        array = pa.array(values, from_pandas=True)
+        if pa.types.is_boolean(array.type):
+            raise TypeError("booleans are not numbers")
+        array = array.cast(field.type)
+    except (pa.ArrowException, TypeError, ValueError) as error:
+        raise ValueError(f"{what}: column {field.name!r} does not cast to {field.type}: {error}") from None
+    if array.null_count:
+        raise ValueError(f"{what}: column {field.name!r} has {array.null_count} missing value(s)")
+    return array
+
+
+def conform_frame(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pd.DataFrame:
+    """`conform` as a pandas frame in the schema's column order and dtypes."""
+    return conform(frame, schema, what).to_pandas()
+
+
+def empty_frame(schema: pa.Schema) -> pd.DataFrame:
+    """A zero-row frame with the schema's columns and dtypes."""
+    return schema.empty_table().to_pandas()
+
+
+def series_frame(pairs: Sequence[tuple[int, int]]) -> pd.DataFrame:
+    """(area, consumer_type) pairs as a frame in the canonical dtypes."""
+    return pd.DataFrame(list(pairs), columns=SERIES_KEY).astype(SERIES_DTYPES)
 
 
 def de35_series() -> pd.DataFrame:
     """The 76 (area, consumer_type) series that ConsumptionDE35Hour publishes every hour."""
-    return pd.DataFrame(
-        [(area, code) for area in DE35_AREAS for code in DE35_CONSUMER_TYPES], columns=SERIES_KEY
-    ).astype({AREA: "int8", CONSUMER_TYPE: "int32"})
+    return series_frame([(area, code) for area in DE35_AREAS for code in DE35_CONSUMER_TYPES])
 
 
 def empty_consumption_frame() -> pd.DataFrame:
-    """A zero-row frame with the canonical columns and dtypes."""
-    return CONSUMPTION_SCHEMA.empty_table().to_pandas()
-
-
-def to_utc_hour(value) -> pd.Timestamp:
-    """A timestamp as a tz-aware UTC pandas Timestamp; naive values are taken as UTC."""
-    stamp = pd.Timestamp(value)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+    """A zero-row frame with the canonical consumption columns and dtypes."""
+    return empty_frame(CONSUMPTION_SCHEMA)

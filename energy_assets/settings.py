@@ -1,19 +1,121 @@
-"""Environment settings: where local state lives and which deployment is active."""
+"""Every environment setting of the project: its variable name, default and parsing, in one place.
+
+Readers name the variable in every error, so a bad value is found where it was set.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-HOME_VARIABLE = "ENERGY_ASSETS_HOME"
-DEPLOYMENT_VARIABLE = "ENERGY_ASSETS_DEPLOYMENT"
+import pandas as pd
+
+from energy_assets.timeline import hour_key, parse_hour_key, to_utc_hour
+
+# Deployment and local state.
+DEPLOYMENT = "ENERGY_ASSETS_DEPLOYMENT"
+HOME = "ENERGY_ASSETS_HOME"
+# Partitions and schedule.
+PARTITIONS_START = "ENERGY_ASSETS_PARTITIONS_START"
+PUBLICATION_DELAY_HOURS = "ENERGY_ASSETS_PUBLICATION_DELAY_HOURS"
+# Data source.
+SOURCE = "ENERGY_ASSETS_SOURCE"
+SOURCE_PATH = "ENERGY_ASSETS_SOURCE_PATH"
+SOURCE_DATASET = "ENERGY_ASSETS_SOURCE_DATASET"
+SYNTHETIC_IN_PROD = "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD"
+# Feature group and bucket layout.
+FEATURE_GROUP_VERSION = "ENERGY_ASSETS_FEATURE_GROUP_VERSION"
+BUCKET_PREFIX = "ENERGY_ASSETS_BUCKET_PREFIX"
+# Hopsworks.
+FS_API_KEY = "FS_API_KEY"
+FS_PROJECT_NAME = "FS_PROJECT_NAME"
+FS_HOST = "FS_HOST"
+# Google Cloud Storage.
+GCS_PROJECT = "GOOGLE_CLOUD_PROJECT"
+GCS_BUCKET_NAME = "GOOGLE_CLOUD_BUCKET_NAME"
+GCS_SERVICE_ACCOUNT_JSON_PATH = "GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH"
+STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+
+DEPLOYMENTS = ("local", "prod")
+DEFAULT_PARTITIONS_START = "2022-12-01-00:00"
+# ConsumptionDE35Hour was published 15 days after the hour it describes.
+DEFAULT_PUBLICATION_DELAY_HOURS = 15 * 24
+DEFAULT_BUCKET_PREFIX = "energy_assets"
 
 
-def state_dir() -> Path:
-    """Root of every embedded resource's state; `ENERGY_ASSETS_HOME` relocates it."""
-    return Path(os.environ.get(HOME_VARIABLE) or Path.cwd() / ".energy_assets").resolve()
+class SettingError(ValueError):
+    """An environment variable holds a value the project cannot use."""
+
+
+def text(name: str, default: str | None = None) -> str | None:
+    """The variable's value, stripped; `default` when unset or empty."""
+    value = os.environ.get(name, "").strip()
+    return value or default
+
+
+def integer(name: str, default: int, minimum: int | None = None) -> int:
+    """The variable as an integer; `SettingError` naming it when it is not one."""
+    value = text(name)
+    if value is None:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a whole number") from None
+    if minimum is not None and number < minimum:
+        raise SettingError(f"{name}={number} is below the minimum {minimum}")
+    return number
+
+
+def flag(name: str) -> bool:
+    """The variable as a yes/no switch (true/false, yes/no, 1/0; unset is false); `SettingError` naming it otherwise."""
+    value = (text(name) or "false").lower()
+    if value not in ("true", "false", "yes", "no", "1", "0"):
+        raise SettingError(f"{name}={value!r} is not one of true, false, yes, no, 1, 0")
+    return value in ("true", "yes", "1")
+
+
+def choice(name: str, options: tuple[str, ...], default: str) -> str:
+    """The variable as one of `options` (case-insensitive); `SettingError` naming it otherwise."""
+    value = (text(name) or default).lower()
+    if value not in options:
+        raise SettingError(f"{name}={value!r} is not one of {list(options)}")
+    return value
 
 
 def deployment_name() -> str:
     """`local` (embedded, the default) or `prod` (Hopsworks + GCS)."""
-    return os.environ.get(DEPLOYMENT_VARIABLE, "local").strip().lower() or "local"
+    return choice(DEPLOYMENT, DEPLOYMENTS, "local")
+
+
+def state_dir() -> Path:
+    """Root of every embedded resource's state; `ENERGY_ASSETS_HOME` relocates it."""
+    return Path(text(HOME) or Path.cwd() / ".energy_assets").resolve()
+
+
+def partitions_start() -> str:
+    """The first hourly partition key; `SettingError` naming the variable when it is not one."""
+    value = text(PARTITIONS_START, DEFAULT_PARTITIONS_START)
+    try:
+        return hour_key(parse_hour_key(value))
+    except ValueError:
+        pass
+    try:
+        return hour_key(to_utc_hour(value).floor("h"))
+    except ValueError:
+        raise SettingError(f"{PARTITIONS_START}={value!r} is not an hour such as 2022-12-01-00:00") from None
+
+
+def publication_delay() -> pd.Timedelta:
+    """How long after an hour the source publishes its data."""
+    return pd.Timedelta(hours=integer(PUBLICATION_DELAY_HOURS, DEFAULT_PUBLICATION_DELAY_HOURS, minimum=0))
+
+
+def bucket_prefix() -> str:
+    """The object-name prefix of everything the project writes in its bucket."""
+    return text(BUCKET_PREFIX, DEFAULT_BUCKET_PREFIX)
+
+
+def feature_group_version() -> int:
+    """The version of the feature group the project reads and writes."""
+    return integer(FEATURE_GROUP_VERSION, 1, minimum=1)

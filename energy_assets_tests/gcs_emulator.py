@@ -13,7 +13,10 @@ import pytest
 from gcp_storage_emulator.server import create_server
 from google.cloud import storage
 
-from energy_assets.resources.bucket import EMULATOR_VARIABLE, Bucket, GCSBucket, LocalBucket
+from energy_assets.settings import STORAGE_EMULATOR_HOST as EMULATOR_VARIABLE
+from energy_assets.resources.bucket import BucketResource, GCSBucketResource, LocalBucketResource
+from energy_assets.settings import DEFAULT_BUCKET_PREFIX
+from energy_assets.storage.buckets import Bucket, GCSBucket, LocalBucket
 
 EMULATOR_PROJECT = "energy-assets-test"
 
@@ -57,3 +60,15 @@ def any_bucket(request: pytest.FixtureRequest, tmp_path) -> Bucket:
     if request.param == "local":
         return LocalBucket(root_dir=str(tmp_path / "bucket"))
     return request.getfixturevalue("gcs_bucket")
+
+
+def as_resource(bucket: Bucket, prefix: str = DEFAULT_BUCKET_PREFIX) -> BucketResource:
+    """The bucket resource that opens `bucket`, for IO managers and assets under test."""
+    if isinstance(bucket, LocalBucket):
+        return LocalBucketResource(root_dir=bucket.root_dir, prefix=prefix)
+    return GCSBucketResource(
+        bucket_name=bucket.bucket_name,
+        project=bucket.project,
+        service_account_json_path=bucket.service_account_json_path,
+        prefix=prefix,
+    )

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 
-from energy_assets.definitions import forecast_assets
-from energy_assets.demo import PARTITION_KEY_FORMAT, materialize_range
-from energy_assets.resources import build_resources
+from energy_assets.app.demo import materialize_range
+from energy_assets.definitions import deployment_resources, forecast_assets
+from energy_assets.timeline import hour_key
 
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
 FORECAST_GRAPH = AssetSelection.assets(*forecast_assets)
@@ -19,7 +19,7 @@ def hour(text: str) -> pd.Timestamp:
 
 
 def partition_key(stamp: pd.Timestamp) -> str:
-    return stamp.strftime(PARTITION_KEY_FORMAT)
+    return hour_key(stamp)
 
 
 def run_range(
@@ -37,7 +37,7 @@ def run_range(
         first,
         last,
         instance or DagsterInstance.ephemeral(),
-        resources if resources is not None else build_resources(),
+        resources if resources is not None else deployment_resources(),
         raise_on_error=raise_on_error,
         run_config=run_config,
     )

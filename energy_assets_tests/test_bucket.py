@@ -11,13 +11,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 
-from energy_assets.resources import build_bucket
-
-from energy_assets.resources.bucket import (
-    SERVICE_ACCOUNT_VARIABLE,
-    GCSBucket,
-    LocalBucket,
-)
+from energy_assets.settings import GCS_SERVICE_ACCOUNT_JSON_PATH as SERVICE_ACCOUNT_VARIABLE
+from energy_assets.storage.buckets import GCSBucket, LocalBucket, deployment_bucket
 
 KEY = "energy_assets/energy_forecasts/2023-01-14-23:00.parquet"
 
@@ -75,7 +70,7 @@ def test_local_failed_write_keeps_previous_object_and_leaves_no_temporary(tmp_pa
 
 CRASH_MID_WRITE = """
 import os, sys
-from energy_assets.resources.bucket import LocalBucket
+from energy_assets.storage.buckets import LocalBucket
 os.fsync = lambda descriptor: os._exit(3)  # the process dies after writing, before the rename
 LocalBucket(root_dir=sys.argv[1]).write_bytes(sys.argv[2], b"half-written new bytes")
 """
@@ -168,22 +163,20 @@ def test_gcs_missing_permission_names_the_role(forbidding_storage):
 
 def test_the_deployment_picks_the_bucket(isolated_state, monkeypatch):
     monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", "forecasts")
-    local = build_bucket()
+    local = deployment_bucket()
     assert isinstance(local, LocalBucket) and local.root_dir == str(isolated_state / "bucket")
 
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
     monkeypatch.setenv(SERVICE_ACCOUNT_VARIABLE, "/secrets/key.json")
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "energy")
-    assert build_bucket() == GCSBucket(
+    assert deployment_bucket() == GCSBucket(
         bucket_name="forecasts", project="energy", service_account_json_path="/secrets/key.json"
     )
-    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
-    assert isinstance(build_bucket(), LocalBucket)
 
 
 def test_prod_without_a_bucket_name_names_the_variable_at_first_use(monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
     monkeypatch.delenv("GOOGLE_CLOUD_BUCKET_NAME", raising=False)
-    bucket = build_bucket()
+    bucket = deployment_bucket()
     with pytest.raises(ValueError, match="GOOGLE_CLOUD_BUCKET_NAME"):
         bucket.list_keys("energy_assets/")

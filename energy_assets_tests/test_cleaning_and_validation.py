@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from energy_assets.cleaning import CleaningError, clean_consumption
+from energy_assets.quality.cleaning import CleaningError, clean_consumption
 from energy_assets.schema import CONSUMPTION_DTYPES, TARGET, de35_series
-from energy_assets.validation import RULES, validate_consumption
+from energy_assets.quality.validation import RULES, validate_consumption
 
 START = pd.Timestamp("2023-01-01 00:00", tz="UTC")
 END = START + pd.Timedelta(hours=3)

@@ -9,9 +9,9 @@ import sys
 import pandas as pd
 import pytest
 
-from energy_assets.cli import main
-from energy_assets.forecast_store import gather_forecasts
-from energy_assets.resources.bucket import LocalBucket
+from energy_assets.app.cli import main
+from energy_assets.storage.forecasts import gather_forecasts
+from energy_assets.storage.buckets import LocalBucket
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.test_forecast_store import publish
 
@@ -73,7 +73,7 @@ def test_bad_arguments_are_named(argv, message, capsys):
 def test_runs_as_a_module(published, isolated_state):
     environment = {**os.environ, "ENERGY_ASSETS_HOME": str(isolated_state)}
     done = subprocess.run(
-        [sys.executable, "-m", "energy_assets.cli", "latest", "--at", "2023-01-15", "--area", "1", "--consumer-type", "111"],
+        [sys.executable, "-m", "energy_assets.app.cli", "latest", "--at", "2023-01-15", "--area", "1", "--consumer-type", "111"],
         cwd=REPO_ROOT,
         env=environment,
         capture_output=True,

@@ -1,6 +1,6 @@
 """The README's main command: `energy-assets demo` runs the graph offline and says where the results are."""
 
-from energy_assets.cli import main
+from energy_assets.app.cli import main
 
 
 def test_the_demo_fills_the_feature_group_then_publishes_forecasts(isolated_state, capsys, monkeypatch):

@@ -13,10 +13,11 @@ from google.cloud import storage
 from hsml.python.model import Model as PythonModel
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.resources import build_resources
-from energy_assets.resources.bucket import GCSBucket
+from energy_assets.definitions import deployment_resources
+from energy_assets.resources.bucket import GCSBucketResource
 from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksModelRegistry
-from energy_assets.parquet_objects import read_frame
+from energy_assets.storage.buckets import GCSBucket
+from energy_assets.storage.objects import read_frame
 from energy_assets.schema import ISSUED_AT, MODEL_NAME, MODEL_VERSION
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
@@ -45,22 +46,20 @@ def test_prod_definitions_load_without_network_or_credentials(tmp_path):
     assert completed.returncode == 0, completed.stderr[-3000:]
 
 
-def test_prod_uses_hopsworks_and_gcs_and_overrides_pick_one_resource(monkeypatch):
+def test_prod_uses_hopsworks_and_gcs(monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
-    resources = build_resources()
+    resources = deployment_resources()
     assert isinstance(resources["feature_store"], HopsworksFeatureStore)
     assert isinstance(resources["model_registry"], HopsworksModelRegistry)
-    assert isinstance(resources["bucket_io_manager"].bucket, GCSBucket)
-
-    monkeypatch.setenv("ENERGY_ASSETS_MODEL_REGISTRY", "local")
-    assert not isinstance(build_resources()["model_registry"], HopsworksModelRegistry)
+    assert isinstance(resources["bucket_io_manager"].bucket, GCSBucketResource)
+    assert resources["bucket_io_manager"].bucket is resources["bucket"]
 
 
 def test_a_missing_credential_fails_the_run_naming_the_variable(monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
-    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
     for variable in SECRET_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", "never-reached")
     first = hour("2023-01-02 00:00")
 
     with pytest.raises(DagsterInvalidConfigError, match='environment variable "FS_API_KEY" which is not set'):
@@ -71,12 +70,16 @@ def test_a_missing_credential_fails_the_run_naming_the_variable(monkeypatch):
     ("settings", "named"),
     [({}, "ENERGY_ASSETS_SOURCE"), ({"ENERGY_ASSETS_SOURCE": "synthetic"}, "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD")],
 )
-def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written(tmp_path, monkeypatch, settings, named):
+def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written(
+    tmp_path, monkeypatch, gcs_emulator_env, settings, named
+):
+    bucket_name = f"refused-{uuid.uuid4().hex[:12]}"
+    storage.Client(project="test").create_bucket(bucket_name)
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
-    monkeypatch.setenv("ENERGY_ASSETS_BUCKET", "local")
-    monkeypatch.setenv("ENERGY_ASSETS_HOME", str(tmp_path / "state"))
     monkeypatch.setenv("FS_API_KEY", FAKE_API_KEY)
     monkeypatch.setenv("FS_PROJECT_NAME", FAKE_PROJECT)
+    monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", bucket_name)
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
     monkeypatch.delenv("ENERGY_ASSETS_SOURCE", raising=False)
     monkeypatch.delenv("ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD", raising=False)
     for variable, value in settings.items():
@@ -90,7 +93,7 @@ def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written
     failures = "\n".join(str(event.event_specific_data) for event in result.all_events if event.is_failure)
     assert named in failures
     assert not (backend.root / "feature_groups").exists()
-    assert not (tmp_path / "state" / "bucket").exists() or not any((tmp_path / "state" / "bucket").rglob("*.parquet"))
+    assert list(storage.Client(project="test").list_blobs(bucket_name)) == []
 
 
 def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsworks_and_gcs(
@@ -111,7 +114,7 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
     instance = DagsterInstance.ephemeral()
 
     with fake_hopsworks(tmp_path) as backend:
-        resources = build_resources()
+        resources = deployment_resources()
         run_range(first_issue - history, first_issue - HOURS, RAW_AND_FEATURES, instance=instance, resources=resources)
         forecasts = run_range(first_issue, last_issue, instance=instance, resources=resources)
         accuracy = run_range(
@@ -125,9 +128,11 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
             for issue in pd.date_range(first_issue, last_issue, freq="h")
         }
         facts = registry.get(MODEL_NAME, 3).extra
+        features = resources["feature_store"].process_config_and_initialize().read(first_issue - history, last_issue + HOURS)
 
     assert forecasts.success and accuracy.success
     assert [model.version for model in models] == [1, 2, 3]
+    assert len(features) == len(pd.date_range(first_issue - history, last_issue, freq="h")) * 76
     assert [model.data_cutoff for model in models] == [first_issue + day * 24 * HOURS for day in range(3)]
     assert all(isinstance(model, PythonModel) for model in _sdk_models(backend))
     assert all(model.metrics["model_mape"] > 0 and "seasonal_naive_week_mape" in model.metrics for model in models)

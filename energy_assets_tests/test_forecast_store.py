@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from pydantic import PrivateAttr
+from dataclasses import dataclass, field
 
-from energy_assets.forecast_store import gather_forecasts, issued_hours, latest_forecast
-from energy_assets.parquet_objects import parquet_bytes, partition_object_key, to_arrow
-from energy_assets.resources.bucket import Bucket, LocalBucket
+from energy_assets.storage.forecasts import gather_forecasts, issued_hours, latest_forecast
+from energy_assets.storage.objects import parquet_bytes, partition_object_key, to_arrow
+from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
@@ -81,10 +81,11 @@ def test_gather_of_an_empty_range_has_the_forecast_columns(tmp_path):
         gather_forecasts(bucket, "2023-01-15", "2023-01-14")
 
 
+@dataclass(frozen=True)
 class CountingBucket(LocalBucket):
     """A LocalBucket that records its listings and reads."""
 
-    _calls: list[str] = PrivateAttr(default_factory=list)
+    _calls: list[str] = field(default_factory=list, compare=False)
 
     def list_keys(self, prefix: str) -> list[str]:
         self._calls.append(f"list {prefix}")

@@ -5,8 +5,9 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.forecast_store import gather_forecasts
-from energy_assets.resources import build_bucket, build_resources
+from energy_assets.storage.forecasts import gather_forecasts
+from energy_assets.definitions import deployment_resources
+from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import FORECAST_COLUMNS, HORIZON, ISSUED_AT, MODEL_NAME, MODEL_VERSION
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
 
@@ -22,7 +23,7 @@ def fill_history(instance: DagsterInstance, before: pd.Timestamp = FIRST_ISSUE) 
 
 
 def registered_versions() -> list:
-    return build_resources()["model_registry"].versions(MODEL_NAME)
+    return deployment_resources()["model_registry"].versions(MODEL_NAME)
 
 
 def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
@@ -32,14 +33,14 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     result = run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS, instance=instance)
 
     assert result.success
-    forecasts = gather_forecasts(build_bucket(), FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS)
+    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS)
     assert list(forecasts.columns) == FORECAST_COLUMNS
     assert len(forecasts) == 3 * 76 * 24
     assert sorted(forecasts[HORIZON].unique()) == list(range(1, 25))
     assert ((forecasts["datetime_utc"] - forecasts[ISSUED_AT]) == forecasts[HORIZON] * HOURS).all()
     assert (forecasts["energy_consumption_forecast"] > 0).all()
     assert forecasts[MODEL_VERSION].unique().tolist() == [1]
-    keys = build_bucket().list_keys("energy_assets/energy_forecasts/")
+    keys = deployment_bucket().list_keys("energy_assets/energy_forecasts/")
     assert [key.rsplit("/", 1)[1] for key in keys] == [
         f"{partition_key(FIRST_ISSUE + n * HOURS)}.parquet" for n in range(3)
     ]
@@ -59,7 +60,7 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
         (1, FIRST_ISSUE),
         (2, FIRST_ISSUE + 24 * HOURS),
     ]
-    forecasts = gather_forecasts(build_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
+    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
     versions = forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique().map(list)
     assert versions[FIRST_ISSUE + 23 * HOURS] == [1]
     assert versions[FIRST_ISSUE + 24 * HOURS] == [2]
@@ -135,7 +136,7 @@ def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, mo
         else:
             for n in range(3):
                 run_range(FIRST_ISSUE + n * HOURS, FIRST_ISSUE + n * HOURS, instance=instance)
-        bucket = build_bucket()
+        bucket = deployment_bucket()
         keys = bucket.list_keys("energy_assets/energy_forecasts/")
         return {key: bucket.read_bytes(key) for key in keys}
 
@@ -150,7 +151,7 @@ def test_rerunning_a_partition_replaces_its_object():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
     run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance)
-    bucket = build_bucket()
+    bucket = deployment_bucket()
     key = f"energy_assets/energy_forecasts/{partition_key(FIRST_ISSUE)}.parquet"
     first = pd.read_parquet(bucket.uri(key).removeprefix("file://"))
 

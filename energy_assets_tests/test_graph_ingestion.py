@@ -6,7 +6,8 @@ import pandas as pd
 import pytest
 from dagster import DagsterInstance
 
-from energy_assets.resources import build_bucket, build_resources
+from energy_assets.definitions import deployment_resources
+from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME, TARGET
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, check_results, hour, run_range
@@ -16,7 +17,7 @@ END = LAST + pd.Timedelta(hours=1)
 
 
 def stored_features() -> pd.DataFrame:
-    return build_resources()["feature_store"].read(FIRST, END)
+    return deployment_resources()["feature_store"].read(FIRST, END)
 
 
 def test_a_range_of_hours_runs_as_one_run_into_the_feature_group():
@@ -32,7 +33,7 @@ def test_a_range_of_hours_runs_as_one_run_into_the_feature_group():
         synthetic_consumption(FIRST, END)[CONSUMPTION_COLUMNS].sort_values(CONSUMPTION_COLUMNS).reset_index(drop=True),
         check_like=True,
     )
-    raw_objects = build_bucket().list_keys("energy_assets/consumption_raw/")
+    raw_objects = deployment_bucket().list_keys("energy_assets/consumption_raw/")
     assert len(raw_objects) == 6
 
 

@@ -4,8 +4,9 @@ import pandas as pd
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.forecast_store import gather_forecasts
-from energy_assets.resources import build_bucket, build_resources
+from energy_assets.storage.forecasts import gather_forecasts
+from energy_assets.definitions import deployment_resources
+from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import DATETIME, MODEL_NAME, SERIES_KEY
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
@@ -24,7 +25,7 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
     result = run_range(ISSUE, ISSUE, AssetSelection.assets("forecasting_model"), instance=instance, run_config=search)
     run_range(ISSUE + HOURS, ISSUE + HOURS, AssetSelection.assets("forecasting_model"), instance=instance)
 
-    models = build_resources()["model_registry"].versions(MODEL_NAME)
+    models = deployment_resources()["model_registry"].versions(MODEL_NAME)
     assert len(models) == 1, "the next hour reuses the searched model instead of retraining with defaults"
     trials = pd.DataFrame(models[0].extra["hyperparameter_search"])
     assert len(trials) == 2 and trials["mape"].is_monotonic_increasing
@@ -41,12 +42,12 @@ def test_series_with_too_little_history_are_left_out_and_named():
     rows = synthetic_consumption(ISSUE - (history_hours - 1) * HOURS, ISSUE + HOURS)
     young = (rows["area"] == 2) & (rows["consumer_type"] == 999)
     rows = rows[~young | (rows[DATETIME] > ISSUE - 100 * HOURS)]
-    build_resources()["feature_store"].process_config_and_initialize().insert(rows)
+    deployment_resources()["feature_store"].process_config_and_initialize().insert(rows)
 
     result = run_range(ISSUE, ISSUE, MODEL_AND_FORECASTS)
 
     metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
     assert "999" in metadata["excluded_series"].value
-    forecasts = gather_forecasts(build_bucket(), ISSUE, ISSUE)
+    forecasts = gather_forecasts(deployment_bucket(), ISSUE, ISSUE)
     series = set(map(tuple, forecasts[SERIES_KEY].drop_duplicates().to_numpy()))
     assert len(series) == 75 and (2, 999) not in series

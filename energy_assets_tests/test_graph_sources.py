@@ -3,8 +3,8 @@
 import pandas as pd
 from dagster import DagsterInstance
 
-from energy_assets.resources import build_resources
-from energy_assets.resources.data_source import ConsumptionSource
+from energy_assets.definitions import deployment_resources
+from energy_assets.resources.data_source import EnergiDataServiceSource
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.files import read_window
 from energy_assets.sources.synthetic import synthetic_consumption
@@ -17,8 +17,8 @@ END = LAST + pd.Timedelta(hours=1)
 
 
 def _api_resources(server) -> dict:
-    source = ConsumptionSource(kind="api", api_base_url=server.base_url, retry_wait_seconds=0.01)
-    return {**build_resources(), "consumption_source": source}
+    source = EnergiDataServiceSource(api_base_url=server.base_url, retry_wait_seconds=0.01)
+    return {**deployment_resources(), "consumption_source": source}
 
 
 def test_a_range_is_fetched_from_the_api_with_one_query(edsapi_server):
@@ -28,7 +28,7 @@ def test_a_range_is_fetched_from_the_api_with_one_query(edsapi_server):
 
     assert result.success and all(check_results(result).values())
     assert len(edsapi_server.requests) == 1
-    assert len(build_resources()["feature_store"].read(FIRST, END)) == 48 * 76
+    assert len(deployment_resources()["feature_store"].read(FIRST, END)) == 48 * 76
 
 
 def test_an_empty_api_answer_fails_the_raw_asset_without_retrying(edsapi_server):
@@ -55,7 +55,7 @@ def test_the_real_extract_flows_through_the_file_source(real_data_dir, monkeypat
     result = run_range(first, last, RAW_AND_FEATURES, instance=DagsterInstance.ephemeral())
 
     assert result.success and all(check_results(result).values())
-    stored = build_resources()["feature_store"].read(first, end).sort_values([DATETIME, "area", "consumer_type"])
+    stored = deployment_resources()["feature_store"].read(first, end).sort_values([DATETIME, "area", "consumer_type"])
     expected = read_window(REAL_DATA_CSV, first, end)[CONSUMPTION_COLUMNS]
     pd.testing.assert_frame_equal(
         stored.reset_index(drop=True)[CONSUMPTION_COLUMNS], expected.reset_index(drop=True), check_dtype=False

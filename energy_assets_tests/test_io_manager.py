@@ -21,8 +21,9 @@ from dagster import (
     materialize,
 )
 
-from energy_assets.parquet_objects import parse_hourly_key
-from energy_assets.resources.bucket import GCSBucket
+from energy_assets.timeline import parse_hour_key
+from energy_assets.storage.buckets import GCSBucket
+from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA
 
@@ -99,7 +100,7 @@ ALL_ASSETS = [readings, forecasts, same_hour, last_three_hours, every_hour]
 
 
 def io_manager(bucket, prefix: str = "energy_assets") -> dict:
-    return {"io_manager": PartitionedParquetIOManager(bucket=bucket, prefix=prefix)}
+    return {"io_manager": PartitionedParquetIOManager(bucket=as_resource(bucket, prefix))}
 
 
 def run(bucket, selection, prefix: str = "energy_assets", **kwargs):
@@ -146,7 +147,7 @@ def test_partition_column_comes_from_asset_metadata(any_bucket):
     for key in RANGE_KEYS:
         table = stored(any_bucket, f"energy_assets/forecasts/{key}.parquet")
         assert table.schema.equals(FORECAST_SCHEMA)
-        assert table.column("issued_at").to_pylist() == [parse_hourly_key(key)]
+        assert table.column("issued_at").to_pylist() == [parse_hour_key(key)]
 
 
 def test_rewriting_a_partition_replaces_it(any_bucket):
@@ -168,13 +169,13 @@ def test_loads_a_window_and_all_partitions_in_time_order(any_bucket):
     ).output_for_node("every_hour")
     assert every["datetime_utc"].dt.hour.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert any_bucket.exists("energy_assets/every_hour.parquet")
-    reloaded = PartitionedParquetIOManager(bucket=any_bucket).load_input(build_input_context(asset_key="every_hour"))
+    reloaded = PartitionedParquetIOManager(bucket=as_resource(any_bucket)).load_input(build_input_context(asset_key="every_hour"))
     pd.testing.assert_frame_equal(reloaded, every)
 
 
 def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
     run(any_bucket, [readings], partition_key="2023-01-14-02:00")
-    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     one = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-03:00")
     with pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/2023-01-14-03:00.parquet")):
         manager.load_input(one)
@@ -197,7 +198,7 @@ def output_context(key_range: PartitionKeyRange, metadata: dict | None = None):
 
 
 def test_rows_outside_the_written_partitions_are_refused(any_bucket):
-    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-00:00", "2023-01-14-05:00")
     with pytest.raises(ValueError, match=r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"):
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[-1])), rows)
@@ -205,7 +206,7 @@ def test_rows_outside_the_written_partitions_are_refused(any_bucket):
 
 
 def test_missing_partition_column_says_how_to_name_it(any_bucket):
-    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0]), {"partition_column": "issued_at"})
     with pytest.raises(ValueError, match="partition column 'issued_at' is not among the columns"):
@@ -213,7 +214,7 @@ def test_missing_partition_column_says_how_to_name_it(any_bucket):
 
 
 def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket):
-    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
     empty = stored(any_bucket, f"energy_assets/readings/{RANGE_KEYS[1]}.parquet")
@@ -221,7 +222,7 @@ def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket)
 
 
 def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
-    manager = PartitionedParquetIOManager(bucket=any_bucket)
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-03:00")
     rows.loc[len(rows) - 1, "energy_consumption"] = None  # in the second hour: the first must not be written either
     with pytest.raises(ValueError, match="asset readings: rows do not fit the canonical schema"):
@@ -230,7 +231,7 @@ def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
 
 
 def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
-    manager = PartitionedParquetIOManager(bucket=GCSBucket(bucket_name="never-created"))
+    manager = PartitionedParquetIOManager(bucket=as_resource(GCSBucket(bucket_name="never-created")))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)

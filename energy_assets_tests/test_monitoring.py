@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from energy_assets.monitoring import (
+from energy_assets.monitoring.accuracy import (
     ACCURACY_COLUMNS,
     OVERALL,
     PER_HORIZON,
@@ -19,7 +19,7 @@ from energy_assets.monitoring import (
     issue_hours_lacking_actuals,
     summarize_window,
 )
-from energy_assets.monitoring_plots import plot_mape_over_time
+from energy_assets.monitoring.plots import plot_mape_over_time
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,

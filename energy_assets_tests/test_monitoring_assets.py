@@ -18,9 +18,10 @@ from dagster import (
 )
 
 from energy_assets.definitions import defs
-from energy_assets.monitoring import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
-from energy_assets.parquet_objects import read_frame
-from energy_assets.resources import build_bucket, build_resources
+from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
+from energy_assets.storage.objects import read_frame
+from energy_assets.definitions import deployment_resources
+from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import ISSUED_AT
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
@@ -51,7 +52,7 @@ def trained_state(tmp_path_factory) -> Path:
     with pytest.MonkeyPatch.context() as env:
         env.setenv("ENERGY_ASSETS_HOME", str(home))
         env.delenv("ENERGY_ASSETS_DEPLOYMENT", raising=False)
-        build_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
+        deployment_resources()["feature_store"].insert(synthetic_consumption(START, after(2)))
         run_range(H0, H0, AssetSelection.assets("forecasting_model"), instance=DagsterInstance.ephemeral())
     return home
 
@@ -102,7 +103,7 @@ def test_an_hour_without_its_actuals_is_skipped_not_failed(instance):
 
     assert result.success
     assert materialized(result, ACCURACY) == []
-    assert build_bucket().list_keys(ACCURACY_FOLDER) == []
+    assert deployment_bucket().list_keys(ACCURACY_FOLDER) == []
 
 
 def test_a_range_with_only_some_actuals_fails_naming_the_hours_and_writes_nothing(instance):
@@ -113,7 +114,7 @@ def test_a_range_with_only_some_actuals_fails_naming_the_hours_and_writes_nothin
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "2022-12-12T01:00:00+00:00" in failure.event_specific_data.error.message
-    assert build_bucket().list_keys(ACCURACY_FOLDER) == []
+    assert deployment_bucket().list_keys(ACCURACY_FOLDER) == []
 
 
 def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
@@ -122,7 +123,7 @@ def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
     result = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
 
     assert materialized(result, ACCURACY) == [partition_key(H0), partition_key(after(1))]
-    bucket = build_bucket()
+    bucket = deployment_bucket()
     keys = bucket.list_keys(ACCURACY_FOLDER)
     assert keys == [f"{ACCURACY_FOLDER}{partition_key(H0)}.parquet", f"{ACCURACY_FOLDER}{partition_key(after(1))}.parquet"]
     stored = read_frame(bucket, keys[1:])
@@ -142,11 +143,11 @@ def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
     actuals_arrive(1, 25, instance)
     run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
 
-    calm = materialize(list(defs.assets), selection=[SUMMARY], resources=build_resources(), instance=instance)
+    calm = materialize(list(defs.assets), selection=[SUMMARY], resources=deployment_resources(), instance=instance)
     strict = materialize(
         list(defs.assets),
         selection=[SUMMARY],
-        resources=build_resources(),
+        resources=deployment_resources(),
         instance=instance,
         run_config={"ops": {"forecast_accuracy_summary": {"config": {"mape_threshold": 0.001, "window_days": 1}}}},
     )
@@ -167,7 +168,7 @@ def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
 
 def test_the_summary_without_any_accuracy_fails_saying_what_to_materialize(instance):
     result = materialize(
-        list(defs.assets), selection=[SUMMARY], resources=build_resources(), instance=instance, raise_on_error=False
+        list(defs.assets), selection=[SUMMARY], resources=deployment_resources(), instance=instance, raise_on_error=False
     )
 
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")

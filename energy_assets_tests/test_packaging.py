@@ -20,7 +20,7 @@ def test_the_wheel_installs_and_loads_as_a_code_location(tmp_path):
     assert "energy_assets/definitions.py" in names and "energy_assets/sources/synthetic.py" in names
     assert not any(name.startswith("energy_assets_tests/") for name in names)
     entry_points = next(name for name in names if name.endswith("entry_points.txt"))
-    assert "energy-assets=energy_assets.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "energy-assets=energy_assets.app.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
     # The wheel's own files, ahead of the development checkout, with the environment's dependencies.
     target = tmp_path / "site"

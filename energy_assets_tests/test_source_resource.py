@@ -1,11 +1,11 @@
-"""ConsumptionSource dispatches to the synthetic, file and API sources and names what each publishes."""
+"""The synthetic, file and API sources behind ConsumptionSource, and what each publishes."""
 
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from energy_assets.resources.data_source import ConsumptionSource
+from energy_assets.resources.data_source import EnergiDataServiceSource, FileSource, SyntheticSource
 from energy_assets.schema import SERIES_KEY, de35_series
 from energy_assets.sources.errors import SourceUnavailableError
 from energy_assets.sources.synthetic import synthetic_consumption
@@ -20,7 +20,7 @@ def rows() -> pd.DataFrame:
 
 
 def test_synthetic_is_the_default(rows):
-    source = ConsumptionSource()
+    source = SyntheticSource()
     pd.testing.assert_frame_equal(source.fetch(START, END), rows)
     pd.testing.assert_frame_equal(source.expected_series(), de35_series())
     assert "synthetic" in source.describe()
@@ -29,21 +29,27 @@ def test_synthetic_is_the_default(rows):
 def test_file_source_reads_the_snapshot_window(tmp_path, rows):
     path = tmp_path / "snapshot.parquet"
     pd.DataFrame(de35_records(rows)).to_parquet(path)
-    source = ConsumptionSource(kind="file", path=str(path))
+    source = FileSource(path=str(path))
     later = START + pd.Timedelta(hours=2)
     pd.testing.assert_frame_equal(source.fetch(later, END), synthetic_consumption(later, END))
     pd.testing.assert_frame_equal(source.expected_series(), de35_series())
     assert str(path) in source.describe()
 
 
-def test_file_source_without_path_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"kind='file'\) needs `path`"):
-        ConsumptionSource(kind="file").fetch(START, END)
+def test_file_source_without_path_names_the_variable(monkeypatch):
+    from dagster import DagsterInvalidConfigError
+
+    from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
+
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
+    monkeypatch.delenv("ENERGY_ASSETS_SOURCE_PATH", raising=False)
+    with pytest.raises(DagsterInvalidConfigError, match='environment variable "ENERGY_ASSETS_SOURCE_PATH"'):
+        run_range(hour("2023-01-02 00:00"), hour("2023-01-02 00:00"), RAW_AND_FEATURES)
 
 
 def test_api_source_fetches_the_configured_dataset(edsapi_server, rows):
     edsapi_server.datasets["ConsumptionDE35Hour"] = de35_records(rows)
-    source = ConsumptionSource(kind="api", api_base_url=edsapi_server.base_url, page_size=200)
+    source = EnergiDataServiceSource(api_base_url=edsapi_server.base_url, page_size=200)
     pd.testing.assert_frame_equal(source.fetch(START, END), rows)
     assert len(edsapi_server.requests) == 3  # 456 records, 200 a page
     assert len(source.expected_series()) == 76
@@ -54,7 +60,7 @@ def test_api_source_for_consumption_industry(edsapi_server):
         industry_record("2023-02-01T00:00", 101, "Privat", 10.0),
         industry_record("2023-02-01T00:00", 751, "Erhverv", 20.0),
     ]
-    source = ConsumptionSource(kind="api", dataset="ConsumptionIndustry", api_base_url=edsapi_server.base_url)
+    source = EnergiDataServiceSource(dataset="ConsumptionIndustry", api_base_url=edsapi_server.base_url)
     frame = source.fetch(START, END)
     assert frame[SERIES_KEY].to_numpy().tolist() == [[1, 1001], [2, 1003]]
     assert len(source.expected_series()) == 6
@@ -62,8 +68,7 @@ def test_api_source_for_consumption_industry(edsapi_server):
 
 def test_api_source_passes_retry_settings_to_the_client(edsapi_server):
     edsapi_server.scripted.extend([ScriptedAnswer(503)] * 3)
-    source = ConsumptionSource(
-        kind="api", api_base_url=edsapi_server.base_url, max_attempts=2, retry_wait_seconds=0.001
+    source = EnergiDataServiceSource(api_base_url=edsapi_server.base_url, max_attempts=2, retry_wait_seconds=0.001
     )
     with pytest.raises(SourceUnavailableError, match=r"failed 2 attempt\(s\).*HTTP 503"):
         source.fetch(START, END)

@@ -16,7 +16,7 @@ import httpx
 import pandas as pd
 import pytest
 
-from energy_assets.resources import build_bucket
+from energy_assets.storage.buckets import deployment_bucket
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.graph_helpers import hour, partition_key
 
@@ -227,7 +227,7 @@ def test_backfills_launched_as_in_the_ui_materialize_the_whole_graph(dagster_dev
 
     hours = [partition_key(stamp) for stamp in pd.date_range(FIRST, LAST, freq="h")]
     history_hours = len(pd.date_range(HISTORY_START, FEATURES_LAST, freq="h"))
-    bucket = build_bucket()
+    bucket = deployment_bucket()
     assert len(bucket.list_keys("energy_assets/consumption_raw/")) == history_hours
     for asset in ("energy_forecasts", "forecast_accuracy"):
         assert bucket.list_keys(f"energy_assets/{asset}/") == [f"energy_assets/{asset}/{key}.parquet" for key in hours]

@@ -15,6 +15,7 @@ from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel, model_in_effect
 from energy_assets.schema import (
+    FORECAST_DTYPES,
     DATETIME,
     FORECAST_COLUMNS,
     FORECAST_HORIZON_HOURS,
@@ -69,7 +70,7 @@ def energy_forecasts(
         part = forecast_origins(forecaster, history, version_origins, horizon=FORECAST_HORIZON_HOURS)
         parts.append(part.assign(**{MODEL_VERSION: version}))
     forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
-    forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: "int32"}).reset_index(drop=True)
+    forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]}).reset_index(drop=True)
 
     missing = sorted(set(origins) - set(forecasts[ISSUED_AT]))
     if missing:

@@ -16,13 +16,13 @@ from dagster import (
 )
 
 from energy_assets.assets.metadata import table_preview
-from energy_assets.cleaning import clean_consumption
+from energy_assets.quality.cleaning import clean_consumption
 from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
 from energy_assets.sources.errors import EmptySourceError, SourceFormatError, SourceRequestError
-from energy_assets.validation import RULES, validate_consumption
+from energy_assets.quality.validation import RULES, validate_consumption
 
 FEATURE_CHECKS = [
     AssetCheckSpec(rule, asset="energy_consumption_features", description=description, blocking=True)
@@ -49,7 +49,7 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
         raise Failure(description=str(bad_data), allow_retries=False) from bad_data
     if rows.empty:
         raise Failure(
-            description=f"the {consumption_source.kind} source returned no rows for "
+            description=f"{consumption_source.describe()} returned no rows for "
             f"{window.start.isoformat()} <= hour < {window.end.isoformat()}",
             allow_retries=False,
         )

@@ -25,13 +25,14 @@ from energy_assets.forecasting.plots import plot_forecasts_vs_actuals
 from energy_assets.forecasting.provenance import registry_metric_name, registry_metrics, training_provenance
 from energy_assets.forecasting.training import (
     ForecasterConfig,
+    TRAINING_WINDOW_HOURS,
     InsufficientHistoryError,
     TrainingResult,
     save_forecaster,
     search_hyperparameters,
     train_forecaster,
 )
-from energy_assets.partitions import TRAINING_WINDOW_HOURS, hourly_partitions, past_hours
+from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel, model_in_effect
 from energy_assets.schema import DATETIME, MODEL_NAME
@@ -53,7 +54,7 @@ SEARCH_GRID: dict[str, list] = {
 class ForecastingModelConfig(Config):
     """How often and on what the forecasting model is retrained."""
 
-    training_window_days: int = Field(default=30, ge=1, description="Days of features a training reads.")
+    training_window_days: int = Field(default=TRAINING_WINDOW_HOURS // 24, ge=1, description="Days of features a training reads.")
     retrain_every_hours: int = Field(default=24, ge=1, description="Retrain once the model in effect is this old.")
     validation_hours: int = Field(default=24, ge=1, description="Final hours held out to score each new model.")
     hyperparameter_search: bool = Field(

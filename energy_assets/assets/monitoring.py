@@ -16,14 +16,13 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     Output,
-    ResourceParam,
     asset,
 )
 from pydantic import Field
 
 from energy_assets.assets.metadata import png_image
 from energy_assets.forecasting.evaluation import MODEL
-from energy_assets.monitoring import (
+from energy_assets.monitoring.accuracy import (
     BASELINE_HISTORY_HOURS,
     OVERALL,
     REFERENCE_BASELINE,
@@ -33,11 +32,11 @@ from energy_assets.monitoring import (
     issue_hours_lacking_actuals,
     summarize_window,
 )
-from energy_assets.monitoring_plots import plot_mape_over_time
-from energy_assets.parquet_objects import asset_folder, hourly_objects, read_frame
+from energy_assets.monitoring.plots import plot_mape_over_time
+from energy_assets.storage.objects import asset_folder, read_recent
 from energy_assets.partitions import future_hours, hourly_partitions
 from energy_assets.resources.feature_store import FeatureStore
-from energy_assets.resources.io_manager import PartitionedParquetIOManager
+from energy_assets.resources.bucket import BucketResource
 from energy_assets.schema import FORECAST_HORIZON_HOURS, ISSUED_AT, MODEL_VERSION
 
 # eager() for every hour, not only the latest: partition keys name data time, and the actuals of hour H
@@ -129,12 +128,16 @@ class AccuracySummaryConfig(Config):
     group_name="monitoring",
     kinds={"pandas"},
 )
-def forecast_accuracy_summary(
-    context: AssetExecutionContext, config: AccuracySummaryConfig,
-    bucket_io_manager: ResourceParam[PartitionedParquetIOManager],
-):
+def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySummaryConfig, bucket: BucketResource):
     """Model against baselines over a rolling window of issue hours: MAPE over time per area, worst series."""
-    accuracy = _read_recent(bucket_io_manager, forecast_accuracy.key.path, config.window_days * 24)
+    try:
+        accuracy = read_recent(
+            bucket.get_bucket(), asset_folder(bucket.prefix, forecast_accuracy.key.path), config.window_days * 24
+        )
+    except FileNotFoundError as nothing_yet:
+        raise Failure(
+            description=f"{nothing_yet}; materialize forecast_accuracy first", allow_retries=False
+        ) from nothing_yet
     summary = summarize_window(accuracy, config.window_days * 24, worst=config.worst_series)
     alerts = accuracy_alerts(summary, config.mape_threshold)
     yield MaterializeResult(
@@ -158,20 +161,6 @@ def forecast_accuracy_summary(
             "mape_threshold": config.mape_threshold,
         },
     )
-
-
-def _read_recent(io_manager: PartitionedParquetIOManager, asset_path: list[str], hours: int) -> pd.DataFrame:
-    """The stored partitions of the last `hours` hours up to the newest one stored, in one listing and one read."""
-    folder = asset_folder(io_manager.prefix, asset_path)
-    stored = hourly_objects(io_manager.bucket, folder)
-    if not stored:
-        raise Failure(
-            description=f"no forecast accuracy stored yet in {io_manager.bucket.uri(folder)}; "
-            "materialize forecast_accuracy first",
-            allow_retries=False,
-        )
-    newest = max(stored)
-    return read_frame(io_manager.bucket, [key for hour, key in stored.items() if hour > newest - pd.Timedelta(hours=hours)])
 
 
 monitoring_automation_sensor = AutomationConditionSensorDefinition(

@@ -6,13 +6,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Protocol
 
-import holidays
 import numpy as np
 import pandas as pd
 
-# Consumption follows Danish local time and Danish holidays, whatever the timestamps' zone.
-CALENDAR_TIMEZONE = "Europe/Copenhagen"
-HOLIDAY_COUNTRY = "DK"
+from energy_assets.timeline import DANISH_TIME_ZONE, is_danish_holiday
+
 CALENDAR_COLUMNS = ["hour_of_day", "day_of_week", "holiday"]
 
 
@@ -140,14 +138,8 @@ def calendar(times: pd.Index | None, length: int) -> np.ndarray:
     if times is None:
         return np.full((length, len(CALENDAR_COLUMNS)), np.nan)
     stamps = pd.DatetimeIndex(times.to_timestamp() if isinstance(times, pd.PeriodIndex) else times)
-    local = (stamps.tz_localize("UTC") if stamps.tz is None else stamps).tz_convert(CALENDAR_TIMEZONE)
-    years = range(local.year.min() - 1, local.year.max() + 2)
-    # Christmas Eve and New Year's Eve are "optional" holidays but shut down offices like public ones.
-    days = holidays.country_holidays(
-        HOLIDAY_COUNTRY, years=years, categories=("public", "optional")
-    )
-    dates = local.normalize().tz_localize(None)
-    holiday = dates.isin(pd.DatetimeIndex(list(days.keys())))
+    local = (stamps.tz_localize("UTC") if stamps.tz is None else stamps).tz_convert(DANISH_TIME_ZONE)
+    holiday = is_danish_holiday(local.normalize().tz_localize(None))
     return np.column_stack([local.hour, local.dayofweek, holiday]).astype("float64")
 
 

@@ -12,7 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET, to_utc_hour
+from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET
+from energy_assets.timeline import to_utc_hour
 
 # Hopsworks stores a model version's description in a VARCHAR(1000) column; keep a margin.
 DESCRIPTION_LIMIT = 1000

@@ -17,6 +17,7 @@ from energy_assets import schema
 from energy_assets.forecasting.evaluation import MODEL, backtest, overall_scores
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
+from energy_assets.timeline import to_utc_hour
 
 __all__ = [
     "ForecasterConfig",
@@ -34,6 +35,8 @@ __all__ = [
 HOUR = pd.Timedelta(hours=1)
 MODEL_FILE = "forecaster"  # sktime's save adds ".zip"
 _MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
+# Newest hours of features a training reads: the window the model asset declares on its features.
+TRAINING_WINDOW_HOURS = 30 * 24
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ class ForecasterConfig:
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
     average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
     random_state: int = _MODEL_DEFAULTS["random_state"]
-    training_window_hours: int | None = 60 * 24  # newest hours a fit uses; None = all
+    training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
 
     def __post_init__(self):
@@ -118,7 +121,7 @@ def train_forecaster(
     Validation: a fit on rows before the window forecasts it from every hour in it (targets up to
     the cutoff), beside seasonal naive 24 h and 168 h issued at the same hours.
     """
-    cutoff = schema.to_utc_hour(cutoff)
+    cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
     needed = min_training_hours(config) + validation_hours
     hours = rows.groupby(schema.SERIES_KEY).size().rename("hours_available").reset_index()
@@ -144,9 +147,7 @@ def train_forecaster(
         training_rows=len(rows),
         training_start=rows[schema.DATETIME].min(),
         data_cutoff=cutoff,
-        excluded_series=excluded.astype(
-            {schema.AREA: "int8", schema.CONSUMER_TYPE: "int32", "hours_available": "int64"}
-        ),
+        excluded_series=excluded.astype({**schema.SERIES_DTYPES, "hours_available": "int64"}),
         validation_metrics=metrics,
         validation_forecasts=validation,
     )
@@ -174,21 +175,12 @@ def forecast_origins(
     Columns and dtypes are schema.FORECAST_COLUMNS without model_version. A series whose history
     starts too late for an origin (no value one reference season back) gets no rows for it.
     """
-    issued = pd.DatetimeIndex([schema.to_utc_hour(o) for o in origins]).as_unit("us")
+    issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
     y = to_sktime(history_long[history_long[schema.DATETIME] <= issued.max()])
     frame = forecaster.predict_origins(y, issued, horizon)
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
-    return frame[columns].astype(
-        {
-            schema.AREA: "int8",
-            schema.CONSUMER_TYPE: "int32",
-            schema.ISSUED_AT: "datetime64[us, UTC]",
-            schema.DATETIME: "datetime64[us, UTC]",
-            schema.HORIZON: "int16",
-            schema.FORECAST: "float64",
-        }
-    )
+    return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
 
 
 def save_forecaster(forecaster: GlobalLGBMForecaster, directory: str | Path) -> Path:
@@ -225,7 +217,7 @@ def search_hyperparameters(
     fit on the rows before the block.
     """
     configs = _candidate_configs(candidates, base or ForecasterConfig(), n_iter, random_state)
-    cutoff = schema.to_utc_hour(cutoff)
+    cutoff = to_utc_hour(cutoff)
     hours = pd.date_range(history[schema.DATETIME].min(), cutoff, freq=HOUR)
     initial = len(hours) - n_splits * fold_hours
     needed = max(min_training_hours(config) for config in configs)

@@ -6,11 +6,9 @@ from abc import abstractmethod
 from typing import Any
 
 import pandas as pd
-import pyarrow as pa
 from dagster import ConfigurableResource
 
-from energy_assets.cleaning import missing_columns
-from energy_assets.schema import CONSUMPTION_SCHEMA, DATETIME, FEATURE_GROUP_NAME
+from energy_assets.schema import CONSUMPTION_SCHEMA, FEATURE_GROUP_NAME, conform_frame
 
 
 class FeatureStore(ConfigurableResource):
@@ -40,21 +38,4 @@ class FeatureStore(ConfigurableResource):
 
 def canonical_consumption(rows: pd.DataFrame) -> pd.DataFrame:
     """The canonical columns of `rows` in canonical dtypes; `ValueError` naming a column that does not fit."""
-    missing = missing_columns(rows)
-    if missing:
-        raise ValueError(f"feature rows lack canonical column(s) {missing}; got {list(rows.columns)}")
-    arrays = [_canonical_column(rows[field.name], field) for field in CONSUMPTION_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=CONSUMPTION_SCHEMA).to_pandas()
-
-
-def _canonical_column(values: pd.Series, field: pa.Field) -> pa.Array:
-    try:
-        if field.name == DATETIME:
-            values = pd.to_datetime(values, utc=True)  # naive times are UTC, as in schema.to_utc_hour
-        # Infer, then cast safely: overflow or a fractional part is an error, never a silently changed key.
-        array = pa.array(values, from_pandas=True).cast(field.type)
-    except (pa.ArrowException, TypeError, ValueError) as error:
-        raise ValueError(f"feature column {field.name!r} does not cast to {field.type}: {error}") from error
-    if array.null_count:
-        raise ValueError(f"feature column {field.name!r} has {array.null_count} missing value(s)")
-    return array
+    return conform_frame(rows, CONSUMPTION_SCHEMA, "feature rows")

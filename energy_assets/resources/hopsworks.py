@@ -18,6 +18,7 @@ from dagster import ConfigurableResource
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
 from pydantic import Field, PrivateAttr
 
+from energy_assets import settings
 from energy_assets.forecasting.provenance import (
     FactsWithFiles,
     check_metric_names,
@@ -27,6 +28,7 @@ from energy_assets.forecasting.provenance import (
 
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
+from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
@@ -36,7 +38,6 @@ from energy_assets.schema import (
     SERIES_KEY,
     TARGET,
     empty_consumption_frame,
-    to_utc_hour,
 )
 
 API_KEY_VARIABLE = "FS_API_KEY"
@@ -56,7 +57,6 @@ FEATURE_DESCRIPTIONS = {
     TARGET: "Total consumption in the hour, kWh, >= 0.",
 }
 FEATURE_VIEW_DESCRIPTION = "Every consumption feature, read by training and forecasting."
-FEATURE_GROUP_VERSION_VARIABLE = "ENERGY_ASSETS_FEATURE_GROUP_VERSION"
 # Written explicitly: the SDK's default has changed between releases (HUDI before, DELTA in 5.x).
 TIME_TRAVEL_FORMAT = "DELTA"
 # The offline (Hive) type Hopsworks gives each canonical column, derived as the SDK derives it.
@@ -259,7 +259,7 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
                 f"feature group {self.feature_group_name!r} version {self.feature_group_version} exists in Hopsworks "
                 f"project {self.project!r} but is not one energy_assets writes (the course's group?): "
                 + "; ".join(differences)
-                + f". Nothing was written. Set {FEATURE_GROUP_VERSION_VARIABLE}={max(taken, default=0) + 1} "
+                + f". Nothing was written. Set {settings.FEATURE_GROUP_VERSION}={max(taken, default=0) + 1} "
                 "to use a new version of the group (see README, 'Running against Hopsworks and GCS')."
             )
         self._group_checked = True

@@ -20,8 +20,8 @@ from dagster import (
     TimeWindowPartitionsDefinition,
 )
 
-from energy_assets.parquet_objects import (
-    DEFAULT_PREFIX,
+from energy_assets.resources.bucket import BucketResource
+from energy_assets.storage.objects import (
     asset_folder,
     parquet_bytes,
     partition_keys_in,
@@ -30,7 +30,6 @@ from energy_assets.parquet_objects import (
     to_arrow,
     unpartitioned_object_key,
 )
-from energy_assets.resources.bucket import Bucket
 from energy_assets.schema import DATETIME
 
 # Output metadata naming the column whose time decides a row's partition, e.g. {"partition_column": "issued_at"}.
@@ -47,8 +46,11 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
     asset that must not produce empty hours checks that itself.
     """
 
-    bucket: Bucket
-    prefix: str = DEFAULT_PREFIX
+    bucket: BucketResource
+
+    @property
+    def prefix(self) -> str:
+        return self.bucket.prefix
 
     def handle_output(self, context: OutputContext, obj: pd.DataFrame) -> None:
         """Write the frame: one object per partition of the output, or one object when unpartitioned."""
@@ -71,7 +73,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         written = []
         for object_key, table in tables:
             data = parquet_bytes(table)
-            written.append((self.bucket.write_bytes(object_key, data), table.num_rows, len(data)))
+            written.append((self.bucket.get_bucket().write_bytes(object_key, data), table.num_rows, len(data)))
             if table.num_rows == 0:
                 context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
         context.add_output_metadata(_output_metadata(written, tables[0][1].schema))
@@ -92,7 +94,7 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         if len(keys) == 1:
             return self._read_one(f"{asset} partition {keys[0]}", partition_object_key(self.prefix, asset_path, keys[0]))
         # Many partitions: one listing tells which are missing before any object is read.
-        stored = partition_keys_in(self.bucket, asset_folder(self.prefix, asset_path))
+        stored = partition_keys_in(self.bucket.get_bucket(), asset_folder(self.prefix, asset_path))
         missing = [key for key in keys if key not in stored]
         if missing and context.definition_metadata.get(ALLOW_MISSING_PARTITIONS_METADATA):
             context.log.info(f"asset {asset}: {len(missing)} of {len(keys)} partitions were never written, skipped")
@@ -100,14 +102,14 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         elif missing:
             raise FileNotFoundError(
                 f"cannot load asset {asset}: {len(missing)} of {len(keys)} partitions were never written, "
-                f"first {self.bucket.uri(partition_object_key(self.prefix, asset_path, missing[0]))}, "
-                f"last {self.bucket.uri(partition_object_key(self.prefix, asset_path, missing[-1]))}"
+                f"first {self.bucket.get_bucket().uri(partition_object_key(self.prefix, asset_path, missing[0]))}, "
+                f"last {self.bucket.get_bucket().uri(partition_object_key(self.prefix, asset_path, missing[-1]))}"
             )
-        return read_frame(self.bucket, [stored[key] for key in keys])
+        return read_frame(self.bucket.get_bucket(), [stored[key] for key in keys])
 
     def _read_one(self, what: str, object_key: str) -> pd.DataFrame:
         try:
-            return read_frame(self.bucket, [object_key])
+            return read_frame(self.bucket.get_bucket(), [object_key])
         except FileNotFoundError as error:
             raise FileNotFoundError(f"cannot load asset {what}: {error}") from None
 

@@ -11,13 +11,13 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
-from energy_assets.resources.local_files import exclusive_lock, write_atomically
+from energy_assets.storage.files import exclusive_lock, write_atomically
+from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     CONSUMPTION_COLUMNS,
     CONSUMPTION_SCHEMA,
     DATETIME,
     SERIES_KEY,
-    to_utc_hour,
 )
 
 SORT_KEY = [*SERIES_KEY, DATETIME]

@@ -14,9 +14,9 @@ from typing import Any
 import pandas as pd
 
 from energy_assets.forecasting.provenance import check_metric_names
-from energy_assets.resources.local_files import exclusive_lock, fsync_dir
+from energy_assets.storage.files import exclusive_lock, fsync_dir
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
-from energy_assets.schema import to_utc_hour
+from energy_assets.timeline import to_utc_hour
 
 METADATA_FILE = "metadata.json"
 FILES_DIR = "files"

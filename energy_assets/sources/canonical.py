@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,
     AREA_CODES,
@@ -15,7 +16,6 @@ from energy_assets.schema import (
     CONSUMPTION_DTYPES,
     DATETIME,
     TARGET,
-    to_utc_hour,
 )
 from energy_assets.sources.errors import SourceFormatError
 

@@ -21,6 +21,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from energy_assets.schema import de35_series
 from energy_assets.sources import consumption_industry
+from energy_assets.timeline import DANISH_TIME_ZONE
 from energy_assets.sources.canonical import (
     DE35_CODE,
     DE35_COLUMNS,
@@ -39,7 +40,7 @@ from energy_assets.sources.errors import (
 )
 
 DEFAULT_BASE_URL = "https://api.energidataservice.dk"
-DANISH_TIME = "Europe/Copenhagen"
+DE35_DATASET = "ConsumptionDE35Hour"
 API_TIME_FORMAT = "%Y-%m-%dT%H:%M"
 # How much of an error body a message quotes.
 _QUOTED_BODY = 300
@@ -60,7 +61,7 @@ DATASETS: dict[str, Dataset] = {
     dataset.name: dataset
     for dataset in (
         Dataset(
-            "ConsumptionDE35Hour",
+            DE35_DATASET,
             DE35_COLUMNS,
             f"{HOUR_UTC},{PRICE_AREA},{DE35_CODE}",
             from_de35_columns,
@@ -248,5 +249,5 @@ def _total_and_records(page, url: str) -> tuple[int, list[dict]]:
 
 def _danish_wall_time(moment: pd.Timestamp, plus_hours: int = 0) -> str:
     """The Danish local wall time of a UTC moment, in the API's format."""
-    wall = moment.tz_convert(DANISH_TIME).tz_localize(None) + pd.Timedelta(hours=plus_hours)
+    wall = moment.tz_convert(DANISH_TIME_ZONE).tz_localize(None) + pd.Timedelta(hours=plus_hours)
     return wall.strftime(API_TIME_FORMAT)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from enum import IntEnum
 
-import holidays
 import numpy as np
 import pandas as pd
 
@@ -24,8 +23,8 @@ from energy_assets.schema import (
     de35_series,
 )
 from energy_assets.sources.canonical import window_bounds
+from energy_assets.timeline import DANISH_TIME_ZONE, is_danish_holiday
 
-LOCAL_TIMEZONE = "Europe/Copenhagen"
 # East of the Great Belt is the smaller half of the load.
 DK2_SHARE_OF_DK1 = 0.6
 
@@ -141,7 +140,7 @@ def synthetic_consumption(start, end) -> pd.DataFrame:
         series[AREA].to_numpy() == 2, DK2_SHARE_OF_DK1, 1.0
     )
 
-    local = stamps.tz_convert(LOCAL_TIMEZONE)
+    local = stamps.tz_convert(DANISH_TIME_ZONE)
     shape_by_kind = _PROFILE_TABLE[:, _day_types(local), local.hour.to_numpy()].T  # hour, kind
     day_of_year = local.dayofyear.to_numpy()
     shape_by_kind[:, ConsumerKind.LIGHTING] = _lighting(local.hour.to_numpy(), day_of_year)
@@ -171,9 +170,7 @@ def synthetic_consumption(start, end) -> pd.DataFrame:
 def _day_types(local: pd.DatetimeIndex) -> np.ndarray:
     """WORKDAY, SATURDAY or REST_DAY of each local hour, Danish public and customary holidays included."""
     dates = local.tz_localize(None).normalize()
-    years = range(dates.year.min(), dates.year.max() + 1) if len(dates) else []
-    danish = holidays.Denmark(years=years, categories=holidays.Denmark.supported_categories)
-    is_holiday = dates.isin(pd.DatetimeIndex(list(danish.keys())))
+    is_holiday = is_danish_holiday(dates)
     weekday = local.dayofweek.to_numpy()
     return np.where(is_holiday | (weekday == 6), REST_DAY, np.where(weekday == 5, SATURDAY, WORKDAY))
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -11,12 +10,11 @@ from pathlib import Path
 import pandas as pd
 from dotenv import load_dotenv
 
-from energy_assets.forecast_store import gather_forecasts, latest_forecast
-from energy_assets.parquet_objects import DEFAULT_PREFIX, parse_hourly_key
-from energy_assets.resources import build_bucket
-from energy_assets.schema import AREA_CODES, AREA_NAMES, to_utc_hour
-
-PREFIX_VARIABLE = "ENERGY_ASSETS_BUCKET_PREFIX"
+from energy_assets import settings
+from energy_assets.schema import AREA_CODES, AREA_NAMES
+from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.forecasts import gather_forecasts, latest_forecast
+from energy_assets.timeline import parse_hour_key, to_utc_hour
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -25,7 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (LookupError, FileNotFoundError, PermissionError, ValueError) as error:
+    except (LookupError, OSError, ValueError) as error:
         print(f"energy-assets: error: {error}", file=sys.stderr)
         return 1
 
@@ -52,7 +50,7 @@ def _add_demo(subcommands) -> None:
 
 def _run_demo(args: argparse.Namespace) -> int:
     # Imported here so that reading forecasts does not load the whole code location.
-    from energy_assets.demo import describe_results, run_demo
+    from energy_assets.app.demo import describe_results, run_demo
 
     last_hour = run_demo(args.start, args.history_days, args.forecast_hours)
     print(describe_results(last_hour))
@@ -66,8 +64,8 @@ def _forecast_options() -> argparse.ArgumentParser:
     options.add_argument("--output", type=_output_path, help="write to this .parquet or .csv file instead of printing")
     options.add_argument(
         "--prefix",
-        default=os.environ.get(PREFIX_VARIABLE) or DEFAULT_PREFIX,
-        help=f"object prefix in the bucket (default ${PREFIX_VARIABLE} or {DEFAULT_PREFIX!r})",
+        default=settings.bucket_prefix(),
+        help=f"object prefix in the bucket (default ${settings.BUCKET_PREFIX} or {settings.DEFAULT_BUCKET_PREFIX!r})",
     )
     return options
 
@@ -89,14 +87,14 @@ def _add_gather(subcommands, options: argparse.ArgumentParser) -> None:
 
 def _run_latest(args: argparse.Namespace) -> int:
     forecast = latest_forecast(
-        build_bucket(), args.at, area=args.area, consumer_type=args.consumer_type, prefix=args.prefix
+        deployment_bucket(), args.at, area=args.area, consumer_type=args.consumer_type, prefix=args.prefix
     )
     return _emit(forecast, args.output)
 
 
 def _run_gather(args: argparse.Namespace) -> int:
     forecasts = gather_forecasts(
-        build_bucket(),
+        deployment_bucket(),
         args.issued_from,
         args.issued_to,
         area=args.area,
@@ -124,7 +122,7 @@ def _emit(forecasts: pd.DataFrame, output: Path | None) -> int:
 def _hour(value: str) -> pd.Timestamp:
     """A UTC time from ISO text or a partition key such as 2023-01-14-23:00."""
     try:
-        return parse_hourly_key(value)
+        return parse_hour_key(value)
     except ValueError:
         pass
     try:

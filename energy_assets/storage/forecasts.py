@@ -4,19 +4,16 @@ from __future__ import annotations
 
 import pandas as pd
 
-from energy_assets.parquet_objects import (
-    DEFAULT_PREFIX,
-    asset_folder,
-    hourly_objects,
-    read_frame,
-)
-from energy_assets.resources.bucket import Bucket
-from energy_assets.schema import AREA, CONSUMER_TYPE, FORECAST_SCHEMA, to_utc_hour
+from energy_assets.schema import AREA, CONSUMER_TYPE, FORECAST_SCHEMA, empty_frame
+from energy_assets.settings import DEFAULT_BUCKET_PREFIX
+from energy_assets.storage.buckets import Bucket
+from energy_assets.storage.objects import asset_folder, hourly_objects, read_frame
+from energy_assets.timeline import to_utc_hour
 
 FORECASTS_ASSET = "energy_forecasts"
 
 
-def issued_hours(bucket: Bucket, prefix: str = DEFAULT_PREFIX) -> dict[pd.Timestamp, str]:
+def issued_hours(bucket: Bucket, prefix: str = DEFAULT_BUCKET_PREFIX) -> dict[pd.Timestamp, str]:
     """Issue hour -> object key of every stored forecast, oldest first, from one listing."""
     return hourly_objects(bucket, asset_folder(prefix, [FORECASTS_ASSET]))
 
@@ -26,7 +23,7 @@ def latest_forecast(
     at_or_before: pd.Timestamp,
     area: int | None = None,
     consumer_type: int | None = None,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str = DEFAULT_BUCKET_PREFIX,
 ) -> pd.DataFrame:
     """The newest forecast issued at or before `at_or_before`, for every series or the one selected."""
     at = to_utc_hour(at_or_before)
@@ -50,7 +47,7 @@ def gather_forecasts(
     issued_to: pd.Timestamp,
     area: int | None = None,
     consumer_type: int | None = None,
-    prefix: str = DEFAULT_PREFIX,
+    prefix: str = DEFAULT_BUCKET_PREFIX,
 ) -> pd.DataFrame:
     """Every forecast issued from `issued_from` to `issued_to` (both included) in one table, oldest issue first;
     zero rows with the forecast columns when none was issued then."""
@@ -59,7 +56,7 @@ def gather_forecasts(
         raise ValueError(f"issued_from {start} is after issued_to {end}")
     keys = [key for hour, key in issued_hours(bucket, prefix).items() if start <= hour <= end]
     if not keys:
-        return FORECAST_SCHEMA.empty_table().to_pandas()
+        return empty_frame(FORECAST_SCHEMA)
     return _select(read_frame(bucket, keys), area, consumer_type)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from energy_assets.cleaning import coerce_consumption, missing_columns, unparseable_values
+from energy_assets.quality.cleaning import coerce_consumption, missing_columns, unparseable_values
 from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET
 
 

@@ -7,11 +7,11 @@ import os
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
-from energy_assets.definitions import defs, forecast_assets
-from energy_assets.resources import build_resources
+from energy_assets.definitions import defs, deployment_resources, forecast_assets
 from energy_assets.settings import state_dir
-
-PARTITION_KEY_FORMAT = "%Y-%m-%d-%H:%M"
+from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.forecasts import latest_forecast
+from energy_assets.timeline import hour_key
 # Step events would bury the summary; warnings and errors still show.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -39,11 +39,11 @@ def materialize_range(
     return materialize(
         list(defs.assets),
         selection=selection,
-        resources=resources if resources is not None else build_resources(),
+        resources=resources if resources is not None else deployment_resources(),
         instance=instance,
         tags={
-            "dagster/asset_partition_range_start": first_hour.strftime(PARTITION_KEY_FORMAT),
-            "dagster/asset_partition_range_end": last_hour.strftime(PARTITION_KEY_FORMAT),
+            "dagster/asset_partition_range_start": hour_key(first_hour),
+            "dagster/asset_partition_range_end": hour_key(last_hour),
         },
         raise_on_error=raise_on_error,
         run_config=run_config,
@@ -70,11 +70,8 @@ def run_demo(start: pd.Timestamp, history_days: int = 28, forecast_hours: int = 
 
 def describe_results(last_hour: pd.Timestamp) -> str:
     """Where the demo's results are, and the newest forecast."""
-    from energy_assets.forecast_store import latest_forecast
-    from energy_assets.resources import build_bucket
-
     home = state_dir()
-    forecasts = latest_forecast(build_bucket(), at_or_before=last_hour)
+    forecasts = latest_forecast(deployment_bucket(), at_or_before=last_hour)
     lines = [
         f"state directory (ENERGY_ASSETS_HOME): {home}",
         f"  raw data and forecasts (parquet, one object per hour): {home / 'bucket'}",

@@ -5,23 +5,16 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_SCHEMA
+from energy_assets.schema import CANONICAL_SCHEMAS, conform
+from energy_assets.storage.buckets import Bucket
+from energy_assets.timeline import parse_hour_key
 
-if TYPE_CHECKING:
-    # Only for annotations: importing the resources package here would make a cycle through the IO manager.
-    from energy_assets.resources.bucket import Bucket
-
-DEFAULT_PREFIX = "energy_assets"
 SUFFIX = ".parquet"
-# Dagster's HourlyPartitionsDefinition key format, e.g. 2023-01-14-23:00.
-HOURLY_KEY_FORMAT = "%Y-%m-%d-%H:%M"
-CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
 # Reads are network round trips on GCS; a few in flight hide most of the latency.
 _READ_THREADS = 8
 
@@ -51,17 +44,12 @@ def partition_keys_in(bucket: Bucket, folder: str) -> dict[str, str]:
     return found
 
 
-def parse_hourly_key(partition_key: str) -> pd.Timestamp:
-    """The UTC hour an hourly partition key names."""
-    return pd.Timestamp(pd.to_datetime(partition_key, format=HOURLY_KEY_FORMAT, utc=True))
-
-
 def hourly_objects(bucket: Bucket, folder: str) -> dict[pd.Timestamp, str]:
     """UTC hour -> object key of every hourly partition object in `folder`, oldest first (one listing)."""
     hours = {}
     for partition_key, object_key in partition_keys_in(bucket, folder).items():
         try:
-            hours[parse_hourly_key(partition_key)] = object_key
+            hours[parse_hour_key(partition_key)] = object_key
         except ValueError:
             raise ValueError(f"{bucket.uri(object_key)} is not named after an hourly partition key") from None
     return dict(sorted(hours.items()))
@@ -71,10 +59,7 @@ def to_arrow(frame: pd.DataFrame) -> pa.Table:
     """The frame as an arrow table: the canonical schema when the columns are its columns, else inferred."""
     for schema in CANONICAL_SCHEMAS:
         if set(frame.columns) == set(schema.names):
-            try:
-                return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-            except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as error:
-                raise ValueError(f"rows do not fit the canonical schema {schema.names}: {error}") from None
+            return conform(frame, schema, f"rows do not fit the canonical schema {schema.names}")
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
@@ -97,3 +82,12 @@ def read_frame(bucket: Bucket, keys: Sequence[str]) -> pd.DataFrame:
     with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(keys))) as pool:
         tables = list(pool.map(lambda key: read_table(bucket, key), keys))
     return pa.concat_tables(tables).to_pandas()
+
+
+def read_recent(bucket: Bucket, folder: str, hours: int) -> pd.DataFrame:
+    """The hourly objects in `folder` of the last `hours` hours up to the newest one stored, in one listing."""
+    stored = hourly_objects(bucket, folder)
+    if not stored:
+        raise FileNotFoundError(f"nothing stored yet in {bucket.uri(folder)}")
+    newest = max(stored)
+    return read_frame(bucket, [key for hour, key in stored.items() if hour > newest - pd.Timedelta(hours=hours)])

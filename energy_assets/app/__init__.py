@@ -1,0 +1,1 @@
+"""Entry points: the `energy-assets` command line and the offline demo."""

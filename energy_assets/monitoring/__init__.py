@@ -1,0 +1,1 @@
+"""Forecast accuracy once actuals are in, rolling summaries and their figures."""

@@ -1,0 +1,1 @@
+"""Data quality: turning source rows into canonical rows, and the rules every stored row obeys."""

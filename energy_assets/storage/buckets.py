@@ -1,0 +1,214 @@
+"""Buckets: flat key -> bytes storage in a local folder or in Google Cloud Storage (no Dagster)."""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from dataclasses import dataclass, field
+from urllib.parse import quote
+
+from google.api_core.exceptions import Forbidden, NotFound
+from google.auth.exceptions import DefaultCredentialsError, RefreshError
+from google.cloud import storage
+from google.oauth2 import service_account
+
+from energy_assets import settings
+from energy_assets.storage.files import write_atomically
+
+# A file being written is hidden (leading dot) and ends with this; keys can never look like that.
+_PARTIAL_SUFFIX = ".partial"
+
+
+class Bucket(ABC):
+    """Flat key -> bytes storage where a written object appears whole or not at all."""
+
+    @abstractmethod
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Write one object atomically and return its URI."""
+
+    @abstractmethod
+    def read_bytes(self, key: str) -> bytes:
+        """The bytes of one object; `FileNotFoundError` naming the URI when it is absent."""
+
+    @abstractmethod
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key that starts with `prefix`, sorted."""
+
+    @abstractmethod
+    def uri(self, key: str) -> str:
+        """Where the object with `key` lives (`file://...` or `gs://...`)."""
+
+    def exists(self, key: str) -> bool:
+        """Whether an object with `key` exists."""
+        return key in self.list_keys(key)
+
+
+@dataclass(frozen=True)
+class LocalBucket(Bucket):
+    """A folder on the local disk; each key is a file path relative to `root_dir`."""
+
+    root_dir: str
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Write through a hidden temporary file in the same folder, fsync it, then rename over the key."""
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, lambda file: file.write(data), suffix=_PARTIAL_SUFFIX)
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        """The file's bytes; `FileNotFoundError` naming the URI when it is absent."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object at {self.uri(key)}")
+        return path.read_bytes()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every key starting with `prefix`, sorted; files still being written are never listed."""
+        root = Path(self.root_dir).resolve()
+        # Only walk the deepest folder the prefix names in full.
+        folder = root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else root
+        if not folder.is_dir():
+            return []
+        keys = (
+            path.relative_to(root).as_posix()
+            for path in folder.rglob("*")
+            if path.is_file() and not path.name.startswith(".")
+        )
+        return sorted(key for key in keys if key.startswith(prefix))
+
+    def exists(self, key: str) -> bool:
+        """Whether the file exists."""
+        return self._path(key).is_file()
+
+    def uri(self, key: str) -> str:
+        """`file://` and the absolute path; also names folders (`prefix/`). ':' is kept, so partition keys stay readable."""
+        return "file://" + quote(f"{Path(self.root_dir).resolve().as_posix()}/{key}", safe="/:")
+
+    def _path(self, key: str) -> Path:
+        parts = key.split("/")
+        if any(part in ("", ".", "..") or part.startswith(".") for part in parts):
+            raise ValueError(
+                f"invalid object key {key!r}: keys are '/'-separated names, none empty or starting with '.'"
+            )
+        return Path(self.root_dir).resolve().joinpath(*parts)
+
+
+@dataclass
+class GCSBucket(Bucket):
+    """A Google Cloud Storage bucket; a write is one single-request upload, which GCS makes atomic.
+
+    Credentials: the service-account JSON file when `service_account_json_path` is set, else
+    application default credentials. With `STORAGE_EMULATOR_HOST` set, the emulator is used
+    with anonymous credentials. The client is created on first use, so building Definitions
+    needs neither network nor credentials.
+    """
+
+    bucket_name: str
+    project: str | None = None
+    service_account_json_path: str | None = None
+    _client: storage.Client | None = field(default=None, init=False, repr=False, compare=False)
+
+    def write_bytes(self, key: str, data: bytes) -> str:
+        """Upload one object in a single request; readers see the old object or the new one."""
+        with self._explained("write", key):
+            self._bucket().blob(key).upload_from_string(data, content_type="application/octet-stream")
+        return self.uri(key)
+
+    def read_bytes(self, key: str) -> bytes:
+        """The object's bytes; `FileNotFoundError` naming the URI when it is absent."""
+        with self._explained("read", key):
+            return self._bucket().blob(key).download_as_bytes()
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Every object name starting with `prefix`, sorted."""
+        with self._explained("list", prefix):
+            return sorted(blob.name for blob in self._storage_client().list_blobs(self.bucket_name, prefix=prefix))
+
+    def exists(self, key: str) -> bool:
+        """Whether the object exists (one metadata request)."""
+        with self._explained("read", key):
+            return self._bucket().blob(key).exists()
+
+    def uri(self, key: str) -> str:
+        """`gs://<bucket>/<key>`."""
+        return f"gs://{self.bucket_name}/{key}"
+
+    def _bucket(self) -> storage.Bucket:
+        return self._storage_client().bucket(self.bucket_name)
+
+    def _storage_client(self) -> storage.Client:
+        if not self.bucket_name:
+            raise ValueError(f"no GCS bucket configured: set {settings.GCS_BUCKET_NAME}")
+        if self._client is None:
+            self._client = self._new_client()
+        return self._client
+
+    def _new_client(self) -> storage.Client:
+        if os.environ.get(settings.STORAGE_EMULATOR_HOST):
+            # google-cloud-storage talks to the emulator with anonymous credentials by itself.
+            return storage.Client(project=self.project)
+        if self.service_account_json_path:
+            return storage.Client(project=self.project, credentials=self._service_account_credentials())
+        try:
+            return storage.Client(project=self.project)
+        except DefaultCredentialsError as error:
+            raise PermissionError(_credentials_help(f"no application default credentials ({error})")) from None
+
+    def _service_account_credentials(self) -> service_account.Credentials:
+        path = Path(self.service_account_json_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"service-account JSON file {str(path)!r} does not exist: "
+                f"check {settings.GCS_SERVICE_ACCOUNT_JSON_PATH}"
+            )
+        try:
+            return service_account.Credentials.from_service_account_file(str(path))
+        except (ValueError, KeyError) as error:
+            # The parser's message names missing fields, never the key material.
+            raise ValueError(
+                f"{str(path)!r} is not a valid service-account JSON key ({type(error).__name__}: {error}): "
+                f"check {settings.GCS_SERVICE_ACCOUNT_JSON_PATH}"
+            ) from None
+
+    @contextmanager
+    def _explained(self, action: str, key: str) -> Iterator[None]:
+        """Turn Google API errors into errors that say what is wrong and what to do."""
+        try:
+            yield
+        except NotFound:
+            if action != "list" and self._bucket().exists():
+                raise FileNotFoundError(f"no object at {self.uri(key)}") from None
+            raise FileNotFoundError(
+                f"GCS bucket {self.bucket_name!r} does not exist or is not visible to these credentials: "
+                f"create it or fix {settings.GCS_BUCKET_NAME}"
+            ) from None
+        except Forbidden as error:
+            role = "Storage Object Viewer" if action in ("read", "list") else "Storage Object Admin"
+            raise PermissionError(
+                f"permission denied to {action} {self.uri(key)}: grant the credentials' principal the "
+                f"'{role}' role on bucket {self.bucket_name!r} ({error.message})"
+            ) from None
+        except (DefaultCredentialsError, RefreshError) as error:
+            raise PermissionError(_credentials_help(f"credentials rejected ({type(error).__name__})")) from None
+
+
+def _credentials_help(problem: str) -> str:
+    return (
+        f"cannot authenticate to Google Cloud Storage: {problem}; set {settings.GCS_SERVICE_ACCOUNT_JSON_PATH} to a "
+        "service-account JSON key file, or run `gcloud auth application-default login`"
+    )
+
+
+def deployment_bucket() -> Bucket:
+    """The bucket of the deployment the environment selects: a folder under the state directory, or GCS."""
+    if settings.deployment_name() == "local":
+        return LocalBucket(root_dir=str(settings.state_dir() / "bucket"))
+    return GCSBucket(
+        bucket_name=settings.text(settings.GCS_BUCKET_NAME, ""),
+        project=settings.text(settings.GCS_PROJECT),
+        service_account_json_path=settings.text(settings.GCS_SERVICE_ACCOUNT_JSON_PATH),
+    )
