@@ -15,6 +15,16 @@ REAL_DATA_CSV = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.csv"
 REAL_DATA_PARQUET = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Live tests reach a real Hopsworks project and bucket: only an explicit `-m live` runs them."""
+    if "live" in (config.option.markexpr or ""):
+        return
+    skip = pytest.mark.skip(reason="live test against real Hopsworks and GCS: run with `pytest -m live` (see README)")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture
 def real_data_dir() -> Path:
     """The real ConsumptionDE35Hour extract, or a skip naming the folder that is missing."""

@@ -35,8 +35,8 @@ from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATET
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.hopsworks_fake import (
     FAKE_API_KEY,
+    FAKE_HOST,
     FAKE_PROJECT,
-    FakeHopsworks,
     FakeModel,
     fake_hopsworks,
     hopsworks_feature_store,
@@ -360,17 +360,32 @@ def test_the_description_fits_the_backend_and_choosing_the_model_in_effect_downl
             feature_group_version=1, config=config, metrics={"model_mape": 0.05},
             extra={"training_window_days": 30, "excluded_series": excluded, "hyperparameter_search": search},
         )
-    backend = FakeHopsworks(tmp_path / "hopsworks")
-    descriptions = [FakeModel.from_backend(None, path.parent).description for path in (tmp_path / "hopsworks").glob("models/*/*/model.json")]
-    assert all(len(description) <= DESCRIPTION_BUDGET for description in descriptions)
+    backend = registry._session._connection.backend
+    descriptions = [FakeModel.from_backend(None, path.parent).description for path in backend.root.glob("models/*/*/model.json")]
+    assert len(descriptions) == 3 and all(len(description) <= DESCRIPTION_BUDGET for description in descriptions)
 
     in_effect = registry.latest(NAME, at_or_before=START + pd.Timedelta(days=1, hours=5))
 
     assert in_effect.version == 2 and in_effect.config == config
     assert in_effect.extra["training_window_days"] == 30 and "hyperparameter_search" in in_effect.extra
-    assert backend.downloads == [] and not (tmp_path / "hopsworks" / "download_cache").exists()
+    assert backend.downloads == []
     assert in_effect.extra["excluded_series"] == excluded  # read from the model files when asked for
-    assert (tmp_path / "hopsworks" / "download_cache" / NAME / "2").is_dir()
+    assert backend.downloads == [(NAME, 2)]
+
+
+def test_a_model_name_suffix_keeps_throw_away_models_apart_under_their_logical_name(tmp_path):
+    plain = hopsworks_model_registry(tmp_path)
+    throw_away = HopsworksModelRegistry(
+        api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST, model_name_suffix="_live_1a2b"
+    )
+    register(plain, tmp_path, "plain")
+
+    registered = register(throw_away, tmp_path, "throw-away")
+
+    assert (registered.name, registered.version, registered.config) == (NAME, 1, {"tag": "throw-away"})
+    assert (tmp_path / "hopsworks" / "models" / f"{NAME}_live_1a2b" / "1" / "model.json").exists()
+    assert [model.config for model in plain.versions(NAME)] == [{"tag": "plain"}]
+    assert (throw_away.download(registered) / "model.txt").read_text() == "throw-away"
 
 
 def test_the_fake_refuses_a_description_over_1000_characters_like_the_backend(tmp_path):

@@ -323,6 +323,9 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
     registration_wait_seconds: float = Field(
         default=60.0, description="How long to look for a saved version the SDK did not confirm."
     )
+    model_name_suffix: str = Field(
+        default="", description="Appended to every model name in Hopsworks (the live tests use a throw-away one)."
+    )
 
     _model_registry: Any = PrivateAttr(default=None)
 
@@ -354,7 +357,7 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         except ValueError as error:
             raise ValueError(f"model {name!r}: {error}") from error
         model = self._registry().python.create_model(
-            name=name,
+            name=name + self.model_name_suffix,
             metrics={key: float(value) for key, value in metrics.items()},
             description=description,
         )
@@ -364,7 +367,7 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
             saved = model.save(staging, keep_original_files=True)
         if saved is None:
             # save() returns None when the registration outlasts its await_registration.
-            saved = self._confirmed(name, model.version)
+            saved = self._confirmed(name + self.model_name_suffix, model.version)
         return self._registered_model(saved)
 
     def get(self, name: str, version: int) -> RegisteredModel:
@@ -373,7 +376,7 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
 
     def versions(self, name: str) -> list[RegisteredModel]:
         """Every registered version of `name`, oldest first (empty when none)."""
-        models = self._registry().get_models(name)
+        models = self._registry().get_models(name + self.model_name_suffix)
         return sorted((self._registered_model(model) for model in models), key=lambda model: model.version)
 
     def download(self, model: RegisteredModel) -> Path:
@@ -391,7 +394,7 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
 
     def _model(self, name: str, version: int) -> Any:
         # Always an explicit version: get_model(name) without one silently means version 1.
-        model = self._registry().get_model(name, version=int(version))
+        model = self._registry().get_model(name + self.model_name_suffix, version=int(version))
         if model is None:
             raise KeyError(f"model {name!r} has no version {version} in Hopsworks project {self.project!r}")
         return model
@@ -417,15 +420,16 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
     def _registered_model(self, model: Any) -> RegisteredModel:
         try:
             facts, kept, in_files = decode_description(model.description or "")
+            name = model.name.removesuffix(self.model_name_suffix)
             return RegisteredModel(
-                name=model.name,
+                name=name,
                 version=int(model.version),
                 data_cutoff=to_utc_hour(facts["data_cutoff"]),
                 training_start=to_utc_hour(facts["training_start"]),
                 feature_group_version=int(facts["feature_group_version"]),
                 config=facts["config"],
                 metrics={key: float(value) for key, value in (model.training_metrics or {}).items()},
-                extra=FactsWithFiles(kept, in_files, lambda: self._facts_in_files(model.name, int(model.version))),
+                extra=FactsWithFiles(kept, in_files, lambda: self._facts_in_files(name, int(model.version))),
             )
         except (ValueError, KeyError, TypeError) as error:
             raise ValueError(
