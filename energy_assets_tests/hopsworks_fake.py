@@ -405,6 +405,15 @@ class FakeFeatureGroup:
     def _data_path(self) -> Path:
         return self._dir / "data.parquet"
 
+    @mirrors(FeatureGroup.delete)
+    def delete(self, force: bool = False, delete_feature_views: bool = False) -> None:
+        views = [path for path in self._backend.root.glob("feature_views/*/*.json") if _read_json(path)["group"] == [self.name, self.version]]
+        if views and not delete_feature_views:
+            raise rest_api_error(400, f"Feature group {self.name} is used by feature views; delete them first", "featuregroups")
+        for path in views:
+            path.unlink()
+        shutil.rmtree(self._dir)
+
     @mirrors(FeatureGroupBase.select_all)
     def select_all(self, **_: Any) -> FakeQuery:
         return FakeQuery(self)
@@ -539,6 +548,10 @@ class FakeFeatureView:
         self.description: str | None = metadata["description"]
         self._group = tuple(metadata["group"])
 
+    @mirrors(FeatureView.delete)
+    def delete(self, force: bool = False) -> None:
+        self._backend.feature_view_path(self.name, self.version).unlink()
+
     @mirrors(FeatureView.get_root_fg)
     def get_root_fg(self) -> FakeFeatureGroup:
         return FakeFeatureGroup.load(self._backend, self._backend.feature_group_dir(*self._group), self._connection)
@@ -665,6 +678,10 @@ class FakeModel(PythonModel):
             self._backend.unconfirmed_saves -= 1
             return None  # "Model not available during polling, set a higher value for await_registration"
         return FakeModel.from_backend(self._connection, directory)
+
+    @mirrors(Model.delete)
+    def delete(self) -> None:
+        shutil.rmtree(self._backend.model_dir(self.name, self.version))
 
     @mirrors(Model.download)
     def download(self, local_path: str | None = None) -> str:
