@@ -93,7 +93,11 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
         },
         "prod": {
             "consumption_source": consumption_source(production=True),
-            "feature_store": HopsworksFeatureStore(**hopsworks_login, feature_group_version=feature_group_version),
+            "feature_store": HopsworksFeatureStore(
+                **hopsworks_login,
+                feature_group_version=feature_group_version,
+                record_training_datasets=settings.flag(settings.TRAINING_DATASETS),
+            ),
             "model_registry": HopsworksModelRegistry(**hopsworks_login),
             "bucket": gcs_bucket,
             "bucket_io_manager": PartitionedParquetIOManager(bucket=gcs_bucket),

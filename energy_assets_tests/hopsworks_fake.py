@@ -19,6 +19,8 @@ here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
   timestamps tz-naive UTC in no particular order, and leaves out primary key and event time
   unless asked for.
 - `create_feature_view` of an existing name and version fails like the backend does.
+- `create_training_data` materializes a window as the next training dataset version, readable by
+  `get_training_data` only once its job ran (`wait_for_job`, or `run_pending_jobs`).
 - `create_feature_view` refuses names that are not lowercase letters, digits and underscores
   (at most 63 characters) and versions below 1, as the backend does.
 - `Model.save` numbers versions highest + 1, copies the files and refuses an existing version;
@@ -189,6 +191,8 @@ class FakeHopsworks:
         """Finish every queued insert job, oldest first, as the cluster eventually would."""
         for group_dir in sorted(self.root.glob("feature_groups/*/*")):
             FakeFeatureGroup.load(self, group_dir).run_jobs()
+        for pending in sorted(self.root.glob("training_datasets/*/*/*.pending.parquet")):
+            pending.rename(pending.with_name(pending.name.replace(".pending", "")))
 
     def add_course_feature_group(self, name: str, version: int = 1, **changes: Any) -> None:
         """A group as the course created it: HUDI, a STRICT Great Expectations suite, bigint keys."""
@@ -582,6 +586,47 @@ class FakeFeatureView:
         dropped = [*([] if primary_key else group.primary_key), *([] if event_time else [group.event_time])]
         # No order is promised: shuffle so callers must sort.
         return frame.drop(columns=dropped).sample(frac=1, random_state=0).reset_index(drop=True)
+
+    @property
+    def _training_dir(self) -> Path:
+        return self._backend.root / "training_datasets" / self.name / str(self.version)
+
+    @mirrors(FeatureView.create_training_data)
+    def create_training_data(
+        self,
+        start_time: Any = "",
+        end_time: Any = "",
+        description: str | None = "",
+        data_format: str | None = "parquet",
+        write_options: dict[str, Any] | None = None,
+        **_: Any,
+    ) -> tuple[int, None]:
+        """Materialize the window as the next training dataset version; ready only once its job ran."""
+        rows = self.get_batch_data(start_time=start_time or None, end_time=end_time or None, primary_key=True, event_time=True)
+        existing = [int(path.name.split(".")[0]) for path in self._training_dir.glob("*.parquet")]
+        version = max(existing, default=0) + 1
+        self._training_dir.mkdir(parents=True, exist_ok=True)
+        waited = bool((write_options or {}).get("wait_for_job", False))
+        rows.to_parquet(self._training_dir / f"{version}.parquet" if waited else self._training_dir / f"{version}.pending.parquet", index=False)
+        return version, None  # (version, job)
+
+    @mirrors(FeatureView.get_training_data)
+    def get_training_data(
+        self,
+        training_dataset_version: int,
+        primary_key: bool = False,
+        event_time: bool = False,
+        dataframe_type: str | None = "default",
+        **_: Any,
+    ) -> tuple[pd.DataFrame, None]:
+        path = self._training_dir / f"{training_dataset_version}.parquet"
+        if not path.exists():
+            raise rest_api_error(
+                404, f"Training dataset version {training_dataset_version} is not materialized", "trainingdatasets"
+            )
+        group = self.get_root_fg()
+        dropped = [*([] if primary_key else group.primary_key), *([] if event_time else [group.event_time])]
+        return pd.read_parquet(path).drop(columns=dropped), None  # (features, labels): this view has no label
 
 
 class FakeModelRegistry:

@@ -12,6 +12,7 @@ from dagster import AssetSelection, DagsterInstance, DagsterInvalidConfigError
 from google.cloud import storage
 from hsml.python.model import Model as PythonModel
 
+from energy_assets.forecasting.provenance import frame_sha256
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.definitions import deployment_resources
 from energy_assets.resources.bucket import GCSBucketResource
@@ -104,6 +105,7 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
     monkeypatch.setenv("ENERGY_ASSETS_DEPLOYMENT", "prod")
     monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "synthetic")
     monkeypatch.setenv("ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD", "true")
+    monkeypatch.setenv("ENERGY_ASSETS_TRAINING_DATASETS", "true")
     monkeypatch.setenv("FS_API_KEY", FAKE_API_KEY)
     monkeypatch.setenv("FS_PROJECT_NAME", FAKE_PROJECT)
     monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", bucket_name)
@@ -128,7 +130,9 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
             for issue in pd.date_range(first_issue, last_issue, freq="h")
         }
         facts = registry.get(MODEL_NAME, 3).extra
-        features = resources["feature_store"].process_config_and_initialize().read(first_issue - history, last_issue + HOURS)
+        feature_store = resources["feature_store"].process_config_and_initialize()
+        features = feature_store.read(first_issue - history, last_issue + HOURS)
+        training_dataset = feature_store.training_dataset(facts["training_data"]["training_dataset_version"])
 
     assert forecasts.success and accuracy.success
     assert [model.version for model in models] == [1, 2, 3]
@@ -137,7 +141,9 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
     assert all(isinstance(model, PythonModel) for model in _sdk_models(backend))
     assert all(model.metrics["model_mape"] > 0 and "seasonal_naive_week_mape" in model.metrics for model in models)
     assert facts["training_data"]["feature_view"] == "energy_consumption_denmark_view"
-    assert facts["training_data"]["rows"] > 0 and len(facts["training_data"]["sha256"]) == 64
+    assert facts["training_data"]["training_dataset_version"] == 3
+    # The recorded training dataset holds exactly the rows the training saw.
+    assert (len(training_dataset), frame_sha256(training_dataset)) == (facts["training_data"]["rows"], facts["training_data"]["sha256"])
     client = storage.Client(project="test")
     forecast_objects = [b.name for b in client.list_blobs(bucket_name, prefix="energy_assets/energy_forecasts/")]
     assert len(forecast_objects) == 72

@@ -19,7 +19,7 @@ from hopsworks_common.util import VersionWarning
 from hsml.client.exceptions import ModelRegistryException
 from hsml.python.model import Model as PythonModel
 
-from energy_assets.forecasting.provenance import DESCRIPTION_BUDGET
+from energy_assets.forecasting.provenance import DESCRIPTION_BUDGET, frame_sha256
 from energy_assets.forecasting.training import ForecasterConfig
 
 from energy_assets.resources.feature_store import FeatureStore
@@ -299,6 +299,38 @@ def test_a_view_of_another_feature_group_version_is_refused(tmp_path):
 
     with fake_hopsworks(tmp_path), pytest.raises(ValueError, match="feature_view_version"):
         misconfigured.read(START, START + pd.Timedelta(hours=1))
+
+
+def test_a_recorded_training_dataset_keeps_the_window_as_read_when_later_upserts_change_it(tmp_path):
+    window = (START, START + pd.Timedelta(hours=4))
+    store = hopsworks_feature_store(tmp_path)
+    recording = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST, record_training_datasets=True)
+    store.insert(rows(value=1.0))
+    read_then = store.read(*window)
+
+    source = recording.data_source(*window)
+    store.insert(rows(value=2.0))  # a later upsert of the same hours
+
+    assert source == {"feature_view": "energy_consumption_denmark_view", "feature_view_version": 1, "training_dataset_version": 1}
+    assert frame_sha256(store.read(*window)) != frame_sha256(read_then)
+    assert frame_sha256(recording.training_dataset(1)) == frame_sha256(read_then)
+    assert store.data_source(*window) == {"feature_view": "energy_consumption_denmark_view", "feature_view_version": 1}
+
+
+def test_the_fake_training_dataset_is_readable_only_once_its_job_ran(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
+        group = feature_store.get_or_create_feature_group(name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME)
+        group.insert(rows(), wait=True)
+        view = feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
+        version, _job = view.create_training_data(start_time=START.to_pydatetime(), end_time=(START + pd.Timedelta(hours=2)).to_pydatetime())
+
+        with pytest.raises(RestAPIError, match="not materialized"):
+            view.get_training_data(version)
+        backend.run_pending_jobs()
+        features, labels = view.get_training_data(version, primary_key=True, event_time=True)
+
+    assert len(features) == 4 and labels is None
 
 
 # --- model registry ---------------------------------------------------------------------------------

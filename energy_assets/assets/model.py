@@ -103,8 +103,9 @@ def forecasting_model(
         current = model_in_effect(registered, hour)
         if _needs_retraining(current, hour, config, forecaster_config, feature_store.feature_group_version):
             training_rows = history[(history[DATETIME] > hour - training_window) & (history[DATETIME] <= hour)]
+            read_start, read_end = hour - training_window + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=1)
             provenance = training_provenance(
-                training_rows, feature_store.data_source(), hour - training_window + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=1)
+                training_rows, feature_store.data_source(read_start, read_end), read_start, read_end
             )
             search_results = None
             if config.hyperparameter_search:

@@ -31,8 +31,8 @@ class FeatureStore(ConfigurableResource):
         """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
         (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""
 
-    def data_source(self) -> dict[str, Any]:
-        """Where reads come from, as a model's provenance records it."""
+    def data_source(self, start_time: pd.Timestamp, end_time: pd.Timestamp) -> dict[str, Any]:
+        """Where a training's read of start_time <= datetime_utc < end_time comes from, as its model's provenance records it."""
         return {"feature_group": self.feature_group_name, "feature_group_version": self.feature_group_version}
 
 

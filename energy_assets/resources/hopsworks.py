@@ -179,6 +179,12 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         default=None, description="Version of the feature view; defaults to the feature group version."
     )
 
+    record_training_datasets: bool = Field(
+        default=False,
+        description=f"Materialize each training's window as a training dataset version of the view and record it "
+        f"(env {settings.TRAINING_DATASETS}); costs a Hopsworks job per retraining.",
+    )
+
     _feature_store: Any = PrivateAttr(default=None)
     _feature_view: Any = PrivateAttr(default=None)
     _group_checked: bool = PrivateAttr(default=False)
@@ -232,12 +238,34 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             frame = frame.merge(_series_keys(series), on=SERIES_KEY)
         return frame[CONSUMPTION_COLUMNS].sort_values(SORT_KEY).reset_index(drop=True)
 
-    def data_source(self) -> dict[str, Any]:
-        """The feature view reads come from, as a model's provenance records it."""
-        return {
+    def data_source(self, start_time: pd.Timestamp, end_time: pd.Timestamp) -> dict[str, Any]:
+        """The feature view a training reads, and with `record_training_datasets` the training dataset
+        version that keeps start_time <= datetime_utc < end_time as read now (later upserts change a window read)."""
+        source = {
             "feature_view": self.feature_view_name,
             "feature_view_version": self.feature_view_version or self.feature_group_version,
         }
+        view = self._view()
+        if self.record_training_datasets and view is not None:
+            version, _job = view.create_training_data(
+                start_time=to_utc_hour(start_time).to_pydatetime(),
+                end_time=to_utc_hour(end_time).to_pydatetime(),
+                description=f"energy_assets training window {to_utc_hour(start_time).isoformat()} .. {to_utc_hour(end_time).isoformat()}",
+                data_format="parquet",
+                write_options={"wait_for_job": True},
+            )
+            source["training_dataset_version"] = int(version)
+        return source
+
+    def training_dataset(self, version: int) -> pd.DataFrame:
+        """The canonical rows of a training dataset version recorded by `data_source`."""
+        view = self._view()
+        if view is None:
+            raise KeyError(f"feature group {self.feature_group_name!r} v{self.feature_group_version} does not exist yet")
+        features, _labels = view.get_training_data(
+            training_dataset_version=int(version), primary_key=True, event_time=True, dataframe_type="pandas"
+        )
+        return canonical_consumption(features).sort_values(SORT_KEY).reset_index(drop=True)
 
     def _forget_handles(self) -> None:
         self._feature_store, self._feature_view = None, None
