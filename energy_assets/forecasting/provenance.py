@@ -83,8 +83,8 @@ def training_provenance(
 def encode_description(facts: Mapping[str, Any], extra: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
     """The compact JSON description of a model version and the extra facts too large for it.
 
-    `facts` always stay in the description (they choose the model in effect); the largest `extra`
-    entries move out until the description fits DESCRIPTION_BUDGET.
+    `facts` always stay in the description (they choose the model in effect); `extra` entries move
+    out, lists first and then the largest, until the description fits DESCRIPTION_BUDGET.
     """
     kept = dict(extra)
     moved: dict[str, Any] = {}
@@ -98,8 +98,9 @@ def encode_description(facts: Mapping[str, Any], extra: Mapping[str, Any]) -> tu
                 f"to the model files; Hopsworks stores at most {DESCRIPTION_LIMIT} (budget {DESCRIPTION_BUDGET}): "
                 "shorten the configuration"
             )
-        largest = max(kept, key=lambda key: len(_compact(kept[key])))
-        moved[largest] = kept.pop(largest)
+        # Lists (per-series and per-candidate tables) go first, then the largest of the rest.
+        bulkiest = max(kept, key=lambda key: (isinstance(kept[key], list), len(_compact(kept[key]))))
+        moved[bulkiest] = kept.pop(bulkiest)
 
 
 def decode_description(description: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:

@@ -7,6 +7,7 @@ import hashlib
 import json
 import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -119,26 +120,29 @@ class _SharedConnection:
         self.settings: tuple | None = None
         self.project: Any = None
         self._exit_hook = False
+        self._lock = threading.RLock()
 
     def get(self, api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
         """The logged-in project for these settings, logging in (and out of any other) only when needed."""
         settings = (host, port, project, hashlib.sha256(api_key.encode()).hexdigest(), hostname_verification)
-        if self.project is None or self.settings != settings:
-            self.logout()
-            self.project = login(api_key, project, host, port, hostname_verification)
-            self.settings = settings
-            if not self._exit_hook:
-                # Logging out removes the client's private-key PEM files from the temp folder.
-                atexit.register(self.logout)
-                self._exit_hook = True
-        return self.project
+        with self._lock:
+            if self.project is None or self.settings != settings:
+                self.logout()
+                self.project = login(api_key, project, host, port, hostname_verification)
+                self.settings = settings
+                if not self._exit_hook:
+                    # Logging out removes the client's private-key PEM files from the temp folder.
+                    atexit.register(self.logout)
+                    self._exit_hook = True
+            return self.project
 
     def logout(self) -> None:
         """Close the session, if any; the next use logs in again."""
-        if self.project is None:
-            return
-        self.project, self.settings = None, None
-        hopsworks.logout()
+        with self._lock:
+            if self.project is None:
+                return
+            self.project, self.settings = None, None
+            hopsworks.logout()
 
 
 CONNECTION = _SharedConnection()
