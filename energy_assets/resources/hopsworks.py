@@ -26,7 +26,6 @@ from energy_assets.forecasting.provenance import (
     decode_description,
     encode_description,
 )
-
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
 from energy_assets.timeline import to_utc_hour
@@ -41,9 +40,9 @@ from energy_assets.schema import (
     empty_consumption_frame,
 )
 
-API_KEY_VARIABLE = "FS_API_KEY"
-PROJECT_VARIABLE = "FS_PROJECT_NAME"
-HOST_VARIABLE = "FS_HOST"
+API_KEY_VARIABLE = settings.FS_API_KEY
+PROJECT_VARIABLE = settings.FS_PROJECT_NAME
+HOST_VARIABLE = settings.FS_HOST
 SAAS_HOST = "eu-west.cloud.hopsworks.ai"  # hopsworks.login's own default host in 5.2
 
 SORT_KEY = [*SERIES_KEY, DATETIME]
