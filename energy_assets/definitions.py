@@ -11,7 +11,6 @@ from energy_assets.assets.forecasts import energy_forecasts
 from energy_assets.assets.ingestion import consumption_raw, energy_consumption_features
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
-from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.bucket import GCSBucketResource, LocalBucketResource
 from energy_assets.resources.data_source import (
     ConsumptionSource,
@@ -34,7 +33,6 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 hourly_forecast_job = define_asset_job(
     "hourly_forecast_job",
     selection=AssetSelection.assets(*forecast_assets),
-    partitions_def=hourly_partitions,
     description="Raw data -> feature group -> model in effect -> forecasts, for one hour or a range.",
 )
 

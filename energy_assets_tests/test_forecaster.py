@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from sktime.forecasting.model_evaluation import evaluate
-from sktime.forecasting.model_selection import ExpandingWindowSplitter
+from sktime.split import ExpandingWindowSplitter
 from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
 from sktime.utils.estimator_checks import check_estimator
 

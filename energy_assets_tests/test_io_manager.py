@@ -77,7 +77,7 @@ def forecasts(context) -> pd.DataFrame:
     )[FORECAST_COLUMNS]
 
 
-@asset(partitions_def=HOURLY)
+@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run())
 def same_hour(readings: pd.DataFrame) -> pd.DataFrame:
     return readings
 

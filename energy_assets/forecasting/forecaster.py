@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 
 import lightgbm as lgb
 import numpy as np
@@ -17,10 +16,6 @@ from energy_assets.forecasting.features import (
     feature_rows,
 )
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
-
-# sktime 1.2 warns at every construction that remember_data's default will change in 1.3; this
-# forecaster relies on the stored training data (True), so the notice is only noise in run logs.
-warnings.filterwarnings("ignore", message="The default of config ``remember_data``", category=FutureWarning)
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 
@@ -38,6 +33,44 @@ class GlobalLGBMForecaster(BaseForecaster):
     depends little on `n_estimators`. The default 400 trees are what `search_hyperparameters`
     chose on the real extract's days before the accuracy benchmark's window (never on the window).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
+
+    Parameters
+    ----------
+    lags : tuple of int, default=(1, 2, 3, 4, 5, 6, 12, 24)
+        Steps back whose (scaled) values are features.
+    windows : tuple of int, default=(24,)
+        Lengths of the trailing windows whose mean and standard deviation are features.
+    holiday_lags : tuple of int, default=(24, 168)
+        Steps back whose Danish-holiday flag is a feature (was the reference day a normal day?).
+    scale_window : int, default=168
+        Hours of the trailing mean that scales each row when `reference_lag` is 0; 0 turns scaling off.
+    reference_lag : int, default=168
+        Steps back of the value each row is scaled by (a seasonal naive reference); 0 uses
+        `scale_window` instead.
+    log_target : bool, default=True
+        Model log differences from the reference instead of relative ones.
+    n_estimators : int, default=400
+        Boosting rounds.
+    learning_rate : float, default=0.05
+        LightGBM shrinkage.
+    num_leaves : int, default=15
+        Leaves per tree.
+    min_child_samples : int, default=20
+        Minimum rows per leaf (and per categorical group).
+    feature_fraction : float, default=0.9
+        Share of features each tree samples.
+    reg_lambda : float, default=0.0
+        L2 regularisation of leaf values.
+    objective : str, default="l2"
+        LightGBM objective.
+    holiday_weight : float, default=1.0
+        Sample weight of target hours on Danish holidays, relative to other hours.
+    average_sizes : bool, default=True
+        Predict the mean of the first 1 ... n trees' forecasts instead of the n-tree forecast.
+    n_jobs : int, default=2
+        LightGBM threads.
+    random_state : int, default=0
+        Seed of LightGBM's sampling; equal seeds and data give equal models.
 
     Examples
     --------
@@ -63,7 +96,11 @@ class GlobalLGBMForecaster(BaseForecaster):
         "capability:unequal_length": True,
         "capability:random_state": True,
         "requires-fh-in-fit": False,
+        "capability:update": True,
     }
+    # The forecaster keeps the history it predicts from itself (`_history`), so sktime need not store
+    # `_y`; this is also sktime 1.3's default, and setting it here is what silences 1.2's notice.
+    _config = {"remember_data": False}
 
     def __init__(
         self,
@@ -103,27 +140,42 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.n_jobs = n_jobs
         self.random_state = random_state
         super().__init__()
+        # sktime's conformance checks expect these attributes even when it does not fill them.
+        self._y = None
+        self._X = None
 
     def _fit(self, y: pd.DataFrame, X=None, fh=None) -> GlobalLGBMForecaster:
         """Fit the global model on every series of `y`."""
+        self._history = y
         self.fit_panel(Panel.from_sktime(y))
+        return self
+
+    def _update(self, y: pd.DataFrame, X=None, update_params: bool = True) -> GlobalLGBMForecaster:
+        """Append `y` to the history (new values win); refit on the whole history when `update_params`."""
+        combined = pd.concat([self._history, y])
+        self._history = combined[~combined.index.duplicated(keep="last")].sort_index()
+        if update_params:
+            self.fit_panel(Panel.from_sktime(self._history))
         return self
 
     def _predict(self, fh, X=None) -> pd.DataFrame:
         """Forecast every series from the cutoff, recursively up to the furthest step of `fh`."""
-        panel = Panel.from_sktime(self._y)
+        panel = Panel.from_sktime(self._history)
         steps = np.asarray(fh.to_relative(self.cutoff), dtype="int64")
         if steps.min() < 1:
             raise ValueError(f"only out-of-sample steps (>= 1) can be forecast, got {steps.tolist()}")
         last = np.array([len(panel.grid) - 1])
         values = self.predict_panel(panel, last, int(steps.max()))[:, 0, steps - 1]
         times = extend_grid(panel.grid, int(steps.max()))[len(panel.grid) - 1 + steps]
-        if not isinstance(self._y.index, pd.MultiIndex):
+        observed = self._history.index.get_level_values(-1)
+        if isinstance(observed, pd.DatetimeIndex):
+            times = times.as_unit(observed.unit)  # y's own resolution, so forecasts align with actuals
+        if not isinstance(self._history.index, pd.MultiIndex):
             return pd.DataFrame({panel.name: values[0]}, index=times)
         keys = panel.keys.repeat(len(times))
         key_arrays = [keys.get_level_values(i) for i in range(keys.nlevels)]
         index = pd.MultiIndex.from_arrays(
-            [*key_arrays, np.tile(times, len(panel.keys))], names=self._y.index.names
+            [*key_arrays, times[np.tile(np.arange(len(times)), len(panel.keys))]], names=self._history.index.names
         )
         return pd.DataFrame({panel.name: values.ravel()}, index=index)
 

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 import io
 
-import matplotlib
-
-matplotlib.use("Agg")  # no display on servers and in tests
-
-import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
 import pandas as pd
 
 from energy_assets import schema
@@ -38,7 +34,9 @@ def plot_forecasts_vs_actuals(
     issued = frame[schema.DATETIME].max() - int(frame[schema.HORIZON].max()) * HOUR
     day = frame[frame[schema.ISSUED_AT] == max(issued, frame[schema.ISSUED_AT].min())]
     keys = series or largest_series(day, schema.TARGET, n_series)
-    figure, axes = plt.subplots(len(keys), 1, figsize=(9, 2.4 * len(keys)), sharex=True, squeeze=False)
+    # A bare Figure renders with the Agg canvas, needs no display and no pyplot state to close.
+    figure = Figure(figsize=(9, 2.4 * len(keys)))
+    axes = figure.subplots(len(keys), 1, sharex=True, squeeze=False)
     for axis, key in zip(axes[:, 0], keys):
         rows = _rows_of(day, key)
         actual = rows.drop_duplicates(schema.DATETIME).sort_values(schema.DATETIME)
@@ -68,7 +66,8 @@ def plot_forecast_with_history(
         (history[schema.DATETIME] <= issued) & (history[schema.DATETIME] > issued - context_hours * HOUR)
     ]
     keys = series or largest_series(latest, schema.FORECAST, n_series)
-    figure, axes = plt.subplots(len(keys), 1, figsize=(9, 2.4 * len(keys)), sharex=True, squeeze=False)
+    figure = Figure(figsize=(9, 2.4 * len(keys)))
+    axes = figure.subplots(len(keys), 1, sharex=True, squeeze=False)
     for axis, key in zip(axes[:, 0], keys):
         past = _rows_of(recent, key).sort_values(schema.DATETIME)
         future = _rows_of(latest, key).sort_values(schema.DATETIME)
@@ -89,10 +88,9 @@ def _series_name(key: tuple[int, int]) -> str:
     return f"{schema.AREA_NAMES.get(int(key[0]), key[0])} / DE35 {int(key[1])}"
 
 
-def _png(figure: plt.Figure) -> bytes:
-    """The figure as PNG bytes; the figure is closed so repeated plots do not leak memory."""
+def _png(figure: Figure) -> bytes:
+    """The figure as PNG bytes."""
     figure.tight_layout()
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
     return buffer.getvalue()

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import ParameterGrid, ParameterSampler
 from sktime.base import load
-from sktime.forecasting.model_selection import ExpandingWindowSplitter
+from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
 from energy_assets.forecasting.evaluation import MODEL, backtest, overall_scores
