@@ -10,7 +10,8 @@ import pytest
 from energy_assets.forecasting.evaluation import METRICS
 from energy_assets.forecasting.provenance import REGISTRY_FORECASTER_NAMES, registry_metrics
 from energy_assets.resources.local_model_registry import LocalModelRegistry
-from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
+from energy_assets.forecasting.retraining import RegisteredModel
+from energy_assets.resources.model_registry import ModelRegistry
 
 NAME = "energy_consumption_forecaster"
 CUTOFF = pd.Timestamp("2023-01-10 12:00", tz="UTC")

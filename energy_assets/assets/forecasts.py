@@ -5,26 +5,12 @@ from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, Me
 
 from energy_assets.assets.metadata import png_image
 from energy_assets.forecasting.plots import plot_forecast_with_history
-from energy_assets.forecasting.training import (
-    ForecasterConfig,
-    forecast_origins,
-    load_forecaster,
-    required_history_hours,
-)
+from energy_assets.forecasting.issuing import CannotForecast, history_window, issue_forecasts, models_for
+from energy_assets.forecasting.training import ForecasterConfig, required_history_hours
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
-from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel, model_in_effect
-from energy_assets.schema import (
-    FORECAST_DTYPES,
-    DATETIME,
-    FORECAST_COLUMNS,
-    FORECAST_HORIZON_HOURS,
-    HORIZON,
-    ISSUED_AT,
-    MODEL_NAME,
-    MODEL_VERSION,
-    SERIES_KEY,
-)
+from energy_assets.resources.model_registry import ModelRegistry
+from energy_assets.schema import DATETIME, HORIZON, ISSUED_AT, MODEL_NAME, SERIES_KEY
 
 # The lineage shown in the UI uses the default configuration's needs; a run reads what its model needs.
 FORECAST_LOOKBACK_HOURS = required_history_hours(ForecasterConfig())
@@ -48,36 +34,12 @@ def energy_forecasts(
     """Forecasts issued at each hour H for H+1 ... H+24, with the model in effect at H."""
     window = context.partition_time_window
     origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
-    registered = model_registry.versions(MODEL_NAME)
-    models = {origin: model_in_effect(registered, origin) for origin in origins}
-    unserved = [origin.isoformat() for origin, model in models.items() if model is None]
-    if unserved:
-        raise Failure(
-            description=f"no registered {MODEL_NAME} has a data cutoff at or before {unserved[:3]}...; "
-            "materialize forecasting_model for these hours first",
-            allow_retries=False,
-        )
-    lookback = max(required_history_hours(ForecasterConfig.from_dict(m.config)) for m in models.values())
-    history = feature_store.read(origins[0] - pd.Timedelta(hours=lookback), origins[-1] + pd.Timedelta(hours=1))
-
-    # One vectorized prediction per model version, across all of that version's origins.
-    by_version: dict[int, tuple[RegisteredModel, list[pd.Timestamp]]] = {}
-    for origin, model in models.items():
-        by_version.setdefault(model.version, (model, []))[1].append(origin)
-    parts = []
-    for version, (model, version_origins) in by_version.items():
-        forecaster = load_forecaster(model_registry.download(model))
-        part = forecast_origins(forecaster, history, version_origins, horizon=FORECAST_HORIZON_HOURS)
-        parts.append(part.assign(**{MODEL_VERSION: version}))
-    forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
-    forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]}).reset_index(drop=True)
-
-    missing = sorted(set(origins) - set(forecasts[ISSUED_AT]))
-    if missing:
-        raise Failure(
-            description=f"no series had enough history to forecast from {[m.isoformat() for m in missing[:3]]}",
-            allow_retries=False,
-        )
+    try:
+        models = models_for(origins, model_registry.versions(MODEL_NAME))
+        history = feature_store.read(*history_window(models))
+        forecasts = issue_forecasts(models, history, model_registry.download)
+    except CannotForecast as impossible:
+        raise Failure(description=str(impossible), allow_retries=False) from impossible
     last_origin = origins[-1]
     context.add_output_metadata(
         {
@@ -85,7 +47,7 @@ def energy_forecasts(
             "series": len(forecasts[SERIES_KEY].drop_duplicates()),
             "issue_hours": len(origins),
             "horizon_range": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
-            "model_versions": MetadataValue.json(sorted(by_version)),
+            "model_versions": MetadataValue.json(sorted({model.version for model in models.values()})),
             "forecast_plot": png_image(
                 plot_forecast_with_history(
                     forecasts[forecasts[ISSUED_AT] == last_origin],
@@ -96,4 +58,3 @@ def energy_forecasts(
         }
     )
     return forecasts
-

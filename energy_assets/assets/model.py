@@ -1,9 +1,5 @@
 """The forecasting model in effect for each issue hour, trained on a cadence and registered."""
 
-import json
-import tempfile
-from dataclasses import dataclass
-
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -22,51 +18,36 @@ from pydantic import Field
 
 from energy_assets.assets.metadata import png_image, table_preview
 from energy_assets.forecasting.plots import plot_forecasts_vs_actuals
-from energy_assets.forecasting.provenance import registry_metric_name, registry_metrics, training_provenance
-from energy_assets.forecasting.training import (
-    ForecasterConfig,
-    TRAINING_WINDOW_HOURS,
-    InsufficientHistoryError,
-    TrainingResult,
-    save_forecaster,
-    search_hyperparameters,
-    train_forecaster,
+from energy_assets.forecasting.provenance import registry_metric_name, registry_metrics
+from energy_assets.forecasting.retraining import (
+    SEARCH_RESULTS_KEY,
+    CannotTrain,
+    ModelsInEffect,
+    RetrainingPolicy,
+    keep_models_in_effect,
 )
+from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
-from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel, model_in_effect
-from energy_assets.schema import DATETIME, MODEL_NAME
+from energy_assets.resources.model_registry import ModelRegistry
 
-SEARCH_RESULTS_KEY = "hyperparameter_search"
 MODEL_MAPE, MODEL_RMSPE = registry_metric_name("model", "mape"), registry_metric_name("model", "rmspe")
 WEEK_MAPE, WEEK_RMSPE = registry_metric_name("snaive168", "mape"), registry_metric_name("snaive168", "rmspe")
 DAY_MAPE, DAY_RMSPE = registry_metric_name("snaive24", "mape"), registry_metric_name("snaive24", "rmspe")
-# Random search space around the defaults; sampled `search_candidates` times.
-# Tree counts matter most (the model averages over its sizes); Christmas-like periods favour other weights.
-SEARCH_GRID: dict[str, list] = {
-    "n_estimators": [100, 200, 400],
-    "holiday_weight": [0.0, 1.0],
-    "num_leaves": [15, 31],
-    "min_child_samples": [20, 50],
-}
 
 
 class ForecastingModelConfig(Config):
     """How often and on what the forecasting model is retrained."""
 
-    training_window_days: int = Field(default=TRAINING_WINDOW_HOURS // 24, ge=1, description="Days of features a training reads.")
+    training_window_days: int = Field(
+        default=TRAINING_WINDOW_HOURS // 24, ge=1, description="Days of features a training reads."
+    )
     retrain_every_hours: int = Field(default=24, ge=1, description="Retrain once the model in effect is this old.")
     validation_hours: int = Field(default=24, ge=1, description="Final hours held out to score each new model.")
     hyperparameter_search: bool = Field(
         default=False, description="Search hyperparameters before training; later retrains reuse the best found."
     )
     search_candidates: int = Field(default=6, ge=1, description="Random configurations a search tries.")
-
-
-@dataclass
-class _Retraining:
-    model: RegisteredModel
-    result: TrainingResult
 
 
 @asset(
@@ -92,120 +73,36 @@ def forecasting_model(
     """The model in effect for forecasts issued at each hour: trained only on features up to that hour."""
     window = context.partition_time_window
     hours = pd.date_range(window.start, window.end, freq="h", inclusive="left")
-    training_window = pd.Timedelta(hours=config.training_window_days * 24)
+    policy = RetrainingPolicy(
+        training_window_hours=config.training_window_days * 24,
+        retrain_every_hours=config.retrain_every_hours,
+        validation_hours=config.validation_hours,
+        feature_group_version=feature_store.feature_group_version,
+        hyperparameter_search=config.hyperparameter_search,
+        search_candidates=config.search_candidates,
+    )
     # One batch read serves every retraining of the range.
-    history = feature_store.read(hours[0] - training_window + pd.Timedelta(hours=1), hours[-1] + pd.Timedelta(hours=1))
-    registered = model_registry.versions(MODEL_NAME)
-    forecaster_config = _best_known_config(registered)
-    retrainings: list[_Retraining] = []
-    in_effect: dict[pd.Timestamp, RegisteredModel] = {}
-    for hour in hours:
-        current = model_in_effect(registered, hour)
-        if _needs_retraining(current, hour, config, forecaster_config, feature_store.feature_group_version):
-            training_rows = history[(history[DATETIME] > hour - training_window) & (history[DATETIME] <= hour)]
-            read_start, read_end = hour - training_window + pd.Timedelta(hours=1), hour + pd.Timedelta(hours=1)
-            provenance = training_provenance(
-                training_rows, feature_store.data_source(read_start, read_end), read_start, read_end
-            )
-            search_results = None
-            if config.hyperparameter_search:
-                forecaster_config, search_results = search_hyperparameters(
-                    training_rows, hour, SEARCH_GRID, n_iter=config.search_candidates, base=forecaster_config
-                )
-            try:
-                result = train_forecaster(training_rows, hour, forecaster_config, config.validation_hours)
-            except InsufficientHistoryError as too_short:
-                raise Failure(description=f"cannot train the model for {hour.isoformat()}: {too_short}", allow_retries=False) from too_short
-            current = _register(
-                model_registry, result, feature_store.feature_group_version, config.training_window_days, search_results, provenance
-            )
-            registered.append(current)
-            retrainings.append(_Retraining(current, result))
-            context.log.info(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
-        in_effect[hour] = current
-
-    latest = in_effect[hours[-1]]
+    history = feature_store.read(*policy.read_window(hours))
+    try:
+        models = keep_models_in_effect(
+            hours, history, model_registry, policy, feature_store.data_source, log=context.log.info
+        )
+    except CannotTrain as too_short:
+        raise Failure(description=str(too_short), allow_retries=False) from too_short
+    latest = models.latest
     metrics = registry_metrics(latest.metrics)  # also names metrics of models registered before the renaming
-    beats_baseline = metrics[MODEL_MAPE] < metrics[WEEK_MAPE]
-    yield MaterializeResult(metadata=_model_metadata(latest, retrainings, in_effect))
+    yield MaterializeResult(metadata=_model_metadata(models))
     yield AssetCheckResult(
         check_name="beats_seasonal_naive_168",
-        passed=bool(beats_baseline),
+        passed=bool(metrics[MODEL_MAPE] < metrics[WEEK_MAPE]),
         severity=AssetCheckSeverity.ERROR,
-        metadata={
-            "model_version": latest.version,
-            MODEL_MAPE: metrics[MODEL_MAPE],
-            WEEK_MAPE: metrics[WEEK_MAPE],
-        },
+        metadata={"model_version": latest.version, MODEL_MAPE: metrics[MODEL_MAPE], WEEK_MAPE: metrics[WEEK_MAPE]},
     )
 
 
-
-def _best_known_config(registered: list[RegisteredModel]) -> ForecasterConfig:
-    """The configuration of the newest model that came out of a search, else the defaults."""
-    searched = [model for model in registered if SEARCH_RESULTS_KEY in model.extra]
-    if not searched:
-        return ForecasterConfig()
-    return ForecasterConfig.from_dict(max(searched, key=lambda model: model.version).config)
-
-
-def _needs_retraining(
-    current: RegisteredModel | None,
-    hour: pd.Timestamp,
-    config: ForecastingModelConfig,
-    forecaster_config: ForecasterConfig,
-    feature_group_version: int,
-) -> bool:
-    """Whether the model in effect is missing, too old, or trained with another configuration."""
-    return (
-        current is None
-        or hour - current.data_cutoff >= pd.Timedelta(hours=config.retrain_every_hours)
-        or current.config != _json_normal(forecaster_config.to_dict())
-        or current.feature_group_version != feature_group_version
-        or current.extra.get("training_window_days") != config.training_window_days
-    )
-
-
-def _register(
-    model_registry: ModelRegistry,
-    result: TrainingResult,
-    feature_group_version: int,
-    training_window_days: int,
-    search_results: pd.DataFrame | None,
-    provenance: dict,
-) -> RegisteredModel:
-    """Save the trained forecaster and register it with what it was trained on."""
-    extra = {
-        "training_data": provenance,
-        "training_rows": result.training_rows,
-        "training_window_days": training_window_days,
-        "excluded_series": result.excluded_series.to_dict(orient="records"),
-    }
-    if search_results is not None:
-        extra[SEARCH_RESULTS_KEY] = search_results.to_dict(orient="records")
-    with tempfile.TemporaryDirectory() as model_dir:
-        save_forecaster(result.forecaster, model_dir)
-        return model_registry.register(
-            MODEL_NAME,
-            model_dir,
-            data_cutoff=result.data_cutoff,
-            training_start=result.training_start,
-            feature_group_version=feature_group_version,
-            config=_json_normal(result.config.to_dict()),
-            metrics=registry_metrics(result.validation_metrics),
-            extra=_json_normal(extra),
-        )
-
-
-def _json_normal(value):
-    """The value as it reads back from JSON, so stored and fresh configurations compare equal."""
-    return json.loads(json.dumps(value, default=str))
-
-
-def _model_metadata(
-    latest: RegisteredModel, retrainings: list[_Retraining], in_effect: dict[pd.Timestamp, RegisteredModel]
-) -> dict:
+def _model_metadata(models: ModelsInEffect) -> dict:
     """What the UI shows: the model in effect at the range's last hour and what this run trained."""
+    latest, retrainings, in_effect = models.latest, models.retrainings, models.by_hour
     metrics = registry_metrics(latest.metrics)
     metadata = {
         "registry_version": latest.version,

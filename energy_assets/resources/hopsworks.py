@@ -27,7 +27,8 @@ from energy_assets.forecasting.provenance import (
     encode_description,
 )
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
-from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
+from energy_assets.forecasting.retraining import RegisteredModel
+from energy_assets.resources.model_registry import ModelRegistry
 from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,

@@ -15,7 +15,8 @@ import pandas as pd
 
 from energy_assets.forecasting.provenance import check_metric_names
 from energy_assets.storage.files import exclusive_lock, fsync_dir
-from energy_assets.resources.model_registry import ModelRegistry, RegisteredModel
+from energy_assets.forecasting.retraining import RegisteredModel
+from energy_assets.resources.model_registry import ModelRegistry
 from energy_assets.timeline import to_utc_hour
 
 METADATA_FILE = "metadata.json"

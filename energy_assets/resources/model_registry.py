@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from abc import abstractmethod
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from dagster import ConfigurableResource
 
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    """One registered model version and what it was trained on."""
-
-    name: str
-    version: int
-    data_cutoff: pd.Timestamp  # newest feature event time used in training (UTC)
-    training_start: pd.Timestamp  # oldest feature event time used in training (UTC)
-    feature_group_version: int
-    config: dict[str, Any]
-    metrics: dict[str, float] = field(default_factory=dict)
-    extra: Mapping[str, Any] = field(default_factory=dict)  # bulky entries may load on first access
+from energy_assets.forecasting.retraining import RegisteredModel, model_in_effect
 
 
 class ModelRegistry(ConfigurableResource):
@@ -60,8 +46,3 @@ class ModelRegistry(ConfigurableResource):
         """The version with the newest data cutoff <= `at_or_before` (ties: highest version)."""
         return model_in_effect(self.versions(name), at_or_before)
 
-
-def model_in_effect(models: list[RegisteredModel], at: pd.Timestamp | None) -> RegisteredModel | None:
-    """The model with the newest data cutoff <= `at` (ties: highest version); None when there is none."""
-    candidates = [model for model in models if at is None or model.data_cutoff <= at]
-    return max(candidates, key=lambda model: (model.data_cutoff, model.version), default=None)

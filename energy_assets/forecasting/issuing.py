@@ -1,0 +1,70 @@
+"""Forecasts issued at many hours at once, each by the model in effect at its hour."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import pandas as pd
+
+from energy_assets.forecasting.retraining import RegisteredModel, model_in_effect
+from energy_assets.forecasting.training import (
+    ForecasterConfig,
+    forecast_origins,
+    load_forecaster,
+    required_history_hours,
+)
+from energy_assets.schema import (
+    FORECAST_COLUMNS,
+    FORECAST_DTYPES,
+    FORECAST_HORIZON_HOURS,
+    HORIZON,
+    ISSUED_AT,
+    MODEL_NAME,
+    MODEL_VERSION,
+    SERIES_KEY,
+)
+
+
+class CannotForecast(ValueError):
+    """Some issue hours have no model in effect, or no series with enough history."""
+
+
+def models_for(origins: pd.DatetimeIndex, registered: list[RegisteredModel]) -> dict[pd.Timestamp, RegisteredModel]:
+    """The model in effect at every origin; `CannotForecast` naming the first origins that have none."""
+    models = {origin: model_in_effect(registered, origin) for origin in origins}
+    unserved = [origin.isoformat() for origin, model in models.items() if model is None]
+    if unserved:
+        raise CannotForecast(
+            f"no registered {MODEL_NAME} has a data cutoff at or before {unserved[:3]}...; "
+            "materialize forecasting_model for these hours first"
+        )
+    return models
+
+
+def history_window(models: Mapping[pd.Timestamp, RegisteredModel]) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """[start, end) of the feature rows that forecasts from every origin of `models` need."""
+    lookback = max(required_history_hours(ForecasterConfig.from_dict(model.config)) for model in models.values())
+    return min(models) - pd.Timedelta(hours=lookback), max(models) + pd.Timedelta(hours=1)
+
+
+def issue_forecasts(
+    models: Mapping[pd.Timestamp, RegisteredModel],
+    history: pd.DataFrame,
+    download: Callable[[RegisteredModel], Path],
+) -> pd.DataFrame:
+    """Forecasts of every origin in `models` for the next 24 hours, one vectorized prediction per model version."""
+    by_version: dict[int, tuple[RegisteredModel, list[pd.Timestamp]]] = {}
+    for origin, model in models.items():
+        by_version.setdefault(model.version, (model, []))[1].append(origin)
+    parts = []
+    for version, (model, origins) in by_version.items():
+        forecaster = load_forecaster(download(model))
+        part = forecast_origins(forecaster, history, origins, horizon=FORECAST_HORIZON_HOURS)
+        parts.append(part.assign(**{MODEL_VERSION: version}))
+    forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
+    forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]})
+    missing = sorted(set(models) - set(forecasts[ISSUED_AT]))
+    if missing:
+        raise CannotForecast(f"no series had enough history to forecast from {[m.isoformat() for m in missing[:3]]}")
+    return forecasts.reset_index(drop=True)

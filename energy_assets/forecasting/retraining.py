@@ -1,0 +1,201 @@
+"""The retraining policy: which registered model is in effect at an hour, when to train a new one,
+and what a registration records. Plain Python: the registry and feature store come in as protocols."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+from energy_assets.forecasting.provenance import registry_metrics, training_provenance
+from energy_assets.forecasting.training import (
+    ForecasterConfig,
+    InsufficientHistoryError,
+    TrainingResult,
+    save_forecaster,
+    search_hyperparameters,
+    train_forecaster,
+)
+from energy_assets.schema import DATETIME, MODEL_NAME
+
+HOUR = pd.Timedelta(hours=1)
+SEARCH_RESULTS_KEY = "hyperparameter_search"
+# Random search space around the defaults; sampled `search_candidates` times.
+# Tree counts matter most (the model averages over its sizes); Christmas-like periods favour other weights.
+SEARCH_GRID: dict[str, list] = {
+    "n_estimators": [100, 200, 400],
+    "holiday_weight": [0.0, 1.0],
+    "num_leaves": [15, 31],
+    "min_child_samples": [20, 50],
+}
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    """One registered model version and what it was trained on."""
+
+    name: str
+    version: int
+    data_cutoff: pd.Timestamp  # newest feature event time used in training (UTC)
+    training_start: pd.Timestamp  # oldest feature event time used in training (UTC)
+    feature_group_version: int
+    config: dict[str, Any]
+    metrics: dict[str, float] = field(default_factory=dict)
+    extra: Mapping[str, Any] = field(default_factory=dict)  # bulky entries may load on first access
+
+
+def model_in_effect(models: list[RegisteredModel], at: pd.Timestamp | None) -> RegisteredModel | None:
+    """The model with the newest data cutoff <= `at` (ties: highest version); None when there is none."""
+    candidates = [model for model in models if at is None or model.data_cutoff <= at]
+    return max(candidates, key=lambda model: (model.data_cutoff, model.version), default=None)
+
+
+class Registry(Protocol):
+    """What the policy needs of a model registry."""
+
+    def register(self, name: str, model_dir: str | Path, **facts: Any) -> RegisteredModel: ...
+
+    def versions(self, name: str) -> list[RegisteredModel]: ...
+
+
+@dataclass(frozen=True)
+class RetrainingPolicy:
+    """How often and on what the model is retrained."""
+
+    training_window_hours: int
+    retrain_every_hours: int
+    validation_hours: int
+    feature_group_version: int
+    hyperparameter_search: bool = False
+    search_candidates: int = 6
+
+    @property
+    def training_window_days(self) -> int:
+        return self.training_window_hours // 24
+
+    def read_window(self, hours: pd.DatetimeIndex) -> tuple[pd.Timestamp, pd.Timestamp]:
+        """[start, end) of the feature rows that every training of `hours` reads."""
+        return hours[0] - pd.Timedelta(hours=self.training_window_hours) + HOUR, hours[-1] + HOUR
+
+    def needs_retraining(self, current: RegisteredModel | None, hour: pd.Timestamp, config: ForecasterConfig) -> bool:
+        """Whether the model in effect is missing, too old, or trained with another configuration or data."""
+        return (
+            current is None
+            or hour - current.data_cutoff >= pd.Timedelta(hours=self.retrain_every_hours)
+            or current.config != json_normal(config.to_dict())
+            or current.feature_group_version != self.feature_group_version
+            or current.extra.get("training_window_days") != self.training_window_days
+        )
+
+
+class CannotTrain(ValueError):
+    """No model can be trained for an hour: too little history before it."""
+
+
+@dataclass
+class Retraining:
+    """A model this run trained and registered, with its training result."""
+
+    model: RegisteredModel
+    result: TrainingResult
+
+
+@dataclass
+class ModelsInEffect:
+    """The model in effect at each hour of a range, and the retrainings that made them."""
+
+    by_hour: dict[pd.Timestamp, RegisteredModel]
+    retrainings: list[Retraining]
+
+    @property
+    def latest(self) -> RegisteredModel:
+        return self.by_hour[max(self.by_hour)]
+
+
+def best_known_config(registered: list[RegisteredModel]) -> ForecasterConfig:
+    """The configuration of the newest model that came out of a search, else the defaults."""
+    searched = [model for model in registered if SEARCH_RESULTS_KEY in model.extra]
+    if not searched:
+        return ForecasterConfig()
+    return ForecasterConfig.from_dict(max(searched, key=lambda model: model.version).config)
+
+
+def keep_models_in_effect(
+    hours: pd.DatetimeIndex,
+    history: pd.DataFrame,
+    registry: Registry,
+    policy: RetrainingPolicy,
+    data_source: Callable[[pd.Timestamp, pd.Timestamp], Mapping[str, Any]],
+    log: Callable[[str], None] = lambda message: None,
+) -> ModelsInEffect:
+    """For each hour, the model in effect, training and registering one where the policy says so.
+
+    `history` holds the feature rows of `policy.read_window(hours)`; `data_source(start, end)` names where
+    a read of that window comes from, for the model's provenance.
+    """
+    registered = registry.versions(MODEL_NAME)
+    config = best_known_config(registered)
+    window = pd.Timedelta(hours=policy.training_window_hours)
+    by_hour: dict[pd.Timestamp, RegisteredModel] = {}
+    retrainings: list[Retraining] = []
+    for hour in hours:
+        current = model_in_effect(registered, hour)
+        if policy.needs_retraining(current, hour, config):
+            rows = history[(history[DATETIME] > hour - window) & (history[DATETIME] <= hour)]
+            read_start, read_end = hour - window + HOUR, hour + HOUR
+            provenance = training_provenance(rows, data_source(read_start, read_end), read_start, read_end)
+            search_results = None
+            if policy.hyperparameter_search:
+                config, search_results = search_hyperparameters(
+                    rows, hour, SEARCH_GRID, n_iter=policy.search_candidates, base=config
+                )
+            try:
+                result = train_forecaster(rows, hour, config, policy.validation_hours)
+            except InsufficientHistoryError as too_short:
+                raise CannotTrain(f"cannot train the model for {hour.isoformat()}: {too_short}") from too_short
+            current = register(registry, result, policy, search_results, provenance)
+            registered.append(current)
+            retrainings.append(Retraining(current, result))
+            log(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
+        by_hour[hour] = current
+    return ModelsInEffect(by_hour, retrainings)
+
+
+def register(
+    registry: Registry,
+    result: TrainingResult,
+    policy: RetrainingPolicy,
+    search_results: pd.DataFrame | None,
+    provenance: dict,
+) -> RegisteredModel:
+    """Save the trained forecaster and register it with what it was trained on."""
+    extra = {
+        "training_data": provenance,
+        "training_rows": result.training_rows,
+        "training_window_days": policy.training_window_days,
+        "excluded_series": result.excluded_series.to_dict(orient="records"),
+    }
+    if search_results is not None:
+        extra[SEARCH_RESULTS_KEY] = search_results.to_dict(orient="records")
+    with tempfile.TemporaryDirectory() as model_dir:
+        save_forecaster(result.forecaster, model_dir)
+        return registry.register(
+            MODEL_NAME,
+            model_dir,
+            data_cutoff=result.data_cutoff,
+            training_start=result.training_start,
+            feature_group_version=policy.feature_group_version,
+            config=json_normal(result.config.to_dict()),
+            metrics=registry_metrics(result.validation_metrics),
+            extra=json_normal(extra),
+        )
+
+
+def json_normal(value):
+    """The value as it reads back from JSON, so stored and fresh configurations compare equal."""
+    return json.loads(json.dumps(value, default=str))

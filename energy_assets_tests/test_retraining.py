@@ -1,0 +1,71 @@
+"""The retraining policy without Dagster: which model is in effect, when a new one is trained."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from energy_assets.forecasting.retraining import (
+    CannotTrain,
+    RegisteredModel,
+    RetrainingPolicy,
+    keep_models_in_effect,
+    model_in_effect,
+)
+from energy_assets.forecasting.training import ForecasterConfig
+from energy_assets.resources.local_model_registry import LocalModelRegistry
+from energy_assets.sources.synthetic import synthetic_consumption
+
+HOUR = pd.Timedelta(hours=1)
+POLICY = RetrainingPolicy(training_window_hours=720, retrain_every_hours=24, validation_hours=24, feature_group_version=1)
+SMALL = ForecasterConfig(n_estimators=20)
+
+
+def model(version: int, cutoff: str, config=None) -> RegisteredModel:
+    return RegisteredModel(
+        name="m", version=version, data_cutoff=pd.Timestamp(cutoff, tz="UTC"), training_start=pd.Timestamp(cutoff, tz="UTC"),
+        feature_group_version=1, config=config or ForecasterConfig().to_dict(), extra={"training_window_days": 30},
+    )
+
+
+def test_model_in_effect_is_the_newest_cutoff_at_or_before_the_hour_ties_to_the_highest_version():
+    models = [model(1, "2023-01-01 00:00"), model(2, "2023-01-02 00:00"), model(3, "2023-01-02 00:00")]
+    assert model_in_effect(models, pd.Timestamp("2023-01-01 23:00", tz="UTC")).version == 1
+    assert model_in_effect(models, pd.Timestamp("2023-01-02 00:00", tz="UTC")).version == 3
+    assert model_in_effect(models, pd.Timestamp("2022-12-31 23:00", tz="UTC")) is None
+
+
+@pytest.mark.parametrize(
+    ("current", "hours_later", "config", "expected"),
+    [
+        (None, 0, ForecasterConfig(), True),
+        (model(1, "2023-01-01 00:00"), 23, ForecasterConfig(), False),
+        (model(1, "2023-01-01 00:00"), 24, ForecasterConfig(), True),
+        (model(1, "2023-01-01 00:00"), 1, SMALL, True),
+    ],
+)
+def test_retraining_is_due_when_missing_old_or_configured_otherwise(current, hours_later, config, expected):
+    hour = pd.Timestamp("2023-01-01 00:00", tz="UTC") + hours_later * HOUR
+    assert POLICY.needs_retraining(current, hour, config) is expected
+
+
+def test_a_range_trains_once_per_day_and_reuses_in_between(tmp_path):
+    registry = LocalModelRegistry(root_dir=str(tmp_path))
+    first = pd.Timestamp("2023-01-20 00:00", tz="UTC")
+    hours = pd.date_range(first, periods=30, freq="h")
+    history = synthetic_consumption(*POLICY.read_window(hours))
+    sources = []
+
+    models = keep_models_in_effect(hours, history, registry, POLICY, lambda start, end: sources.append((start, end)) or {})
+
+    assert [retraining.model.version for retraining in models.retrainings] == [1, 2]
+    assert {hour: m.version for hour, m in models.by_hour.items()} == {h: 1 if h < first + 24 * HOUR else 2 for h in hours}
+    assert sources == [(h - 719 * HOUR, h + HOUR) for h in (first, first + 24 * HOUR)]
+    assert models.latest.extra["training_data"]["rows"] == 720 * 76  # the window, not all the history read
+
+
+def test_too_little_history_names_the_hour(tmp_path):
+    hour = pd.Timestamp("2023-01-20 00:00", tz="UTC")
+    history = synthetic_consumption(hour - 10 * HOUR, hour + HOUR)
+    with pytest.raises(CannotTrain, match="cannot train the model for 2023-01-20T00:00:00\\+00:00"):
+        keep_models_in_effect(pd.DatetimeIndex([hour]), history, LocalModelRegistry(root_dir=str(tmp_path)), POLICY, lambda s, e: {})
