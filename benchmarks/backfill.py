@@ -29,7 +29,8 @@ from pathlib import Path
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance
 
-from energy_assets.app.demo import PARTITION_KEY_FORMAT, QUIET_RUN_CONFIG, materialize_range
+from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range
+from energy_assets.timeline import hour_key
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.definitions import deployment_resources
 
@@ -45,7 +46,7 @@ WHOLE_GRAPH = "consumption_raw,energy_consumption_features,forecasting_model,ene
 
 
 def key(stamp: pd.Timestamp) -> str:
-    return stamp.strftime(PARTITION_KEY_FORMAT)
+    return hour_key(stamp)
 
 
 def cli_run(selection: str, first: pd.Timestamp, last: pd.Timestamp, home: Path) -> float:
