@@ -23,6 +23,7 @@ from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksMo
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
+from energy_assets.partitions import hourly_partitions
 from energy_assets.schedules import build_hourly_schedule
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
@@ -44,7 +45,7 @@ def consumption_source(production: bool = False) -> ConsumptionSource:
     runs fail (at resource setup, before any write) with the variable to set.
     """
     chosen = settings.text(settings.SOURCE)
-    kind = settings.choice(settings.SOURCE, ("synthetic", "file", "api"), "synthetic")
+    kind = settings.source_kind()
     if production and chosen is None:
         return RefusedSource(
             problem=f"{settings.SOURCE} is not set: production needs the source chosen explicitly, "
@@ -107,7 +108,7 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 defs = Definitions(
     assets=[*forecast_assets, *monitoring_assets],
     jobs=[hourly_forecast_job],
-    schedules=[build_hourly_schedule(hourly_forecast_job)],
+    schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions)],
     sensors=[monitoring_automation_sensor],
     resources=deployment_resources(),
 )

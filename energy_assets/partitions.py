@@ -2,15 +2,45 @@
 
 from __future__ import annotations
 
+import pandas as pd
 from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from energy_assets import settings
-from energy_assets.timeline import HOUR_KEY_FORMAT
+from energy_assets.sources.files import snapshot_hours
+from energy_assets.timeline import HOUR_KEY_FORMAT, hour_key, newest_published_hour
+
+HOUR = pd.Timedelta(hours=1)
+
+
+def published_partitions(now: pd.Timestamp | None = None) -> HourlyPartitionsDefinition:
+    """Every hour a run can fill: from the start to the newest hour the source can have published.
+
+    A snapshot file ends at its last hour and, unless told otherwise, starts at its first. Other
+    sources end `publication_delay` before the wall clock (a negative end offset, so the set moves
+    with time) and start ENERGY_ASSETS_PARTITIONS_START, or DEFAULT_PARTITION_DAYS before the
+    newest published hour.
+    """
+    start = settings.partitions_start()
+    path = settings.text(settings.SOURCE_PATH)
+    if settings.source_kind() == "file" and path:
+        try:
+            first, last = snapshot_hours(path)
+        except (OSError, ValueError):
+            pass  # the run then fails naming the file; loading the definitions need not
+        else:
+            return _hourly(start or hour_key(first), end_date=hour_key(last + HOUR))
+    delay = settings.publication_delay()
+    newest = newest_published_hour(now if now is not None else pd.Timestamp.now(tz="UTC"), delay)
+    default_start = (newest - pd.Timedelta(days=settings.DEFAULT_PARTITION_DAYS)).floor("D")
+    return _hourly(start or hour_key(default_start), end_offset=-int(delay / HOUR))
+
+
+def _hourly(start: str, **end) -> HourlyPartitionsDefinition:
+    return HourlyPartitionsDefinition(start_date=start, timezone="UTC", fmt=HOUR_KEY_FORMAT, **end)
+
 
 # A partition key names data time (UTC), never the wall clock.
-hourly_partitions = HourlyPartitionsDefinition(
-    start_date=settings.partitions_start(), timezone="UTC", fmt=HOUR_KEY_FORMAT
-)
+hourly_partitions = published_partitions()
 
 
 def past_hours(hours: int) -> TimeWindowPartitionMapping:

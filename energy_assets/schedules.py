@@ -7,32 +7,31 @@ from dagster import (
     DefaultScheduleStatus,
     RunRequest,
     ScheduleEvaluationContext,
+    SkipReason,
     schedule,
 )
 
 from energy_assets import settings
-from energy_assets.timeline import hour_key
+from energy_assets.timeline import hour_key, newest_published_hour
 
 
-def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd.Timestamp:
-    """The newest hour whose data is complete at `now`, given the source's publication delay."""
-    return (now.tz_convert("UTC") - pd.Timedelta(hours=publication_delay_hours)).floor("h") - pd.Timedelta(hours=1)
-
-
-def build_hourly_schedule(job):
+def build_hourly_schedule(job, partitions_def):
     """Every hour, run `job` for the newest published hour; stopped until switched on."""
-    publication_delay_hours = int(settings.publication_delay() / pd.Timedelta(hours=1))
+    delay = settings.publication_delay()
 
     @schedule(
         job=job,
-        cron_schedule="5 * * * *",
+        cron_schedule=settings.schedule_cron(),
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
-        description=f"Materializes the newest published hour ({publication_delay_hours} h publication delay).",
+        description=f"Materializes the newest published hour ({int(delay / pd.Timedelta(hours=1))} h publication delay).",
     )
-    def hourly_forecast_schedule(context: ScheduleEvaluationContext) -> RunRequest:
-        hour = newest_published_hour(pd.Timestamp(context.scheduled_execution_time), publication_delay_hours)
+    def hourly_forecast_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        hour = newest_published_hour(pd.Timestamp(context.scheduled_execution_time), delay)
         partition_key = hour_key(hour)
+        if not partitions_def.has_partition_key(partition_key):
+            # A snapshot file ends where its data ends: nothing newer will ever be published there.
+            return SkipReason(f"{partition_key} is not a partition: the source has no data that recent")
         return RunRequest(run_key=partition_key, partition_key=partition_key)
 
     return hourly_forecast_schedule

@@ -18,6 +18,7 @@ HOME = "ENERGY_ASSETS_HOME"
 # Partitions and schedule.
 PARTITIONS_START = "ENERGY_ASSETS_PARTITIONS_START"
 PUBLICATION_DELAY_HOURS = "ENERGY_ASSETS_PUBLICATION_DELAY_HOURS"
+SCHEDULE_CRON = "ENERGY_ASSETS_SCHEDULE_CRON"
 # Data source.
 SOURCE = "ENERGY_ASSETS_SOURCE"
 SOURCE_PATH = "ENERGY_ASSETS_SOURCE_PATH"
@@ -38,10 +39,14 @@ GCS_SERVICE_ACCOUNT_JSON_PATH = "GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH"
 STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
 
 DEPLOYMENTS = ("local", "prod")
-DEFAULT_PARTITIONS_START = "2022-12-01-00:00"
+SOURCES = ("synthetic", "file", "api")
+# Without ENERGY_ASSETS_PARTITIONS_START, partitions cover this many days before the newest published hour.
+DEFAULT_PARTITION_DAYS = 90
 # ConsumptionDE35Hour was published 15 days after the hour it describes.
 DEFAULT_PUBLICATION_DELAY_HOURS = 15 * 24
 DEFAULT_BUCKET_PREFIX = "energy_assets"
+# Minute 5 of every hour: the newest published hour changes once an hour.
+DEFAULT_SCHEDULE_CRON = "5 * * * *"
 
 
 class SettingError(ValueError):
@@ -84,6 +89,11 @@ def choice(name: str, options: tuple[str, ...], default: str) -> str:
     return value
 
 
+def source_kind() -> str:
+    """Which source `ENERGY_ASSETS_SOURCE` names: synthetic (the default), file or api."""
+    return choice(SOURCE, SOURCES, "synthetic")
+
+
 def deployment_name() -> str:
     """`local` (embedded, the default) or `prod` (Hopsworks + GCS)."""
     return choice(DEPLOYMENT, DEPLOYMENTS, "local")
@@ -94,9 +104,11 @@ def state_dir() -> Path:
     return Path(text(HOME) or Path.cwd() / ".energy_assets").resolve()
 
 
-def partitions_start() -> str:
-    """The first hourly partition key; `SettingError` naming the variable when it is not one."""
-    value = text(PARTITIONS_START, DEFAULT_PARTITIONS_START)
+def partitions_start() -> str | None:
+    """The first hourly partition key the user set, or None; `SettingError` naming the variable when it is not an hour."""
+    value = text(PARTITIONS_START)
+    if value is None:
+        return None
     try:
         return hour_key(parse_hour_key(value))
     except ValueError:
@@ -110,6 +122,11 @@ def partitions_start() -> str:
 def publication_delay() -> pd.Timedelta:
     """How long after an hour the source publishes its data."""
     return pd.Timedelta(hours=integer(PUBLICATION_DELAY_HOURS, DEFAULT_PUBLICATION_DELAY_HOURS, minimum=0))
+
+
+def schedule_cron() -> str:
+    """When the hourly schedule ticks (tests and demos may tick every minute)."""
+    return text(SCHEDULE_CRON, DEFAULT_SCHEDULE_CRON)
 
 
 def bucket_prefix() -> str:

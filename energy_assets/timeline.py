@@ -32,6 +32,11 @@ def parse_hour_key(key: str) -> pd.Timestamp:
     return pd.Timestamp(pd.to_datetime(key, format=HOUR_KEY_FORMAT, utc=True))
 
 
+def newest_published_hour(now: pd.Timestamp, publication_delay: pd.Timedelta) -> pd.Timestamp:
+    """The newest hour whose data is complete at `now`, given the source's publication delay."""
+    return (to_utc_hour(now) - publication_delay).floor("h") - pd.Timedelta(hours=1)
+
+
 @lru_cache(maxsize=64)
 def _holiday_dates(first_year: int, last_year: int) -> pd.DatetimeIndex:
     days = holidays.country_holidays("DK", years=range(first_year, last_year + 1), categories=HOLIDAY_CATEGORIES)

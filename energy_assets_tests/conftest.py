@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+# The tests name hours from December 2022 on; partitions are built when the definitions are imported,
+# and every subprocess a test starts inherits this.
+os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 
 # Loopback servers every test module may ask for: the Energi Data Service fake and the GCS emulator.
 pytest_plugins = ["energy_assets_tests.edsapi_server", "energy_assets_tests.gcs_emulator"]

@@ -167,11 +167,12 @@ def test_the_schedule_targets_the_newest_published_hour(monkeypatch, hours_late)
     from dagster import build_schedule_context
 
     from energy_assets.definitions import hourly_forecast_job
+    from energy_assets.partitions import published_partitions
     from energy_assets.schedules import build_hourly_schedule
 
     monkeypatch.setenv("ENERGY_ASSETS_PUBLICATION_DELAY_HOURS", str(hours_late))
-    schedule = build_hourly_schedule(hourly_forecast_job)
     now = pd.Timestamp("2023-06-20 10:05", tz="UTC")
+    schedule = build_hourly_schedule(hourly_forecast_job, published_partitions(now))
 
     request = schedule(build_schedule_context(scheduled_execution_time=now.to_pydatetime()))
 

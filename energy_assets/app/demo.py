@@ -1,29 +1,57 @@
-"""The main job offline: a range of hours through the whole graph on the embedded defaults."""
+"""The main job offline: the most recent published hours through the whole graph on the embedded defaults."""
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
 
+from energy_assets import settings
 from energy_assets.definitions import defs, deployment_resources, forecast_assets
-from energy_assets.settings import state_dir
 from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.files import exclusive_lock
 from energy_assets.storage.forecasts import latest_forecast
-from energy_assets.timeline import hour_key
+from energy_assets.timeline import hour_key, newest_published_hour
+
+HOUR = pd.Timedelta(hours=1)
+# Hidden, so Dagster and its users never take it for part of the instance.
+INSTANCE_LOCK_FILE = ".energy_assets_instance.lock"
+# The demo's own instance reports nothing home; a DAGSTER_HOME the user set keeps its own settings.
+DEMO_INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n"
 # Step events would bury the summary; warnings and errors still show.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
+RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
+MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
 
 
 def demo_instance() -> DagsterInstance:
     """The instance `dagster dev` shows: DAGSTER_HOME if set, else one under the state directory."""
     if not os.environ.get("DAGSTER_HOME"):
-        home = state_dir() / "dagster_home"
+        home = settings.state_dir() / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
-        (home / "dagster.yaml").touch()
+        instance_settings = home / "dagster.yaml"
+        if not instance_settings.exists():
+            instance_settings.write_text(DEMO_INSTANCE_SETTINGS)
         os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    # alembic announces every SQLite migration context at INFO on the root handler.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    return initialized_instance(Path(os.environ["DAGSTER_HOME"]))
+
+
+def initialized_instance(home: Path) -> DagsterInstance:
+    """The instance at `home`, its storages created by one process at a time.
+
+    Dagster creates its SQLite tables without a lock when it first opens a fresh home, so two
+    processes starting at once can break the instance ("table runs already exists", then
+    "alembic_version has more than one head", dagster-io/dagster#27390): the first creates them
+    under a file lock, the others wait and open what it created.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(home / INSTANCE_LOCK_FILE):
+        return DagsterInstance.get()
 
 
 def materialize_range(
@@ -50,35 +78,47 @@ def materialize_range(
     )
 
 
-def run_demo(start: pd.Timestamp, history_days: int = 28, forecast_hours: int = 24) -> pd.Timestamp:
-    """Fill the feature group with `history_days`, then run the whole graph for `forecast_hours`."""
+def demo_hours(newest: pd.Timestamp, history_days: int, forecast_hours: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last issue hour: the latest `forecast_hours` whose 24 hours of actuals are published by `newest`."""
+    last_issue = newest - 24 * HOUR
+    return last_issue - (forecast_hours - 1) * HOUR, last_issue
+
+
+def run_demo(history_days: int = 28, forecast_hours: int = 24, verbose: bool = False) -> pd.Timestamp:
+    """Fill the feature group up to the newest published hour, then forecast, score and summarize the
+    latest `forecast_hours` issue hours whose actuals are in; returns the last issue hour."""
     instance = demo_instance()
-    history_end = start + pd.Timedelta(days=history_days)
-    last_hour = history_end + pd.Timedelta(hours=forecast_hours - 1)
-    print(f"1/2 consumption_raw, energy_consumption_features: {start} ... {history_end - pd.Timedelta(hours=1)}")
-    materialize_range(
-        AssetSelection.assets("consumption_raw", "energy_consumption_features"),
-        start,
-        history_end - pd.Timedelta(hours=1),
-        instance,
-        run_config=QUIET_RUN_CONFIG,
+    run_config = None if verbose else QUIET_RUN_CONFIG
+    newest = newest_published_hour(pd.Timestamp.now(tz="UTC"), settings.publication_delay())
+    first_issue, last_issue = demo_hours(newest, history_days, forecast_hours)
+    history_start = first_issue - pd.Timedelta(days=history_days)
+    print(f"1/3 consumption_raw, energy_consumption_features: {history_start} ... {newest}")
+    materialize_range(RAW_AND_FEATURES, history_start, newest, instance, run_config=run_config)
+    print(f"2/3 forecasting_model, energy_forecasts: issue hours {first_issue} ... {last_issue}")
+    materialize_range(MODEL_AND_FORECASTS, first_issue, last_issue, instance, run_config=run_config)
+    print("3/3 forecast_accuracy against the published actuals, then forecast_accuracy_summary")
+    materialize_range(AssetSelection.assets("forecast_accuracy"), first_issue, last_issue, instance, run_config=run_config)
+    materialize(
+        list(defs.assets), selection=AssetSelection.assets("forecast_accuracy_summary"),
+        resources=deployment_resources(), instance=instance, run_config=run_config,
     )
-    print(f"2/2 the whole graph: {history_end} ... {last_hour}")
-    materialize_range(AssetSelection.assets(*forecast_assets), history_end, last_hour, instance, run_config=QUIET_RUN_CONFIG)
-    return last_hour
+    return last_issue
 
 
-def describe_results(last_hour: pd.Timestamp) -> str:
-    """Where the demo's results are, and the newest forecast."""
-    home = state_dir()
-    forecasts = latest_forecast(deployment_bucket(), at_or_before=last_hour)
+def describe_results(last_issue: pd.Timestamp) -> str:
+    """Where the demo's results are, the newest forecast, and how to look at them in the UI."""
+    home = settings.state_dir()
+    forecasts = latest_forecast(deployment_bucket(), at_or_before=last_issue)
     lines = [
-        f"state directory (ENERGY_ASSETS_HOME): {home}",
-        f"  raw data and forecasts (parquet, one object per hour): {home / 'bucket'}",
+        f"state directory ({settings.HOME}): {home}",
+        f"  raw data, forecasts and accuracy (parquet, one object per hour): {home / 'bucket'}",
         f"  feature group: {home / 'feature_store'}",
         f"  model registry: {home / 'model_registry'}",
         f"  Dagster instance (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}",
-        f"newest forecast, issued at {last_hour}: {len(forecasts)} rows; first rows:",
+        f"newest forecast, issued at {last_issue}: {len(forecasts)} rows; first rows:",
         forecasts.head(5).to_string(index=False),
+        "",
+        "see it in the Dagster UI (http://127.0.0.1:3000, Assets -> energy_forecasts, forecast_accuracy_summary):",
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} {settings.HOME}={home} dagster dev",
     ]
     return "\n".join(lines)

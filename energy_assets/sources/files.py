@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
-from energy_assets.schema import CONSUMPTION_COLUMNS
+from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.canonical import (
     DE35_COLUMNS,
     RowOrigin,
@@ -49,6 +49,14 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
         f"dataset layout {DE35_COLUMNS}, or {missing_columns(columns, CONSUMPTION_COLUMNS)} for the "
         f"canonical layout {CONSUMPTION_COLUMNS}; found {columns}"
     )
+
+
+def snapshot_hours(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first and last UTC hour a snapshot file holds."""
+    hours = read_snapshot(path)[DATETIME]
+    if hours.empty:
+        raise EmptySourceError(f"snapshot {path} holds no rows")
+    return hours.min(), hours.max()
 
 
 def read_window(path: str | Path, start, end) -> pd.DataFrame:
