@@ -6,19 +6,25 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
+from energy_assets.settings import DEFAULT_PARTITION_DAYS
 from energy_assets.timeline import hour_key, newest_published_hour
 from energy_assets_tests.conftest import REPO_ROOT
+from energy_assets_tests.test_ui_end_to_end import start_dagster_dev
+
+pytestmark = pytest.mark.slow
+HOURLY_ASSETS = ["consumption_raw", "energy_consumption_features", "forecasting_model", "energy_forecasts", "forecast_accuracy"]
 
 CLI = str(Path(sys.executable).with_name("energy-assets"))
 
 
-def test_the_demo_forecasts_and_scores_the_newest_published_hours_and_prints_only_its_own_lines(isolated_state):
+def test_the_demo_fills_the_newest_published_hours_quietly_and_the_ui_opens_on_them(isolated_state, tmp_path):
     environment = {k: v for k, v in os.environ.items() if k not in ("DAGSTER_HOME", "ENERGY_ASSETS_PARTITIONS_START")}
     before = newest_published_hour(pd.Timestamp.now(tz="UTC"), pd.Timedelta(hours=360))
 
     completed = subprocess.run(
-        [CLI, "demo", "--history-days", "12", "--forecast-hours", "2"],
+        [CLI, "demo", "--history-days", "12", "--scored-hours", "2"],
         cwd=REPO_ROOT, env={**environment, "ENERGY_ASSETS_HOME": str(isolated_state)},
         capture_output=True, text=True, timeout=600,
     )
@@ -29,11 +35,26 @@ def test_the_demo_forecasts_and_scores_the_newest_published_hours_and_prints_onl
     assert noisy == []
     assert f"state directory (ENERGY_ASSETS_HOME): {isolated_state}" in output
     assert f"DAGSTER_HOME={isolated_state / 'dagster_home'} ENERGY_ASSETS_HOME={isolated_state} dagster dev" in output
-    # The last issue hour is the newest whose 24 hours of actuals are published (the hour may turn mid-run).
-    last_issues = {hour_key(newest - pd.Timedelta(hours=24)) for newest in (before, before + pd.Timedelta(hours=1))}
+    # Forecasts up to the newest published hour; scores up to the newest whose 24 hours of actuals are in.
+    newest = next(n for n in (before, before + pd.Timedelta(hours=1)) if f"issued at {n}" in output)  # may turn mid-run
     bucket = isolated_state / "bucket" / "energy_assets"
     forecasts = sorted(path.stem for path in (bucket / "energy_forecasts").glob("*.parquet"))
     accuracy = sorted(path.stem for path in (bucket / "forecast_accuracy").glob("*.parquet"))
-    assert len(forecasts) == 2 and forecasts[-1] in last_issues
-    assert accuracy == forecasts
+    assert forecasts == [hour_key(h) for h in pd.date_range(newest - pd.Timedelta(hours=25), newest, freq="h")]
+    assert accuracy == forecasts[:2]
     assert "telemetry" in (isolated_state / "dagster_home" / "dagster.yaml").read_text()
+
+    # The UI, as the demo tells the user to open it, shows the documented range with the newest hours filled.
+    server = start_dagster_dev(isolated_state / "dagster_home", isolated_state, tmp_path / "dagster_dev.log", environment)
+    try:
+        expected_partitions = len(pd.date_range(newest.floor("D") - pd.Timedelta(days=DEFAULT_PARTITION_DAYS), newest, freq="h"))
+        for asset in HOURLY_ASSETS:
+            found = server.partitions(asset)
+            assert found["partitionStats"]["numPartitions"] == expected_partitions, asset
+            newest_filled = max(r["endKey"] for r in found["assetPartitionStatuses"]["ranges"] if r["status"] == "MATERIALIZED")
+            # Accuracy of an hour needs its next 24 hours of actuals, so its newest is 24 hours older.
+            assert newest_filled == hour_key(newest - pd.Timedelta(hours=24 if asset == "forecast_accuracy" else 0)), asset
+        assert server.materializations("forecast_accuracy_summary")
+        assert server.stop() == 0, server.log_tail()
+    finally:
+        server.kill()

@@ -73,6 +73,11 @@ query ($assetKey: AssetKeyInput!) { assetOrError(assetKey: $assetKey) { ... on A
   assetMaterializations(limit: 1000) { partition runId metadataEntries { label
     ... on MarkdownMetadataEntry { mdStr } ... on FloatMetadataEntry { floatValue } } } } } }
 """
+PARTITIONS_QUERY = """
+query ($assetKey: AssetKeyInput!) { assetNodeOrError(assetKey: $assetKey) { ... on AssetNode {
+  partitionStats { numMaterialized numPartitions }
+  assetPartitionStatuses { ... on TimePartitionStatuses { ranges { startKey endKey status } } } } } }
+"""
 CHECK_QUERY = """
 query ($assetKey: AssetKeyInput!, $checkName: String!) { assetCheckExecutions(assetKey: $assetKey,
   checkName: $checkName, limit: 5) { status evaluation { success severity } } }
@@ -154,8 +159,18 @@ class DagsterDev:
         ]
         return [f"{e['stepKey']}: {e['error']['message']}" for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
 
+    def partitions(self, asset: str) -> dict:
+        """The asset's partition counts and its materialized ranges of partition keys."""
+        return self.graphql(PARTITIONS_QUERY, assetKey={"path": [asset]})["assetNodeOrError"]
+
     def materializations(self, asset: str) -> list[dict]:
         return self.graphql(MATERIALIZATIONS_QUERY, assetKey={"path": [asset]})["assetOrError"]["assetMaterializations"]
+
+    def kill(self) -> None:
+        """SIGKILL to the process group, when a test failed before its clean shutdown."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
 
     def stop(self, timeout: float = 60) -> int:
         """Ctrl-C, as in a terminal: SIGINT to the whole process group, then wait for dagster dev to exit."""
@@ -174,15 +189,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def dagster_dev(tmp_path, isolated_state) -> Iterator[DagsterDev]:
-    """`dagster dev` on a free loopback port, with its own DAGSTER_HOME and ENERGY_ASSETS_HOME, in its own session."""
-    dagster_home = tmp_path / "dagster_home"
-    dagster_home.mkdir()
-    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+def start_dagster_dev(dagster_home: Path, energy_assets_home: Path, log_path: Path, environment=None) -> DagsterDev:
+    """`dagster dev` on a free loopback port with these homes, in its own session, once its code location loaded."""
     port = free_port()
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "ENERGY_ASSETS_HOME": str(isolated_state)}
-    log_path = tmp_path / "dagster_dev.log"
+    env = {**(os.environ if environment is None else environment), "DAGSTER_HOME": str(dagster_home),
+           "ENERGY_ASSETS_HOME": str(energy_assets_home)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(DAGSTER), "dev", "--host", "127.0.0.1", "--port", str(port)],
@@ -196,11 +207,23 @@ def dagster_dev(tmp_path, isolated_state) -> Iterator[DagsterDev]:
     server = DagsterDev(process, f"http://127.0.0.1:{port}", log_path)
     try:
         server.wait_until_loaded()
+    except BaseException:
+        server.kill()
+        raise
+    return server
+
+
+@pytest.fixture
+def dagster_dev(tmp_path, isolated_state) -> Iterator[DagsterDev]:
+    """`dagster dev` with its own DAGSTER_HOME (a run queue polled every second) and ENERGY_ASSETS_HOME."""
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    server = start_dagster_dev(dagster_home, isolated_state, tmp_path / "dagster_dev.log")
+    try:
         yield server
     finally:
-        if process.poll() is None:  # only when the test failed before its clean shutdown
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        server.kill()
 
 
 def process_group_alive(group: int) -> bool:

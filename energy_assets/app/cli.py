@@ -45,7 +45,10 @@ def _add_demo(subcommands) -> None:
         help="run the main job offline: the newest published hours through the whole graph, scored against their actuals",
     )
     demo.add_argument("--history-days", type=int, default=28, help="days of raw data and features before the forecasts")
-    demo.add_argument("--forecast-hours", type=int, default=24, help="issue hours to train, forecast, publish and score")
+    demo.add_argument(
+        "--scored-hours", type=int, default=24,
+        help="issue hours to forecast and score; the 24 newer ones are forecast and await their actuals",
+    )
     demo.add_argument("--verbose", action="store_true", help="show Dagster's step logs and notices")
     demo.set_defaults(run=_run_demo)
 
@@ -58,8 +61,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     # Imported here so that reading forecasts does not load the whole code location.
     from energy_assets.app.demo import describe_results, run_demo
 
-    last_issue = run_demo(args.history_days, args.forecast_hours, verbose=args.verbose)
-    print(describe_results(last_issue))
+    newest = run_demo(args.history_days, args.scored_hours, verbose=args.verbose)
+    print(describe_results(newest))
     return 0
 
 

@@ -78,44 +78,45 @@ def materialize_range(
     )
 
 
-def demo_hours(newest: pd.Timestamp, history_days: int, forecast_hours: int) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """The first and last issue hour: the latest `forecast_hours` whose 24 hours of actuals are published by `newest`."""
-    last_issue = newest - 24 * HOUR
-    return last_issue - (forecast_hours - 1) * HOUR, last_issue
+def demo_hours(newest: pd.Timestamp, scored_hours: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The first issue hour the demo forecasts, and the last whose 24 hours of actuals are published by `newest`."""
+    last_scored = newest - 24 * HOUR
+    return last_scored - (scored_hours - 1) * HOUR, last_scored
 
 
-def run_demo(history_days: int = 28, forecast_hours: int = 24, verbose: bool = False) -> pd.Timestamp:
-    """Fill the feature group up to the newest published hour, then forecast, score and summarize the
-    latest `forecast_hours` issue hours whose actuals are in; returns the last issue hour."""
+def run_demo(history_days: int = 28, scored_hours: int = 24, verbose: bool = False) -> pd.Timestamp:
+    """Fill the feature group up to the newest published hour, forecast every issue hour from
+    `scored_hours` + 24 hours back to it, score the first `scored_hours` (the others await their
+    actuals) and summarize; returns the newest published hour."""
     instance = demo_instance()
     run_config = None if verbose else QUIET_RUN_CONFIG
     newest = newest_published_hour(pd.Timestamp.now(tz="UTC"), settings.publication_delay())
-    first_issue, last_issue = demo_hours(newest, history_days, forecast_hours)
+    first_issue, last_scored = demo_hours(newest, scored_hours)
     history_start = first_issue - pd.Timedelta(days=history_days)
     print(f"1/3 consumption_raw, energy_consumption_features: {history_start} ... {newest}")
     materialize_range(RAW_AND_FEATURES, history_start, newest, instance, run_config=run_config)
-    print(f"2/3 forecasting_model, energy_forecasts: issue hours {first_issue} ... {last_issue}")
-    materialize_range(MODEL_AND_FORECASTS, first_issue, last_issue, instance, run_config=run_config)
-    print("3/3 forecast_accuracy against the published actuals, then forecast_accuracy_summary")
-    materialize_range(AssetSelection.assets("forecast_accuracy"), first_issue, last_issue, instance, run_config=run_config)
+    print(f"2/3 forecasting_model, energy_forecasts: issue hours {first_issue} ... {newest}")
+    materialize_range(MODEL_AND_FORECASTS, first_issue, newest, instance, run_config=run_config)
+    print(f"3/3 forecast_accuracy: issue hours {first_issue} ... {last_scored} (their actuals are in), then the summary")
+    materialize_range(AssetSelection.assets("forecast_accuracy"), first_issue, last_scored, instance, run_config=run_config)
     materialize(
         list(defs.assets), selection=AssetSelection.assets("forecast_accuracy_summary"),
         resources=deployment_resources(), instance=instance, run_config=run_config,
     )
-    return last_issue
+    return newest
 
 
-def describe_results(last_issue: pd.Timestamp) -> str:
+def describe_results(newest: pd.Timestamp) -> str:
     """Where the demo's results are, the newest forecast, and how to look at them in the UI."""
     home = settings.state_dir()
-    forecasts = latest_forecast(deployment_bucket(), at_or_before=last_issue)
+    forecasts = latest_forecast(deployment_bucket(), at_or_before=newest)
     lines = [
         f"state directory ({settings.HOME}): {home}",
         f"  raw data, forecasts and accuracy (parquet, one object per hour): {home / 'bucket'}",
         f"  feature group: {home / 'feature_store'}",
         f"  model registry: {home / 'model_registry'}",
         f"  Dagster instance (DAGSTER_HOME): {os.environ['DAGSTER_HOME']}",
-        f"newest forecast, issued at {last_issue}: {len(forecasts)} rows; first rows:",
+        f"newest forecast, issued at {newest}: {len(forecasts)} rows; first rows:",
         forecasts.head(5).to_string(index=False),
         "",
         "see it in the Dagster UI (http://127.0.0.1:3000, Assets -> energy_forecasts, forecast_accuracy_summary):",
