@@ -49,9 +49,9 @@ def test_gather_writes_the_range_to_a_file(published, tmp_path, suffix, capsys):
 
 def test_nothing_to_show_exits_1_with_the_reason(published, capsys):
     assert main(["gather", "--from", "2023-01-13-00:00", "--to", "2023-01-13-05:00"]) == 1
-    assert "no forecast issued from 2023-01-13 00:00:00+00:00 to 2023-01-13 05:00:00+00:00" in capsys.readouterr().err
+    assert "no usable forecast issued from --from 2023-01-13 00:00 UTC to --to 2023-01-13 05:00 UTC" in capsys.readouterr().err
     assert main(["latest", "--at", "2020-01-01"]) == 1
-    assert "no forecast issued at or before 2020-01-01" in capsys.readouterr().err
+    assert "no usable forecast issued at or before --at 2020-01-01 00:00 UTC" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(

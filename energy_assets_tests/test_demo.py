@@ -14,6 +14,9 @@ def test_the_demo_fills_the_feature_group_then_publishes_forecasts(isolated_stat
     printed = capsys.readouterr().out
     assert f"state directory (ENERGY_ASSETS_HOME): {isolated_state}" in printed
     assert "newest forecast, issued at 2022-12-13 01:00:00+00:00: 1824 rows" in printed
-    forecasts = sorted((isolated_state / "bucket" / "energy_assets" / "energy_forecasts").glob("*.parquet"))
-    assert [path.name for path in forecasts] == ["2022-12-13-00:00.parquet", "2022-12-13-01:00.parquet"]
+    forecasts = sorted((isolated_state / "bucket" / "energy_assets" / "energy_forecasts").rglob("*.parquet"))
+    assert [path.relative_to(path.parents[2]).as_posix() for path in forecasts] == [
+        "utc_date=2022-12-13/utc_hour=0/part-0.parquet",
+        "utc_date=2022-12-13/utc_hour=1/part-0.parquet",
+    ]
     assert (isolated_state / "dagster_home" / "dagster.yaml").exists()

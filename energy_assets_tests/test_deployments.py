@@ -89,8 +89,8 @@ def test_prod_materializes_the_whole_graph_on_hopsworks_and_gcs(tmp_path, monkey
     assert len(features) == (len(pd.date_range(first_issue - history, first_issue + HOURS, freq="h"))) * 76
     names = sorted(blob.name for blob in storage.Client(project="test").list_blobs(bucket_name))
     assert [n for n in names if "energy_forecasts" in n] == [
-        "energy_assets/energy_forecasts/2023-01-12-00:00.parquet",
-        "energy_assets/energy_forecasts/2023-01-12-01:00.parquet",
+        "energy_assets/energy_forecasts/utc_date=2023-01-12/utc_hour=0/part-0.parquet",
+        "energy_assets/energy_forecasts/utc_date=2023-01-12/utc_hour=1/part-0.parquet",
     ]
     assert backend is not None
     logged = "\n".join(str(entry) for run in instance.get_runs() for entry in instance.all_logs(run.run_id))
