@@ -163,21 +163,22 @@ class ForecastDataset:
 
 def latest_forecast(
     bucket: Bucket,
-    at_or_before: pd.Timestamp,
+    at_or_before: pd.Timestamp | None,
     area: int | None = None,
     consumer_type: int | None = None,
     prefix: str = DEFAULT_BUCKET_PREFIX,
     skipped: list[SkippedHour] | None = None,
 ) -> pd.DataFrame:
-    """The newest usable forecast issued at or before `at_or_before`, for every series or the one selected.
+    """The newest usable forecast issued at or before `at_or_before` (None: the newest stored), for every
+    series or the one selected.
 
     With a `skipped` list, unusable objects of newer hours are appended to it and older hours tried;
     without one, the first unusable object raises `UnusableForecastError`.
     """
-    at = to_utc_hour(at_or_before)
+    at = None if at_or_before is None else to_utc_hour(at_or_before)
     dataset = ForecastDataset(bucket, prefix)
-    for date in reversed([date for date in dataset.issue_dates() if date <= at.date()]):
-        for hour, path in reversed([(hour, path) for hour, path in dataset.issue_hours_on(date).items() if hour <= at]):
+    for date in reversed([date for date in dataset.issue_dates() if at is None or date <= at.date()]):
+        for hour, path in reversed([(hour, path) for hour, path in dataset.issue_hours_on(date).items() if at is None or hour <= at]):
             tables = dataset.read({hour: path}, skipped)
             if hour not in tables:
                 continue
@@ -186,7 +187,8 @@ def latest_forecast(
             if selected.empty:
                 raise NoSuchSeriesError(hour, dataset.uri(path), area, consumer_type, forecast)
             return selected
-    raise LookupError(f"no usable forecast issued at or before {at} in {bucket.uri(dataset.folder)}")
+    when = "" if at is None else f" at or before {at}"
+    raise LookupError(f"no usable forecast issued{when} in {bucket.uri(dataset.folder)}")
 
 
 def gather_forecasts(
