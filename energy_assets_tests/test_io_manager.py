@@ -236,3 +236,16 @@ def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+
+
+def test_an_unreadable_object_is_named_when_loaded(any_bucket):
+    run(any_bucket, [readings], partition_key="2023-01-14-05:00")
+    key = partition_object_key("energy_assets", ["readings"], "2023-01-14-05:00")
+    whole = any_bucket.read_bytes(key)
+    any_bucket.write_bytes(key, whole[: len(whole) // 2])
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
+    context = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-05:00")
+    with pytest.raises(ValueError) as raised:
+        manager.load_input(context)
+    assert f"{any_bucket.uri(key)} is not a readable parquet object ({len(whole) // 2} bytes): " in str(raised.value)
+    assert "<Buffer>" not in str(raised.value)

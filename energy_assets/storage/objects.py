@@ -125,7 +125,9 @@ def read_table(bucket: Bucket, key: str) -> pa.Table:
     try:
         return pq.read_table(io.BytesIO(data))
     except (pa.ArrowInvalid, OSError) as error:
-        raise ValueError(f"{bucket.uri(key)} is not a readable parquet object ({len(data)} bytes): {error}") from None
+        # pyarrow names the in-memory buffer, not the object: the URI replaces it.
+        reason = str(error).replace("Could not open Parquet input source '<Buffer>': ", "")
+        raise ValueError(f"{bucket.uri(key)} is not a readable parquet object ({len(data)} bytes): {reason}") from None
 
 
 def read_frame(bucket: Bucket, keys: Sequence[str]) -> pd.DataFrame:
