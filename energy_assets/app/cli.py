@@ -127,7 +127,7 @@ def _run_gather(args: argparse.Namespace) -> int:
     if forecasts.empty:
         raise LookupError(
             f"no forecast issued {span} has a series with {_asked(args.area, args.consumer_type)}; "
-            + _offered(gathered, args.area)
+            + _no_such_series_in(gathered, args.area)
         )
     return _emit(forecasts, args.output)
 
@@ -142,25 +142,25 @@ def _asked(area: int | None, consumer_type: int | None) -> str:
     return " ".join(flag for flag in flags if flag)
 
 
-def _offered(forecasts: pd.DataFrame, area: int | None) -> str:
-    """The --area and --consumer-type values that the forecasts read do have."""
-    areas = sorted(int(code) for code in forecasts["area"].unique())
-    in_area = forecasts if area is None or area not in areas else forecasts[forecasts["area"] == area]
-    types = sorted(int(code) for code in in_area["consumer_type"].unique())
+def _offered(areas: list[int], consumer_types: list[int], area: int | None) -> str:
+    """The --area values the forecasts read have, and their --consumer-type values (in the area asked, if it is one)."""
     where = f" in {AREA_NAMES.get(area, area)}" if area in areas else ""
     return (
         f"--area can be {', '.join(AREA_NAMES.get(code, str(code)) for code in areas)}; "
-        f"--consumer-type can be {', '.join(map(str, types))}{where}"
+        f"--consumer-type can be {', '.join(map(str, consumer_types))}{where}"
     )
 
 
+def _no_such_series_in(forecasts: pd.DataFrame, area: int | None) -> str:
+    areas = sorted(int(code) for code in forecasts["area"].unique())
+    in_area = forecasts[forecasts["area"] == area] if area in areas else forecasts
+    return _offered(areas, sorted(int(code) for code in in_area["consumer_type"].unique()), area)
+
+
 def _no_such_series(error: NoSuchSeriesError) -> str:
-    offered = f"--area can be {', '.join(AREA_NAMES.get(code, str(code)) for code in error.areas)}"
-    if error.area in error.areas:
-        offered += f"; --consumer-type can be {', '.join(map(str, error.consumer_types))} in {AREA_NAMES.get(error.area)}"
     return (
         f"the forecast issued at {_shown(error.issued_at)} ({error.uri}) has no series with "
-        f"{_asked(error.area, error.consumer_type)}; {offered}"
+        f"{_asked(error.area, error.consumer_type)}; {_offered(error.areas, error.consumer_types, error.area)}"
     )
 
 

@@ -63,9 +63,9 @@ class NoSuchSeriesError(LookupError):
     def __init__(self, issued_at: pd.Timestamp, uri: str, area: int | None, consumer_type: int | None, series: pd.DataFrame):
         self.issued_at, self.uri, self.area, self.consumer_type = issued_at, uri, area, consumer_type
         self.areas = sorted(int(code) for code in series[AREA].unique())
-        self.consumer_types = sorted(
-            int(code) for code in series.loc[series[AREA] == area if area is not None else slice(None), CONSUMER_TYPE].unique()
-        )
+        # The consumer types of the area asked, or of every area when none was asked or it is not there.
+        in_area = series[series[AREA] == area] if area in self.areas else series
+        self.consumer_types = sorted(int(code) for code in in_area[CONSUMER_TYPE].unique())
         asked = " and ".join(
             text for text in (
                 None if area is None else f"area {AREA_NAMES.get(area, area)}",
@@ -75,7 +75,7 @@ class NoSuchSeriesError(LookupError):
         super().__init__(
             f"the forecast issued at {issued_at} ({uri}) has no series with {asked}; it has areas "
             f"{', '.join(AREA_NAMES.get(code, str(code)) for code in self.areas)} and consumer types "
-            f"{', '.join(map(str, self.consumer_types))}" + ("" if area is None else f" in {AREA_NAMES.get(area, area)}")
+            f"{', '.join(map(str, self.consumer_types))}" + (f" in {AREA_NAMES.get(area, area)}" if area in self.areas else "")
         )
 
 
