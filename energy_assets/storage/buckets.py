@@ -10,6 +10,7 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import google.auth
 from google.api_core.exceptions import Forbidden, NotFound
 from google.auth.exceptions import DefaultCredentialsError, RefreshError
 from google.cloud import storage
@@ -21,6 +22,7 @@ from energy_assets.storage.files import write_atomically
 
 # A file being written is hidden (leading dot) and ends with this; keys can never look like that.
 _PARTIAL_SUFFIX = ".partial"
+_READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
 class Bucket(ABC):
@@ -166,9 +168,12 @@ class GCSBucket(Bucket):
         if os.environ.get(settings.STORAGE_EMULATOR_HOST):
             token = "anon"
         elif self.service_account_json_path:
-            token = str(Path(self.service_account_json_path).expanduser())
+            token = self._service_account_credentials()
         else:
-            token = "google_default"
+            try:
+                token, _ = google.auth.default(scopes=[_READ_WRITE_SCOPE])
+            except DefaultCredentialsError as error:
+                raise PermissionError(_credentials_help(f"no application default credentials ({error})")) from None
         filesystem = gcsfs.GCSFileSystem(project=self.project, token=token)
         return arrow_fs.PyFileSystem(arrow_fs.FSSpecHandler(filesystem)), self.bucket_name
 
