@@ -114,10 +114,14 @@ class ForecastDataset:
 
     def issue_hours(self, start: pd.Timestamp, end: pd.Timestamp) -> dict[pd.Timestamp, str]:
         """Issue hour -> object path of every forecast issued from `start` to `end`, listing only those dates."""
+        dates = [date for date in self.issue_dates() if start.date() <= date <= end.date()]
         hours = {}
-        for date in self.issue_dates():
-            if start.date() <= date <= end.date():
-                hours.update({hour: path for hour, path in self.issue_hours_on(date).items() if start <= hour <= end})
+        if not dates:
+            return hours
+        # One listing per date, several in flight: on GCS each is a round trip.
+        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(dates))) as pool:
+            for listed in pool.map(self.issue_hours_on, dates):
+                hours.update({hour: path for hour, path in listed.items() if start <= hour <= end})
         return hours
 
     def uri(self, path: str) -> str:
