@@ -115,7 +115,7 @@ def test_the_dagster_cli_backfills_a_range_in_one_run(tmp_path):
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("RUN_SUCCESS") == 1
-    raw_objects = list((home / "bucket" / "energy_assets" / "consumption_raw").glob("*.parquet"))
+    raw_objects = list((home / "bucket" / "energy_assets" / "consumption_raw").glob("utc_date=2023-01-02/utc_hour=*/part-0.parquet"))
     assert len(raw_objects) == 12
     day_files = list((home / "feature_store" / "energy_consumption_denmark" / "v1").glob("*.parquet"))
     assert pd.read_parquet(day_files[0]).shape[0] == 12 * 76
