@@ -22,13 +22,13 @@ BEFORE_REVISION = "6c7a5fe"
 
 
 def publish_one_forecast(home: Path) -> None:
-    """One forecast object under `home`'s bucket, written by the current code."""
+    """One forecast under `home`'s bucket, written by the current code in the old layout and the hive one."""
     sys.path.insert(0, str(REPO))
     import pandas as pd
 
     from energy_assets.schema import FORECAST_SCHEMA, conform
     from energy_assets.storage.buckets import LocalBucket
-    from energy_assets.storage.objects import parquet_bytes, partition_object_key
+    from energy_assets.storage.objects import legacy_partition_object_key, parquet_bytes, partition_object_key
 
     issued = pd.Timestamp("2023-01-14 23:00", tz="UTC")
     rows = pd.DataFrame(
@@ -38,8 +38,11 @@ def publish_one_forecast(home: Path) -> None:
             "horizon": range(1, 25), "energy_consumption_forecast": 1000.0, "model_version": 1,
         }
     )
-    key = partition_object_key("energy_assets", ["energy_forecasts"], "2023-01-14-23:00")
-    LocalBucket(root_dir=str(home / "bucket")).write_bytes(key, parquet_bytes(conform(rows, FORECAST_SCHEMA, "forecast")))
+    data = parquet_bytes(conform(rows, FORECAST_SCHEMA, "forecast"))
+    # In both layouts: the older revision reads <asset>/<key>.parquet, the current one the hive layout.
+    for layout in (legacy_partition_object_key, partition_object_key):
+        key = layout("energy_assets", ["energy_forecasts"], "2023-01-14-23:00")
+        LocalBucket(root_dir=str(home / "bucket")).write_bytes(key, data)
 
 
 def timed(command: list[str], env: dict[str, str], cwd: Path) -> float:

@@ -11,6 +11,7 @@ from energy_assets.assets.forecasts import energy_forecasts
 from energy_assets.assets.ingestion import consumption_raw, energy_consumption_features
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
+from energy_assets.assets.serving import serving_automation_sensor, serving_files
 from energy_assets.resources.bucket import GCSBucketResource, LocalBucketResource
 from energy_assets.resources.data_source import (
     ConsumptionSource,
@@ -30,6 +31,9 @@ from energy_assets.schedules import build_hourly_schedule
 forecast_assets = [consumption_raw, energy_consumption_features, forecasting_model, energy_forecasts]
 # energy_forecasts[H] + actuals H+1 ... H+24 -> forecast_accuracy[H] -> forecast_accuracy_summary (rolling window)
 monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
+# newest energy_forecasts + forecast_accuracy -> serving_files (the course's files at the bucket root);
+# ENERGY_ASSETS_SERVING_FILES=off leaves them out.
+serving_assets = [serving_files] if settings.serving_files_enabled() else []
 
 hourly_forecast_job = define_asset_job(
     "hourly_forecast_job",
@@ -106,9 +110,9 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 
 
 defs = Definitions(
-    assets=[*forecast_assets, *monitoring_assets],
+    assets=[*forecast_assets, *monitoring_assets, *serving_assets],
     jobs=[hourly_forecast_job],
     schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions)],
-    sensors=[monitoring_automation_sensor],
+    sensors=[monitoring_automation_sensor, *([serving_automation_sensor] if serving_assets else [])],
     resources=deployment_resources(),
 )

@@ -63,6 +63,16 @@ FORECAST_SCHEMA = pa.schema(
         _field(MODEL_VERSION, pa.int32(), "Registry version of the model that issued the forecast."),
     ]
 )
+# Hive partition columns of every partitioned asset in the bucket: the UTC date and hour of the partition key
+# (for energy_forecasts and forecast_accuracy the issue hour, for consumption_raw the observation hour).
+PARTITION_DATE = "utc_date"
+PARTITION_HOUR = "utc_hour"
+PARTITION_SCHEMA = pa.schema(
+    [
+        _field(PARTITION_DATE, pa.date32(), "UTC date of the partition's hour (hive partition column)."),
+        _field(PARTITION_HOUR, pa.int32(), "UTC hour of day of the partition, 0 ... 23 (hive partition column)."),
+    ]
+)
 CONSUMPTION_COLUMNS = CONSUMPTION_SCHEMA.names
 FORECAST_COLUMNS = FORECAST_SCHEMA.names
 CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
@@ -108,6 +118,19 @@ def _conform_column(values: pd.Series, field: pa.Field, what: str) -> pa.Array:
     if array.null_count:
         raise ValueError(f"{what}: column {field.name!r} has {array.null_count} missing value(s)")
     return array
+
+
+def schema_mismatch(actual: pa.Schema, expected: pa.Schema) -> str | None:
+    """What makes `actual` differ from `expected` in column names, order or types (metadata and nullability
+    aside), or None when they agree."""
+    found = [(field.name, field.type) for field in actual]
+    wanted = [(field.name, field.type) for field in expected]
+    if found == wanted:
+        return None
+    if [name for name, _ in found] != expected.names:
+        return f"has columns {actual.names}, not {expected.names}"
+    differing = [f"{name} is {type_} not {dict(wanted)[name]}" for name, type_ in found if dict(wanted)[name] != type_]
+    return "has column types that differ: " + "; ".join(differing)
 
 
 def conform_frame(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pd.DataFrame:

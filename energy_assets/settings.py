@@ -28,6 +28,8 @@ SYNTHETIC_IN_PROD = "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD"
 FEATURE_GROUP_VERSION = "ENERGY_ASSETS_FEATURE_GROUP_VERSION"
 TRAINING_DATASETS = "ENERGY_ASSETS_TRAINING_DATASETS"
 BUCKET_PREFIX = "ENERGY_ASSETS_BUCKET_PREFIX"
+# Serving files of the course's consumers at the bucket root.
+SERVING_FILES = "ENERGY_ASSETS_SERVING_FILES"
 # Hopsworks.
 FS_API_KEY = "FS_API_KEY"
 FS_PROJECT_NAME = "FS_PROJECT_NAME"
@@ -137,3 +139,8 @@ def bucket_prefix() -> str:
 def feature_group_version() -> int:
     """The version of the feature group the project reads and writes."""
     return integer(FEATURE_GROUP_VERSION, 1, minimum=1)
+
+
+def serving_files_enabled() -> bool:
+    """Whether the code location publishes the course's serving files at the bucket root (`on` by default)."""
+    return choice(SERVING_FILES, ("on", "off"), "on") == "on"

@@ -57,4 +57,4 @@ def test_reading_forecasts_loads_neither_dagster_nor_the_hopsworks_sdk(isolated_
     )
     # The bucket is empty, so the command fails (status 1) after doing all its imports.
     assert completed.stdout.strip() == "1 []", completed.stdout + completed.stderr
-    assert "no forecast issued at or before" in completed.stderr
+    assert "no usable forecast issued at or before" in completed.stderr

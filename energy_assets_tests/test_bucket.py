@@ -120,6 +120,15 @@ def test_gcs_without_any_credentials_says_how_to_provide_them(no_emulator, tmp_p
         GCSBucket(bucket_name="b").list_keys("")
 
 
+def test_the_readers_file_system_explains_credentials_as_the_client_does(no_emulator, tmp_path, monkeypatch):
+    missing = GCSBucket(bucket_name="b", service_account_json_path=str(tmp_path / "missing.json"))
+    with pytest.raises(FileNotFoundError, match=f"missing.json.*does not exist: check {SERVICE_ACCOUNT_VARIABLE}"):
+        missing.arrow_filesystem()
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "absent.json"))
+    with pytest.raises(PermissionError, match=f"cannot authenticate.*{SERVICE_ACCOUNT_VARIABLE}"):
+        GCSBucket(bucket_name="b").arrow_filesystem()
+
+
 def test_gcs_client_is_created_on_first_use_only(no_emulator, tmp_path):
     bucket = GCSBucket(bucket_name="b", service_account_json_path=str(tmp_path / "missing.json"))
     assert bucket.uri(KEY) == f"gs://b/{KEY}"  # building and naming need no credentials

@@ -9,6 +9,8 @@ import pandas as pd
 import pytest
 
 from energy_assets.settings import DEFAULT_PARTITION_DAYS
+from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.objects import hourly_objects
 from energy_assets.timeline import hour_key, newest_published_hour
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.test_ui_end_to_end import start_dagster_dev
@@ -37,10 +39,10 @@ def test_the_demo_fills_the_newest_published_hours_quietly_and_the_ui_opens_on_t
     assert f"DAGSTER_HOME={isolated_state / 'dagster_home'} ENERGY_ASSETS_HOME={isolated_state} dagster dev" in output
     # Forecasts up to the newest published hour; scores up to the newest whose 24 hours of actuals are in.
     newest = next(n for n in (before, before + pd.Timedelta(hours=1)) if f"issued at {n}" in output)  # may turn mid-run
-    bucket = isolated_state / "bucket" / "energy_assets"
-    forecasts = sorted(path.stem for path in (bucket / "energy_forecasts").glob("*.parquet"))
-    accuracy = sorted(path.stem for path in (bucket / "forecast_accuracy").glob("*.parquet"))
-    assert forecasts == [hour_key(h) for h in pd.date_range(newest - pd.Timedelta(hours=25), newest, freq="h")]
+    bucket = deployment_bucket()
+    forecasts = sorted(hourly_objects(bucket, "energy_assets/energy_forecasts/"))
+    accuracy = sorted(hourly_objects(bucket, "energy_assets/forecast_accuracy/"))
+    assert forecasts == list(pd.date_range(newest - pd.Timedelta(hours=25), newest, freq="h"))
     assert accuracy == forecasts[:2]
     assert "telemetry" in (isolated_state / "dagster_home" / "dagster.yaml").read_text()
 

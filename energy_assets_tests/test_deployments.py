@@ -147,6 +147,7 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
     client = storage.Client(project="test")
     forecast_objects = [b.name for b in client.list_blobs(bucket_name, prefix="energy_assets/energy_forecasts/")]
     assert len(forecast_objects) == 72
+    assert all(":" not in name and name.endswith("/part-0.parquet") for name in forecast_objects)
     versions_used = {}
     for name in forecast_objects:
         frame = read_frame(GCSBucket(bucket_name=bucket_name, project="test"), [name])
@@ -179,7 +180,7 @@ def test_the_dagster_cli_backfills_a_range_in_one_run(tmp_path):
 
     assert completed.returncode == 0, completed.stderr[-3000:]
     assert completed.stderr.count("RUN_SUCCESS") == 1
-    raw_objects = list((home / "bucket" / "energy_assets" / "consumption_raw").glob("*.parquet"))
+    raw_objects = list((home / "bucket" / "energy_assets" / "consumption_raw").glob("utc_date=2023-01-02/utc_hour=*/part-0.parquet"))
     assert len(raw_objects) == 12
     day_files = list((home / "feature_store" / "energy_consumption_denmark" / "v1").glob("*.parquet"))
     assert pd.read_parquet(day_files[0]).shape[0] == 12 * 76

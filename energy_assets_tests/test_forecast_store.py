@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import fsspec.implementations.local
 import pandas as pd
 import pytest
-from dataclasses import dataclass, field
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 
-from energy_assets.storage.forecasts import gather_forecasts, issued_hours, latest_forecast
+from energy_assets.storage.forecasts import SkippedHour, UnusableForecastError, gather_forecasts, latest_forecast
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, to_arrow
 from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA
@@ -54,14 +58,14 @@ def test_latest_of_one_series(any_bucket):
 def test_latest_before_any_issue_names_the_folder(tmp_path):
     bucket = LocalBucket(root_dir=str(tmp_path))
     publish(bucket)
-    with pytest.raises(LookupError, match=f"no forecast issued at or before 2023-01-14 19:00:00\\+00:00 in {bucket.uri('energy_assets/energy_forecasts/')}"):
+    with pytest.raises(LookupError, match=f"no usable forecast issued at or before 2023-01-14 19:00:00\\+00:00 in {bucket.uri('energy_assets/energy_forecasts/')}"):
         latest_forecast(bucket, "2023-01-14 19:00")
 
 
 def test_latest_of_an_unknown_series_says_so(tmp_path):
     bucket = LocalBucket(root_dir=str(tmp_path))
     publish(bucket)
-    with pytest.raises(LookupError, match="has no series with area=1 and consumer_type=999"):
+    with pytest.raises(LookupError, match="has no series with area DK1 and consumer type 999; it has areas DK1, DK2 and consumer types 111 in DK1"):
         latest_forecast(bucket, "2023-01-15", area=1, consumer_type=999)
 
 
@@ -81,34 +85,104 @@ def test_gather_of_an_empty_range_has_the_forecast_columns(tmp_path):
         gather_forecasts(bucket, "2023-01-15", "2023-01-14")
 
 
+class CountingFileSystem(fsspec.implementations.local.LocalFileSystem):
+    """A local fsspec file system that records what it lists and opens."""
+
+    def __init__(self, calls: list[str]):
+        super().__init__()
+        self.calls = calls
+
+    def ls(self, path, detail=False, **kwargs):
+        self.calls.append(f"ls {path}")
+        return super().ls(path, detail=detail, **kwargs)
+
+    def find(self, path, *args, **kwargs):
+        self.calls.append(f"find {path}")
+        return super().find(path, *args, **kwargs)
+
+    def open(self, path, *args, **kwargs):
+        self.calls.append(f"open {path}")
+        return super().open(path, *args, **kwargs)
+
+
 @dataclass(frozen=True)
 class CountingBucket(LocalBucket):
-    """A LocalBucket that records its listings and reads."""
+    """A LocalBucket whose pyarrow file system records its listings and reads."""
 
     _calls: list[str] = field(default_factory=list, compare=False)
 
-    def list_keys(self, prefix: str) -> list[str]:
-        self._calls.append(f"list {prefix}")
-        return super().list_keys(prefix)
-
-    def read_bytes(self, key: str) -> bytes:
-        self._calls.append(f"read {key}")
-        return super().read_bytes(key)
+    def arrow_filesystem(self):
+        _, root = super().arrow_filesystem()
+        return PyFileSystem(FSSpecHandler(CountingFileSystem(self._calls))), root
 
 
-def test_one_listing_and_only_the_needed_objects_are_read(tmp_path):
+def test_latest_lists_only_the_dates_and_the_day_it_reads(tmp_path):
     bucket = CountingBucket(root_dir=str(tmp_path))
-    publish(bucket)
+    publish(bucket, ["2023-01-12-05:00", *ISSUED])
     latest_forecast(bucket, "2023-01-14 22:00")
-    assert bucket._calls == [
-        "list energy_assets/energy_forecasts/",
-        "read energy_assets/energy_forecasts/2023-01-14-21:00.parquet",
+    folder = f"{Path(bucket.root_dir).resolve()}/energy_assets/energy_forecasts/"
+    # fsspec's local find walks with ls; on GCS each find is one listing request.
+    assert [call for call in bucket._calls if call.startswith("find")] == [
+        f"find {folder}",
+        f"find {folder}utc_date=2023-01-14/",
     ]
+    assert not any("utc_date=2023-01-12" in call for call in bucket._calls)
+    opened = {call.split(" ", 1)[1] for call in bucket._calls if call.startswith("open")}
+    assert opened == {f"{folder}utc_date=2023-01-14/utc_hour=21/part-0.parquet"}
 
 
-def test_an_object_not_named_after_an_hour_is_reported(tmp_path):
+def test_objects_are_hive_partitioned_without_colons(tmp_path):
     bucket = LocalBucket(root_dir=str(tmp_path))
     publish(bucket)
-    bucket.write_bytes("energy_assets/energy_forecasts/latest.parquet", b"")
-    with pytest.raises(ValueError, match="latest.parquet is not named after an hourly partition key"):
-        issued_hours(bucket)
+    keys = bucket.list_keys("energy_assets/")
+    assert keys == [
+        "energy_assets/energy_forecasts/utc_date=2023-01-14/utc_hour=20/part-0.parquet",
+        "energy_assets/energy_forecasts/utc_date=2023-01-14/utc_hour=21/part-0.parquet",
+        "energy_assets/energy_forecasts/utc_date=2023-01-14/utc_hour=23/part-0.parquet",
+    ]
+    assert not any(":" in key for key in keys)
+
+
+def spoil(bucket: Bucket, issued_key: str, data: bytes) -> str:
+    """Replace the forecast object of an issue hour with `data`; its URI."""
+    key = partition_object_key("energy_assets", ["energy_forecasts"], issued_key)
+    return bucket.write_bytes(key, data)
+
+
+def truncated(issued_key: str) -> bytes:
+    whole = parquet_bytes(to_arrow(forecast_rows(issued_key)))
+    return whole[: len(whole) // 2]
+
+
+def consumption_object() -> bytes:
+    rows = pd.DataFrame(
+        {"datetime_utc": [pd.Timestamp("2023-01-14 23:00", tz="UTC")], "area": [1], "consumer_type": [111], "energy_consumption": [5.0]}
+    )
+    return parquet_bytes(to_arrow(rows))
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [
+        (truncated("2023-01-14-23:00"), "not a readable parquet object"),
+        (b"", "not a readable parquet object"),
+        (consumption_object(), "not a forecast: it has columns ['datetime_utc', 'area', 'consumer_type', 'energy_consumption']"),
+        (parquet_bytes(to_arrow(forecast_rows("2023-01-14-20:00"))), "holds forecasts issued at"),
+    ],
+    ids=["truncated", "zero-byte", "consumption_raw", "wrong-hour"],
+)
+def test_an_unusable_object_is_named_and_skipped(any_bucket, bad, reason):
+    publish(any_bucket)
+    uri = spoil(any_bucket, "2023-01-14-23:00", bad)
+    with pytest.raises(UnusableForecastError) as raised:
+        gather_forecasts(any_bucket, "2023-01-14 20:00", "2023-01-14 23:00")
+    assert uri in str(raised.value) and reason in str(raised.value)
+    skipped: list[SkippedHour] = []
+    gathered = gather_forecasts(any_bucket, "2023-01-14 20:00", "2023-01-14 23:00", skipped=skipped)
+    assert gathered["issued_at"].dt.hour.unique().tolist() == [20, 21]
+    assert [(hour.issued_at, hour.uri) for hour in skipped] == [(pd.Timestamp("2023-01-14 23:00", tz="UTC"), uri)]
+    assert reason in skipped[0].reason
+    skipped.clear()
+    latest = latest_forecast(any_bucket, "2023-01-15", skipped=skipped)
+    assert set(latest["issued_at"]) == {pd.Timestamp("2023-01-14 21:00", tz="UTC")}
+    assert [hour.uri for hour in skipped] == [uri]

@@ -6,6 +6,7 @@ from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.storage.forecasts import gather_forecasts
+from energy_assets.storage.objects import partition_object_key
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import FORECAST_COLUMNS, HORIZON, ISSUED_AT, MODEL_NAME, MODEL_VERSION
@@ -41,8 +42,8 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert (forecasts["energy_consumption_forecast"] > 0).all()
     assert forecasts[MODEL_VERSION].unique().tolist() == [1]
     keys = deployment_bucket().list_keys("energy_assets/energy_forecasts/")
-    assert [key.rsplit("/", 1)[1] for key in keys] == [
-        f"{partition_key(FIRST_ISSUE + n * HOURS)}.parquet" for n in range(3)
+    assert keys == [
+        partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE + n * HOURS)) for n in range(3)
     ]
     metadata = result.asset_materializations_for_node("energy_forecasts")[0].metadata
     assert metadata["series"].value == 76 and metadata["horizon_range"].value == "1..24"
@@ -152,7 +153,7 @@ def test_rerunning_a_partition_replaces_its_object():
     fill_history(instance)
     run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance)
     bucket = deployment_bucket()
-    key = f"energy_assets/energy_forecasts/{partition_key(FIRST_ISSUE)}.parquet"
+    key = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE))
     first = pd.read_parquet(bucket.uri(key).removeprefix("file://"))
 
     run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)

@@ -23,6 +23,7 @@ from dagster import (
 
 from energy_assets.timeline import parse_hour_key
 from energy_assets.storage.buckets import GCSBucket
+from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA
@@ -113,7 +114,7 @@ def stored(bucket, key: str):
 
 def test_single_partition_round_trip_with_canonical_schema(any_bucket):
     result = run(any_bucket, [readings, same_hour], partition_key="2023-01-14-05:00")
-    key = "energy_assets/readings/2023-01-14-05:00.parquet"
+    key = "energy_assets/readings/utc_date=2023-01-14/utc_hour=5/part-0.parquet"
     assert any_bucket.list_keys("energy_assets/readings/") == [key]
     assert stored(any_bucket, key).schema.equals(CONSUMPTION_SCHEMA)
     loaded = result.output_for_node("same_hour")
@@ -130,7 +131,7 @@ def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_buc
     for key in RANGE_KEYS:
         run(any_bucket, [readings], prefix="single", partition_key=key)
     range_keys = any_bucket.list_keys("range/")
-    assert range_keys == [f"range/readings/{key}.parquet" for key in RANGE_KEYS]
+    assert range_keys == [partition_object_key("range", ["readings"], key) for key in RANGE_KEYS]
     for key in range_keys:
         assert any_bucket.read_bytes(key) == any_bucket.read_bytes(key.replace("range/", "single/", 1))
     metadata = result.asset_materializations_for_node("readings")[0].metadata
@@ -145,7 +146,7 @@ def test_partition_column_comes_from_asset_metadata(any_bucket):
     run(any_bucket, [forecasts], tags=RANGE_TAGS)
     # datetime_utc is an hour later than issued_at: splitting by it would put the last row out of range.
     for key in RANGE_KEYS:
-        table = stored(any_bucket, f"energy_assets/forecasts/{key}.parquet")
+        table = stored(any_bucket, partition_object_key("energy_assets", ["forecasts"], key))
         assert table.schema.equals(FORECAST_SCHEMA)
         assert table.column("issued_at").to_pylist() == [parse_hour_key(key)]
 
@@ -153,7 +154,7 @@ def test_partition_column_comes_from_asset_metadata(any_bucket):
 def test_rewriting_a_partition_replaces_it(any_bucket):
     run(any_bucket, [readings], partition_key="2023-01-14-05:00")
     run(any_bucket, [readings], partition_key="2023-01-14-05:00", run_config={"ops": {"readings": {"config": {"scale": 10.0}}}})
-    table = stored(any_bucket, "energy_assets/readings/2023-01-14-05:00.parquet")
+    table = stored(any_bucket, "energy_assets/readings/utc_date=2023-01-14/utc_hour=5/part-0.parquet")
     assert table.column("energy_consumption").to_pylist() == [510.0, 520.0]
     assert len(any_bucket.list_keys("energy_assets/")) == 1
 
@@ -177,14 +178,14 @@ def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
     run(any_bucket, [readings], partition_key="2023-01-14-02:00")
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     one = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-03:00")
-    with pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/2023-01-14-03:00.parquet")):
+    with pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/utc_date=2023-01-14/utc_hour=3/part-0.parquet")):
         manager.load_input(one)
     many = build_input_context(
         asset_key="readings",
         asset_partitions_def=HOURLY,
         asset_partition_key_range=PartitionKeyRange("2023-01-14-01:00", "2023-01-14-03:00"),
     )
-    with pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*01:00\.parquet, last .*03:00\.parquet"):
+    with pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*utc_hour=1/part-0\.parquet, last .*utc_hour=3/part-0\.parquet"):
         manager.load_input(many)
 
 
@@ -217,7 +218,7 @@ def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket)
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
-    empty = stored(any_bucket, f"energy_assets/readings/{RANGE_KEYS[1]}.parquet")
+    empty = stored(any_bucket, partition_object_key("energy_assets", ["readings"], RANGE_KEYS[1]))
     assert empty.num_rows == 0 and empty.schema.equals(CONSUMPTION_SCHEMA)
 
 
@@ -235,3 +236,16 @@ def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+
+
+def test_an_unreadable_object_is_named_when_loaded(any_bucket):
+    run(any_bucket, [readings], partition_key="2023-01-14-05:00")
+    key = partition_object_key("energy_assets", ["readings"], "2023-01-14-05:00")
+    whole = any_bucket.read_bytes(key)
+    any_bucket.write_bytes(key, whole[: len(whole) // 2])
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
+    context = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-05:00")
+    with pytest.raises(ValueError) as raised:
+        manager.load_input(context)
+    assert f"{any_bucket.uri(key)} is not a readable parquet object ({len(whole) // 2} bytes): " in str(raised.value)
+    assert "<Buffer>" not in str(raised.value)

@@ -19,7 +19,7 @@ from dagster import (
 
 from energy_assets.definitions import defs
 from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
-from energy_assets.storage.objects import read_frame
+from energy_assets.storage.objects import partition_object_key, read_frame
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import ISSUED_AT
@@ -125,7 +125,7 @@ def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
     assert materialized(result, ACCURACY) == [partition_key(H0), partition_key(after(1))]
     bucket = deployment_bucket()
     keys = bucket.list_keys(ACCURACY_FOLDER)
-    assert keys == [f"{ACCURACY_FOLDER}{partition_key(H0)}.parquet", f"{ACCURACY_FOLDER}{partition_key(after(1))}.parquet"]
+    assert keys == [partition_object_key("energy_assets", ["forecast_accuracy"], partition_key(hour)) for hour in (H0, after(1))]
     stored = read_frame(bucket, keys[1:])
     assert set(stored[ISSUED_AT]) == {after(1)}
     sizes = stored.groupby(["model", SCOPE]).size().unstack(SCOPE)

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.graph_helpers import hour, partition_key
 
@@ -253,7 +254,9 @@ def test_backfills_launched_as_in_the_ui_materialize_the_whole_graph(dagster_dev
     bucket = deployment_bucket()
     assert len(bucket.list_keys("energy_assets/consumption_raw/")) == history_hours
     for asset in ("energy_forecasts", "forecast_accuracy"):
-        assert bucket.list_keys(f"energy_assets/{asset}/") == [f"energy_assets/{asset}/{key}.parquet" for key in hours]
+        assert bucket.list_keys(f"energy_assets/{asset}/") == sorted(
+            partition_object_key("energy_assets", [asset], key) for key in hours
+        )
         assert sorted(m["partition"] for m in dagster_dev.materializations(asset)) == hours
     assert len(dagster_dev.materializations("energy_consumption_features")) == history_hours
     assert sorted(m["partition"] for m in dagster_dev.materializations("forecasting_model")) == hours

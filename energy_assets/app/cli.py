@@ -1,4 +1,4 @@
-"""`energy-assets`: run the demo, and read published forecasts from the deployment's bucket."""
+"""`energy-assets`: run the demo, read published forecasts from the deployment's bucket, migrate its layout."""
 
 from __future__ import annotations
 
@@ -14,7 +14,13 @@ from dotenv import load_dotenv
 from energy_assets import settings
 from energy_assets.schema import AREA_CODES, AREA_NAMES
 from energy_assets.storage.buckets import deployment_bucket
-from energy_assets.storage.forecasts import gather_forecasts, latest_forecast
+from energy_assets.storage.forecasts import (
+    NoSuchSeriesError,
+    SkippedHour,
+    gather_forecasts,
+    latest_forecast,
+    select_series,
+)
 from energy_assets.timeline import parse_hour_key, to_utc_hour
 
 
@@ -36,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_latest(subcommands, _forecast_options())
     _add_gather(subcommands, _forecast_options())
     _add_demo(subcommands)
+    _add_migrate_layout(subcommands)
     return parser
 
 
@@ -95,24 +102,81 @@ def _add_gather(subcommands, options: argparse.ArgumentParser) -> None:
 
 
 def _run_latest(args: argparse.Namespace) -> int:
-    forecast = latest_forecast(
-        deployment_bucket(), args.at, area=args.area, consumer_type=args.consumer_type, prefix=args.prefix
-    )
+    skipped: list[SkippedHour] = []
+    try:
+        forecast = latest_forecast(
+            deployment_bucket(),
+            args.at,
+            area=args.area,
+            consumer_type=args.consumer_type,
+            prefix=args.prefix,
+            skipped=skipped,
+        )
+    except NoSuchSeriesError as error:
+        raise LookupError(_no_such_series(error)) from None
+    except LookupError:
+        _report_skipped(skipped)
+        raise LookupError(f"no usable forecast issued at or before --at {_shown(args.at)}") from None
+    _report_skipped(skipped)
     return _emit(forecast, args.output)
 
 
 def _run_gather(args: argparse.Namespace) -> int:
-    forecasts = gather_forecasts(
-        deployment_bucket(),
-        args.issued_from,
-        args.issued_to,
-        area=args.area,
-        consumer_type=args.consumer_type,
-        prefix=args.prefix,
+    if args.issued_from > args.issued_to:
+        raise ValueError(f"--from {_shown(args.issued_from)} is after --to {_shown(args.issued_to)}")
+    skipped: list[SkippedHour] = []
+    gathered = gather_forecasts(
+        deployment_bucket(), args.issued_from, args.issued_to, prefix=args.prefix, skipped=skipped
     )
+    _report_skipped(skipped)
+    span = f"from --from {_shown(args.issued_from)} to --to {_shown(args.issued_to)}"
+    if gathered.empty:
+        raise LookupError(f"no usable forecast issued {span}")
+    forecasts = select_series(gathered, args.area, args.consumer_type)
     if forecasts.empty:
-        raise LookupError(f"no forecast issued from {args.issued_from} to {args.issued_to} for the series asked")
+        raise LookupError(
+            f"no forecast issued {span} has a series with {_asked(args.area, args.consumer_type)}; "
+            + _no_such_series_in(gathered, args.area)
+        )
     return _emit(forecasts, args.output)
+
+
+def _shown(hour: pd.Timestamp) -> str:
+    return f"{hour:%Y-%m-%d %H:%M} UTC"
+
+
+def _asked(area: int | None, consumer_type: int | None) -> str:
+    flags = [f"--area {AREA_NAMES.get(area, area)}" if area is not None else None,
+             f"--consumer-type {consumer_type}" if consumer_type is not None else None]
+    return " ".join(flag for flag in flags if flag)
+
+
+def _offered(areas: list[int], consumer_types: list[int], area: int | None) -> str:
+    """The --area values the forecasts read have, and their --consumer-type values (in the area asked, if it is one)."""
+    where = f" in {AREA_NAMES.get(area, area)}" if area in areas else ""
+    return (
+        f"--area can be {', '.join(AREA_NAMES.get(code, str(code)) for code in areas)}; "
+        f"--consumer-type can be {', '.join(map(str, consumer_types))}{where}"
+    )
+
+
+def _no_such_series_in(forecasts: pd.DataFrame, area: int | None) -> str:
+    areas = sorted(int(code) for code in forecasts["area"].unique())
+    in_area = forecasts[forecasts["area"] == area] if area in areas else forecasts
+    return _offered(areas, sorted(int(code) for code in in_area["consumer_type"].unique()), area)
+
+
+def _no_such_series(error: NoSuchSeriesError) -> str:
+    return (
+        f"the forecast issued at {_shown(error.issued_at)} ({error.uri}) has no series with "
+        f"{_asked(error.area, error.consumer_type)}; {_offered(error.areas, error.consumer_types, error.area)}"
+    )
+
+
+def _report_skipped(skipped: list[SkippedHour]) -> None:
+    if skipped:
+        lines = "\n  ".join(str(hour) for hour in skipped)
+        print(f"energy-assets: skipped {len(skipped)} issue hour(s) whose object is unusable:\n  {lines}", file=sys.stderr)
 
 
 def _emit(forecasts: pd.DataFrame, output: Path | None) -> int:
@@ -126,6 +190,46 @@ def _emit(forecasts: pd.DataFrame, output: Path | None) -> int:
         forecasts.to_csv(output, index=False)
     print(f"wrote {len(forecasts)} rows to {output}", file=sys.stderr)
     return 0
+
+
+def _add_migrate_layout(subcommands) -> None:
+    migrate = subcommands.add_parser(
+        "migrate-layout",
+        help="move objects of the old layout (<asset>/<YYYY-MM-DD-HH:MM>.parquet) to the hive layout; a dry run "
+        "unless --apply",
+    )
+    migrate.add_argument("--apply", action="store_true", help="copy, verify, then delete; without it only print the plan")
+    migrate.add_argument(
+        "--prefix",
+        default=settings.bucket_prefix(),
+        help=f"object prefix in the bucket (default ${settings.BUCKET_PREFIX} or {settings.DEFAULT_BUCKET_PREFIX!r})",
+    )
+    migrate.set_defaults(run=_run_migrate_layout)
+
+
+def _run_migrate_layout(args: argparse.Namespace) -> int:
+    from energy_assets.storage.migration import CONFLICT, apply_move, planned_moves
+
+    bucket = deployment_bucket()
+    moves = planned_moves(bucket, args.prefix)
+    conflicts = [move for move in moves if move.action == CONFLICT]
+    for move in moves:
+        if move.action == CONFLICT:
+            print(f"conflict: {bucket.uri(move.new_key)} already holds other bytes than {bucket.uri(move.old_key)}; "
+                  "both kept")
+        elif args.apply:
+            apply_move(bucket, move)
+            print(f"moved {bucket.uri(move.old_key)} -> {bucket.uri(move.new_key)}")
+        else:
+            print(f"would {move.action} {bucket.uri(move.old_key)} -> {bucket.uri(move.new_key)}")
+    done = len(moves) - len(conflicts)
+    if not moves:
+        print(f"nothing to migrate under {bucket.uri(args.prefix.rstrip('/') + '/')}")
+    elif args.apply:
+        print(f"migrated {done} object(s); {len(conflicts)} conflict(s)")
+    else:
+        print(f"dry run: {done} object(s) to migrate, {len(conflicts)} conflict(s); run again with --apply")
+    return 1 if conflicts else 0
 
 
 def _hour(value: str) -> pd.Timestamp:

@@ -1,8 +1,8 @@
 """IO manager keeping each partition of an asset as one parquet object in a bucket.
 
-Layout: `<prefix>/<asset key path>/<partition key>.parquet` for a partitioned asset (for example
-`energy_assets/energy_forecasts/2023-01-14-23:00.parquet`; ':' is kept, GCS and POSIX file systems
-take it), `<prefix>/<asset key path>.parquet` for an unpartitioned one.
+Layout (owned by `storage.objects`): a hive-partitioned dataset per partitioned asset, for example
+`energy_assets/energy_forecasts/utc_date=2023-01-14/utc_hour=23/part-0.parquet`, and
+`<prefix>/<asset key path>.parquet` for an unpartitioned one.
 """
 
 from __future__ import annotations

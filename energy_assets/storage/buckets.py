@@ -10,16 +10,19 @@ from pathlib import Path
 from dataclasses import dataclass, field
 from urllib.parse import quote
 
+import google.auth
 from google.api_core.exceptions import Forbidden, NotFound
 from google.auth.exceptions import DefaultCredentialsError, RefreshError
 from google.cloud import storage
 from google.oauth2 import service_account
+from pyarrow import fs as arrow_fs
 
 from energy_assets import settings
 from energy_assets.storage.files import write_atomically
 
 # A file being written is hidden (leading dot) and ends with this; keys can never look like that.
 _PARTIAL_SUFFIX = ".partial"
+_READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
 class Bucket(ABC):
@@ -40,6 +43,14 @@ class Bucket(ABC):
     @abstractmethod
     def uri(self, key: str) -> str:
         """Where the object with `key` lives (`file://...` or `gs://...`)."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove one object; `FileNotFoundError` naming the URI when it is absent."""
+
+    @abstractmethod
+    def arrow_filesystem(self) -> tuple[arrow_fs.FileSystem, str]:
+        """The bucket as a pyarrow file system and the path of its root in it, for pyarrow datasets."""
 
     def exists(self, key: str) -> bool:
         """Whether an object with `key` exists."""
@@ -84,9 +95,20 @@ class LocalBucket(Bucket):
         """Whether the file exists."""
         return self._path(key).is_file()
 
+    def delete(self, key: str) -> None:
+        """Unlink the file."""
+        path = self._path(key)
+        if not path.is_file():
+            raise FileNotFoundError(f"no object at {self.uri(key)}")
+        path.unlink()
+
+    def arrow_filesystem(self) -> tuple[arrow_fs.FileSystem, str]:
+        """The local file system and the folder's absolute path."""
+        return arrow_fs.LocalFileSystem(), Path(self.root_dir).resolve().as_posix()
+
     def uri(self, key: str) -> str:
-        """`file://` and the absolute path; also names folders (`prefix/`). ':' is kept, so partition keys stay readable."""
-        return "file://" + quote(f"{Path(self.root_dir).resolve().as_posix()}/{key}", safe="/:")
+        """`file://` and the absolute path; also names folders (`prefix/`). `=` and `:` are kept (RFC 3986 allows them), so hive names stay readable."""
+        return "file://" + quote(f"{Path(self.root_dir).resolve().as_posix()}/{key}", safe="/:=")
 
     def _path(self, key: str) -> Path:
         parts = key.split("/")
@@ -132,6 +154,28 @@ class GCSBucket(Bucket):
         """Whether the object exists (one metadata request)."""
         with self._explained("read", key):
             return self._bucket().blob(key).exists()
+
+    def delete(self, key: str) -> None:
+        """Delete the object (one request)."""
+        with self._explained("delete", key):
+            self._bucket().blob(key).delete()
+
+    def arrow_filesystem(self) -> tuple[arrow_fs.FileSystem, str]:
+        """gcsfs behind pyarrow's fsspec handler, with the same credentials (gcsfs, like the client, honours
+        `STORAGE_EMULATOR_HOST`); gcsfs is imported here so that local reads never load it."""
+        import gcsfs
+
+        if os.environ.get(settings.STORAGE_EMULATOR_HOST):
+            token = "anon"
+        elif self.service_account_json_path:
+            token = self._service_account_credentials()
+        else:
+            try:
+                token, _ = google.auth.default(scopes=[_READ_WRITE_SCOPE])
+            except DefaultCredentialsError as error:
+                raise PermissionError(_credentials_help(f"no application default credentials ({error})")) from None
+        filesystem = gcsfs.GCSFileSystem(project=self.project, token=token)
+        return arrow_fs.PyFileSystem(arrow_fs.FSSpecHandler(filesystem)), self.bucket_name
 
     def uri(self, key: str) -> str:
         """`gs://<bucket>/<key>`."""
