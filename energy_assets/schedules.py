@@ -15,6 +15,9 @@ from dagster import (
 PUBLICATION_DELAY_VARIABLE = "ENERGY_ASSETS_PUBLICATION_DELAY_HOURS"
 # ConsumptionDE35Hour was published 15 days after the hour it describes.
 DEFAULT_PUBLICATION_DELAY_HOURS = 15 * 24
+SCHEDULE_CRON_VARIABLE = "ENERGY_ASSETS_SCHEDULE_CRON"
+# Minute 5 of every hour: the newest published hour changes once an hour.
+DEFAULT_SCHEDULE_CRON = "5 * * * *"
 
 
 def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd.Timestamp:
@@ -25,10 +28,11 @@ def newest_published_hour(now: pd.Timestamp, publication_delay_hours: int) -> pd
 def build_hourly_schedule(job):
     """Every hour, run `job` for the newest published hour; stopped until switched on."""
     publication_delay_hours = int(os.environ.get(PUBLICATION_DELAY_VARIABLE, DEFAULT_PUBLICATION_DELAY_HOURS))
+    cron_schedule = os.environ.get(SCHEDULE_CRON_VARIABLE) or DEFAULT_SCHEDULE_CRON
 
     @schedule(
         job=job,
-        cron_schedule="5 * * * *",
+        cron_schedule=cron_schedule,
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
         description=f"Materializes the newest published hour ({publication_delay_hours} h publication delay).",
