@@ -11,6 +11,7 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,12 +77,12 @@ def _interruptible() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-@pytest.fixture(scope="module")
-def postgres_server() -> Iterator[PostgresServer]:
-    """A fresh cluster with database `dagster` owned by role `dagster` (password auth), for one test module."""
-    bin_dir = postgres_bin_dir()
-    if bin_dir is None:
-        pytest.skip(f"PostgreSQL server binaries not found in {[str(d) for d in POSTGRES_BIN_DIRS[:1]]} (apt-get install -y postgresql)")
+@contextmanager
+def running_postgres(bin_dir: Path, durable: bool = True) -> Iterator[PostgresServer]:
+    """A fresh cluster with database `dagster` owned by role `dagster` (password auth), removed on exit.
+
+    durable=False turns fsync off: faster, and a cluster thrown away at the end needs no crash safety.
+    """
     # Not pytest's tmp_path: as root that is private to root, and the server user must own its folder.
     root = Path(tempfile.mkdtemp(prefix="energy_assets_pg_"))
     data_dir, password_file, log_path = root / "data", root / "password", root / "postgres.log"
@@ -105,7 +106,7 @@ def postgres_server() -> Iterator[PostgresServer]:
             process = subprocess.Popen(
                 _as_server_user(
                     [str(bin_dir / "postgres"), "-D", str(data_dir), "-h", server.host, "-p", str(server.port),
-                     "-k", str(data_dir), "-c", "fsync=off"]
+                     "-k", str(data_dir), *([] if durable else ["-c", "fsync=off"])]
                 ),
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -125,17 +126,27 @@ def postgres_server() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
+@pytest.fixture(scope="module")
+def postgres_server() -> Iterator[PostgresServer]:
+    """A throw-away cluster for one test module; a skip naming the package when PostgreSQL is not installed."""
+    bin_dir = postgres_bin_dir()
+    if bin_dir is None:
+        pytest.skip("PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install -y postgresql)")
+    with running_postgres(bin_dir, durable=False) as server:
+        yield server
+
+
 def _wait_until_accepting(server: PostgresServer, process: subprocess.Popen, log_path: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"postgres exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
+            raise RuntimeError(f"postgres exited with {process.returncode}:\n{log_path.read_text(errors='replace')}")
         try:
             server.connect(database="postgres").close()
             return
         except psycopg2.OperationalError:
             time.sleep(0.2)
-    pytest.fail(f"postgres did not accept connections within {timeout} s:\n{log_path.read_text(errors='replace')}")
+    raise RuntimeError(f"postgres did not accept connections within {timeout} s:\n{log_path.read_text(errors='replace')}")
 
 
 def _stop(process: subprocess.Popen, timeout: float = 30) -> None:
