@@ -21,13 +21,13 @@ import pytest
 from dagster import AssetSelection
 from google.cloud import storage
 
-from energy_assets.resources import build_bucket
-from energy_assets.resources.bucket import EMULATOR_VARIABLE, GCSBucket
+from energy_assets.resources import build_resources
+from energy_assets.resources.bucket import EMULATOR_VARIABLE, GCSBucket, LocalBucket
 from energy_assets.parquet_objects import DEFAULT_PREFIX, asset_folder, partition_keys_in
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.schedules import PUBLICATION_DELAY_VARIABLE, SCHEDULE_CRON_VARIABLE
 from energy_assets.schema import MODEL_NAME
-from energy_assets.settings import state_dir
+from energy_assets.settings import HOME_VARIABLE
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.gcs_emulator import EMULATOR_PROJECT
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
@@ -42,18 +42,20 @@ LOCATION_NAME = "energy_assets"
 
 # One ingestion run fills the feature group; every scenario then forecasts its own hours. The
 # scenarios' first hours are a day apart, so each one trains exactly one model, at its first hour,
-# whatever ran before it: that is what an uninterrupted run on a fresh state does too.
+# whatever ran before it: so does the uninterrupted reference run, which runs them in this order.
 HISTORY_START, INGESTED_LAST = hour("2022-12-01 00:00"), hour("2022-12-17 23:00")
 INGESTION = ["consumption_raw", "energy_consumption_features"]
 FORECASTING = ["forecasting_model", "energy_forecasts"]
 UNINTERRUPTED = (hour("2022-12-12 00:00"), hour("2022-12-12 02:00"))
 DAEMON_KILLED = (hour("2022-12-13 00:00"), hour("2022-12-13 02:00"))
 WORKER_KILLED = (hour("2022-12-14 00:00"), hour("2022-12-14 02:00"))
-COMPETING_TRAININGS = [(hour("2022-12-15 00:00"), hour("2022-12-15 01:00")), (hour("2022-12-16 00:00"), hour("2022-12-16 01:00"))]
+REFERENCE_RANGES = [UNINTERRUPTED, DAEMON_KILLED, WORKER_KILLED]
 # The schedule targets the newest published hour: the publication delay is chosen so that this is it.
 SCHEDULED_HOUR = hour("2022-12-17 12:00")
 # A tick every minute, so one falls inside the test.
 TEST_SCHEDULE_CRON = "* * * * *"
+# forecasting_model's pool (energy_assets/assets/model.py) and its limit.
+TRAINING_POOL, TRAINING_POOL_LIMIT = "model_training", 1
 
 SCHEDULE_SELECTOR = {
     "repositoryName": "__repository__",
@@ -191,7 +193,8 @@ class Deployment:
         rows = self.postgres.query(
             "SELECT run_id, min(timestamp) FILTER (WHERE dagster_event_type = 'STEP_START'),"
             " max(timestamp) FILTER (WHERE dagster_event_type IN ('STEP_SUCCESS', 'STEP_FAILURE'))"
-            " FROM event_logs WHERE step_key = 'forecasting_model' GROUP BY run_id ORDER BY 2"
+            " FROM event_logs WHERE step_key = 'forecasting_model'"
+            " AND dagster_event_type IN ('STEP_START', 'STEP_SUCCESS', 'STEP_FAILURE') GROUP BY run_id ORDER BY 2"
         )
         return [(run_id, pd.Timestamp(start), pd.Timestamp(end)) for run_id, start, end in rows]
 
@@ -218,6 +221,13 @@ class Deployment:
             assert time.monotonic() < deadline, f"backfill {backfill_id} not {status} within {timeout} s: {backfill}"
             time.sleep(1)
         return backfill
+
+    def wait_for_backfill_run_success(self, backfill_id: str, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while not (run := self.backfill_run(backfill_id)) or run[1] != "SUCCESS":
+            assert not run or run[1] in IN_PROGRESS, self.webserver.run_failures([run[0]])
+            assert time.monotonic() < deadline, f"backfill {backfill_id}: no successful run within {timeout} s: {run}"
+            time.sleep(1)
 
     def backfill_run(self, backfill_id: str) -> tuple[str, str] | None:
         """(run_id, status) of the first run the backfill launched, None before it has one."""
@@ -266,17 +276,30 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def _reference(first: pd.Timestamp, last: pd.Timestamp) -> tuple[dict[str, pd.DataFrame], list[pd.Timestamp]]:
-    """Forecast objects and model cutoffs of one uninterrupted in-process run on this test's own empty state."""
-    run_range(HISTORY_START, last, RAW_AND_FEATURES)
-    run_range(first, last, AssetSelection.assets(*FORECASTING))
-    registry = LocalModelRegistry(root_dir=str(state_dir() / "model_registry"))
-    return _forecast_objects(build_bucket(), first, last), _model_cutoffs(registry, first, last)
+@dataclass
+class Reference:
+    """The same backfills run uninterrupted, in-process, on an empty embedded state of their own."""
+
+    bucket: LocalBucket
+    model_registry: LocalModelRegistry
 
 
-def _assert_same_as_uninterrupted(deployment: Deployment, first: pd.Timestamp, last: pd.Timestamp) -> None:
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> Reference:
+    home = tmp_path_factory.mktemp("reference")
+    with pytest.MonkeyPatch.context() as environment:
+        environment.setenv(HOME_VARIABLE, str(home))
+        resources = build_resources()
+        run_range(HISTORY_START, max(last for _, last in REFERENCE_RANGES), RAW_AND_FEATURES, resources=resources)
+        for first, last in REFERENCE_RANGES:
+            run_range(first, last, AssetSelection.assets(*FORECASTING), resources=resources)
+    return Reference(LocalBucket(root_dir=str(home / "bucket")), LocalModelRegistry(root_dir=str(home / "model_registry")))
+
+
+def _assert_same_as_uninterrupted(deployment: Deployment, reference: Reference, first: pd.Timestamp, last: pd.Timestamp) -> None:
     """Same forecast objects, one materialization per hour in PostgreSQL, one model version per training."""
-    expected_objects, expected_cutoffs = _reference(first, last)
+    expected_objects = _forecast_objects(reference.bucket, first, last)
+    expected_cutoffs = _model_cutoffs(reference.model_registry, first, last)
     objects = deployment.forecast_objects(first, last)
     assert sorted(objects) == sorted(expected_objects) and len(objects) == len(pd.date_range(first, last, freq="h"))
     for key, frame in objects.items():
@@ -326,6 +349,11 @@ def deployment(postgres_server, gcs_emulator, tmp_path_factory) -> Iterator[Depl
             model_registry=LocalModelRegistry(root_dir=str(energy_assets_home / "model_registry")),
         )
         try:
+            # The pool's limit, set once per instance (README, "Production").
+            subprocess.run(
+                [str(BIN_DIR / "dagster"), "instance", "concurrency", "set", TRAINING_POOL, str(TRAINING_POOL_LIMIT)],
+                cwd=log_dir, env=deployed.environment, check=True, capture_output=True,
+            )
             deployed.start("code_server")
             deployed.wait_for_code_server()
             webserver = deployed.start("webserver")
@@ -333,7 +361,8 @@ def deployment(postgres_server, gcs_emulator, tmp_path_factory) -> Iterator[Depl
             deployed.webserver = DagsterDev(webserver, f"http://127.0.0.1:{settings['WEBSERVER_PORT']}", log_dir / "webserver.log")
             deployed.webserver.wait_until_loaded()
             ingestion = deployed.webserver.launch_backfill(INGESTION, HISTORY_START, INGESTED_LAST)
-            deployed.wait_for_backfill_success(ingestion)
+            # Its run's success is enough to go on; the backfill itself is marked complete at the daemon's next pass.
+            deployed.wait_for_backfill_run_success(ingestion)
             yield deployed
         finally:
             deployed.stop_all()
@@ -344,7 +373,6 @@ class Scenarios:
     """The backfills launched together, and the runs the test interrupted."""
 
     uninterrupted: str
-    competing: list[str]
     daemon_killed: str
     worker_killed: str
     run_running_while_daemon_died: str = ""
@@ -353,17 +381,16 @@ class Scenarios:
 
 @pytest.fixture(scope="module")
 def scenarios(deployment) -> Iterator[Scenarios]:
-    """Every scenario's backfill launched at once with the hourly schedule on; the daemon and one run worker killed mid-way.
+    """Three forecast backfills launched at once with the hourly schedule on; the daemon and one run worker killed mid-way.
 
-    The model_training pool runs the five backfills and the scheduled run one after another, so
-    launching them together costs the daemon's 30-second backfill cadence once, not five times.
+    Each backfill trains a model, so the model_training pool runs them and the scheduled run one
+    after another; launched together they cost the daemon's 30-second backfill cadence once.
     """
     webserver = deployment.webserver
     launched = Scenarios(
         daemon_killed=webserver.launch_backfill(FORECASTING, *DAEMON_KILLED),
         worker_killed=webserver.launch_backfill(FORECASTING, *WORKER_KILLED),
         uninterrupted=webserver.launch_backfill(FORECASTING, *UNINTERRUPTED),
-        competing=[webserver.launch_backfill(FORECASTING, first, last) for first, last in COMPETING_TRAININGS],
     )
     started = webserver.graphql(START_SCHEDULE, scheduleSelector=SCHEDULE_SELECTOR)["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult" and started["scheduleState"]["status"] == "RUNNING", started
@@ -402,12 +429,12 @@ def _interrupt(deployment: Deployment, scenarios: Scenarios, timeout: float = 42
         time.sleep(0.2)
 
 
-def test_backfill_through_the_webserver_writes_the_bucket_and_postgres(deployment, scenarios):
+def test_backfill_through_the_webserver_writes_the_bucket_and_postgres(deployment, scenarios, reference):
     first, last = UNINTERRUPTED
     finished = deployment.wait_for_backfill_success(scenarios.uninterrupted)
     assert len(finished["runs"]) == 1  # single-run backfill policy
 
-    _assert_same_as_uninterrupted(deployment, first, last)
+    _assert_same_as_uninterrupted(deployment, reference, first, last)
     ingested_hours = len(pd.date_range(HISTORY_START, INGESTED_LAST, freq="h"))
     assert len(deployment.materialization_counts("energy_consumption_features", HISTORY_START, INGESTED_LAST)) == ingested_hours
     # Step output went to the bucket through dagster-gcp's GCSComputeLogManager.
@@ -415,20 +442,20 @@ def test_backfill_through_the_webserver_writes_the_bucket_and_postgres(deploymen
     assert any(finished["runs"][0]["runId"] in key for key in compute_logs), compute_logs[:5]
 
 
-def test_two_backfills_that_train_models_never_train_at_the_same_time(deployment, scenarios):
-    run_ids = [deployment.wait_for_backfill_success(backfill_id)["runs"][0]["runId"] for backfill_id in scenarios.competing]
+def test_backfills_that_train_models_never_train_at_the_same_time(deployment, scenarios):
+    backfills = [scenarios.uninterrupted, scenarios.daemon_killed, scenarios.worker_killed]
+    for backfill_id in backfills:
+        deployment.wait_for_backfill_status(backfill_id, "COMPLETED_SUCCESS")
+    run_ids = [deployment.backfill_run(backfill_id)[0] for backfill_id in backfills]
 
     intervals = {run_id: (start, end) for run_id, start, end in deployment.training_intervals()}
-    (first_start, first_end), (second_start, second_end) = sorted(intervals[run_id] for run_id in run_ids)
-    assert first_end <= second_start, f"training steps overlap: {intervals}"
-    # Both runs existed while the first one trained: the second one was held back, not merely launched later.
-    created = dict(deployment.postgres.query("SELECT run_id, create_timestamp FROM runs WHERE run_id IN %s", tuple(run_ids)))
-    assert max(pd.Timestamp(stamp) for stamp in created.values()) < first_end
-    # And no two training steps of any run on this instance ever overlapped, though six were queued together.
+    first_training_end = min(intervals[run_id][1] for run_id in run_ids)
+    # All three runs were waiting while the first one trained: the pool held the others back.
+    created = deployment.postgres.query("SELECT create_timestamp FROM runs WHERE run_id IN %s", tuple(run_ids))
+    assert len(created) == 3 and max(pd.Timestamp(stamp) for (stamp,) in created) < first_training_end
+    # No two training steps of any run on this instance overlapped (the scheduled run's included).
     ordered = sorted(intervals.values())
-    assert len(ordered) >= 4 and all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:])), ordered
-    for first, last in COMPETING_TRAININGS:
-        assert deployment.model_cutoffs(first, last) == [first]
+    assert len(ordered) >= 3 and all(earlier[1] <= later[0] for earlier, later in zip(ordered, ordered[1:])), intervals
 
 
 def test_the_daemon_launches_the_hourly_schedule_from_a_tick(deployment, scenarios):
@@ -452,14 +479,14 @@ def test_the_daemon_launches_the_hourly_schedule_from_a_tick(deployment, scenari
     assert list(deployment.forecast_objects(scheduled_hour, scheduled_hour))
 
 
-def test_a_backfill_survives_a_killed_daemon(deployment, scenarios):
+def test_a_backfill_survives_a_killed_daemon(deployment, scenarios, reference):
     first, last = DAEMON_KILLED
     finished = deployment.wait_for_backfill_success(scenarios.daemon_killed)
     assert [run["runId"] for run in finished["runs"]] == [scenarios.run_running_while_daemon_died]
-    _assert_same_as_uninterrupted(deployment, first, last)
+    _assert_same_as_uninterrupted(deployment, reference, first, last)
 
 
-def test_a_run_whose_worker_is_killed_is_retried_to_the_same_end_state(deployment, scenarios):
+def test_a_run_whose_worker_is_killed_is_retried_to_the_same_end_state(deployment, scenarios, reference):
     first, last = WORKER_KILLED
     killed = scenarios.run_whose_worker_died
     deadline = time.monotonic() + 300
@@ -471,4 +498,4 @@ def test_a_run_whose_worker_is_killed_is_retried_to_the_same_end_state(deploymen
     deployment.wait_for_backfill_status(scenarios.worker_killed, "COMPLETED_SUCCESS")
     # The retry re-ran only what had not finished: forecasting_model had succeeded in the killed run.
     assert deployment.step_event_time(retries[0][0], "forecasting_model", "STEP_START") is None
-    _assert_same_as_uninterrupted(deployment, first, last)
+    _assert_same_as_uninterrupted(deployment, reference, first, last)
