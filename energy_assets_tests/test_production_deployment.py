@@ -43,7 +43,7 @@ LOCATION_NAME = "energy_assets"
 # One ingestion run fills the feature group; every scenario then forecasts its own hours. The
 # scenarios' first hours are a day apart, so each one trains exactly one model, at its first hour,
 # whatever ran before it: so does the uninterrupted reference run, which runs them in this order.
-HISTORY_START, INGESTED_LAST = hour("2022-12-01 00:00"), hour("2022-12-17 23:00")
+HISTORY_START, INGESTED_LAST = hour("2022-12-01 00:00"), hour("2022-12-14 23:00")
 INGESTION = ["consumption_raw", "energy_consumption_features"]
 FORECASTING = ["forecasting_model", "energy_forecasts"]
 UNINTERRUPTED = (hour("2022-12-12 00:00"), hour("2022-12-12 02:00"))
@@ -51,16 +51,17 @@ DAEMON_KILLED = (hour("2022-12-13 00:00"), hour("2022-12-13 02:00"))
 WORKER_KILLED = (hour("2022-12-14 00:00"), hour("2022-12-14 02:00"))
 REFERENCE_RANGES = [UNINTERRUPTED, DAEMON_KILLED, WORKER_KILLED]
 # The schedule targets the newest published hour: the publication delay is chosen so that this is it.
-SCHEDULED_HOUR = hour("2022-12-17 12:00")
+SCHEDULED_HOUR = hour("2022-12-14 12:00")
 # A tick every minute, so one falls inside the test.
 TEST_SCHEDULE_CRON = "* * * * *"
 # forecasting_model's pool (energy_assets/assets/model.py) and its limit.
 TRAINING_POOL, TRAINING_POOL_LIMIT = "model_training", 1
 
+SCHEDULE_NAME = "hourly_forecast_schedule"
 SCHEDULE_SELECTOR = {
     "repositoryName": "__repository__",
     "repositoryLocationName": LOCATION_NAME,
-    "scheduleName": "hourly_forecast_schedule",
+    "scheduleName": SCHEDULE_NAME,
 }
 START_SCHEDULE = """
 mutation ($scheduleSelector: ScheduleSelector!) { startSchedule(scheduleSelector: $scheduleSelector) {
@@ -377,6 +378,7 @@ class Scenarios:
     worker_killed: str
     run_running_while_daemon_died: str = ""
     run_whose_worker_died: str = ""
+    scheduled_run: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -395,18 +397,28 @@ def scenarios(deployment) -> Iterator[Scenarios]:
     started = webserver.graphql(START_SCHEDULE, scheduleSelector=SCHEDULE_SELECTOR)["startSchedule"]
     assert started["__typename"] == "ScheduleStateResult" and started["scheduleState"]["status"] == "RUNNING", started
     try:
-        _interrupt(deployment, launched)
+        _watch(deployment, launched)
         yield launched
     finally:
-        state = webserver.graphql(SCHEDULE_STATE, scheduleSelector=SCHEDULE_SELECTOR)["scheduleOrError"]["scheduleState"]
-        webserver.graphql(STOP_SCHEDULE, id=state["id"])
+        _stop_schedule(webserver)
 
 
-def _interrupt(deployment: Deployment, scenarios: Scenarios, timeout: float = 420) -> None:
-    """Kill the daemon while one backfill's run is in progress, and another run's worker once its forecasts step started."""
+def _stop_schedule(webserver: DagsterDev) -> None:
+    state = webserver.graphql(SCHEDULE_STATE, scheduleSelector=SCHEDULE_SELECTOR)["scheduleOrError"]["scheduleState"]
+    if state["status"] == "RUNNING":
+        stopped = webserver.graphql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
+        assert stopped["__typename"] == "ScheduleStateResult", stopped
+
+
+def _watch(deployment: Deployment, scenarios: Scenarios, timeout: float = 420) -> None:
+    """Kill the daemon while one backfill's run is in progress, and another run's worker once its forecasts step
+    started; stop the schedule once it has launched a run (a tick every minute would launch one a minute)."""
     deadline = time.monotonic() + timeout
-    while not (scenarios.run_running_while_daemon_died and scenarios.run_whose_worker_died):
-        assert time.monotonic() < deadline, f"the runs to interrupt did not start within {timeout} s: {scenarios}"
+    while not (scenarios.run_running_while_daemon_died and scenarios.run_whose_worker_died and scenarios.scheduled_run):
+        assert time.monotonic() < deadline, f"the runs to interrupt or the scheduled run did not start within {timeout} s: {scenarios}"
+        if not scenarios.scheduled_run and (runs := deployment.runs_with_tag("dagster/schedule_name", SCHEDULE_NAME)):
+            _stop_schedule(deployment.webserver)
+            scenarios.scheduled_run = runs[0][0]
         if not scenarios.run_running_while_daemon_died and (run := deployment.backfill_run(scenarios.daemon_killed)):
             run_id, status = run
             assert status in IN_PROGRESS, f"run {run_id} {status} before the daemon could be killed"
@@ -460,13 +472,13 @@ def test_backfills_that_train_models_never_train_at_the_same_time(deployment, sc
 
 def test_the_daemon_launches_the_hourly_schedule_from_a_tick(deployment, scenarios):
     deadline = time.monotonic() + 300
-    while not (runs := deployment.runs_with_tag("dagster/schedule_name", "hourly_forecast_schedule")) or runs[0][1] in IN_PROGRESS:
-        assert time.monotonic() < deadline, f"no scheduled run finished within 300 s: {runs}\n{deployment.log_tail('daemon')}"
+    while deployment.run_status(scenarios.scheduled_run) in IN_PROGRESS:
+        assert time.monotonic() < deadline, f"the scheduled run did not finish within 300 s\n{deployment.log_tail('daemon')}"
         time.sleep(2)
-    run_id, status = runs[0]
-    assert status == "SUCCESS", deployment.webserver.run_failures([run_id])
-    tags = dict(deployment.postgres.query("SELECT key, value FROM run_tags WHERE run_id = %s", run_id))
-    assert tags["dagster/schedule_name"] == "hourly_forecast_schedule" and "dagster/tick" in tags
+    assert deployment.run_status(scenarios.scheduled_run) == "SUCCESS", deployment.webserver.run_failures([scenarios.scheduled_run])
+    assert [run_id for run_id, _ in deployment.runs_with_tag("dagster/schedule_name", SCHEDULE_NAME)] == [scenarios.scheduled_run]
+    tags = dict(deployment.postgres.query("SELECT key, value FROM run_tags WHERE run_id = %s", scenarios.scheduled_run))
+    assert tags["dagster/schedule_name"] == SCHEDULE_NAME and "dagster/tick" in tags
     scheduled_hour = pd.Timestamp(pd.to_datetime(tags["dagster/partition"], format="%Y-%m-%d-%H:%M"), tz="UTC")
     # The newest published hour at the tick (one later if the test crossed an hour boundary).
     assert scheduled_hour in (SCHEDULED_HOUR, SCHEDULED_HOUR + pd.Timedelta(hours=1))
