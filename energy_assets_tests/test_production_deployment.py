@@ -21,9 +21,9 @@ import pytest
 from dagster import AssetSelection
 from google.cloud import storage
 
+from energy_assets.parquet_objects import DEFAULT_PREFIX, asset_folder, partition_keys_in
 from energy_assets.resources import build_resources
 from energy_assets.resources.bucket import EMULATOR_VARIABLE, GCSBucket, LocalBucket
-from energy_assets.parquet_objects import DEFAULT_PREFIX, asset_folder, partition_keys_in
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.schedules import PUBLICATION_DELAY_VARIABLE, SCHEDULE_CRON_VARIABLE
 from energy_assets.schema import MODEL_NAME
@@ -287,6 +287,7 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Reference:
+    """Ingestion, then the three forecast ranges in order, in-process on the embedded local resources."""
     home = tmp_path_factory.mktemp("reference")
     with pytest.MonkeyPatch.context() as environment:
         environment.setenv(HOME_VARIABLE, str(home))
