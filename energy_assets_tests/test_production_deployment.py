@@ -54,6 +54,8 @@ REFERENCE_RANGES = [UNINTERRUPTED, DAEMON_KILLED, WORKER_KILLED]
 SCHEDULED_HOUR = hour("2022-12-14 12:00")
 # A tick every minute, so one falls inside the test.
 TEST_SCHEDULE_CRON = "* * * * *"
+# How long the schedule must read as stopped before the test relies on it (a tick takes a moment).
+SCHEDULE_SETTLE_SECONDS = 15
 # forecasting_model's pool (energy_assets/assets/model.py) and its limit.
 TRAINING_POOL, TRAINING_POOL_LIMIT = "model_training", 1
 
@@ -404,22 +406,34 @@ def scenarios(deployment) -> Iterator[Scenarios]:
         _stop_schedule(webserver)
 
 
-def _stop_schedule(webserver: DagsterDev) -> None:
+def _stop_schedule(webserver: DagsterDev) -> bool:
+    """Stop the schedule if it is running; whether it was."""
     state = webserver.graphql(SCHEDULE_STATE, scheduleSelector=SCHEDULE_SELECTOR)["scheduleOrError"]["scheduleState"]
-    if state["status"] == "RUNNING":
-        stopped = webserver.graphql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
-        assert stopped["__typename"] == "ScheduleStateResult", stopped
+    if state["status"] != "RUNNING":
+        return False
+    stopped = webserver.graphql(STOP_SCHEDULE, id=state["id"])["stopRunningSchedule"]
+    assert stopped["__typename"] == "ScheduleStateResult", stopped
+    return True
 
 
-def _watch(deployment: Deployment, scenarios: Scenarios, timeout: float = 420) -> None:
+def _watch(deployment: Deployment, scenarios: Scenarios, timeout: float = 600) -> None:
     """Kill the daemon while one backfill's run is in progress, and another run's worker once its forecasts step
     started; stop the schedule once it has launched a run (a tick every minute would launch one a minute)."""
     deadline = time.monotonic() + timeout
-    while not (scenarios.run_running_while_daemon_died and scenarios.run_whose_worker_died and scenarios.scheduled_run):
+    schedule_stopped_at = None
+    while not (
+        scenarios.run_running_while_daemon_died
+        and scenarios.run_whose_worker_died
+        and schedule_stopped_at is not None
+        and time.monotonic() - schedule_stopped_at > SCHEDULE_SETTLE_SECONDS
+    ):
         assert time.monotonic() < deadline, f"the runs to interrupt or the scheduled run did not start within {timeout} s: {scenarios}"
         if not scenarios.scheduled_run and (runs := deployment.runs_with_tag("dagster/schedule_name", SCHEDULE_NAME)):
-            _stop_schedule(deployment.webserver)
             scenarios.scheduled_run = runs[0][0]
+            schedule_stopped_at = time.monotonic()
+        if scenarios.scheduled_run and _stop_schedule(deployment.webserver):
+            # A tick still being processed writes the schedule's state back as running: stop it again.
+            schedule_stopped_at = time.monotonic()
         if not scenarios.run_running_while_daemon_died and (run := deployment.backfill_run(scenarios.daemon_killed)):
             run_id, status = run
             assert status in IN_PROGRESS, f"run {run_id} {status} before the daemon could be killed"
