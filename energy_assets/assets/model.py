@@ -63,6 +63,7 @@ class ForecastingModelConfig(Config):
     ],
     group_name="forecasting",
     kinds={"lightgbm", "sktime"},
+    pool="model_training",  # one training at a time across runs: limit in deploy/dagster.yaml (concurrency > pools)
 )
 def forecasting_model(
     context: AssetExecutionContext,
