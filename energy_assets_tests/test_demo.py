@@ -36,7 +36,7 @@ def test_the_demo_fills_the_newest_published_hours_quietly_and_the_ui_opens_on_t
     noisy = [line for line in output.splitlines() if "Warning" in line or "alembic" in line or " - INFO - " in line]
     assert noisy == []
     assert f"state directory (ENERGY_ASSETS_HOME): {isolated_state}" in output
-    assert f"DAGSTER_HOME={isolated_state / 'dagster_home'} ENERGY_ASSETS_HOME={isolated_state} dagster dev" in output
+    assert f"DAGSTER_HOME={isolated_state / 'dagster_home'} ENERGY_ASSETS_HOME={isolated_state} {Path(sys.executable).with_name('dagster')} dev -m energy_assets.definitions" in output
     # Forecasts up to the newest published hour; scores up to the newest whose 24 hours of actuals are in.
     newest = next(n for n in (before, before + pd.Timedelta(hours=1)) if f"issued at {n}" in output)  # may turn mid-run
     bucket = deployment_bucket()

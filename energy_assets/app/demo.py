@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -120,6 +121,7 @@ def describe_results(newest: pd.Timestamp) -> str:
         forecasts.head(5).to_string(index=False),
         "",
         "see it in the Dagster UI (http://127.0.0.1:3000, Assets -> energy_forecasts, forecast_accuracy_summary):",
-        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} {settings.HOME}={home} dagster dev",
+        f"  DAGSTER_HOME={os.environ['DAGSTER_HOME']} {settings.HOME}={home} "
+        f"{Path(sys.executable).with_name('dagster')} dev -m energy_assets.definitions",
     ]
     return "\n".join(lines)
