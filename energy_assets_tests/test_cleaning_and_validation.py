@@ -65,7 +65,7 @@ def test_unknown_codes_and_areas_are_named(rows):
 
 def test_negative_consumption_is_named(rows):
     rows.loc[6, TARGET] = -1.0
-    assert failures(rows)["non_negative_consumption"][TARGET].tolist() == [-1.0]
+    assert failures(rows)["finite_non_negative_consumption"][TARGET].tolist() == [-1.0]
 
 
 def test_duplicates_missing_series_and_stray_hours_are_named(rows):
