@@ -28,12 +28,14 @@ HOUR_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 @dataclass(frozen=True)
 class ScriptedAnswer:
-    """One canned answer: an HTTP status with a JSON body and headers, sent after a delay."""
+    """One canned answer: an HTTP status with a JSON body and headers, sent after a delay, optionally
+    one byte every `seconds_per_byte` (a trickle that never lets a read time out)."""
 
     status: int
     body: dict = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    seconds_per_byte: float = 0.0
 
 
 @dataclass
@@ -42,6 +44,8 @@ class FakeEnergiDataService:
 
     datasets: dict[str, list[dict]] = field(default_factory=dict)
     scripted: deque[ScriptedAnswer] = field(default_factory=deque)
+    # Answered to every request once the scripted queue is empty, instead of the API's answer.
+    always: ScriptedAnswer | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
     base_url: str = ""
 
@@ -50,6 +54,8 @@ class FakeEnergiDataService:
         self.requests.append({"path": path, **query})
         if self.scripted:
             return self.scripted.popleft()
+        if self.always is not None:
+            return self.always
         name = path.removeprefix("/dataset/")
         if not path.startswith("/dataset/") or name not in self.datasets:
             return ScriptedAnswer(400, {"error": "Bad Request", "message": f"Dataset {name!r} not found"})
@@ -101,7 +107,12 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            if not answer.seconds_per_byte:
+                self.wfile.write(payload)
+            for position in range(len(payload) if answer.seconds_per_byte else 0):
+                self.wfile.write(payload[position : position + 1])
+                self.wfile.flush()
+                time.sleep(answer.seconds_per_byte)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up waiting (a timeout test): nothing left to tell it.
             pass
