@@ -23,6 +23,7 @@ from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.schedules import build_hourly_schedule
+from energy_assets.sources.energidataservice import DATASETS
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
 forecast_assets = [consumption_raw, energy_consumption_features, forecasting_model, energy_forecasts]
@@ -38,11 +39,15 @@ hourly_forecast_job = define_asset_job(
 
 def consumption_source() -> ConsumptionSource:
     """The source `ENERGY_ASSETS_SOURCE` names: synthetic (default), file or api."""
-    kind = settings.choice(settings.SOURCE, ("synthetic", "file", "api"), "synthetic")
+    kind = settings.source_kind()
     if kind == "file":
-        return FileSource(path=EnvVar(settings.SOURCE_PATH))
+        return FileSource(path=settings.source_path())
     if kind == "api":
-        return EnergiDataServiceSource(dataset=settings.text(settings.SOURCE_DATASET, "ConsumptionDE35Hour"))
+        return EnergiDataServiceSource(
+            dataset=settings.source_dataset(tuple(DATASETS)),
+            api_base_url=settings.source_api_url(),
+            deadline_seconds=settings.source_deadline_seconds(),
+        )
     return SyntheticSource()
 
 

@@ -23,6 +23,7 @@ import httpx
 import pandas as pd
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential
 
+from energy_assets import settings
 from energy_assets.schema import de35_series
 from energy_assets.sources import consumption_industry
 from energy_assets.timeline import DANISH_TIME_ZONE
@@ -44,8 +45,8 @@ from energy_assets.sources.errors import (
     SourceUnavailableError,
 )
 
-DEFAULT_BASE_URL = "https://api.energidataservice.dk"
-DEFAULT_DEADLINE_SECONDS = 120.0
+DEFAULT_BASE_URL = settings.DEFAULT_SOURCE_API_URL
+DEFAULT_DEADLINE_SECONDS = settings.DEFAULT_SOURCE_DEADLINE_SECONDS
 DE35_DATASET = "ConsumptionDE35Hour"
 API_TIME_FORMAT = "%Y-%m-%dT%H:%M"
 # How much of an error body a message quotes.

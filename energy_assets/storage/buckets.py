@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -194,6 +195,14 @@ class GCSBucket(Bucket):
             ) from None
         except (DefaultCredentialsError, RefreshError) as error:
             raise PermissionError(_credentials_help(f"credentials rejected ({type(error).__name__})")) from None
+
+
+def cannot_heal(error: BaseException) -> bool:
+    """Whether a bucket call would fail the same way if retried: a bad key or setting, missing credentials
+    or permission, a missing or read-only folder; network errors and GCS's 429/5xx are not among them."""
+    if isinstance(error, (ValueError, PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return True
+    return isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _credentials_help(problem: str) -> str:
