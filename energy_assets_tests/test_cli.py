@@ -82,3 +82,11 @@ def test_runs_as_a_module(published, isolated_state):
     )
     assert done.returncode == 0, done.stderr
     assert len(done.stdout.splitlines()) == 1 + 24 and "23:00:00+00:00" in done.stdout
+
+
+def test_a_prefix_leaving_the_bucket_is_refused_without_listing_outside(published, isolated_state, capsys):
+    (isolated_state / "secret-name.txt").write_text("outside the bucket")
+    assert main(["gather", "--from", "2023-01-14T20:00", "--to", "2023-01-14T21:00", "--prefix", "../.."]) == 1
+    captured = capsys.readouterr()
+    assert "invalid prefix '../../energy_forecasts/'" in captured.err
+    assert "secret-name" not in captured.out + captured.err

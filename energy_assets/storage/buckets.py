@@ -70,8 +70,14 @@ class LocalBucket(Bucket):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key starting with `prefix`, sorted; files still being written are never listed."""
         root = Path(self.root_dir).resolve()
+        folders = prefix.split("/")[:-1]
+        if any(part in ("", ".", "..") or part.startswith(".") for part in folders):
+            # '..' would walk outside the bucket's folder and show the names of files there.
+            raise ValueError(
+                f"invalid prefix {prefix!r}: prefixes are '/'-separated names, none empty or starting with '.'"
+            )
         # Only walk the deepest folder the prefix names in full.
-        folder = root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else root
+        folder = root.joinpath(*folders)
         if not folder.is_dir():
             return []
         keys = (
