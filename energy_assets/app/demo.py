@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, materialize
@@ -10,8 +11,11 @@ from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, mat
 from energy_assets.definitions import defs, deployment_resources, forecast_assets
 from energy_assets.settings import state_dir
 from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.files import exclusive_lock
 from energy_assets.storage.forecasts import latest_forecast
 from energy_assets.timeline import hour_key
+# Hidden, so Dagster and its users never take it for part of the instance.
+INSTANCE_LOCK_FILE = ".energy_assets_instance.lock"
 # Step events would bury the summary; warnings and errors still show.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 
@@ -23,7 +27,20 @@ def demo_instance() -> DagsterInstance:
         home.mkdir(parents=True, exist_ok=True)
         (home / "dagster.yaml").touch()
         os.environ["DAGSTER_HOME"] = str(home)
-    return DagsterInstance.get()
+    return initialized_instance(Path(os.environ["DAGSTER_HOME"]))
+
+
+def initialized_instance(home: Path) -> DagsterInstance:
+    """The instance at `home`, its storages created by one process at a time.
+
+    Dagster creates its SQLite tables without a lock when it first opens a fresh home, so two
+    processes starting at once can break the instance ("table runs already exists", then
+    "alembic_version has more than one head", dagster-io/dagster#27390): the first creates them
+    under a file lock, the others wait and open what it created.
+    """
+    home.mkdir(parents=True, exist_ok=True)
+    with exclusive_lock(home / INSTANCE_LOCK_FILE):
+        return DagsterInstance.get()
 
 
 def materialize_range(
