@@ -89,3 +89,10 @@ def test_missing_columns_fail_every_rule_without_crashing(rows):
     found = failures(rows.drop(columns=[TARGET]))
     assert set(found) == set(RULES)
     assert found["columns_and_types"]["missing_column"].tolist() == [TARGET]
+
+
+def test_infinite_consumption_is_named_by_the_finite_rule(rows):
+    # A source that lets infinity through must not get it into the feature group: models then fail naming no row.
+    rows.loc[7, TARGET] = float("inf")
+    rows.loc[9, TARGET] = float("-inf")
+    assert failures(rows)["finite_non_negative_consumption"].index.tolist() == [7, 9]
