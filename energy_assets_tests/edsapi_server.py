@@ -9,6 +9,7 @@ normal ones, and every request's query is recorded. Use it in a test module with
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -36,6 +37,7 @@ class ScriptedAnswer:
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
     seconds_per_byte: float = 0.0
+    gzipped: bool = False
 
 
 @dataclass
@@ -100,10 +102,14 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self.service.answer(parts.path, dict(parse_qsl(parts.query)))
         time.sleep(answer.delay_seconds)
         payload = json.dumps(answer.body).encode()
+        if answer.gzipped:
+            payload = gzip.compress(payload)
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            if answer.gzipped:
+                self.send_header("Content-Encoding", "gzip")
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()

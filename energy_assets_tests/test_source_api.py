@@ -276,3 +276,10 @@ def test_the_whole_fetch_ends_at_its_deadline(edsapi_server, published, answer):
     with pytest.raises(SourceDeadlineError, match=r"ConsumptionDE35Hour: the fetch's deadline of 1.5 s passed"):
         client.fetch(DE35, START, END)
     assert time.monotonic() - started < 2.0
+
+
+def test_a_gzipped_answer_is_decoded_as_httpx_would(client, edsapi_server, published):
+    # The answer is read as raw bytes against its budget, then decoded by its Content-Encoding.
+    records = de35_records(_inside(published))
+    edsapi_server.scripted.append(ScriptedAnswer(200, {"total": 100, "records": records[:100]}, gzipped=True))
+    assert len(client.fetch(DE35, START, END)) == 100
