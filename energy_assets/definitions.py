@@ -26,6 +26,7 @@ from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.partitions import hourly_partitions
 from energy_assets.schedules import build_hourly_schedule
+from energy_assets.sources.energidataservice import DATASETS
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
 forecast_assets = [consumption_raw, energy_consumption_features, forecasting_model, energy_forecasts]
@@ -61,9 +62,13 @@ def consumption_source(production: bool = False) -> ConsumptionSource:
             f"set {settings.SYNTHETIC_IN_PROD}=true to do so on purpose; nothing was written"
         )
     if kind == "file":
-        return FileSource(path=EnvVar(settings.SOURCE_PATH))
+        return FileSource(path=settings.source_path())
     if kind == "api":
-        return EnergiDataServiceSource(dataset=settings.text(settings.SOURCE_DATASET, "ConsumptionDE35Hour"))
+        return EnergiDataServiceSource(
+            dataset=settings.source_dataset(tuple(DATASETS)),
+            api_base_url=settings.source_api_url(),
+            deadline_seconds=settings.source_deadline_seconds(),
+        )
     return SyntheticSource()
 
 

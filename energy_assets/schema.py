@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 
@@ -73,9 +74,13 @@ PARTITION_SCHEMA = pa.schema(
         _field(PARTITION_HOUR, pa.int32(), "UTC hour of day of the partition, 0 ... 23 (hive partition column)."),
     ]
 )
+# The raw layer keeps what the source published, empty values included, so that the blocking checks
+# can name the rows that hold them; only the feature group requires every value.
+RAW_CONSUMPTION_SCHEMA = pa.schema([field.with_nullable(True) for field in CONSUMPTION_SCHEMA])
 CONSUMPTION_COLUMNS = CONSUMPTION_SCHEMA.names
 FORECAST_COLUMNS = FORECAST_SCHEMA.names
-CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
+# The schemas of the tables kept in the bucket: raw consumption as published, and forecasts.
+CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (RAW_CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
 
 
 def pandas_dtypes(schema: pa.Schema) -> dict[str, str]:
@@ -96,8 +101,9 @@ SERIES_DTYPES = {column: CONSUMPTION_DTYPES[column] for column in SERIES_KEY}
 def conform(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pa.Table:
     """The schema's columns of `frame` as an arrow table of exactly that schema.
 
-    Values are inferred, then cast safely: overflow, a fractional part or a null is a `ValueError`
-    naming `what` and the column, never a silently changed value. Naive times are taken as UTC.
+    Values are inferred, then cast safely: overflow, a fractional part, a boolean or a null in a
+    non-nullable field is a `ValueError` naming `what` and the column, never a silently changed
+    value. Naive times are taken as UTC.
     """
     missing = [name for name in schema.names if name not in frame.columns]
     if missing:
@@ -115,8 +121,9 @@ def _conform_column(values: pd.Series, field: pa.Field, what: str) -> pa.Array:
         array = array.cast(field.type)
     except (pa.ArrowException, TypeError, ValueError) as error:
         raise ValueError(f"{what}: column {field.name!r} does not cast to {field.type}: {error}") from None
-    if array.null_count:
-        raise ValueError(f"{what}: column {field.name!r} has {array.null_count} missing value(s)")
+    if array.null_count and not field.nullable:
+        rows = np.flatnonzero(array.is_null().to_numpy(zero_copy_only=False))[:5].tolist()
+        raise ValueError(f"{what}: column {field.name!r} has {array.null_count} missing value(s), at rows {rows}")
     return array
 
 

@@ -5,8 +5,10 @@ Readers name the variable in every error, so a bad value is found where it was s
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pandas as pd
 
@@ -24,6 +26,8 @@ SOURCE = "ENERGY_ASSETS_SOURCE"
 SOURCE_PATH = "ENERGY_ASSETS_SOURCE_PATH"
 SOURCE_DATASET = "ENERGY_ASSETS_SOURCE_DATASET"
 SYNTHETIC_IN_PROD = "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD"
+SOURCE_API_URL = "ENERGY_ASSETS_SOURCE_API_URL"
+SOURCE_DEADLINE_SECONDS = "ENERGY_ASSETS_SOURCE_DEADLINE_SECONDS"
 # Feature group and bucket layout.
 FEATURE_GROUP_VERSION = "ENERGY_ASSETS_FEATURE_GROUP_VERSION"
 TRAINING_DATASETS = "ENERGY_ASSETS_TRAINING_DATASETS"
@@ -49,6 +53,10 @@ DEFAULT_PUBLICATION_DELAY_HOURS = 15 * 24
 DEFAULT_BUCKET_PREFIX = "energy_assets"
 # Minute 5 of every hour: the newest published hour changes once an hour.
 DEFAULT_SCHEDULE_CRON = "5 * * * *"
+DEFAULT_SOURCE_DATASET = "ConsumptionDE35Hour"
+DEFAULT_SOURCE_API_URL = "https://api.energidataservice.dk"
+# Bounds one whole fetch from the API: every page, retry and backoff wait.
+DEFAULT_SOURCE_DEADLINE_SECONDS = 120.0
 
 
 class SettingError(ValueError):
@@ -81,6 +89,20 @@ def flag(name: str) -> bool:
     if value not in ("true", "false", "yes", "no", "1", "0"):
         raise SettingError(f"{name}={value!r} is not one of true, false, yes, no, 1, 0")
     return value in ("true", "yes", "1")
+def number(name: str, default: float, minimum_exclusive: float | None = None) -> float:
+    """The variable as a finite number; `SettingError` naming it when it is not one."""
+    value = text(name)
+    if value is None:
+        return default
+    try:
+        parsed = float(value)
+    except ValueError:
+        raise SettingError(f"{name}={value!r} is not a number") from None
+    if not math.isfinite(parsed):
+        raise SettingError(f"{name}={value!r} is not a finite number")
+    if minimum_exclusive is not None and parsed <= minimum_exclusive:
+        raise SettingError(f"{name}={parsed:g} must be above {minimum_exclusive:g}")
+    return parsed
 
 
 def choice(name: str, options: tuple[str, ...], default: str) -> str:
@@ -132,8 +154,46 @@ def schedule_cron() -> str:
 
 
 def bucket_prefix() -> str:
-    """The object-name prefix of everything the project writes in its bucket."""
-    return text(BUCKET_PREFIX, DEFAULT_BUCKET_PREFIX)
+    """The object-name prefix of everything the project writes in its bucket: '/'-separated names,
+    none empty or starting with '.', so no object can land outside the prefix or the bucket."""
+    value = text(BUCKET_PREFIX, DEFAULT_BUCKET_PREFIX)
+    parts = value.split("/")
+    if "\\" in value or any(not part or part.startswith(".") for part in parts):
+        raise SettingError(
+            f"{BUCKET_PREFIX}={value!r} is not an object-name prefix: use '/'-separated names, "
+            "none empty or starting with '.' (e.g. energy_assets or team/energy_assets)"
+        )
+    return value
+
+
+def source_path() -> str:
+    """The snapshot file of the file source; `SettingError` naming the variable when unset."""
+    value = text(SOURCE_PATH)
+    if value is None:
+        raise SettingError(f"{SOURCE}=file needs {SOURCE_PATH}: the snapshot file to read")
+    return value
+
+
+def source_dataset(supported: tuple[str, ...]) -> str:
+    """The Energi Data Service dataset of the api source, one of `supported` (exact spelling)."""
+    value = text(SOURCE_DATASET, DEFAULT_SOURCE_DATASET)
+    if value not in supported:
+        raise SettingError(f"{SOURCE_DATASET}={value!r} is not one of {list(supported)}")
+    return value
+
+
+def source_api_url() -> str:
+    """The Energi Data Service base URL (a mirror, a proxy or a test server may stand in for it)."""
+    value = text(SOURCE_API_URL, DEFAULT_SOURCE_API_URL)
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise SettingError(f"{SOURCE_API_URL}={value!r} is not an http(s) base URL such as {DEFAULT_SOURCE_API_URL}")
+    return value.rstrip("/")
+
+
+def source_deadline_seconds() -> float:
+    """How long one fetch from the API may take in all, retries and waits included."""
+    return number(SOURCE_DEADLINE_SECONDS, DEFAULT_SOURCE_DEADLINE_SECONDS, minimum_exclusive=0)
 
 
 def feature_group_version() -> int:

@@ -9,6 +9,7 @@ normal ones, and every request's query is recorded. Use it in a test module with
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 import time
@@ -28,12 +29,15 @@ HOUR_FORMAT = "%Y-%m-%dT%H:%M:%S"
 
 @dataclass(frozen=True)
 class ScriptedAnswer:
-    """One canned answer: an HTTP status with a JSON body and headers, sent after a delay."""
+    """One canned answer: an HTTP status with a JSON body and headers, sent after a delay, optionally
+    one byte every `seconds_per_byte` (a trickle that never lets a read time out)."""
 
     status: int
     body: dict = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay_seconds: float = 0.0
+    seconds_per_byte: float = 0.0
+    gzipped: bool = False
 
 
 @dataclass
@@ -42,6 +46,8 @@ class FakeEnergiDataService:
 
     datasets: dict[str, list[dict]] = field(default_factory=dict)
     scripted: deque[ScriptedAnswer] = field(default_factory=deque)
+    # Answered to every request once the scripted queue is empty, instead of the API's answer.
+    always: ScriptedAnswer | None = None
     requests: list[dict[str, str]] = field(default_factory=list)
     base_url: str = ""
 
@@ -50,6 +56,8 @@ class FakeEnergiDataService:
         self.requests.append({"path": path, **query})
         if self.scripted:
             return self.scripted.popleft()
+        if self.always is not None:
+            return self.always
         name = path.removeprefix("/dataset/")
         if not path.startswith("/dataset/") or name not in self.datasets:
             return ScriptedAnswer(400, {"error": "Bad Request", "message": f"Dataset {name!r} not found"})
@@ -94,14 +102,23 @@ class _Handler(BaseHTTPRequestHandler):
         answer = self.service.answer(parts.path, dict(parse_qsl(parts.query)))
         time.sleep(answer.delay_seconds)
         payload = json.dumps(answer.body).encode()
+        if answer.gzipped:
+            payload = gzip.compress(payload)
         try:
             self.send_response(answer.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(payload)))
+            if answer.gzipped:
+                self.send_header("Content-Encoding", "gzip")
             for name, value in answer.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            if not answer.seconds_per_byte:
+                self.wfile.write(payload)
+            for position in range(len(payload) if answer.seconds_per_byte else 0):
+                self.wfile.write(payload[position : position + 1])
+                self.wfile.flush()
+                time.sleep(answer.seconds_per_byte)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up waiting (a timeout test): nothing left to tell it.
             pass

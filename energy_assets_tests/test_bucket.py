@@ -189,3 +189,28 @@ def test_prod_without_a_bucket_name_names_the_variable_at_first_use(monkeypatch)
     bucket = deployment_bucket()
     with pytest.raises(ValueError, match="GOOGLE_CLOUD_BUCKET_NAME"):
         bucket.list_keys("energy_assets/")
+
+
+def test_local_rewrite_after_a_crash_removes_the_crashed_temporary_and_keeps_a_live_one(tmp_path):
+    bucket = LocalBucket(root_dir=str(tmp_path))
+    bucket.write_bytes(KEY, b"previous")
+    crashed = subprocess.run([sys.executable, "-c", CRASH_MID_WRITE, str(tmp_path), KEY], check=False)
+    assert crashed.returncode == 3
+    folder = tmp_path / "energy_assets" / "energy_forecasts"
+    # A writer that is still running (this process) owns its temporary: it must survive.
+    live = folder / f".2023-01-14-23:00.parquet.{os.getpid()}.inflight.partial"
+    live.write_bytes(b"being written")
+
+    bucket.write_bytes(KEY, b"re-run")
+
+    assert sorted(os.listdir(folder)) == sorted(["2023-01-14-23:00.parquet", live.name])
+    assert bucket.read_bytes(KEY) == b"re-run"
+
+
+@pytest.mark.parametrize("prefix", ["../", "../../..", "a/../../", "/etc/", "a//b", "a/.hidden/"])
+def test_local_listing_refuses_a_prefix_leaving_the_bucket(tmp_path, prefix):
+    (tmp_path / "outside.txt").write_text("not in the bucket")
+    bucket = LocalBucket(root_dir=str(tmp_path / "bucket"))
+    bucket.write_bytes(KEY, b"x")
+    with pytest.raises(ValueError, match=f"invalid prefix {prefix!r}"):
+        bucket.list_keys(prefix)

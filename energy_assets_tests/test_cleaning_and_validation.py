@@ -65,7 +65,7 @@ def test_unknown_codes_and_areas_are_named(rows):
 
 def test_negative_consumption_is_named(rows):
     rows.loc[6, TARGET] = -1.0
-    assert failures(rows)["non_negative_consumption"][TARGET].tolist() == [-1.0]
+    assert failures(rows)["finite_non_negative_consumption"][TARGET].tolist() == [-1.0]
 
 
 def test_duplicates_missing_series_and_stray_hours_are_named(rows):
@@ -89,3 +89,10 @@ def test_missing_columns_fail_every_rule_without_crashing(rows):
     found = failures(rows.drop(columns=[TARGET]))
     assert set(found) == set(RULES)
     assert found["columns_and_types"]["missing_column"].tolist() == [TARGET]
+
+
+def test_infinite_consumption_is_named_by_the_finite_rule(rows):
+    # A source that lets infinity through must not get it into the feature group: models then fail naming no row.
+    rows.loc[7, TARGET] = float("inf")
+    rows.loc[9, TARGET] = float("-inf")
+    assert failures(rows)["finite_non_negative_consumption"].index.tolist() == [7, 9]

@@ -135,3 +135,11 @@ def test_a_bad_object_never_aborts_the_process(published, isolated_state, bad):
         else:
             assert done.returncode == 0, done.stderr
             assert len(done.stdout.splitlines()) == 1 + 2 * 48
+
+
+def test_a_prefix_leaving_the_bucket_is_refused_without_listing_outside(published, isolated_state, capsys):
+    (isolated_state / "secret-name.txt").write_text("outside the bucket")
+    assert main(["gather", "--from", "2023-01-14T20:00", "--to", "2023-01-14T21:00", "--prefix", "../.."]) == 1
+    captured = capsys.readouterr()
+    assert "invalid prefix '../../energy_forecasts/'" in captured.err
+    assert "secret-name" not in captured.out + captured.err

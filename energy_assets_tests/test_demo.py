@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -65,3 +66,48 @@ def test_the_demo_fills_the_newest_published_hours_quietly_and_the_ui_opens_on_t
         assert server.stop() == 0, server.log_tail()
     finally:
         server.kill()
+
+
+START_TOGETHER = """
+import os, sys, time
+from pathlib import Path
+from energy_assets.app.demo import demo_instance
+go = Path(sys.argv[1])
+(go.parent / f"ready-{os.getpid()}").touch()
+while not go.exists():  # every process is loaded before any opens the instance
+    time.sleep(0.005)
+instance = demo_instance()
+print(len(instance.get_runs(limit=1)), os.environ["DAGSTER_HOME"])
+"""
+
+
+def test_demos_started_at_once_on_a_fresh_home_share_one_sound_instance(isolated_state, tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "DAGSTER_HOME"}
+    environment["ENERGY_ASSETS_HOME"] = str(isolated_state)
+    go = tmp_path / "go"
+    starts = [
+        subprocess.Popen(
+            [sys.executable, "-c", START_TOGETHER, str(go)],
+            env=environment,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(4)
+    ]
+    deadline = time.monotonic() + 90
+    while len(list(tmp_path.glob("ready-*"))) < len(starts) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    go.touch()
+    outcomes = [(start.wait(timeout=120), *start.communicate()) for start in starts]
+
+    home = isolated_state / "dagster_home"
+    assert [(code, out.strip()) for code, out, _ in outcomes] == [(0, f"0 {home}")] * 4, [err[-600:] for *_, err in outcomes]
+    reopened = subprocess.run(
+        [sys.executable, "-m", "dagster", "instance", "migrate"],
+        env={**environment, "DAGSTER_HOME": str(home)},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert reopened.returncode == 0, reopened.stderr[-600:]

@@ -79,7 +79,7 @@ def _missing_hour(rows):
 @pytest.mark.parametrize(
     ("corrupt", "failing_check", "named_in_metadata"),
     [
-        (_negative, "non_negative_consumption", "-12.5"),
+        (_negative, "finite_non_negative_consumption", "-12.5"),
         (_unknown_consumer_type, "known_areas_and_consumer_types", "555"),
         (_duplicated, "complete_hours", "duplicate"),
         (_missing_hour, "complete_hours", "missing"),

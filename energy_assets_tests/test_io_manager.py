@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 from dagster import (
     AllPartitionMapping,
+    Failure,
     AssetIn,
     BackfillPolicy,
     Config,
@@ -26,7 +27,7 @@ from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
-from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA
+from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA, RAW_CONSUMPTION_SCHEMA
 
 HOURLY = HourlyPartitionsDefinition(start_date="2023-01-14-00:00")
 RANGE_TAGS = {
@@ -116,7 +117,7 @@ def test_single_partition_round_trip_with_canonical_schema(any_bucket):
     result = run(any_bucket, [readings, same_hour], partition_key="2023-01-14-05:00")
     key = "energy_assets/readings/utc_date=2023-01-14/utc_hour=5/part-0.parquet"
     assert any_bucket.list_keys("energy_assets/readings/") == [key]
-    assert stored(any_bucket, key).schema.equals(CONSUMPTION_SCHEMA)
+    assert stored(any_bucket, key).schema.equals(RAW_CONSUMPTION_SCHEMA)
     loaded = result.output_for_node("same_hour")
     expected = consumption_rows("2023-01-14-05:00", "2023-01-14-06:00").astype({"area": "int8", "consumer_type": "int32"})
     pd.testing.assert_frame_equal(loaded, expected)
@@ -219,14 +220,15 @@ def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket)
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
     empty = stored(any_bucket, partition_object_key("energy_assets", ["readings"], RANGE_KEYS[1]))
-    assert empty.num_rows == 0 and empty.schema.equals(CONSUMPTION_SCHEMA)
+    assert empty.num_rows == 0 and empty.schema.equals(RAW_CONSUMPTION_SCHEMA)
 
 
 def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-03:00")
-    rows.loc[len(rows) - 1, "energy_consumption"] = None  # in the second hour: the first must not be written either
-    with pytest.raises(ValueError, match="asset readings: rows do not fit the canonical schema"):
+    rows = rows.astype({"area": "float64"})
+    rows.loc[len(rows) - 1, "area"] = 1.5  # in the second hour: the first must not be written either
+    with pytest.raises(Failure, match="asset readings: rows do not fit the canonical schema"):
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
     assert any_bucket.list_keys("") == []
 
@@ -234,8 +236,9 @@ def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
 def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
     manager = PartitionedParquetIOManager(bucket=as_resource(GCSBucket(bucket_name="never-created")))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
-    with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
+    with pytest.raises(Failure, match="GCS bucket 'never-created' does not exist") as failure:
         manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+    assert failure.value.allow_retries is False
 
 
 def test_an_unreadable_object_is_named_when_loaded(any_bucket):

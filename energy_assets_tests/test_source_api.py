@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 import pytest
 
@@ -9,6 +11,7 @@ from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETI
 from energy_assets.sources.energidataservice import EnergiDataServiceClient, expected_series
 from energy_assets.sources.errors import (
     EmptySourceError,
+    SourceDeadlineError,
     SourceFormatError,
     SourceRequestError,
     SourceUnavailableError,
@@ -221,3 +224,62 @@ def test_consumption_industry_missing_value_makes_its_total_unknown(client, edsa
     frame = client.fetch(INDUSTRY, "2024-03-01T10:00Z", "2024-03-01T11:00Z").set_index(SERIES_KEY)[TARGET]
     assert pd.isna(frame[(1, 1003)])
     assert frame[(2, 1003)] == 1020.0
+
+
+def test_an_answer_trickling_one_byte_at_a_time_is_cut_at_the_request_budget(edsapi_server, published, waits):
+    client = EnergiDataServiceClient(
+        base_url=edsapi_server.base_url, timeout_seconds=0.5, page_size=1000, retry_wait_seconds=0.001, sleep=waits.append
+    )
+    # Each byte comes well within the read timeout, so only a budget for the whole answer ends it.
+    edsapi_server.scripted.append(ScriptedAnswer(200, {"total": 0, "records": []}, seconds_per_byte=0.1))
+    started = time.monotonic()
+    pd.testing.assert_frame_equal(client.fetch(DE35, START, END), _inside(published))
+    assert time.monotonic() - started < 2.0
+    assert len(edsapi_server.requests) == 2 and len(waits) == 1
+
+
+def test_a_total_larger_than_what_the_api_delivers_stops_paging(client, edsapi_server, published):
+    records = de35_records(_inside(published))
+    # The API claims a million records but answers every offset with the same first page.
+    edsapi_server.always = ScriptedAnswer(200, {"total": 1_000_000, "records": records[:100]})
+    frame = client.fetch(DE35, START, END)
+    assert len(frame) == 100
+    assert len(edsapi_server.requests) == 2  # the second page added nothing new
+
+
+def test_paging_is_bounded_by_what_total_and_limit_allow(client, edsapi_server, published):
+    records = de35_records(_inside(published))
+    # Every page brings 50 new records, but the first answer's total (250, limit 100) allows three pages only.
+    edsapi_server.scripted.extend(
+        ScriptedAnswer(200, {"total": 250, "records": records[50 * page : 50 * (page + 1)]}) for page in range(6)
+    )
+    assert len(client.fetch(DE35, START, END)) == 150
+    assert len(edsapi_server.requests) == 3
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [ScriptedAnswer(500, {"message": "boom"}), ScriptedAnswer(200, {"total": 0, "records": []}, delay_seconds=30)],
+    ids=["http_500_forever", "hanging_connection"],
+)
+def test_the_whole_fetch_ends_at_its_deadline(edsapi_server, published, answer):
+    client = EnergiDataServiceClient(
+        base_url=edsapi_server.base_url,
+        timeout_seconds=0.4,
+        deadline_seconds=1.5,
+        max_attempts=1000,
+        retry_wait_seconds=0.05,
+        max_retry_wait_seconds=0.2,
+    )
+    edsapi_server.always = answer
+    started = time.monotonic()
+    with pytest.raises(SourceDeadlineError, match=r"ConsumptionDE35Hour: the fetch's deadline of 1.5 s passed"):
+        client.fetch(DE35, START, END)
+    assert time.monotonic() - started < 2.0
+
+
+def test_a_gzipped_answer_is_decoded_as_httpx_would(client, edsapi_server, published):
+    # The answer is read as raw bytes against its budget, then decoded by its Content-Encoding.
+    records = de35_records(_inside(published))
+    edsapi_server.scripted.append(ScriptedAnswer(200, {"total": 100, "records": records[:100]}, gzipped=True))
+    assert len(client.fetch(DE35, START, END)) == 100

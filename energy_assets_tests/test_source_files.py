@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETIME, SERIES_KEY, TARGET
-from energy_assets.sources.errors import EmptySourceError, SourceFormatError
+from energy_assets.sources.errors import EmptySourceError, SourceConfigurationError, SourceFormatError
 from energy_assets.sources.files import read_snapshot, read_window
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.conftest import REAL_DATA_CSV, REAL_DATA_PARQUET
@@ -86,13 +86,57 @@ def test_duplicates_negatives_and_unknown_codes_pass_through(tmp_path, dataset_l
     assert -5.0 in set(frame[TARGET]) and 777 in set(frame[CONSUMER_TYPE])
 
 
-def test_truncated_csv_names_the_line(tmp_path, dataset_layout):
-    path = tmp_path / "truncated.csv"
+def test_ragged_csv_names_the_line(tmp_path, dataset_layout):
+    path = tmp_path / "ragged.csv"
     lines = _write_semicolon_csv(dataset_layout.head(10), path).splitlines(keepends=True)
-    # The download stopped in the middle of line 6, inside its HourDK field.
-    path.write_text("".join(lines[:5]) + lines[5][:25])
+    # Line 6 lost its end inside the HourDK field; the lines after it are whole.
+    path.write_text("".join(lines[:5]) + lines[5][:25] + "\n" + "".join(lines[6:]))
     with pytest.raises(SourceFormatError, match=r"malformed CSV at line 6 \(\d fields, header has 5\)"):
         read_snapshot(path)
+
+
+@pytest.mark.parametrize("cut", [3, 25])
+def test_a_csv_cut_inside_its_last_line_is_refused_naming_it(tmp_path, dataset_layout, cut):
+    path = tmp_path / "truncated.csv"
+    text = _write_semicolon_csv(dataset_layout.head(10), path)
+    # `cut` characters lost: inside the last TotalCon (501535 read as 501), or deeper into the line.
+    path.write_text(text[: -1 - cut])
+    with pytest.raises(SourceFormatError, match=r"truncated.csv: truncated: line 11, the last, does not end with a line break"):
+        read_snapshot(path)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf")])
+def test_an_infinite_total_in_parquet_is_refused_naming_the_record(tmp_path, dataset_layout, value):
+    bad = dataset_layout.head(6)
+    bad.loc[4, "TotalCon"] = value
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(SourceFormatError, match=r"bad.parquet: 1 infinite value\(s\) in column 'TotalCon' at records 4"):
+        read_snapshot(tmp_path / "bad.parquet")
+
+
+def test_a_boolean_total_in_parquet_is_refused_not_stored_as_one(tmp_path, dataset_layout):
+    bad = dataset_layout.head(3).assign(TotalCon=[True, False, True])
+    bad.to_parquet(tmp_path / "bad.parquet")
+    with pytest.raises(
+        SourceFormatError,
+        match=r"bad.parquet: 3 boolean value\(s\) where a number belongs in column 'TotalCon' at records 0, 1, 2",
+    ):
+        read_snapshot(tmp_path / "bad.parquet")
+
+
+def test_1e400_in_a_csv_is_refused_as_infinite_naming_the_line(tmp_path, dataset_layout):
+    bad = dataset_layout.head(5).astype({"TotalCon": object})
+    bad.loc[2, "TotalCon"] = "1e400"
+    bad.to_csv(tmp_path / "bad.csv", sep=";", index=False)
+    with pytest.raises(SourceFormatError, match=r"1 infinite value\(s\) in column 'TotalCon' at lines 4: \['1e400'\]"):
+        read_snapshot(tmp_path / "bad.csv")
+
+
+def test_an_empty_total_is_kept_as_missing_for_the_no_nulls_check(tmp_path, dataset_layout):
+    bad = dataset_layout.head(5).astype({"TotalCon": object})
+    bad.loc[2, "TotalCon"] = None
+    bad.to_csv(tmp_path / "bad.csv", sep=";", index=False)
+    assert read_snapshot(tmp_path / "bad.csv")[TARGET].isna().tolist() == [False, False, True, False, False]
 
 
 @pytest.mark.parametrize(
@@ -123,8 +167,10 @@ def test_missing_column_is_named(tmp_path, dataset_layout, suffix):
 
 
 def test_missing_empty_and_non_parquet_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="nowhere.csv"):
+    with pytest.raises(SourceConfigurationError, match="snapshot file not found: .*nowhere.csv"):
         read_snapshot(tmp_path / "nowhere.csv")
+    with pytest.raises(SourceConfigurationError, match=f"snapshot path {tmp_path} is a folder, not a file"):
+        read_snapshot(tmp_path)
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(SourceFormatError, match="empty file"):
         read_snapshot(tmp_path / "empty.csv")

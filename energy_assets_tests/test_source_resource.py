@@ -37,14 +37,13 @@ def test_file_source_reads_the_snapshot_window(tmp_path, rows):
 
 
 def test_file_source_without_path_names_the_variable(monkeypatch):
-    from dagster import DagsterInvalidConfigError
-
-    from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
+    from energy_assets.definitions import deployment_resources
+    from energy_assets.settings import SettingError
 
     monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
     monkeypatch.delenv("ENERGY_ASSETS_SOURCE_PATH", raising=False)
-    with pytest.raises(DagsterInvalidConfigError, match='environment variable "ENERGY_ASSETS_SOURCE_PATH"'):
-        run_range(hour("2023-01-02 00:00"), hour("2023-01-02 00:00"), RAW_AND_FEATURES)
+    with pytest.raises(SettingError, match="ENERGY_ASSETS_SOURCE=file needs ENERGY_ASSETS_SOURCE_PATH"):
+        deployment_resources()
 
 
 def test_api_source_fetches_the_configured_dataset(edsapi_server, rows):

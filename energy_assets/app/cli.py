@@ -27,8 +27,9 @@ from energy_assets.timeline import parse_hour_key, to_utc_hour
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one subcommand; the exit status is 0 on success, 1 when the forecasts cannot be given."""
     load_dotenv(Path.cwd() / ".env")  # as `dagster dev` does; variables already set win
-    args = build_parser().parse_args(argv)
     try:
+        # Inside: building the parser reads settings, whose errors name the variable.
+        args = build_parser().parse_args(argv)
         return args.run(args)
     except (LookupError, OSError, ValueError) as error:
         print(f"energy-assets: error: {error}", file=sys.stderr)

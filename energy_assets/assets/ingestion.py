@@ -21,7 +21,7 @@ from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
-from energy_assets.sources.errors import EmptySourceError, SourceFormatError, SourceRequestError
+from energy_assets.sources.errors import SourceUnavailableError
 from energy_assets.quality.validation import RULES, validate_consumption
 
 FEATURE_CHECKS = [
@@ -44,9 +44,14 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
     window = context.partition_time_window
     try:
         rows = consumption_source.fetch(window.start, window.end)
-    except (SourceFormatError, SourceRequestError, EmptySourceError) as bad_data:
-        # Bad or absent data will not heal on retry; an unavailable source propagates and is retried.
-        raise Failure(description=str(bad_data), allow_retries=False) from bad_data
+    except SourceUnavailableError:
+        # Network errors, 429 and 5xx can heal: the RetryPolicy tries again.
+        raise
+    except Exception as lasting:
+        # Bad or absent data, a misconfigured source, a passed deadline: retrying repeats the same error.
+        raise Failure(
+            description=f"{consumption_source.describe()}: {type(lasting).__name__}: {lasting}", allow_retries=False
+        ) from lasting
     if rows.empty:
         raise Failure(
             description=f"{consumption_source.describe()} returned no rows for "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from energy_assets.quality.cleaning import coerce_consumption, missing_columns, unparseable_values
@@ -27,7 +28,7 @@ RULES: dict[str, str] = {
     "columns_and_types": "every canonical column is present and every value parses to its type",
     "no_nulls": "no column holds a null",
     "known_areas_and_consumer_types": "every area and consumer type is one the source publishes",
-    "non_negative_consumption": "energy_consumption is >= 0",
+    "finite_non_negative_consumption": "energy_consumption is a finite number >= 0 (not inf)",
     "complete_hours": "every expected series appears exactly once in every hour of the window",
 }
 
@@ -57,12 +58,17 @@ def validate_consumption(
         coerced[SERIES_KEY].fillna(-1).astype("int64")
     ).isin(known)
 
-    negative = coerced[TARGET] < 0
+    # Infinity passes `>= 0` and would only fail model training much later, naming no row.
+    not_finite_or_negative = np.isinf(coerced[TARGET]) | (coerced[TARGET] < 0)
     return [
         RuleResult("columns_and_types", RULES["columns_and_types"], _with_problem(rows, unparseable)),
         RuleResult("no_nulls", RULES["no_nulls"], _with_problem(rows, was_null)),
         RuleResult("known_areas_and_consumer_types", RULES["known_areas_and_consumer_types"], rows.loc[unknown]),
-        RuleResult("non_negative_consumption", RULES["non_negative_consumption"], rows.loc[negative]),
+        RuleResult(
+            "finite_non_negative_consumption",
+            RULES["finite_non_negative_consumption"],
+            rows.loc[not_finite_or_negative],
+        ),
         RuleResult(
             "complete_hours",
             RULES["complete_hours"],

@@ -8,6 +8,7 @@ import pandas as pd
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field
 
+from energy_assets import settings
 from energy_assets.schema import de35_series
 from energy_assets.sources import energidataservice, files, synthetic
 
@@ -66,8 +67,12 @@ class EnergiDataServiceSource(ConsumptionSource):
     """The Energi Data Service REST API: ConsumptionDE35Hour natively, ConsumptionIndustry mapped."""
 
     dataset: str = energidataservice.DE35_DATASET
-    api_base_url: str = energidataservice.DEFAULT_BASE_URL
-    timeout_seconds: float = 30.0
+    api_base_url: str = Field(default=settings.DEFAULT_SOURCE_API_URL, description=f"Set by {settings.SOURCE_API_URL}.")
+    timeout_seconds: float = Field(default=30.0, description="Bound of one request, from sending it to the answer's last byte.")
+    deadline_seconds: float = Field(
+        default=settings.DEFAULT_SOURCE_DEADLINE_SECONDS,
+        description=f"Bound of one whole fetch, retries and waits included; set by {settings.SOURCE_DEADLINE_SECONDS}.",
+    )
     max_attempts: int = 5
     page_size: int = 10_000
     retry_wait_seconds: float = 1.0
@@ -88,6 +93,7 @@ class EnergiDataServiceSource(ConsumptionSource):
         return energidataservice.EnergiDataServiceClient(
             base_url=self.api_base_url,
             timeout_seconds=self.timeout_seconds,
+            deadline_seconds=self.deadline_seconds,
             max_attempts=self.max_attempts,
             page_size=self.page_size,
             retry_wait_seconds=self.retry_wait_seconds,

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 from dagster import (
     ConfigurableIOManager,
+    Failure,
     InputContext,
     MetadataValue,
     OutputContext,
@@ -21,6 +22,7 @@ from dagster import (
 )
 
 from energy_assets.resources.bucket import BucketResource
+from energy_assets.storage.buckets import cannot_heal
 from energy_assets.storage.objects import (
     asset_folder,
     parquet_bytes,
@@ -69,13 +71,22 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         try:
             tables = [(object_key, to_arrow(rows)) for object_key, rows in objects]
         except ValueError as error:
-            raise ValueError(f"asset {asset}: {error}") from None
+            # Rows that do not fit their schema stay so on every retry.
+            raise Failure(description=f"asset {asset}: {error}", allow_retries=False) from None
         written = []
-        for object_key, table in tables:
-            data = parquet_bytes(table)
-            written.append((self.bucket.get_bucket().write_bytes(object_key, data), table.num_rows, len(data)))
-            if table.num_rows == 0:
-                context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
+        try:
+            for object_key, table in tables:
+                data = parquet_bytes(table)
+                written.append((self.bucket.get_bucket().write_bytes(object_key, data), table.num_rows, len(data)))
+                if table.num_rows == 0:
+                    context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
+        except Exception as error:
+            if not cannot_heal(error):
+                raise  # a transient storage error: the asset's RetryPolicy, if any, tries again
+            raise Failure(
+                description=f"asset {asset}: cannot write to {self.bucket.get_bucket().uri(self.prefix)}: {error}",
+                allow_retries=False,
+            ) from error
         context.add_output_metadata(_output_metadata(written, tables[0][1].schema))
 
     def load_input(self, context: InputContext) -> pd.DataFrame:

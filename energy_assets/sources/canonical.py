@@ -100,8 +100,9 @@ def _as_floats(values: pd.Series) -> pd.Series:
 
 
 def parse_integers(values: pd.Series, column: str, dtype: str, origin: RowOrigin) -> pd.Series:
-    """Whole numbers of the given dtype; anything else is an error naming the rows."""
+    """Whole numbers of the given dtype; anything else (a boolean too) is an error naming the rows."""
     _reject_nulls(values, column, origin)
+    _reject(_is_boolean(values), values, column, "boolean value(s) where a number belongs", origin)
     numbers = _as_floats(values)
     info = np.iinfo(dtype)
     bad = numbers.isna() | (numbers % 1 != 0) | (numbers < info.min) | (numbers > info.max)
@@ -109,10 +110,22 @@ def parse_integers(values: pd.Series, column: str, dtype: str, origin: RowOrigin
     return numbers.astype(dtype)
 
 
+def _is_boolean(values: pd.Series) -> np.ndarray:
+    """Per value: a boolean, which numpy would silently read as 1.0 or 0.0."""
+    if pd.api.types.is_bool_dtype(values):
+        return values.notna().to_numpy()
+    if values.dtype == object:
+        return np.fromiter((isinstance(value, (bool, np.bool_)) for value in values), dtype=bool, count=len(values))
+    return np.zeros(len(values), dtype=bool)
+
+
 def parse_numbers(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
-    """Floats; an empty value stays NaN (validation judges it), a non-number is an error."""
+    """Finite floats; an empty value stays NaN (validation judges it); a boolean, a non-number or an
+    infinity (`inf`, or `1e400`, which overflows to it) is an error naming the rows."""
+    _reject(_is_boolean(values), values, column, "boolean value(s) where a number belongs", origin)
     numbers = _as_floats(values)
     _reject((numbers.isna() & values.notna()).to_numpy(), values, column, "non-numeric value(s)", origin)
+    _reject(np.isinf(numbers.to_numpy()), values, column, "infinite value(s)", origin)
     return numbers
 
 

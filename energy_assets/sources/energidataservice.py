@@ -2,14 +2,18 @@
 
 The API reads `start`/`end` as Danish local time on the dataset's time column (its API guide);
 the client sends the UTC window converted to Danish time, widened to cover a DST fold, and cuts
-the answer on `HourUTC`. It pages with `offset`/`limit` until `total` records have arrived,
-retries network errors, 429 (honouring Retry-After) and 5xx with exponential backoff, and fails
-at once, naming status, URL and the API's message, on any other 4xx.
+the answer on `HourUTC`. It pages with `offset`/`limit` until `total` records have arrived, a page
+adds nothing, or `total` and `limit` allow no further page; retries network errors, 429 (honouring
+Retry-After) and 5xx with exponential backoff, and fails at once, naming status, URL and the API's
+message, on any other 4xx. Every request has a budget for its whole answer (a slow trickle of bytes
+does not reset it), and the whole fetch, retries and waits included, has one deadline.
 """
 
 from __future__ import annotations
 
 import email.utils
+import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,8 +21,9 @@ from datetime import datetime, timezone
 
 import httpx
 import pandas as pd
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop_before_delay, wait_exponential
 
+from energy_assets import settings
 from energy_assets.schema import de35_series
 from energy_assets.sources import consumption_industry
 from energy_assets.timeline import DANISH_TIME_ZONE
@@ -34,12 +39,14 @@ from energy_assets.sources.canonical import (
 )
 from energy_assets.sources.errors import (
     EmptySourceError,
+    SourceDeadlineError,
     SourceFormatError,
     SourceRequestError,
     SourceUnavailableError,
 )
 
-DEFAULT_BASE_URL = "https://api.energidataservice.dk"
+DEFAULT_BASE_URL = settings.DEFAULT_SOURCE_API_URL
+DEFAULT_DEADLINE_SECONDS = settings.DEFAULT_SOURCE_DEADLINE_SECONDS
 DE35_DATASET = "ConsumptionDE35Hour"
 API_TIME_FORMAT = "%Y-%m-%dT%H:%M"
 # How much of an error body a message quotes.
@@ -107,10 +114,15 @@ class ApiStatusError(Exception):
 
 @dataclass(frozen=True)
 class EnergiDataServiceClient:
-    """Fetches a dataset's rows for a UTC window, paged and retried."""
+    """Fetches a dataset's rows for a UTC window, paged and retried.
+
+    `timeout_seconds` bounds each request from sending it to the last byte of its answer;
+    `deadline_seconds` bounds the whole fetch: every page, retry and backoff wait.
+    """
 
     base_url: str = DEFAULT_BASE_URL
     timeout_seconds: float = 30.0
+    deadline_seconds: float = DEFAULT_DEADLINE_SECONDS
     max_attempts: int = 5
     page_size: int = 10_000
     retry_wait_seconds: float = 1.0
@@ -123,6 +135,10 @@ class EnergiDataServiceClient:
             raise ValueError(f"page_size must be at least 1, got {self.page_size}")
         if self.max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, got {self.max_attempts}")
+        if not self.timeout_seconds > 0 or not self.deadline_seconds > 0:
+            raise ValueError(
+                f"timeout_seconds and deadline_seconds must be positive, got {self.timeout_seconds}, {self.deadline_seconds}"
+            )
 
     def fetch(self, dataset: str, start, end) -> pd.DataFrame:
         """Canonical rows of the dataset with start <= datetime_utc < end, sorted; none at all is an error."""
@@ -146,40 +162,61 @@ class EnergiDataServiceClient:
         return rows
 
     def fetch_records(self, url: str, params: dict[str, str]) -> list[dict]:
-        """Every record the query matches, page after page until the answer's `total` is reached."""
+        """Every record the query matches, page after page, within the fetch's deadline.
+
+        Paging stops when `total` records have arrived, when a page adds no record not already
+        received (an API whose `total` overstates what it delivers), or after the pages that the
+        first answer's `total` and `limit` allow; rows then missing fail the completeness check.
+        """
+        deadline = time.monotonic() + self.deadline_seconds
         records: list[dict] = []
+        received: set[str] = set()
         with httpx.Client(timeout=self.timeout_seconds) as client:
-            while True:
-                page = self._get_page(client, url, {**params, "offset": len(records), "limit": self.page_size})
-                total, batch = _total_and_records(page, url)
+            page = self._get_page(client, url, {**params, "offset": 0, "limit": self.page_size}, deadline)
+            total, batch = _total_and_records(page, url)
+            allowed_pages = max(1, math.ceil(total / self.page_size))
+            for page_number in range(1, allowed_pages + 1):
+                if page_number > 1:
+                    page = self._get_page(client, url, {**params, "offset": len(records), "limit": self.page_size}, deadline)
+                    batch = _total_and_records(page, url)[1]
+                fresh = {_record_identity(record) for record in batch} - received
+                if not fresh:
+                    break
+                received |= fresh
                 records.extend(batch)
                 if len(records) >= total:
-                    return records
-                if not batch:
-                    raise SourceFormatError(
-                        f"{url}: empty page at offset {len(records)} although total is {total} ({params})"
-                    )
+                    break
+        return records
 
-    def _get_page(self, client: httpx.Client, url: str, params: dict) -> dict:
+    def _get_page(self, client: httpx.Client, url: str, params: dict, deadline: float) -> dict:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise self._deadline_error(url, params, "before this page")
         retrying = Retrying(
-            stop=stop_after_attempt(self.max_attempts),
+            # A retry whose backoff would end past the deadline is not started.
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(remaining),
             wait=self._wait,
             retry=retry_if_exception_type(httpx.TransportError) | _retryable_status,
             sleep=self.sleep,
             reraise=True,
         )
         try:
-            return retrying(_get_json, client, url, params)
+            return retrying(_get_json, client, url, params, self.timeout_seconds, deadline)
         except ApiStatusError as error:
             if not error.retryable:
                 raise SourceRequestError(str(error)) from error
-            raise SourceUnavailableError(
-                f"{url} failed {self.max_attempts} attempt(s) ({params}); last: {error}"
-            ) from error
+            last = str(error)
         except httpx.TransportError as error:
-            raise SourceUnavailableError(
-                f"{url} failed {self.max_attempts} attempt(s) ({params}); last: {type(error).__name__}: {error}"
-            ) from error
+            last = f"{type(error).__name__}: {error}"
+        if retrying.statistics.get("attempt_number", 0) < self.max_attempts:
+            # Stopped before its attempts ran out: the next try would have ended past the deadline.
+            raise self._deadline_error(url, params, f"last: {last}")
+        raise SourceUnavailableError(f"{url} failed {self.max_attempts} attempt(s) ({params}); last: {last}")
+
+    def _deadline_error(self, url: str, params: dict, detail: str) -> SourceDeadlineError:
+        return SourceDeadlineError(
+            f"{url}: the fetch's deadline of {self.deadline_seconds:g} s passed ({params}); {detail}"
+        )
 
     def _wait(self, retry_state) -> float:
         """Retry-After when the API sent one, else exponential backoff."""
@@ -195,8 +232,24 @@ def _retryable_status(retry_state) -> bool:
     return isinstance(error, ApiStatusError) and error.retryable
 
 
-def _get_json(client: httpx.Client, url: str, params: dict) -> dict:
-    response = client.get(url, params=params)
+def _get_json(client: httpx.Client, url: str, params: dict, timeout_seconds: float, fetch_deadline: float) -> dict:
+    """One request whose whole answer must arrive within `timeout_seconds` and before the fetch's deadline
+    (httpx's own read timeout restarts with every byte, so a trickling answer would never end)."""
+    request_deadline = min(time.monotonic() + timeout_seconds, fetch_deadline)
+    budget = max(request_deadline - time.monotonic(), 0.001)
+    with client.stream("GET", url, params=params, timeout=budget) as response:
+        chunks = []
+        # Raw bytes, so the rebuilt response below decodes them by its headers as httpx would.
+        for chunk in response.iter_raw():
+            chunks.append(chunk)
+            if time.monotonic() > request_deadline:
+                raise httpx.ReadTimeout(
+                    f"answer still arriving after {budget:.3g} s ({sum(map(len, chunks))} bytes so far)",
+                    request=response.request,
+                )
+    response = httpx.Response(
+        response.status_code, headers=response.headers, content=b"".join(chunks), request=response.request
+    )
     if response.status_code >= 400:
         raise ApiStatusError(
             response.status_code,
@@ -245,6 +298,11 @@ def _total_and_records(page, url: str) -> tuple[int, list[dict]]:
     if not isinstance(total, int):
         raise SourceFormatError(f"{url}: answer has no integer 'total': {total!r}")
     return total, page["records"]
+
+
+def _record_identity(record: dict) -> str:
+    """A record's values as one comparable text, to tell a new record from one already received."""
+    return json.dumps(record, sort_keys=True, default=str)
 
 
 def _danish_wall_time(moment: pd.Timestamp, plus_hours: int = 0) -> str:

@@ -24,16 +24,20 @@ from energy_assets.sources.canonical import (
     missing_columns,
     window_bounds,
 )
-from energy_assets.sources.errors import EmptySourceError, SourceFormatError
+from energy_assets.sources.errors import EmptySourceError, SourceConfigurationError, SourceFormatError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def read_snapshot(path: str | Path) -> pd.DataFrame:
     """Every row of a snapshot file as a canonical frame, in file order."""
+    if not str(path).strip():
+        raise SourceConfigurationError("no snapshot file given: the file source needs a path")
     path = Path(path)
+    if path.is_dir():
+        raise SourceConfigurationError(f"snapshot path {path} is a folder, not a file")
     if not path.is_file():
-        raise FileNotFoundError(f"snapshot file not found: {path}")
+        raise SourceConfigurationError(f"snapshot file not found: {path}")
     if path.suffix.lower() in PARQUET_SUFFIXES:
         table, origin = _read_parquet(path), RowOrigin(str(path))
     else:
@@ -80,6 +84,7 @@ def _read_csv(path: Path) -> pa.Table:
         header = stream.readline()
     if not header.strip():
         raise SourceFormatError(f"{path}: empty file, expected a header line")
+    _refuse_cut_text(path)
     # The dataset's own download is `;`-separated; anything else is read as comma-separated.
     delimiter = ";" if b";" in header else ","
     try:
@@ -94,6 +99,20 @@ def _read_csv(path: Path) -> pa.Table:
         )
     except pa.ArrowInvalid as error:
         raise SourceFormatError(f"{path}: malformed CSV{_first_ragged_line(path, delimiter)}: {error}") from error
+
+
+def _refuse_cut_text(path: Path) -> None:
+    """A text file whose last line has no line break was cut mid-value (`501535` read as `501`): refuse it."""
+    with path.open("rb") as stream:
+        stream.seek(-1, 2)
+        if stream.read(1) == b"\n":
+            return
+        stream.seek(0)
+        lines = sum(1 for _ in stream)
+    raise SourceFormatError(
+        f"{path}: truncated: line {lines}, the last, does not end with a line break "
+        "(a complete download ends every line with one)"
+    )
 
 
 def _header_names(header: bytes, delimiter: str) -> list[str]:

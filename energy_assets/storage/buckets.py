@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -80,8 +81,14 @@ class LocalBucket(Bucket):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key starting with `prefix`, sorted; files still being written are never listed."""
         root = Path(self.root_dir).resolve()
+        folders = prefix.split("/")[:-1]
+        if any(part in ("", ".", "..") or part.startswith(".") for part in folders):
+            # '..' would walk outside the bucket's folder and show the names of files there.
+            raise ValueError(
+                f"invalid prefix {prefix!r}: prefixes are '/'-separated names, none empty or starting with '.'"
+            )
         # Only walk the deepest folder the prefix names in full.
-        folder = root.joinpath(*prefix.split("/")[:-1]) if "/" in prefix else root
+        folder = root.joinpath(*folders)
         if not folder.is_dir():
             return []
         keys = (
@@ -238,6 +245,14 @@ class GCSBucket(Bucket):
             ) from None
         except (DefaultCredentialsError, RefreshError) as error:
             raise PermissionError(_credentials_help(f"credentials rejected ({type(error).__name__})")) from None
+
+
+def cannot_heal(error: BaseException) -> bool:
+    """Whether a bucket call would fail the same way if retried: a bad key or setting, missing credentials
+    or permission, a missing or read-only folder; network errors and GCS's 429/5xx are not among them."""
+    if isinstance(error, (ValueError, PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
+        return True
+    return isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
 
 
 def _credentials_help(problem: str) -> str:

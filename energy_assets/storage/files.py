@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import fcntl
+import glob
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -34,9 +35,11 @@ def fsync_dir(directory: Path) -> None:
 def write_atomically(path: Path, write: Callable[[BinaryIO], None], suffix: str = ".tmp") -> None:
     """Write through a hidden temp file beside `path`, fsync it and rename it over `path`.
 
-    Readers see the old file or the new one, never a part; a crash leaves only a hidden temp file.
+    Readers see the old file or the new one, never a part. A crash leaves only a hidden temp file,
+    named after its writer's process id; the next write of `path` removes those whose writer is gone.
     """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix)
+    remove_orphaned_temporaries(path, suffix)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f"{_temporary_prefix(path)}{os.getpid()}.", suffix=suffix)
     try:
         with os.fdopen(handle, "wb") as file:
             write(file)
@@ -47,3 +50,33 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None], suffix: str 
         Path(temporary).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def remove_orphaned_temporaries(path: Path, suffix: str) -> list[Path]:
+    """Remove the temp files of `path` whose writing process no longer runs (it crashed); return them.
+
+    A temp file of a live writer is kept: it is about to be renamed over `path`. Process ids are
+    those of this machine, so the folder must not be written from several machines at once.
+    """
+    prefix = _temporary_prefix(path)
+    removed = []
+    for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
+        writer = candidate.name[len(prefix) :].split(".", 1)[0]
+        if writer.isdigit() and not _process_runs(int(writer)):
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
+
+
+def _temporary_prefix(path: Path) -> str:
+    return f".{path.name}."
+
+
+def _process_runs(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it runs, under another user
+    return True
