@@ -26,6 +26,12 @@ _PARTIAL_SUFFIX = ".partial"
 _READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
+def check_prefix(prefix: str) -> None:
+    """`ValueError` unless every folder of `prefix` is a plain name: '..' would walk outside the bucket."""
+    if any(part in ("", ".", "..") or part.startswith(".") for part in prefix.split("/")[:-1]):
+        raise ValueError(f"invalid prefix {prefix!r}: prefixes are '/'-separated names, none empty or starting with '.'")
+
+
 class Bucket(ABC):
     """Flat key -> bytes storage where a written object appears whole or not at all."""
 
@@ -81,12 +87,8 @@ class LocalBucket(Bucket):
     def list_keys(self, prefix: str) -> list[str]:
         """Every key starting with `prefix`, sorted; files still being written are never listed."""
         root = Path(self.root_dir).resolve()
+        check_prefix(prefix)
         folders = prefix.split("/")[:-1]
-        if any(part in ("", ".", "..") or part.startswith(".") for part in folders):
-            # '..' would walk outside the bucket's folder and show the names of files there.
-            raise ValueError(
-                f"invalid prefix {prefix!r}: prefixes are '/'-separated names, none empty or starting with '.'"
-            )
         # Only walk the deepest folder the prefix names in full.
         folder = root.joinpath(*folders)
         if not folder.is_dir():

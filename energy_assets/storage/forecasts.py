@@ -28,7 +28,7 @@ from energy_assets.schema import (
     schema_mismatch,
 )
 from energy_assets.settings import DEFAULT_BUCKET_PREFIX
-from energy_assets.storage.buckets import Bucket
+from energy_assets.storage.buckets import Bucket, check_prefix
 from energy_assets.storage.objects import asset_folder, date_folder, hour_of_object
 from energy_assets.timeline import to_utc_hour
 
@@ -85,6 +85,7 @@ class ForecastDataset:
     def __init__(self, bucket: Bucket, prefix: str = DEFAULT_BUCKET_PREFIX):
         self.bucket = bucket
         self.folder = asset_folder(prefix, [FORECASTS_ASSET])
+        check_prefix(self.folder)
         self.filesystem, root = bucket.arrow_filesystem()
         self.path = f"{root}/{self.folder}"
 
