@@ -19,7 +19,7 @@ from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import CONSUMPTION_COLUMNS, TARGET
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets.storage.buckets import LocalBucket
-from energy_assets.storage.objects import read_frame
+from energy_assets.storage.objects import partition_object_key, read_frame
 from energy_assets_tests.edsapi_server import ScriptedAnswer, de35_records
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, check_results, hour, partition_key, run_range
 
@@ -157,7 +157,7 @@ def test_an_empty_value_reaches_the_no_nulls_check_which_names_it(tmp_path, isol
     pd.testing.assert_frame_equal(stored_features(), features_before)
     # The raw layer holds what the source published, the empty value included.
     hour_key = partition_key(rows.loc[100, "datetime_utc"])
-    raw = read_frame(LocalBucket(str(isolated_state / "bucket")), [f"energy_assets/consumption_raw/{hour_key}.parquet"])
+    raw = read_frame(LocalBucket(str(isolated_state / "bucket")), [partition_object_key("energy_assets", ["consumption_raw"], hour_key)])
     assert raw[TARGET].isna().sum() == 1
 
 
