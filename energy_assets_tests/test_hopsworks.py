@@ -360,14 +360,17 @@ def test_the_fake_get_model_without_version_warns_and_means_version_one(tmp_path
     assert model_registry.get_model(NAME, version=3) is None
 
 
-def test_a_model_version_without_training_facts_is_reported_by_version(tmp_path):
+def test_a_model_version_without_training_facts_is_reported_by_version_and_blocks_no_other(tmp_path, caplog):
     directory = model_dir(tmp_path, "manual")
     with fake_hopsworks(tmp_path):
         model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
         model_registry.python.create_model(name=NAME, description="uploaded by hand").save(str(directory))
 
+    registry = hopsworks_model_registry(tmp_path)
+    assert registry.versions(NAME) == []
+    assert f"model {NAME!r} version 1 was not registered by this release" in caplog.text
     with pytest.raises(ValueError, match=rf"{NAME}.*version 1"):
-        hopsworks_model_registry(tmp_path).versions(NAME)
+        registry.get(NAME, 1)
 
 
 def test_registering_refuses_a_missing_folder_and_non_json_config(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -9,6 +10,7 @@ import pytest
 
 from energy_assets.forecasting.evaluation import METRICS
 from energy_assets.forecasting.provenance import REGISTRY_FORECASTER_NAMES, registry_metrics
+from energy_assets.forecasting.training import ForecasterConfig
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.forecasting.retraining import RegisteredModel
 from energy_assets.resources.model_registry import ModelRegistry
@@ -172,3 +174,20 @@ def test_bulky_training_facts_round_trip(registry: ModelRegistry, tmp_path):
     again = registry.get(NAME, registered.version)
     assert (again.config, dict(again.extra)) == (config, extra)
     assert files_of(registry.download(again)) == files_of(tmp_path / "model")
+
+
+def test_registering_the_same_training_twice_returns_the_first_version(registry):
+    first = register_training(registry)
+    again = register_training(registry)
+    other = register_training(registry, cutoff=pd.Timestamp("2023-01-11 00:00", tz="UTC"))
+    assert again.version == first.version
+    assert [model.version for model in registry.versions("m")] == [first.version, other.version]
+
+
+def register_training(registry, cutoff=pd.Timestamp("2023-01-10 00:00", tz="UTC")):
+    with tempfile.TemporaryDirectory() as files:
+        (Path(files) / "model.bin").write_bytes(b"weights")
+        return registry.register(
+            "m", files, data_cutoff=cutoff, training_start=cutoff - pd.Timedelta(hours=719), feature_group_version=1,
+            config=ForecasterConfig().to_dict(), metrics={"model_mape": 0.1},
+        )

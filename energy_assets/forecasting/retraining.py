@@ -55,6 +55,22 @@ def model_in_effect(models: list[RegisteredModel], at: pd.Timestamp | None) -> R
     return max(candidates, key=lambda model: (model.data_cutoff, model.version), default=None)
 
 
+def same_training(model: RegisteredModel, data_cutoff, training_start, feature_group_version: int, config) -> bool:
+    """Whether `model` was trained on the same window, feature group and configuration: registering it again adds nothing."""
+    return (
+        model.data_cutoff == data_cutoff
+        and model.training_start == training_start
+        and model.feature_group_version == int(feature_group_version)
+        and model.config == json_normal(config)
+    )
+
+
+def first_registration(models: list[RegisteredModel], **training) -> RegisteredModel | None:
+    """The lowest version among `models` registered for the same training (see `same_training`), if any."""
+    matching = [model for model in models if same_training(model, **training)]
+    return min(matching, key=lambda model: model.version, default=None)
+
+
 class Registry(Protocol):
     """What the policy needs of a model registry."""
 

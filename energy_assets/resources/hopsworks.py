@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import threading
@@ -27,7 +28,7 @@ from energy_assets.forecasting.provenance import (
     encode_description,
 )
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
-from energy_assets.forecasting.retraining import RegisteredModel
+from energy_assets.forecasting.retraining import RegisteredModel, first_registration
 from energy_assets.resources.model_registry import ModelRegistry
 from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
@@ -41,6 +42,7 @@ from energy_assets.schema import (
     empty_consumption_frame,
 )
 
+LOG = logging.getLogger(__name__)
 API_KEY_VARIABLE = settings.FS_API_KEY
 PROJECT_VARIABLE = settings.FS_PROJECT_NAME
 HOST_VARIABLE = settings.FS_HOST
@@ -384,6 +386,13 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
             "feature_group_version": int(feature_group_version),
             "config": config,
         }
+        training = {
+            "data_cutoff": to_utc_hour(data_cutoff), "training_start": to_utc_hour(training_start),
+            "feature_group_version": feature_group_version, "config": config,
+        }
+        already = first_registration(self.versions(name), **training)
+        if already is not None:
+            return already
         try:
             description, moved = encode_description(facts, extra or {})
         except ValueError as error:
@@ -400,16 +409,29 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         if saved is None:
             # save() returns None when the registration outlasts its await_registration.
             saved = self._confirmed(name + self.model_name_suffix, model.version)
-        return self._registered_model(saved)
+        registered = self._registered_model(saved)
+        # Hopsworks numbers versions as they are saved, so two runs training for the same cutoff both get
+        # one; the later of them steps back, so the cutoff keeps exactly one version.
+        first = first_registration(self.versions(name), **training)
+        if first is not None and first.version != registered.version:
+            self._model(name, registered.version).delete()
+            return first
+        return registered
 
     def get(self, name: str, version: int) -> RegisteredModel:
         """One version; `KeyError` naming the model and version when it does not exist."""
         return self._registered_model(self._model(name, version))
 
     def versions(self, name: str) -> list[RegisteredModel]:
-        """Every registered version of `name`, oldest first (empty when none)."""
-        models = self._registry().get_models(name + self.model_name_suffix)
-        return sorted((self._registered_model(model) for model in models), key=lambda model: model.version)
+        """Every readable version of `name`, oldest first (empty when none); an unreadable one is logged and left out."""
+        found = []
+        for model in self._registry().get_models(name + self.model_name_suffix):
+            try:
+                found.append(self._registered_model(model))
+            except ValueError as unreadable:
+                # One foreign or broken version must not block the forecasts of hours that use the others.
+                LOG.warning("%s; left out of the registry's versions", unreadable)
+        return sorted(found, key=lambda model: model.version)
 
     def download(self, model: RegisteredModel) -> Path:
         """A local directory holding the files registered with `model` (the SDK's download cache)."""

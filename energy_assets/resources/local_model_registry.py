@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -15,10 +16,11 @@ import pandas as pd
 
 from energy_assets.forecasting.provenance import check_metric_names
 from energy_assets.storage.files import exclusive_lock, fsync_dir
-from energy_assets.forecasting.retraining import RegisteredModel
+from energy_assets.forecasting.retraining import RegisteredModel, first_registration
 from energy_assets.resources.model_registry import ModelRegistry
 from energy_assets.timeline import to_utc_hour
 
+LOG = logging.getLogger(__name__)
 METADATA_FILE = "metadata.json"
 FILES_DIR = "files"
 VERSION_DIR = re.compile(r"v(\d+)")
@@ -71,6 +73,14 @@ class LocalModelRegistry(ModelRegistry):
             shutil.copytree(source, staging / FILES_DIR)
             _make_read_only(staging / FILES_DIR)
             with exclusive_lock(model_root / ".lock"):
+                # Registration is idempotent: a run that trained for a cutoff another run already
+                # registered (concurrent backfills of the same hour) gets that version back.
+                training = {key: metadata[key] for key in ("data_cutoff", "training_start", "feature_group_version", "config")}
+                training = {**training, "data_cutoff": to_utc_hour(data_cutoff), "training_start": to_utc_hour(training_start)}
+                existing = first_registration(self.versions(name), **training)
+                if existing is not None:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    return existing
                 version = max(self._version_numbers(name), default=0) + 1
                 _write_json(staging / METADATA_FILE, {**metadata, "version": version})
                 fsync_dir(staging)
@@ -83,14 +93,27 @@ class LocalModelRegistry(ModelRegistry):
 
     def get(self, name: str, version: int) -> RegisteredModel:
         """One version; `KeyError` naming the model and version when it does not exist."""
-        path = self._model_root(name) / f"v{version}" / METADATA_FILE
-        if not path.exists():
+        folder = self._model_root(name) / f"v{version}"
+        path = folder / METADATA_FILE
+        if not folder.is_dir():
             raise KeyError(f"model {name!r} has no version {version} in {self.root_dir}")
-        return _from_metadata(json.loads(path.read_text()))
+        if not path.is_file():
+            raise DamagedModelVersion(f"model {name!r} version {version} is damaged: {path} is missing")
+        try:
+            return _from_metadata(json.loads(path.read_text()))
+        except (ValueError, KeyError, TypeError) as error:
+            raise DamagedModelVersion(f"model {name!r} version {version} is damaged: {path}: {error}") from None
 
     def versions(self, name: str) -> list[RegisteredModel]:
-        """Every registered version of `name`, oldest first (empty when none)."""
-        return [self.get(name, version) for version in sorted(self._version_numbers(name))]
+        """Every readable version of `name`, oldest first (empty when none); a damaged one is logged and left out."""
+        found = []
+        for version in sorted(self._version_numbers(name)):
+            try:
+                found.append(self.get(name, version))
+            except DamagedModelVersion as damaged:
+                # One broken version must not block the forecasts of hours that use the others.
+                LOG.warning("%s; left out of the registry's versions", damaged)
+        return found
 
     def download(self, model: RegisteredModel) -> Path:
         """The stored (read-only) directory holding the files registered with `model`."""
@@ -107,6 +130,10 @@ class LocalModelRegistry(ModelRegistry):
         if not root.is_dir():
             return []
         return [int(match[1]) for entry in root.iterdir() if (match := VERSION_DIR.fullmatch(entry.name))]
+
+
+class DamagedModelVersion(ValueError):
+    """A version folder whose metadata is missing or unreadable; the message names the file."""
 
 
 def _from_metadata(metadata: dict[str, Any]) -> RegisteredModel:
