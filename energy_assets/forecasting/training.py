@@ -79,7 +79,7 @@ class ForecasterConfig:
             raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
         return cls(**values)
 
-    def forecaster(self, n_jobs: int = 2) -> GlobalLGBMForecaster:
+    def forecaster(self, n_jobs: int = 1) -> GlobalLGBMForecaster:
         """An unfitted forecaster with these hyperparameters."""
         params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
         return GlobalLGBMForecaster(**params, n_jobs=n_jobs)
