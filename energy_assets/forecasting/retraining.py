@@ -93,7 +93,6 @@ class RetrainingPolicy:
             or current.extra.get("training_window_days") != self.training_window_days
         )
 
-
     def validates(self, current: RegisteredModel | None, hour: pd.Timestamp, config: ForecasterConfig) -> bool:
         """Whether the model in effect can validate the one trained at `hour`: same configuration and
         data, trained up to the start of the validation window (so it never saw the window)."""
