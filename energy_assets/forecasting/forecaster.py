@@ -71,9 +71,9 @@ class GlobalLGBMForecaster(BaseForecaster):
     average_sizes : bool, default=True
         Predict the mean of the first 1 ... n trees' forecasts instead of the n-tree forecast.
     n_jobs : int, default=1
-        LightGBM threads. One by default: on a shared 2-core machine a 2-thread fit took 0.8-350 s
-        (threads spin waiting for each other when cores are busy), a 1-thread fit 0.9-1 s idle;
-        raise it only where the cores are free.
+        LightGBM threads. One by default: on the project's shared 2-core machine (load 11-13) a
+        2-thread fit took 72-76 s against 1.8-5 s on one thread, with identical forecasts (threads
+        wait on each other when the cores are busy); raise it only where cores are free.
     random_state : int, default=0
         Seed of LightGBM's sampling; equal seeds and data give equal models.
 
