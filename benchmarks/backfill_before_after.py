@@ -49,7 +49,7 @@ HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
 
 def export(ref: str) -> Path:
     """The ref's tree in a new temporary folder."""
-    tree = Path(tempfile.mkdtemp(prefix="energy_assets_ref_"))
+    tree = Path(tempfile.mkdtemp(prefix="energy_assets_bench_ref_"))
     archive = subprocess.run(["git", "archive", ref], cwd=REPO_ROOT, capture_output=True, check=True).stdout
     subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
     return tree
@@ -72,7 +72,7 @@ def materialize(selection: str, first: pd.Timestamp, last: pd.Timestamp) -> list
 
 def prepared(hours_before: int, upto: pd.Timestamp, extra=None) -> Path:
     """A state folder with raw data and features for the `hours_before` hours before `upto`, untimed."""
-    home = Path(tempfile.mkdtemp(prefix="energy_assets_bench_"))
+    home = Path(tempfile.mkdtemp(prefix="energy_assets_bench_state_"))
     os.environ["ENERGY_ASSETS_HOME"] = str(home)
     materialize_range(AssetSelection.assets(*RAW_AND_FEATURES.split(",")), upto - hours_before * HOUR, upto - HOUR,
                       DagsterInstance.ephemeral(), deployment_resources(), run_config=QUIET_RUN_CONFIG)
@@ -82,7 +82,7 @@ def prepared(hours_before: int, upto: pd.Timestamp, extra=None) -> Path:
 
 
 def fresh_copy(template: Path) -> Path:
-    home = Path(tempfile.mkdtemp(prefix="energy_assets_run_"))
+    home = Path(tempfile.mkdtemp(prefix="energy_assets_bench_run_"))
     shutil.copytree(template, home, dirs_exist_ok=True)
     (home / "dagster_home").mkdir(exist_ok=True)
     return home
@@ -159,7 +159,7 @@ def ingestion_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
     last = START + (hours - 1) * HOUR
 
     def run(code: Path) -> dict:
-        home = Path(tempfile.mkdtemp(prefix="energy_assets_run_"))
+        home = Path(tempfile.mkdtemp(prefix="energy_assets_bench_run_"))
         (home / "dagster_home").mkdir()
         seconds = cli(materialize(RAW_AND_FEATURES, START, last), code, home)
         result = {"seconds": seconds, "dagster_home_mb": size_mb(home / "dagster_home")}
@@ -172,6 +172,7 @@ def ingestion_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", default="main")
+    parser.add_argument("--after-only", action="store_true", help="run this checkout only (no ratios)")
     parser.add_argument("--only", choices=["model", "hourly", "ingestion"], nargs="+")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-hours", type=int, default=720)
@@ -183,6 +184,8 @@ def main() -> None:
     args = parser.parse_args()
     tree = export(args.ref)
     sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
+    if args.after_only:
+        sides = {"after (this checkout)": REPO_ROOT}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; {args.rounds} rounds each")
     sections = args.only or ["model", "hourly", "ingestion"]
     if "model" in sections:
