@@ -56,7 +56,7 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
 
-    run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
 
     models = registered_versions()
     assert [(m.version, m.data_cutoff) for m in models] == [
@@ -65,6 +65,8 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     ]
     # v2 is scored by v1 on the 24 hours v1 never saw: one fit per retraining, not two.
     assert [m.extra["validated_by_version"] for m in models] == [None, 1]
+    with_plot = [m.partition for m in result.asset_materializations_for_node("forecasting_model") if "validation_plot" in m.metadata]
+    assert with_plot == [partition_key(FIRST_ISSUE + 25 * HOURS)]  # one copy for the range, on its newest hour
     forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
     versions = forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique().map(list)
     assert versions[FIRST_ISSUE + 23 * HOURS] == [1]
