@@ -19,7 +19,7 @@ from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, ext
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 # (series, origin) rows predicted together: with the default 192-hour history and a 24-hour
-# horizon a batch holds about 230 MB of values (2**17 rows x 216 x 8 bytes) plus one step's features.
+# horizon a batch holds 216 MiB of values (2**17 rows x 216 x 8 bytes) plus one step's features.
 PREDICTION_BATCH_ROWS = 2**17
 
 
