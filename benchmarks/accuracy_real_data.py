@@ -105,6 +105,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--course-every", type=int, default=6, help="hours between course origins")
     parser.add_argument("--no-course", action="store_true", help="skip the slow course pipeline")
+    parser.add_argument("--no-search", action="store_true", help="skip re-running the configuration search")
+    parser.add_argument(
+        "--compare-threads", action="store_true", help="also score the model fitted with 2 LightGBM threads (the old default)"
+    )
     args = parser.parse_args()
     if not REAL_DATA.exists():
         sys.exit(f"real extract not found at {REAL_DATA} (it lives beside the repo in shared/data/raw)")
@@ -117,11 +121,12 @@ def main() -> None:
     print(f"extract {history[schema.DATETIME].min()} .. {last}, {history.groupby(schema.SERIES_KEY).ngroups} series")
     print(f"origins {origins[0]} .. {origins[-1]} hourly ({len(origins)}), horizon {HORIZON} h, retrain daily")
 
-    searched, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=3)
-    print(f"\nconfig choice: search on {SEARCH_GRID}, 3 daily folds before {origins[0]} (no window data)")
-    print(search_table[[*SEARCH_GRID, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    agree = "yes" if searched == config else f"NO (search chose {searched.to_dict()})"
-    print(f"defaults equal the search's choice: {agree}")
+    if not args.no_search:
+        searched, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=3)
+        print(f"\nconfig choice: search on {SEARCH_GRID}, 3 daily folds before {origins[0]} (no window data)")
+        print(search_table[[*SEARCH_GRID, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
+        agree = "yes" if searched == config else f"NO (search chose {searched.to_dict()})"
+        print(f"defaults equal the search's choice: {agree}")
     print(f"model config (ForecasterConfig defaults): {config.to_dict()}")
 
     began = time.perf_counter()
@@ -136,6 +141,9 @@ def main() -> None:
         ],
         ignore_index=True,
     )
+    if args.compare_threads:
+        two_threads = backtest(history, origins, config.forecaster(n_jobs=2), RETRAIN_EVERY, seasonal_periods=())
+        hourly = pd.concat([hourly, two_threads.replace({MODEL: {"model": "model_2_threads"}})], ignore_index=True)
     ours = print_table("All hourly origins", hourly)
 
     sub = origins[:: args.course_every]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
 
 from energy_assets import settings
 from energy_assets.assets.forecasts import energy_forecasts
@@ -36,10 +36,14 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 # ENERGY_ASSETS_SERVING_FILES=off leaves them out.
 serving_assets = [serving_files] if settings.serving_files_enabled() else []
 
+# One process for the four steps: they run one after another anyway, and a step process costs 5-7 s
+# to start against about 1 s of work per hour. Given up: a step that crashes the interpreter (or runs
+# out of memory) takes the run down with it rather than only its own process, and steps share memory.
 hourly_forecast_job = define_asset_job(
     "hourly_forecast_job",
     selection=AssetSelection.assets(*forecast_assets),
     description="Raw data -> feature group -> model in effect -> forecasts, for one hour or a range.",
+    executor_def=in_process_executor,
 )
 
 

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.evaluation import backtest, score_forecasts, score_models
+from energy_assets.forecasting.evaluation import backtest, forecast_fitted, score_forecasts, score_models
+from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import small_forecaster, synthetic_history
 
 
@@ -63,3 +64,22 @@ def test_backtest_uses_no_data_after_each_origin():
     np.testing.assert_allclose(merged[schema.FORECAST], merged[f"{schema.FORECAST}_altered"])
     assert set(original["model"]) == {"model", "snaive24", "snaive168"}
     assert score_models(original).loc["model", "mape"] < 0.1
+
+
+def test_a_fitted_model_is_scored_only_on_hours_it_never_saw():
+    history = synthetic_history(days=14)
+    origins = pd.date_range(history[schema.DATETIME].min() + pd.Timedelta(days=12), periods=24, freq="h")
+    y = to_sktime(history)
+    times = y.index.get_level_values(-1)
+
+    fitted_before = small_forecaster().fit(y[times <= origins[0]])
+    scored = forecast_fitted(history, origins, fitted_before)
+    # The same rows a backtest that fits at the first origin produces.
+    refitted = backtest(history, origins, small_forecaster(), retrain_every=24)
+    keys = [schema.AREA, schema.CONSUMER_TYPE, schema.ISSUED_AT, schema.HORIZON, "model"]
+    pd.testing.assert_frame_equal(
+        scored.sort_values(keys).reset_index(drop=True), refitted.sort_values(keys).reset_index(drop=True)
+    )
+    fitted_inside = small_forecaster().fit(y[times <= origins[1]])
+    with pytest.raises(ValueError, match="score it on data it was trained on"):
+        forecast_fitted(history, origins, fitted_inside)

@@ -12,7 +12,7 @@ from sktime.utils.estimator_checks import check_estimator
 
 from energy_assets import schema
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
+from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, to_sktime
 
 SERIES = ((1, 111), (1, 999), (2, 212), (2, 999))
 
@@ -67,6 +67,20 @@ def test_predict_origins_equals_one_origin_at_a_time():
     pd.testing.assert_frame_equal(batch[key], one_by_one[key])
     np.testing.assert_allclose(batch[schema.TARGET], one_by_one[schema.TARGET], rtol=1e-9)
     assert len(batch) == len(SERIES) * len(origins) * 24
+
+
+def test_batches_of_origins_give_the_forecasts_of_one_batch():
+    y = to_sktime(synthetic_history())
+    panel = Panel.from_sktime(y)
+    forecaster = small_forecaster().fit(y)
+    origins = np.arange(200, 230)
+
+    whole = forecaster.predict_panel(panel, origins, 24)
+    # Fewer rows allowed than one origin has (one per series): one origin per batch, 30 batches.
+    batched = forecaster.predict_panel(panel, origins, 24, max_rows=2)
+
+    assert whole.shape == (len(SERIES), len(origins), 24)
+    np.testing.assert_array_equal(batched, whole)
 
 
 def test_predict_equals_predict_origins_at_the_cutoff():

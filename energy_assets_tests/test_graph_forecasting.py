@@ -45,22 +45,29 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert keys == [
         partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE + n * HOURS)) for n in range(3)
     ]
-    metadata = result.asset_materializations_for_node("energy_forecasts")[0].metadata
-    assert metadata["series"].value == 76 and metadata["horizon_range"].value == "1..24"
-    assert "data:image/png;base64," in metadata["forecast_plot"].value
+    metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node("energy_forecasts")}
+    newest = metadata.pop(partition_key(FIRST_ISSUE + 2 * HOURS))
+    assert newest["series"].value == 76 and newest["horizon_range"].value == "1..24"
+    assert "data:image/png;base64," in newest["forecast_plot"].value
+    # The range's other partitions carry their facts but no copy of the plot.
+    assert len(metadata) == 2 and all(m["series"].value == 76 and "forecast_plot" not in m for m in metadata.values())
 
 
 def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
 
-    run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
 
     models = registered_versions()
     assert [(m.version, m.data_cutoff) for m in models] == [
         (1, FIRST_ISSUE),
         (2, FIRST_ISSUE + 24 * HOURS),
     ]
+    # v2 is scored by v1 on the 24 hours v1 never saw: one fit per retraining, not two.
+    assert [m.extra["validated_by_version"] for m in models] == [None, 1]
+    with_plot = [m.partition for m in result.asset_materializations_for_node("forecasting_model") if "validation_plot" in m.metadata]
+    assert with_plot == [partition_key(FIRST_ISSUE + 25 * HOURS)]  # one copy for the range, on its newest hour
     forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
     versions = forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique().map(list)
     assert versions[FIRST_ISSUE + 23 * HOURS] == [1]

@@ -12,7 +12,8 @@ from energy_assets.forecasting.retraining import (
     keep_models_in_effect,
     model_in_effect,
 )
-from energy_assets.forecasting.training import ForecasterConfig
+from energy_assets.forecasting.training import ForecasterConfig, load_forecaster
+from energy_assets.schema import ISSUED_AT
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.sources.synthetic import synthetic_consumption
 
@@ -69,3 +70,26 @@ def test_too_little_history_names_the_hour(tmp_path):
     history = synthetic_consumption(hour - 10 * HOUR, hour + HOUR)
     with pytest.raises(CannotTrain, match="cannot train the model for 2023-01-20T00:00:00\\+00:00"):
         keep_models_in_effect(pd.DatetimeIndex([hour]), history, LocalModelRegistry(root_dir=str(tmp_path)), POLICY, lambda s, e: {})
+
+
+def test_a_retraining_is_validated_by_the_model_it_replaces_whether_kept_or_loaded(tmp_path):
+    first = pd.Timestamp("2023-01-20 00:00", tz="UTC")
+    hours = pd.date_range(first, periods=25, freq="h")
+    history = synthetic_consumption(*POLICY.read_window(hours))
+    one_run = LocalModelRegistry(root_dir=str(tmp_path / "one_run"))
+    two_runs = LocalModelRegistry(root_dir=str(tmp_path / "two_runs"))
+
+    in_one_run = keep_models_in_effect(hours, history, one_run, POLICY, lambda start, end: {})
+    keep_models_in_effect(hours[:24], history, two_runs, POLICY, lambda start, end: {})
+    loaded = keep_models_in_effect(
+        hours[24:], history, two_runs, POLICY, lambda start, end: {},
+        load=lambda model: load_forecaster(two_runs.download(model)),
+    )
+
+    first_model, second_model = (retraining.model for retraining in in_one_run.retrainings)
+    assert first_model.extra["validated_by_version"] is None  # nothing before it: a fit before the window
+    assert second_model.extra["validated_by_version"] == 1
+    assert loaded.retrainings[0].model.extra["validated_by_version"] == 1
+    assert loaded.retrainings[0].model.metrics == second_model.metrics
+    validation = in_one_run.retrainings[1].result.validation_forecasts
+    assert validation[ISSUED_AT].min() == first  # v1's cutoff: it never saw the window it scores

@@ -48,13 +48,14 @@ def energy_forecasts(
             "issue_hours": len(origins),
             "horizon_range": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
             "model_versions": MetadataValue.json(sorted({model.version for model in models.values()})),
-            "forecast_plot": png_image(
-                plot_forecast_with_history(
-                    forecasts[forecasts[ISSUED_AT] == last_origin],
-                    history[history[DATETIME] <= last_origin],
-                ),
-                f"forecast issued at {last_origin.isoformat()}",
-            ),
         }
+    )
+    # The plot goes on the range's newest partition only: a backfill keeps one copy, not one per hour.
+    plot = plot_forecast_with_history(
+        forecasts[forecasts[ISSUED_AT] == last_origin], history[history[DATETIME] <= last_origin]
+    )
+    context.add_asset_metadata(
+        {"forecast_plot": png_image(plot, f"forecast issued at {last_origin.isoformat()}")},
+        partition_key=context.partition_key_range.end,
     )
     return forecasts

@@ -64,9 +64,10 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
             "rows": len(rows),
             "hours": rows[DATETIME].nunique(),
             "series": len(rows[SERIES_KEY].drop_duplicates()),
-            "preview": table_preview(rows),
         }
     )
+    # The preview goes on the range's newest partition only: a backfill keeps one copy, not one per hour.
+    context.add_asset_metadata({"preview": table_preview(rows)}, partition_key=context.partition_key_range.end)
     return rows
 
 

@@ -26,7 +26,7 @@ from energy_assets.forecasting.retraining import (
     RetrainingPolicy,
     keep_models_in_effect,
 )
-from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS
+from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS, load_forecaster
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
@@ -86,12 +86,20 @@ def forecasting_model(
     history = feature_store.read(*policy.read_window(hours))
     try:
         models = keep_models_in_effect(
-            hours, history, model_registry, policy, feature_store.data_source, log=context.log.info
+            hours,
+            history,
+            model_registry,
+            policy,
+            feature_store.data_source,
+            log=context.log.info,
+            load=lambda model: load_forecaster(model_registry.download(model)),
         )
     except CannotTrain as too_short:
         raise Failure(description=str(too_short), allow_retries=False) from too_short
     latest = models.latest
     metrics = registry_metrics(latest.metrics)  # also names metrics of models registered before the renaming
+    # Figures and tables go on the range's newest partition only: a backfill keeps one copy, not one per hour.
+    context.add_asset_metadata(_model_figures(models), partition_key=context.partition_key_range.end)
     yield MaterializeResult(metadata=_model_metadata(models))
     yield AssetCheckResult(
         check_name="beats_seasonal_naive_168",
@@ -113,6 +121,7 @@ def _model_metadata(models: ModelsInEffect) -> dict:
         "retrained_in_this_run": MetadataValue.json([r.model.version for r in retrainings]),
         "versions_in_effect": MetadataValue.json(sorted({model.version for model in in_effect.values()})),
         "hyperparameters": MetadataValue.json(latest.config),
+        "validated_by": _validator(latest.extra.get("validated_by_version")),
         "validation_scores": MetadataValue.md(
             pd.DataFrame(
                 {
@@ -124,6 +133,20 @@ def _model_metadata(models: ModelsInEffect) -> dict:
         ),
         **{name: MetadataValue.float(float(value)) for name, value in metrics.items()},
     }
+    return metadata
+
+
+def _validator(version: int | None) -> str:
+    """Which model scored the validation window, never one trained on it."""
+    if version is None:
+        return "a fit on the rows before the validation window"
+    return f"v{version}, the model in effect before this one, trained up to the window's start"
+
+
+def _model_figures(models: ModelsInEffect) -> dict:
+    """The bulky part of the metadata: excluded series, the newest validation plot, search results."""
+    latest, retrainings = models.latest, models.retrainings
+    metadata = {}
     excluded = pd.DataFrame(latest.extra.get("excluded_series", []))
     if not excluded.empty:
         metadata["excluded_series"] = table_preview(excluded, rows=100)

@@ -117,11 +117,47 @@ def backtest(
         if block_origins.empty:
             continue
         fitted = forecaster.clone().fit(y[times <= cutoff])
-        frames.append(
-            fitted.predict_origins(y[times <= block_origins[-1]], block_origins, horizon).assign(
-                **{MODEL: "model"}
-            )
+        frames.append(_model_forecasts(fitted, y, block_origins, horizon))
+    return _with_baselines(frames, history, y, origins, horizon, seasonal_periods)
+
+
+def forecast_fitted(
+    history: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    fitted: GlobalLGBMForecaster,
+    horizon: int = 24,
+    seasonal_periods: tuple[int, ...] = (24, 168),
+) -> pd.DataFrame:
+    """`backtest`'s rows for a model already fitted on data up to the first origin at the latest.
+
+    Every forecast is out of sample: ValueError when `fitted` was trained on a row after the first origin.
+    """
+    origins = pd.DatetimeIndex(origins).sort_values()
+    trained_until = fitted.cutoff[0]
+    if trained_until > origins[0]:
+        raise ValueError(
+            f"the model was fitted on rows up to {trained_until}, after the first origin {origins[0]}: "
+            "its forecasts would score it on data it was trained on"
         )
+    y = to_sktime(history)
+    return _with_baselines([_model_forecasts(fitted, y, origins, horizon)], history, y, origins, horizon, seasonal_periods)
+
+
+def _model_forecasts(fitted: GlobalLGBMForecaster, y: pd.DataFrame, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
+    """The fitted model's forecasts from each origin, from history at or before it."""
+    times = y.index.get_level_values(-1)
+    return fitted.predict_origins(y[times <= origins[-1]], origins, horizon).assign(**{MODEL: "model"})
+
+
+def _with_baselines(
+    frames: list[pd.DataFrame],
+    history: pd.DataFrame,
+    y: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    horizon: int,
+    seasonal_periods: tuple[int, ...],
+) -> pd.DataFrame:
+    """Model forecasts beside seasonal naive ones from the same origins, with actuals attached."""
     for sp in seasonal_periods:
         frames.append(seasonal_naive_origins(y, origins, horizon, sp).assign(**{MODEL: f"snaive{sp}"}))
     forecasts = pd.concat(frames, ignore_index=True).rename(columns={schema.TARGET: schema.FORECAST})

@@ -14,7 +14,7 @@ from sktime.base import load
 from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
-from energy_assets.forecasting.evaluation import MODEL, backtest, overall_scores
+from energy_assets.forecasting.evaluation import MODEL, backtest, forecast_fitted, overall_scores
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 from energy_assets.timeline import to_utc_hour
@@ -79,7 +79,7 @@ class ForecasterConfig:
             raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
         return cls(**values)
 
-    def forecaster(self, n_jobs: int = 2) -> GlobalLGBMForecaster:
+    def forecaster(self, n_jobs: int = 1) -> GlobalLGBMForecaster:
         """An unfitted forecaster with these hyperparameters."""
         params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
         return GlobalLGBMForecaster(**params, n_jobs=n_jobs)
@@ -114,12 +114,16 @@ def train_forecaster(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     validation_hours: int = 24,
+    validated_by: GlobalLGBMForecaster | None = None,
 ) -> TrainingResult:
-    """Validate on the last `validation_hours` before `cutoff`, then fit on every row <= `cutoff`.
+    """Fit on every row <= `cutoff`; validate out of sample on the last `validation_hours` before it.
 
     Series with fewer than `min_training_hours + validation_hours` hours are left out and listed.
-    Validation: a fit on rows before the window forecasts it from every hour in it (targets up to
-    the cutoff), beside seasonal naive 24 h and 168 h issued at the same hours.
+    Validation forecasts the window from every hour in it (targets up to the cutoff), beside
+    seasonal naive 24 h and 168 h issued at the same hours, with a model that saw no row of the
+    window: `validated_by` when given (the model in effect, fitted with this config up to the
+    window's start; one fit per retraining), else a second fit on the rows before the window.
+    ValueError when `validated_by` was fitted on rows inside the window.
     """
     cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
@@ -134,7 +138,10 @@ def train_forecaster(
 
     validation_start = cutoff - validation_hours * HOUR
     origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
-    validation = backtest(rows, origins, template, retrain_every=validation_hours)
+    if validated_by is None:
+        validation = backtest(rows, origins, template, retrain_every=validation_hours)
+    else:
+        validation = forecast_fitted(rows, origins, validated_by)
     metrics = {
         f"{model}_{metric}": float(value)
         for model, frame in validation.groupby(MODEL)
@@ -176,7 +183,11 @@ def forecast_origins(
     starts too late for an origin (no value one reference season back) gets no rows for it.
     """
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
-    y = to_sktime(history_long[history_long[schema.DATETIME] <= issued.max()])
+    # Only the hours these origins read (the window `issuing.history_window` reads for one origin),
+    # so the cost follows the origins, not the history passed in.
+    first_read = issued.min() - forecaster.history_length * HOUR
+    times = history_long[schema.DATETIME]
+    y = to_sktime(history_long[(times >= first_read) & (times <= issued.max())])
     frame = forecaster.predict_origins(y, issued, horizon)
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
