@@ -33,6 +33,9 @@ from dagster import AssetSelection, BetaWarning, DagsterInstance, PreviewWarning
 warnings.filterwarnings("ignore", category=BetaWarning)
 warnings.filterwarnings("ignore", category=PreviewWarning)
 
+# The benchmarks backfill hours of early 2023; partitions are built when the definitions are imported,
+# and the subprocesses they start inherit this.
+os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range  # noqa: E402
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours  # noqa: E402
 from energy_assets.definitions import deployment_resources  # noqa: E402
