@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 
 import pandas as pd
 
-from energy_assets.timeline import hour_key, parse_hour_key, to_utc_hour
+from energy_assets.timeline import hour_key, parse_time
 
 # Deployment and local state.
 DEPLOYMENT = "ENERGY_ASSETS_DEPLOYMENT"
@@ -134,11 +134,7 @@ def partitions_start() -> str | None:
     if value is None:
         return None
     try:
-        return hour_key(parse_hour_key(value))
-    except ValueError:
-        pass
-    try:
-        return hour_key(to_utc_hour(value).floor("h"))
+        return hour_key(parse_time(value).floor("h"))
     except ValueError:
         raise SettingError(f"{PARTITIONS_START}={value!r} is not an hour such as 2022-12-01-00:00") from None
 

@@ -32,6 +32,14 @@ def parse_hour_key(key: str) -> pd.Timestamp:
     return pd.Timestamp(pd.to_datetime(key, format=HOUR_KEY_FORMAT, utc=True))
 
 
+def parse_time(value: str) -> pd.Timestamp:
+    """A UTC time from a partition key such as 2023-01-14-23:00 or from ISO text; `ValueError` for anything else."""
+    try:
+        return parse_hour_key(value)
+    except ValueError:
+        return to_utc_hour(value)
+
+
 def newest_published_hour(now: pd.Timestamp, publication_delay: pd.Timedelta) -> pd.Timestamp:
     """The newest hour whose data is complete at `now`, given the source's publication delay."""
     return (to_utc_hour(now) - publication_delay).floor("h") - pd.Timedelta(hours=1)

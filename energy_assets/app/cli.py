@@ -21,7 +21,7 @@ from energy_assets.storage.forecasts import (
     latest_forecast,
     select_series,
 )
-from energy_assets.timeline import parse_hour_key, to_utc_hour
+from energy_assets.timeline import parse_time
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -236,11 +236,7 @@ def _run_migrate_layout(args: argparse.Namespace) -> int:
 def _hour(value: str) -> pd.Timestamp:
     """A UTC time from ISO text or a partition key such as 2023-01-14-23:00."""
     try:
-        return parse_hour_key(value)
-    except ValueError:
-        pass
-    try:
-        return to_utc_hour(value)
+        return parse_time(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a time, e.g. 2023-01-14T23:00 or 2023-01-14-23:00") from None
 
