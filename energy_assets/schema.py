@@ -36,10 +36,22 @@ DE35_CONSUMER_TYPES: tuple[int, ...] = (
 DE35_AREAS: tuple[int, ...] = (1, 2)
 
 FORECAST_HORIZON_HOURS = 24
+# Nominal coverages of the prediction intervals stored beside every forecast.
+INTERVAL_COVERAGES: tuple[float, ...] = (0.8, 0.95)
 FEATURE_GROUP_NAME = "energy_consumption_denmark"
 MODEL_NAME = "energy_consumption_forecaster"
 
 UTC_HOUR = pa.timestamp("us", tz="UTC")
+
+
+def interval_column(side: str, coverage: float, name: str = TARGET) -> str:
+    """Name of the `side` ("lower" or "upper") bound of the `coverage` interval of column `name`."""
+    if side not in ("lower", "upper"):
+        raise ValueError(f"an interval bound is 'lower' or 'upper', got {side!r}")
+    return f"{name}_{side}_{round(coverage * 100):d}"
+
+
+INTERVAL_COLUMNS = [interval_column(side, c) for c in INTERVAL_COVERAGES for side in ("lower", "upper")]
 
 
 def _field(name: str, type_: pa.DataType, description: str) -> pa.Field:
@@ -62,6 +74,16 @@ FORECAST_SCHEMA = pa.schema(
         _field(HORIZON, pa.int16(), f"Hours from issue to target, 1 ... {FORECAST_HORIZON_HOURS}."),
         _field(FORECAST, pa.float64(), "Forecast consumption in the target hour, kWh."),
         _field(MODEL_VERSION, pa.int32(), "Registry version of the model that issued the forecast."),
+        *[
+            _field(
+                interval_column(side, coverage),
+                pa.float64(),
+                f"{side.capitalize()} bound of the {coverage:.0%} split-conformal prediction interval, kWh; "
+                "null for a model without calibrated intervals or an object written before intervals.",
+            ).with_nullable(True)
+            for coverage in INTERVAL_COVERAGES
+            for side in ("lower", "upper")
+        ],
     ]
 )
 # Hive partition columns of every partitioned asset in the bucket: the UTC date and hour of the partition key
@@ -127,9 +149,10 @@ def _conform_column(values: pd.Series, field: pa.Field, what: str) -> pa.Array:
     return array
 
 
-def schema_mismatch(actual: pa.Schema, expected: pa.Schema) -> str | None:
+def schema_mismatch(actual: pa.Schema, expected: pa.Schema, optional: Sequence[str] = ()) -> str | None:
     """What makes `actual` differ from `expected` in column names, order or types (metadata and nullability
-    aside), or None when they agree."""
+    aside), or None when they agree; columns in `optional` may be absent (`with_absent_columns` adds them)."""
+    expected = pa.schema([field for field in expected if field.name in actual.names or field.name not in optional])
     found = [(field.name, field.type) for field in actual]
     wanted = [(field.name, field.type) for field in expected]
     if found == wanted:
@@ -138,6 +161,15 @@ def schema_mismatch(actual: pa.Schema, expected: pa.Schema) -> str | None:
         return f"has columns {actual.names}, not {expected.names}"
     differing = [f"{name} is {type_} not {dict(wanted)[name]}" for name, type_ in found if dict(wanted)[name] != type_]
     return "has column types that differ: " + "; ".join(differing)
+
+
+def with_absent_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """`table` in `schema`, nullable columns it lacks added as nulls (objects written before those columns existed)."""
+    columns = [
+        table[field.name] if field.name in table.column_names else pa.nulls(len(table), field.type)
+        for field in schema
+    ]
+    return pa.Table.from_arrays(columns, schema=schema)
 
 
 def conform_frame(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pd.DataFrame:

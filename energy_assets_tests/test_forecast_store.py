@@ -7,13 +7,14 @@ from pathlib import Path
 
 import fsspec.implementations.local
 import pandas as pd
+import pyarrow as pa
 import pytest
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from energy_assets.storage.forecasts import SkippedHour, UnusableForecastError, gather_forecasts, latest_forecast
-from energy_assets.storage.objects import parquet_bytes, partition_object_key, to_arrow
+from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame, to_arrow
 from energy_assets.storage.buckets import Bucket, LocalBucket
-from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA
+from energy_assets.schema import FORECAST, FORECAST_COLUMNS, conform, FORECAST_SCHEMA, INTERVAL_COLUMNS, interval_column
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
 
@@ -26,7 +27,36 @@ def forecast_rows(issued_key: str) -> pd.DataFrame:
         for area in (1, 2)
         for horizon in range(1, 25)
     ]
-    return pd.DataFrame(rows, columns=FORECAST_COLUMNS)
+    frame = pd.DataFrame(rows, columns=[c for c in FORECAST_COLUMNS if c not in INTERVAL_COLUMNS])
+    for spread, coverage in ((0.1, 0.8), (0.2, 0.95)):
+        frame[interval_column("lower", coverage)] = frame[FORECAST] * (1 - spread)
+        frame[interval_column("upper", coverage)] = frame[FORECAST] * (1 + spread)
+    return frame[FORECAST_COLUMNS]
+
+
+def test_objects_written_before_intervals_read_with_missing_bounds(tmp_path):
+    bucket = LocalBucket(str(tmp_path))
+    publish(bucket, ISSUED[1:])
+    schema_before_intervals = pa.schema([f for f in FORECAST_SCHEMA if f.name not in INTERVAL_COLUMNS])
+    bucket.write_bytes(
+        partition_object_key("energy_assets", ["energy_forecasts"], ISSUED[0]),
+        parquet_bytes(conform(forecast_rows(ISSUED[0]), schema_before_intervals, "old forecasts")),
+    )
+    skipped = []
+
+    gathered = gather_forecasts(bucket, pd.Timestamp("2023-01-14 20:00", tz="UTC"), pd.Timestamp("2023-01-14 23:00", tz="UTC"), skipped=skipped)
+    oldest = latest_forecast(bucket, pd.Timestamp("2023-01-14 20:30", tz="UTC"))
+
+    assert skipped == []
+    assert list(gathered.columns) == FORECAST_COLUMNS and len(gathered) == 3 * 48
+    old = gathered[gathered["issued_at"] == gathered["issued_at"].min()]
+    assert old[INTERVAL_COLUMNS].isna().all().all() and old[FORECAST].notna().all()
+    assert gathered.loc[gathered.index.difference(old.index), INTERVAL_COLUMNS].notna().all().all()
+    assert oldest[INTERVAL_COLUMNS].isna().all().all()
+    # The IO manager's reader (a backfill loading many partitions) takes the mix as well.
+    stored = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
+    mixed = read_frame(bucket, stored)
+    assert list(mixed.columns) == FORECAST_COLUMNS and mixed[INTERVAL_COLUMNS].isna().sum().sum() == 48 * 4
 
 
 def publish(bucket: Bucket, issued_keys=ISSUED, prefix: str = "energy_assets") -> None:

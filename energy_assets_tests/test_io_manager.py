@@ -27,7 +27,13 @@ from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
-from energy_assets.schema import CONSUMPTION_SCHEMA, FORECAST_COLUMNS, FORECAST_SCHEMA, RAW_CONSUMPTION_SCHEMA
+from energy_assets.schema import (
+    CONSUMPTION_SCHEMA,
+    FORECAST_COLUMNS,
+    FORECAST_SCHEMA,
+    INTERVAL_COLUMNS,
+    RAW_CONSUMPTION_SCHEMA,
+)
 
 HOURLY = HourlyPartitionsDefinition(start_date="2023-01-14-00:00")
 RANGE_TAGS = {
@@ -75,6 +81,7 @@ def forecasts(context) -> pd.DataFrame:
             "horizon": 1,
             "energy_consumption_forecast": 5.0,
             "model_version": 3,
+            **{column: 5.0 for column in INTERVAL_COLUMNS},
         }
     )[FORECAST_COLUMNS]
 

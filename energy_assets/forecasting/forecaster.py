@@ -15,7 +15,9 @@ from energy_assets.forecasting.features import (
     calendar,
     feature_rows,
 )
+from energy_assets.forecasting.intervals import ConformalErrors
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
+from energy_assets.schema import INTERVAL_COVERAGES, interval_column
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 # (series, origin) rows predicted together: with the default 192-hour history and a 24-hour
@@ -36,6 +38,15 @@ class GlobalLGBMForecaster(BaseForecaster):
     depends little on `n_estimators`. The default 400 trees are what `search_hyperparameters`
     chose on the real extract's days before the accuracy benchmark's window (never on the window).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
+
+    Prediction intervals are split-conformal: `fit` first fits the same model on all but the last
+    `calibration_hours` points, forecasts every origin inside those hours (out of sample, as the
+    final model will be used), and keeps per-horizon quantiles of the absolute log errors
+    (`ConformalErrors`); the final model is then fitted on everything. Errors in log space are
+    relative, so series of any size share one calibration; per horizon, because errors grow along
+    the recursion. Split rather than sktime's `ConformalIntervals` (a refit per calibration origin)
+    or mlforecast's cross-validation windows (one refit per window): one extra fit, and every
+    calibration forecast is still made by a model that never saw its target.
 
     Parameters
     ----------
@@ -76,6 +87,11 @@ class GlobalLGBMForecaster(BaseForecaster):
         wait on each other when the cores are busy); raise it only where cores are free.
     random_state : int, default=0
         Seed of LightGBM's sampling; equal seeds and data give equal models.
+    calibration_hours : int, default=72
+        Final time points held out to calibrate prediction intervals (one extra fit on the points
+        before them); 0 fits once and leaves `predict_interval` unavailable.
+    calibration_horizon : int, default=24
+        Furthest step calibrated; intervals further ahead take its errors.
 
     Examples
     --------
@@ -97,7 +113,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         "capability:multivariate": False,
         "capability:missing_values": True,
         "capability:insample": False,
-        "capability:pred_int": False,
+        "capability:pred_int": True,
         "capability:unequal_length": True,
         "capability:random_state": True,
         "requires-fh-in-fit": False,
@@ -126,6 +142,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         average_sizes: bool = True,
         n_jobs: int = 1,
         random_state: int = 0,
+        calibration_hours: int = 72,
+        calibration_horizon: int = 24,
     ):
         self.lags = lags
         self.windows = windows
@@ -144,6 +162,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.average_sizes = average_sizes
         self.n_jobs = n_jobs
         self.random_state = random_state
+        self.calibration_hours = calibration_hours
+        self.calibration_horizon = calibration_horizon
         super().__init__()
         # sktime's conformance checks expect these attributes even when it does not fill them.
         self._y = None
@@ -165,6 +185,38 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def _predict(self, fh, X=None) -> pd.DataFrame:
         """Forecast every series from the cutoff, recursively up to the furthest step of `fh`."""
+        return self._point_forecast(fh)[0]
+
+    def _predict_quantiles(self, fh, X=None, alpha=None) -> pd.DataFrame:
+        """Quantiles of the conformal forecast distribution: interval bounds of coverage |2 alpha - 1|."""
+        point, steps = self._point_forecast(fh)
+        errors = self._conformal_errors()
+        values = point.to_numpy()[:, 0]
+        columns = {a: errors.quantile(values, a, steps) for a in alpha}
+        frame = pd.DataFrame(columns, index=point.index)
+        frame.columns = self._get_columns(method="predict_quantiles", alpha=alpha)
+        return frame
+
+    def _predict_interval(self, fh, X=None, coverage=None) -> pd.DataFrame:
+        """Split-conformal intervals of each `coverage` around the point forecast."""
+        point, steps = self._point_forecast(fh)
+        errors = self._conformal_errors()
+        values = point.to_numpy()[:, 0]
+        bounds = [bound for c in coverage for bound in errors.bounds(values, c, steps)]
+        frame = pd.DataFrame(np.column_stack(bounds), index=point.index)
+        frame.columns = self._get_columns(method="predict_interval", coverage=coverage)
+        return frame
+
+    def _conformal_errors(self) -> ConformalErrors:
+        if getattr(self, "conformal_errors_", None) is None:
+            raise ValueError(
+                "this forecaster has no calibrated intervals: fit it with calibration_hours > 0 on "
+                f"more than {self.layout_.history + self.calibration_hours} time points"
+            )
+        return self.conformal_errors_
+
+    def _point_forecast(self, fh) -> tuple[pd.DataFrame, np.ndarray]:
+        """Point forecasts for `fh` and each row's step ahead of the cutoff."""
         panel = Panel.from_sktime(self._history)
         steps = np.asarray(fh.to_relative(self.cutoff), dtype="int64")
         if steps.min() < 1:
@@ -176,16 +228,41 @@ class GlobalLGBMForecaster(BaseForecaster):
         if isinstance(observed, pd.DatetimeIndex):
             times = times.as_unit(observed.unit)  # y's own resolution, so forecasts align with actuals
         if not isinstance(self._history.index, pd.MultiIndex):
-            return pd.DataFrame({panel.name: values[0]}, index=times)
+            return pd.DataFrame({panel.name: values[0]}, index=times), steps
         keys = panel.keys.repeat(len(times))
         key_arrays = [keys.get_level_values(i) for i in range(keys.nlevels)]
         index = pd.MultiIndex.from_arrays(
             [*key_arrays, times[np.tile(np.arange(len(times)), len(panel.keys))]], names=self._history.index.names
         )
-        return pd.DataFrame({panel.name: values.ravel()}, index=index)
+        return pd.DataFrame({panel.name: values.ravel()}, index=index), np.tile(steps, len(panel.keys))
 
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
-        """Fit on a panel: one training row per series and time point with a full history."""
+        """Fit on a panel (one training row per series and time point with a full history), calibrated."""
+        self.conformal_errors_ = self._calibrate(panel)
+        self._fit_booster(panel)
+        return self
+
+    def _calibrate(self, panel: Panel) -> ConformalErrors | None:
+        """Errors of a fit without the last `calibration_hours` points, forecasting from each of them.
+
+        None when there is nothing to calibrate on: `calibration_hours` is 0, or the points before
+        the held-out ones are too few to fit.
+        """
+        held_out = self.calibration_hours
+        first = len(panel.grid) - held_out  # first held-out position
+        if held_out <= 0 or first <= self._layout(panel.key_names).history:
+            return None
+        earlier = Panel(keys=panel.keys, grid=panel.grid[:first], values=panel.values[:, :first], name=panel.name)
+        calibrating = self.clone().set_params(calibration_hours=0)._fit_booster(earlier)
+        horizon = min(self.calibration_horizon, held_out)
+        origins = np.arange(first - 1, len(panel.grid) - 1)
+        forecast = calibrating.predict_panel(panel, origins, horizon)
+        targets = origins[:, None] + np.arange(1, horizon + 1)
+        padded = np.concatenate([panel.values, np.full((len(panel.keys), horizon), np.nan)], axis=1)
+        actual = padded[:, targets]  # NaN past the panel's end: those origins score shorter horizons
+        return ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
+
+    def _fit_booster(self, panel: Panel) -> GlobalLGBMForecaster:
         self.layout_ = self._layout(panel.key_names)
         self.categories_ = [panel.keys.unique(level=i) for i in range(panel.keys.nlevels)]
         history, width = self.layout_.history, panel.values.shape[1]
@@ -270,18 +347,35 @@ class GlobalLGBMForecaster(BaseForecaster):
         return layout.inverse(z[:, history:]).reshape(n_series, n_origins, horizon)
 
     def predict_origins(
-        self, y_history: pd.DataFrame, origins: pd.Index | list, horizon: int = 24
+        self,
+        y_history: pd.DataFrame,
+        origins: pd.Index | list,
+        horizon: int = 24,
+        coverage: tuple[float, ...] = INTERVAL_COVERAGES,
     ) -> pd.DataFrame:
         """Forecasts issued at each of `origins` for the next `horizon` steps, every series of `y_history`.
 
         `y_history` is sktime data as in fit; an origin's forecast uses only history at or before it.
-        Returns one row per (series, origin, step): key columns, issued_at, time, horizon, target.
+        Returns one row per (series, origin, step): key columns, issued_at, time, horizon, target, and
+        the lower and upper bound of each `coverage` interval (`schema.interval_column` names; NaN when
+        the forecaster has no calibrated intervals), equal to what `predict_interval` gives.
         """
         self.check_is_fitted()
         panel = Panel.from_sktime(y_history)
         origin_index = pd.Index(origins)
         values = self.predict_panel(panel, panel.position(origin_index), horizon)
-        return panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
+        frame = panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
+        steps = np.arange(1, horizon + 1)
+        # Models saved before intervals existed have no calibration attribute.
+        errors = getattr(self, "conformal_errors_", None)
+        for c in coverage:
+            if errors is None:
+                lower = upper = np.full(values.shape, np.nan)
+            else:
+                lower, upper = errors.bounds(values, c, steps)
+            frame[interval_column("lower", c, panel.name)] = lower.ravel()
+            frame[interval_column("upper", c, panel.name)] = upper.ravel()
+        return frame
 
     @property
     def history_length(self) -> int:
@@ -339,6 +433,8 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "num_leaves": 4,
                 "min_child_samples": 2,
                 "n_jobs": 1,
+                "calibration_hours": 6,
+                "calibration_horizon": 3,
             },
             {
                 "lags": (1, 2),
@@ -351,6 +447,8 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "num_leaves": 3,
                 "min_child_samples": 2,
                 "n_jobs": 1,
+                "calibration_hours": 4,
+                "calibration_horizon": 2,
             },
         ]
 

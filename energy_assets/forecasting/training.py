@@ -59,6 +59,8 @@ class ForecasterConfig:
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
     average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
     random_state: int = _MODEL_DEFAULTS["random_state"]
+    calibration_hours: int = _MODEL_DEFAULTS["calibration_hours"]
+    calibration_horizon: int = schema.FORECAST_HORIZON_HOURS
     training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
 

@@ -22,10 +22,12 @@ from energy_assets.schema import (
     AREA_NAMES,
     CONSUMER_TYPE,
     FORECAST_SCHEMA,
+    INTERVAL_COLUMNS,
     ISSUED_AT,
     PARTITION_DATE,
     empty_frame,
     schema_mismatch,
+    with_absent_columns,
 )
 from energy_assets.settings import DEFAULT_BUCKET_PREFIX
 from energy_assets.storage.buckets import Bucket, check_prefix
@@ -154,7 +156,8 @@ class ForecastDataset:
         try:
             with self.filesystem.open_input_file(path) as handle:
                 parquet = pq.ParquetFile(handle)
-                problem = schema_mismatch(parquet.schema_arrow, FORECAST_SCHEMA)
+                # Objects written before forecasts carried intervals lack their columns: read as nulls.
+                problem = schema_mismatch(parquet.schema_arrow, FORECAST_SCHEMA, optional=INTERVAL_COLUMNS)
                 if problem:
                     return f"not a forecast: it {problem}"
                 table = parquet.read()
@@ -163,7 +166,7 @@ class ForecastDataset:
         issued = pc.unique(table[ISSUED_AT]).to_pylist()
         if any(to_utc_hour(value) != hour for value in issued):
             return f"holds forecasts issued at {sorted(map(str, issued))[:3]}, not at the hour its name gives"
-        return table.cast(FORECAST_SCHEMA)
+        return with_absent_columns(table, FORECAST_SCHEMA)
 
 
 def latest_forecast(

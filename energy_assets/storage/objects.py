@@ -140,7 +140,8 @@ def read_frame(bucket: Bucket, keys: Sequence[str]) -> pd.DataFrame:
     failures = [result for result in results if isinstance(result, Exception)]
     if failures:
         raise failures[0]
-    return pa.concat_tables(results).to_pandas()
+    # Objects written before a nullable column was added lack it: it reads as nulls for their rows.
+    return pa.concat_tables(results, promote_options="default").to_pandas()
 
 
 def _read_or_error(bucket: Bucket, key: str) -> pa.Table | Exception:

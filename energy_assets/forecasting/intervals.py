@@ -1,0 +1,89 @@
+"""Split-conformal prediction intervals from out-of-sample forecast errors, per horizon."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# Score quantiles are kept at these levels (order statistics; a level between two is rounded up, so an
+# interval is at most 0.001 in level wider than the exact one, never narrower): a fixed, small table
+# however many series and origins calibrated it.
+QUANTILE_LEVELS = np.linspace(0.0, 1.0, 1001)
+
+
+@dataclass(frozen=True)
+class ConformalErrors:
+    """Quantiles of absolute out-of-sample errors in a scale-free space, per forecast horizon.
+
+    An error is |log1p(actual) - log1p(forecast)| when `log_space` (multiplicative intervals, so a
+    10^2 kWh and a 10^6 kWh series get widths in proportion), else |actual - forecast| / |forecast|.
+    Symmetric absolute scores, as mlforecast's conformal intervals use: every interval contains the
+    point forecast, nests inside any wider one, and its quantile function is monotone, which signed
+    (asymmetric) scores do not guarantee when the calibration errors lean one way.
+    """
+
+    quantiles: np.ndarray  # (horizons, len(QUANTILE_LEVELS)) of the scores of each horizon
+    counts: np.ndarray  # (horizons,) scores behind each row
+    log_space: bool
+
+    @classmethod
+    def from_forecasts(cls, actual: np.ndarray, forecast: np.ndarray, log_space: bool) -> ConformalErrors:
+        """Errors of (..., horizon) forecasts against actuals (NaN where there is none to score)."""
+        actual = actual.reshape(-1, actual.shape[-1])
+        forecast = forecast.reshape(-1, forecast.shape[-1])
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if log_space:
+                scores = np.abs(np.log1p(actual) - np.log1p(forecast))
+            else:
+                scores = np.abs(actual - forecast) / np.abs(forecast)
+        scored = np.isfinite(scores)
+        # A horizon without a single error keeps NaN quantiles and count 0: its intervals are unbounded.
+        quantiles = np.stack(
+            [
+                np.quantile(scores[scored[:, h], h], QUANTILE_LEVELS, method="inverted_cdf")
+                if scored[:, h].any()
+                else np.full(len(QUANTILE_LEVELS), np.nan)
+                for h in range(scores.shape[1])
+            ]
+        )
+        return cls(quantiles=quantiles, counts=scored.sum(axis=0), log_space=log_space)
+
+    def half_width(self, coverage: float, steps: np.ndarray) -> np.ndarray:
+        """The score each step's interval of `coverage` spans on either side (inf when too few errors).
+
+        Split-conformal quantile: the ceil((n + 1) * coverage)-th smallest of n scores. Steps beyond
+        the calibrated horizons take the furthest calibrated one's.
+        """
+        if not 0 < coverage < 1:
+            raise ValueError(f"coverage must lie strictly between 0 and 1, got {coverage}")
+        rows = np.minimum(np.asarray(steps) - 1, len(self.counts) - 1)
+        n = self.counts[rows]
+        with np.errstate(divide="ignore"):
+            level = np.ceil((n + 1) * coverage) / n
+        columns = np.searchsorted(QUANTILE_LEVELS, np.minimum(level, 1.0) - 1e-12)
+        return np.where(level > 1.0, np.inf, self.quantiles[rows, columns])
+
+    def bounds(self, forecast: np.ndarray, coverage: float, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) around (..., len(steps)) point forecasts."""
+        width = self.half_width(coverage, steps)
+        if self.log_space:
+            centre = np.log1p(forecast)
+            return np.expm1(centre - width), np.expm1(centre + width)
+        spread = np.abs(forecast) * width
+        return forecast - spread, forecast + spread
+
+    def quantile(self, forecast: np.ndarray, alpha: float, steps: np.ndarray) -> np.ndarray:
+        """The `alpha` quantile of the forecast distribution: an interval bound of coverage |2 alpha - 1|."""
+        if alpha == 0.5:
+            return forecast.copy()
+        lower, upper = self.bounds(forecast, abs(2 * alpha - 1), steps)
+        return lower if alpha < 0.5 else upper
+
+
+def winkler_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> np.ndarray:
+    """Interval (Winkler) score of each row: width, plus 2 / (1 - coverage) times any miss."""
+    alpha = 1 - coverage
+    below = np.clip(lower - actual, 0, None)
+    above = np.clip(actual - upper, 0, None)
+    return (upper - lower) + (2 / alpha) * (below + above)

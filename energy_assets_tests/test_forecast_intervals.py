@@ -1,0 +1,137 @@
+"""Split-conformal prediction intervals: sktime's probabilistic interface, the multi-origin path, calibration."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from energy_assets import schema
+from energy_assets.forecasting.intervals import ConformalErrors, winkler_score
+from energy_assets.forecasting.panel import to_sktime
+from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
+
+COVERAGES = [0.5, 0.8, 0.9, 0.95]
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    y = to_sktime(synthetic_history(days=16))
+    return small_forecaster(calibration_hours=48).fit(y), y
+
+
+def test_intervals_nest_widen_with_coverage_and_contain_the_forecast(fitted):
+    forecaster, _ = fitted
+    point = forecaster.predict(fh=np.arange(1, 25))[schema.TARGET]
+    intervals = forecaster.predict_interval(fh=np.arange(1, 25), coverage=COVERAGES)[schema.TARGET]
+
+    for narrow, wide in zip(COVERAGES, COVERAGES[1:]):
+        assert (intervals[(wide, "lower")] <= intervals[(narrow, "lower")]).all()
+        assert (intervals[(narrow, "upper")] <= intervals[(wide, "upper")]).all()
+        assert ((intervals[(wide, "upper")] - intervals[(wide, "lower")]) > 0).all()
+    assert (intervals[(0.5, "lower")] <= point).all() and (point <= intervals[(0.5, "upper")]).all()
+    assert intervals.index.equals(point.index)
+
+
+def test_quantiles_rise_with_alpha_and_the_median_is_the_forecast(fitted):
+    forecaster, _ = fitted
+    alphas = [0.025, 0.1, 0.5, 0.9, 0.975]
+    quantiles = forecaster.predict_quantiles(fh=[1, 12, 24], alpha=alphas)[schema.TARGET]
+
+    assert (np.diff(quantiles.to_numpy(), axis=1) > 0).all()
+    np.testing.assert_array_equal(quantiles[0.5], forecaster.predict(fh=[1, 12, 24])[schema.TARGET])
+    intervals = forecaster.predict_interval(fh=[1, 12, 24], coverage=0.95)[schema.TARGET]
+    np.testing.assert_array_equal(quantiles[0.025], intervals[(0.95, "lower")])
+    np.testing.assert_array_equal(quantiles[0.975], intervals[(0.95, "upper")])
+
+
+def test_relative_widths_do_not_depend_on_the_size_of_the_series(fitted):
+    forecaster, _ = fitted
+    point = forecaster.predict(fh=[6])[schema.TARGET]
+    interval = forecaster.predict_interval(fh=[6], coverage=0.8)[schema.TARGET]
+
+    relative = (interval[(0.8, "upper")] - interval[(0.8, "lower")]) / point
+    # The series span 1e2 .. 1e6 kWh with the same 3 % noise: one calibration fits all of them.
+    assert relative.max() / relative.min() == pytest.approx(1.0, abs=0.02)  # log1p, not log: 1e2 kWh differs a little
+
+
+def test_multi_origin_intervals_are_the_one_origin_intervals_byte_for_byte():
+    y = to_sktime(synthetic_history(days=16))
+    times = y.index.get_level_values(-1)
+    origins = pd.date_range(times.max() - pd.Timedelta(hours=30), periods=4, freq="7h")
+    forecaster = small_forecaster(calibration_hours=48).fit(y[times <= origins[0]])
+
+    batch = forecaster.predict_origins(y, origins, horizon=24)
+
+    assert len(batch) == len(SERIES) * len(origins) * 24
+    assert set(schema.INTERVAL_COLUMNS) <= set(batch.columns)
+    for origin in origins:
+        one = copy.deepcopy(forecaster)
+        if origin > origins[0]:
+            one.update(y[(times > origins[0]) & (times <= origin)], update_params=False)
+        intervals = one.predict_interval(fh=np.arange(1, 25), coverage=list(schema.INTERVAL_COVERAGES))
+        rows = batch[batch[schema.ISSUED_AT] == origin]
+        for coverage in schema.INTERVAL_COVERAGES:
+            for side in ("lower", "upper"):
+                np.testing.assert_array_equal(
+                    rows[schema.interval_column(side, coverage)].to_numpy(),
+                    intervals[(schema.TARGET, coverage, side)].to_numpy(),
+                )
+
+
+def test_coverage_on_data_with_known_noise_is_near_nominal():
+    # 3 % multiplicative Gaussian noise around a fixed daily and weekly shape: exchangeable errors.
+    history = synthetic_history(days=30, seed=3)
+    y = to_sktime(history)
+    times = y.index.get_level_values(-1)
+    cutoff = times.min() + pd.Timedelta(days=21)
+    forecaster = small_forecaster(n_estimators=50, calibration_hours=96).fit(y[times <= cutoff])
+    origins = pd.date_range(cutoff, times.max() - pd.Timedelta(hours=24), freq="h")
+
+    forecasts = forecaster.predict_origins(y, origins, horizon=24)
+    actual = y[schema.TARGET].reindex(
+        pd.MultiIndex.from_frame(forecasts[[schema.AREA, schema.CONSUMER_TYPE, schema.DATETIME]])
+    ).to_numpy()
+
+    for coverage in schema.INTERVAL_COVERAGES:
+        lower = forecasts[schema.interval_column("lower", coverage)].to_numpy()
+        upper = forecasts[schema.interval_column("upper", coverage)].to_numpy()
+        covered = np.mean((lower <= actual) & (actual <= upper))
+        assert covered == pytest.approx(coverage, abs=0.04), coverage
+
+
+def test_without_calibration_intervals_are_refused_by_name_and_stored_as_missing():
+    y = to_sktime(synthetic_history(days=12))
+    forecaster = small_forecaster(calibration_hours=0).fit(y)
+
+    with pytest.raises(ValueError, match="no calibrated intervals.*calibration_hours"):
+        forecaster.predict_interval(fh=[1, 2])
+    frame = forecaster.predict_origins(y, [y.index.get_level_values(-1).max()], horizon=3)
+    assert frame[schema.INTERVAL_COLUMNS].isna().all().all()
+    assert frame[schema.TARGET].notna().all()
+
+
+def test_conformal_half_width_is_the_finite_sample_order_statistic():
+    # Errors 0.01 ... 0.99 at horizon 1; the 80 % interval takes the ceil(100 * 0.8) = 80th smallest, or
+    # the next one: quantiles are kept on a grid of 0.001 in level, rounded up (never narrower).
+    actual = np.exp(np.arange(1, 100) / 100)[:, None] - 1
+    errors = ConformalErrors.from_forecasts(actual, np.zeros_like(actual), log_space=True)
+
+    assert 0.80 - 1e-9 <= errors.half_width(0.8, np.array([1]))[0] <= 0.81 + 1e-9
+    assert 0.95 - 1e-9 <= errors.half_width(0.95, np.array([1]))[0] <= 0.96 + 1e-9
+    # Step 2 is past the calibrated horizons: it takes horizon 1's errors.
+    assert errors.half_width(0.95, np.array([2]))[0] == errors.half_width(0.95, np.array([1]))[0]
+    # With 9 errors a 95 % interval needs a 10th: it is unbounded, not falsely narrow.
+    few = ConformalErrors.from_forecasts(actual[:9], np.zeros((9, 1)), log_space=True)
+    assert np.isinf(few.half_width(0.95, np.array([1]))[0])
+    with pytest.raises(ValueError, match="coverage"):
+        errors.half_width(1.0, np.array([1]))
+
+
+def test_winkler_score_is_the_width_plus_the_weighted_miss():
+    actual = np.array([5.0, 0.0, 12.0])
+    score = winkler_score(actual, np.full(3, 2.0), np.full(3, 10.0), coverage=0.8)
+
+    np.testing.assert_allclose(score, [8.0, 8.0 + 10 * 2.0, 8.0 + 10 * 2.0])
