@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.intervals import ConformalErrors, winkler_score
+from energy_assets.forecasting.intervals import ConformalErrors, interval_scores, winkler_score
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
@@ -135,3 +135,15 @@ def test_winkler_score_is_the_width_plus_the_weighted_miss():
     score = winkler_score(actual, np.full(3, 2.0), np.full(3, 10.0), coverage=0.8)
 
     np.testing.assert_allclose(score, [8.0, 8.0 + 10 * 2.0, 8.0 + 10 * 2.0])
+
+
+def test_interval_scores_leave_out_rows_without_bounds():
+    actual = np.array([5.0, 10.0, 12.0, 7.0])
+    lower = np.array([4.0, 9.0, 8.0, np.nan])
+    upper = np.array([6.0, 11.0, 11.0, np.nan])
+
+    scores = interval_scores(actual, lower, upper, 0.8)
+
+    assert scores["coverage_80"] == pytest.approx(2 / 3)
+    assert scores["winkler_80"] == pytest.approx(np.mean([2 / 5, 2 / 10, (3 + 10 * 1) / 12]))
+    assert np.isnan(interval_scores(actual[3:], lower[3:], upper[3:], 0.95)["coverage_95"])

@@ -87,3 +87,18 @@ def winkler_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, cove
     below = np.clip(lower - actual, 0, None)
     above = np.clip(actual - upper, 0, None)
     return (upper - lower) + (2 / alpha) * (below + above)
+
+
+def interval_scores(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> dict[str, float]:
+    """`coverage_<pct>`: share of actuals inside the interval; `winkler_<pct>`: mean Winkler score relative
+    to the actual (scale-free, as MAPE is, so large series do not drown small ones). Rows without bounds
+    (a model without intervals, an object written before them) are left out; NaN when none is left."""
+    pct = round(coverage * 100)
+    scored = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(actual) & (actual != 0)
+    if not scored.any():
+        return {f"coverage_{pct}": np.nan, f"winkler_{pct}": np.nan}
+    a, lo, up = actual[scored], lower[scored], upper[scored]
+    return {
+        f"coverage_{pct}": float(np.mean((lo <= a) & (a <= up))),
+        f"winkler_{pct}": float(np.mean(winkler_score(a, lo, up, coverage) / np.abs(a))),
+    }
