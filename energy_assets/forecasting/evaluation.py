@@ -12,9 +12,10 @@ from sktime.performance_metrics.forecasting import (
 )
 
 from energy_assets import schema
-from energy_assets.forecasting.baselines import seasonal_naive_origins
+from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.panel import to_sktime
+from energy_assets.forecasting.intervals import ConformalErrors, interval_scores
+from energy_assets.forecasting.panel import Panel, to_sktime
 
 MODEL = "model"
 METRICS = {
@@ -78,7 +79,24 @@ def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> p
         index=counts.index,
     )
     table["n"] = counts
+    bounds = [c for c in schema.INTERVAL_COVERAGES if schema.interval_column("lower", c) in frame]
+    if bounds:
+        # Both tables list the groups in sorted key order.
+        table = table.join(_interval_table(frame, by, actual, bounds).set_axis(table.index))
     return table.reset_index(drop=not by)
+
+
+def _interval_table(frame: pd.DataFrame, by: list[str], actual: str, coverages: list[float]) -> pd.DataFrame:
+    """coverage_<pct> and winkler_<pct> of each interval level, per group of `by` (one row without)."""
+    groups = frame.groupby(by, sort=True) if by else [(0, frame)]
+    table = []
+    for _, group in groups:
+        scores = {}
+        for c in coverages:
+            lower, upper = (group[schema.interval_column(side, c)].to_numpy() for side in ("lower", "upper"))
+            scores.update(interval_scores(group[actual].to_numpy(), lower, upper, c))
+        table.append(scores)
+    return pd.DataFrame(table)
 
 
 def with_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
@@ -111,14 +129,15 @@ def backtest(
     times = y.index.get_level_values(-1)
     cutoffs = retraining_cutoffs(origins, retrain_every)
     block = np.searchsorted(cutoffs, origins, side="right") - 1
-    frames = []
+    frames, blocks = [], []
     for i, cutoff in enumerate(cutoffs):
         block_origins = origins[block == i]
         if block_origins.empty:
             continue
         fitted = forecaster.clone().fit(y[times <= cutoff])
         frames.append(_model_forecasts(fitted, y, block_origins, horizon))
-    return _with_baselines(frames, history, y, origins, horizon, seasonal_periods)
+        blocks.append((cutoff, block_origins))
+    return _with_baselines(frames, history, y, blocks, horizon, seasonal_periods, forecaster.calibration_hours)
 
 
 def forecast_fitted(
@@ -140,7 +159,15 @@ def forecast_fitted(
             "its forecasts would score it on data it was trained on"
         )
     y = to_sktime(history)
-    return _with_baselines([_model_forecasts(fitted, y, origins, horizon)], history, y, origins, horizon, seasonal_periods)
+    return _with_baselines(
+        [_model_forecasts(fitted, y, origins, horizon)],
+        history,
+        y,
+        [(trained_until, origins)],
+        horizon,
+        seasonal_periods,
+        fitted.calibration_hours,
+    )
 
 
 def _model_forecasts(fitted: GlobalLGBMForecaster, y: pd.DataFrame, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
@@ -153,15 +180,54 @@ def _with_baselines(
     frames: list[pd.DataFrame],
     history: pd.DataFrame,
     y: pd.DataFrame,
-    origins: pd.DatetimeIndex,
+    blocks: list[tuple[pd.Timestamp, pd.DatetimeIndex]],
     horizon: int,
     seasonal_periods: tuple[int, ...],
+    calibration_hours: int,
 ) -> pd.DataFrame:
-    """Model forecasts beside seasonal naive ones from the same origins, with actuals attached."""
+    """Model forecasts beside seasonal naive ones from the same origins, with actuals attached.
+
+    Each block is (the cutoff of the model that forecast it, its origins); a baseline's intervals are
+    calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff.
+    """
+    panel = Panel.from_sktime(y)
     for sp in seasonal_periods:
-        frames.append(seasonal_naive_origins(y, origins, horizon, sp).assign(**{MODEL: f"snaive{sp}"}))
+        for cutoff, origins in blocks:
+            frames.append(
+                seasonal_naive_with_intervals(panel, cutoff, origins, horizon, sp, calibration_hours).assign(
+                    **{MODEL: f"snaive{sp}"}
+                )
+            )
     forecasts = pd.concat(frames, ignore_index=True).rename(columns={schema.TARGET: schema.FORECAST})
     return with_actuals(forecasts, history)
+
+
+def seasonal_naive_with_intervals(
+    panel: Panel,
+    cutoff: pd.Timestamp,
+    origins: pd.DatetimeIndex,
+    horizon: int,
+    sp: int,
+    calibration_hours: int,
+    coverage: tuple[float, ...] = schema.INTERVAL_COVERAGES,
+) -> pd.DataFrame:
+    """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are:
+    from its errors, per horizon and in log space, forecasting the `calibration_hours` up to `cutoff`."""
+    values = seasonal_naive_panel(panel, panel.position(origins), horizon, sp)
+    frame = panel.origin_frame(origins, values, schema.DATETIME)
+    end = int(panel.position(pd.Index([cutoff]))[0])
+    calibration = np.arange(max(sp - 1, end - calibration_hours), end)
+    steps = np.arange(1, horizon + 1)
+    errors = None
+    if calibration_hours > 0 and len(calibration):
+        targets = calibration[:, None] + steps
+        actual = np.where(targets <= end, panel.values[:, np.minimum(targets, end)], np.nan)
+        errors = ConformalErrors.from_forecasts(actual, seasonal_naive_panel(panel, calibration, horizon, sp), log_space=True)
+    for c in coverage:
+        lower, upper = errors.bounds(values, c, steps) if errors is not None else (np.full(values.shape, np.nan),) * 2
+        frame[schema.interval_column("lower", c)] = lower.ravel()
+        frame[schema.interval_column("upper", c)] = upper.ravel()
+    return frame
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:

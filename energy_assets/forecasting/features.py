@@ -21,6 +21,7 @@ class FeatureLayout:
     lags: tuple[int, ...]
     windows: tuple[int, ...]
     holiday_lags: tuple[int, ...]  # lags whose holiday flag is a feature: was that lag a normal day?
+    level_lags: tuple[int, ...]  # lags whose value relative to the predicted point's own reference is a feature
     scale_window: int  # hours of the trailing mean that scales each row; 0 = no scaling
     reference_lag: int  # > 0: scale by the value this many steps back instead (a seasonal baseline)
     log_target: bool
@@ -31,7 +32,7 @@ class FeatureLayout:
         """Past time points one feature row reads."""
         season = self.reference_lag
         reach = [lag + season for lag in self.lags] + [w + season for w in self.windows]
-        reach += [*self.holiday_lags, 1 if season else self.scale_window]
+        reach += [*self.holiday_lags, *self.level_lags, 1 if season else self.scale_window]
         return max(reach)
 
     @property
@@ -39,6 +40,7 @@ class FeatureLayout:
         """Column names of the feature matrix, in order."""
         return (
             [f"lag_{lag}" for lag in self.lags]
+            + [f"level_lag_{lag}" for lag in self.level_lags]
             + [f"mean_{w}" for w in self.windows]
             + [f"std_{w}" for w in self.windows]
             + ["level"]
@@ -166,6 +168,7 @@ def feature_rows(
         # Every level-like feature is a deviation from the same hours one season earlier.
         level = z[:, positions - season]
         columns = [layout.scale(z[:, positions - lag], z[:, positions - lag - season]) for lag in layout.lags]
+        columns += [layout.scale(z[:, positions - lag], level) for lag in layout.level_lags]
         past = [statistics.window(positions - season, w) for w in layout.windows]
         columns += [layout.scale(mean, before) for (mean, _), (before, _) in zip(stats, past)]
     else:
@@ -173,7 +176,7 @@ def feature_rows(
             level, _ = statistics.window(positions, layout.scale_window)
         else:
             level = np.zeros((rows, n_pos))
-        columns = [layout.scale(z[:, positions - lag], level) for lag in layout.lags]
+        columns = [layout.scale(z[:, positions - lag], level) for lag in (*layout.lags, *layout.level_lags)]
         columns += [layout.scale(mean, level) for mean, _ in stats]
     columns += [layout.spread(std, level) for _, std in stats]
     columns.append(level)

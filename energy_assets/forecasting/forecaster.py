@@ -56,6 +56,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         Lengths of the trailing windows whose mean and standard deviation are features.
     holiday_lags : tuple of int, default=(24, 168)
         Steps back whose Danish-holiday flag is a feature (was the reference day a normal day?).
+    level_lags : tuple of int, default=()
+        Steps back whose value, scaled by the predicted point's own reference (not the lag's), is a
+        feature: with `reference_lag` 168, 24 says how yesterday compares with last week's same hour.
     scale_window : int, default=168
         Hours of the trailing mean that scales each row when `reference_lag` is 0; 0 turns scaling off.
     reference_lag : int, default=168
@@ -92,6 +95,10 @@ class GlobalLGBMForecaster(BaseForecaster):
         before them); 0 fits once and leaves `predict_interval` unavailable.
     calibration_horizon : int, default=24
         Furthest step calibrated; intervals further ahead take its errors.
+    shrink_to_reference : bool, default=True
+        Per horizon, shrink the forecast's deviation from its reference (`reference_lag` back) by the
+        weight in [0, 1] that least squares gives on the calibration forecasts (a horizon-dependent
+        blend with seasonal naive: the recursion's errors grow with the step). Needs calibration.
 
     Examples
     --------
@@ -128,6 +135,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         lags: tuple[int, ...] = DEFAULT_LAGS,
         windows: tuple[int, ...] = (24,),
         holiday_lags: tuple[int, ...] = (24, 168),
+        level_lags: tuple[int, ...] = (),
         scale_window: int = 168,
         reference_lag: int = 168,
         log_target: bool = True,
@@ -144,10 +152,12 @@ class GlobalLGBMForecaster(BaseForecaster):
         random_state: int = 0,
         calibration_hours: int = 72,
         calibration_horizon: int = 24,
+        shrink_to_reference: bool = True,
     ):
         self.lags = lags
         self.windows = windows
         self.holiday_lags = holiday_lags
+        self.level_lags = level_lags
         self.scale_window = scale_window
         self.reference_lag = reference_lag
         self.log_target = log_target
@@ -164,6 +174,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.random_state = random_state
         self.calibration_hours = calibration_hours
         self.calibration_horizon = calibration_horizon
+        self.shrink_to_reference = shrink_to_reference
         super().__init__()
         # sktime's conformance checks expect these attributes even when it does not fill them.
         self._y = None
@@ -238,20 +249,23 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit on a panel (one training row per series and time point with a full history), calibrated."""
-        self.conformal_errors_ = self._calibrate(panel)
+        calibration = self._calibrate(panel)
         self._fit_booster(panel)
+        self.reference_weights_, self.conformal_errors_ = calibration
         return self
 
-    def _calibrate(self, panel: Panel) -> ConformalErrors | None:
-        """Errors of a fit without the last `calibration_hours` points, forecasting from each of them.
+    def _calibrate(self, panel: Panel) -> tuple[np.ndarray | None, ConformalErrors | None]:
+        """Per-horizon weights on the model against its reference, and the errors of the weighted forecasts,
+        from a fit without the last `calibration_hours` points forecasting from each of them.
 
-        None when there is nothing to calibrate on: `calibration_hours` is 0, or the points before
-        the held-out ones are too few to fit.
+        (None, None) when there is nothing to calibrate on: `calibration_hours` is 0, or the points
+        before the held-out ones are too few to fit.
         """
+        layout = self._layout(panel.key_names)
         held_out = self.calibration_hours
         first = len(panel.grid) - held_out  # first held-out position
-        if held_out <= 0 or first <= self._layout(panel.key_names).history:
-            return None
+        if held_out <= 0 or first <= layout.history:
+            return None, None
         earlier = Panel(keys=panel.keys, grid=panel.grid[:first], values=panel.values[:, :first], name=panel.name)
         calibrating = self.clone().set_params(calibration_hours=0)._fit_booster(earlier)
         horizon = min(self.calibration_horizon, held_out)
@@ -260,7 +274,15 @@ class GlobalLGBMForecaster(BaseForecaster):
         targets = origins[:, None] + np.arange(1, horizon + 1)
         padded = np.concatenate([panel.values, np.full((len(panel.keys), horizon), np.nan)], axis=1)
         actual = padded[:, targets]  # NaN past the panel's end: those origins score shorter horizons
-        return ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
+        weights = None
+        if self.shrink_to_reference and layout.reference_lag:
+            # Only steps within one season have an observed reference (the rest keep weight 1).
+            within = min(horizon, layout.reference_lag)
+            reference = layout.transform(panel.gaps_filled())[:, targets[:, :within] - layout.reference_lag]
+            deviation = layout.transform(forecast[..., :within]) - reference
+            weights = _least_squares_weights(layout.transform(actual[..., :within]) - reference, deviation)
+            forecast[..., :within] = layout.inverse(reference + weights * deviation)
+        return weights, ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
 
     def _fit_booster(self, panel: Panel) -> GlobalLGBMForecaster:
         self.layout_ = self._layout(panel.key_names)
@@ -344,6 +366,14 @@ class GlobalLGBMForecaster(BaseForecaster):
                 layout, z, statistics, np.array([position]), grid_calendar, offsets, row_codes
             )
             z[:, position] = layout.unscale(self.booster_.predict(X, num_threads=self.n_jobs), level[:, 0])
+        weights = getattr(self, "reference_weights_", None)  # None: no calibration, or saved before it existed
+        if weights is not None:
+            # Steps within one season are weighted (beyond the calibrated ones, by the furthest one's weight).
+            steps = np.arange(1, min(horizon, layout.reference_lag) + 1)
+            weight = weights[np.minimum(steps, len(weights)) - 1]
+            reference = z[:, history - 1 + steps - layout.reference_lag]
+            columns = history - 1 + steps
+            z[:, columns] = reference + weight * (z[:, columns] - reference)
         return layout.inverse(z[:, history:]).reshape(n_series, n_origins, horizon)
 
     def predict_origins(
@@ -387,6 +417,7 @@ class GlobalLGBMForecaster(BaseForecaster):
             lags=tuple(self.lags),
             windows=tuple(self.windows),
             holiday_lags=tuple(self.holiday_lags),
+            level_lags=tuple(self.level_lags),
             scale_window=self.scale_window,
             reference_lag=self.reference_lag,
             log_target=self.log_target,
@@ -456,6 +487,17 @@ class GlobalLGBMForecaster(BaseForecaster):
 def _datetimes(grid: pd.Index) -> pd.Index | None:
     """The grid when its points are dates or periods (calendar features apply), else None."""
     return grid if isinstance(grid, (pd.DatetimeIndex, pd.PeriodIndex)) else None
+
+
+def _least_squares_weights(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:
+    """Per horizon (last axis), the weight w in [0, 1] minimising the squared error of w * forecast
+    against actual, both as deviations from the reference; 1 where no pair is observed."""
+    pairs = np.isfinite(actual) & np.isfinite(forecast)
+    a, f = np.where(pairs, actual, 0.0), np.where(pairs, forecast, 0.0)
+    axes = tuple(range(a.ndim - 1))
+    cross, square = (a * f).sum(axis=axes), (f * f).sum(axis=axes)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(square > 0, np.clip(cross / square, 0.0, 1.0), 1.0)
 
 
 def _average_sizes(booster: lgb.Booster) -> None:

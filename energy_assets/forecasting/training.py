@@ -28,6 +28,7 @@ __all__ = [
     "min_training_hours",
     "required_history_hours",
     "save_forecaster",
+    "search_calibration_hours",
     "search_hyperparameters",
     "train_forecaster",
 ]
@@ -46,6 +47,7 @@ class ForecasterConfig:
     lags: tuple[int, ...] = _MODEL_DEFAULTS["lags"]
     windows: tuple[int, ...] = _MODEL_DEFAULTS["windows"]
     holiday_lags: tuple[int, ...] = _MODEL_DEFAULTS["holiday_lags"]
+    level_lags: tuple[int, ...] = _MODEL_DEFAULTS["level_lags"]
     scale_window: int = _MODEL_DEFAULTS["scale_window"]
     reference_lag: int = _MODEL_DEFAULTS["reference_lag"]
     log_target: bool = _MODEL_DEFAULTS["log_target"]
@@ -60,13 +62,14 @@ class ForecasterConfig:
     average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
     random_state: int = _MODEL_DEFAULTS["random_state"]
     calibration_hours: int = _MODEL_DEFAULTS["calibration_hours"]
+    shrink_to_reference: bool = _MODEL_DEFAULTS["shrink_to_reference"]
     calibration_horizon: int = schema.FORECAST_HORIZON_HOURS
     training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
 
     def __post_init__(self):
         # Lists from JSON become tuples, so configs compare and hash by value.
-        for name in ("lags", "windows", "holiday_lags"):
+        for name in ("lags", "windows", "holiday_lags", "level_lags"):
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
 
     def to_dict(self) -> dict[str, Any]:
@@ -147,7 +150,7 @@ def train_forecaster(
     metrics = {
         f"{model}_{metric}": float(value)
         for model, frame in validation.groupby(MODEL)
-        for metric, value in overall_scores(frame).drop("n").items()
+        for metric, value in overall_scores(frame)[["mape", "rmspe"]].items()
     }
     forecaster = template.fit(to_sktime(rows))
     return TrainingResult(
@@ -261,14 +264,35 @@ def search_hyperparameters(
         results.append(
             {
                 **config.to_dict(),
-                "mape": scores["mape"],
-                "rmspe": scores["rmspe"],
+                **scores.drop("n").to_dict(),  # mape, rmspe, and coverage / winkler of each interval
                 "seconds": time.perf_counter() - started,
             }
         )
     table = pd.DataFrame(results).sort_values("mape", kind="stable").reset_index(drop=True)
     best = configs[int(np.argmin([r["mape"] for r in results]))]
     return best, table
+
+
+def search_calibration_hours(
+    history: pd.DataFrame,
+    cutoff: pd.Timestamp,
+    config: ForecasterConfig,
+    hours: list[int],
+    n_splits: int = 3,
+) -> tuple[ForecasterConfig, pd.DataFrame]:
+    """`config` with the `calibration_hours` whose intervals cover closest to nominal over the search's
+    folds (mean absolute miss over `schema.INTERVAL_COVERAGES`), and every candidate's scores."""
+    _, table = search_hyperparameters(
+        history, cutoff, [replace(config, calibration_hours=h) for h in hours], n_splits=n_splits
+    )
+    misses = [
+        (table[f"coverage_{round(c * 100)}"] - c).abs() for c in schema.INTERVAL_COVERAGES
+    ]
+    table["coverage_miss"] = sum(misses) / len(misses)
+    table = table.sort_values("coverage_miss", kind="stable").reset_index(drop=True)
+    if table["coverage_miss"].isna().all():
+        raise ValueError(f"no candidate of calibration_hours {hours} calibrated intervals before {cutoff}")
+    return replace(config, calibration_hours=int(table["calibration_hours"].iloc[0])), table
 
 
 def _candidate_configs(
