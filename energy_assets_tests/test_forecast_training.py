@@ -17,6 +17,7 @@ from energy_assets.forecasting.training import (
     min_training_hours,
     required_history_hours,
     save_forecaster,
+    search_calibration_hours,
     search_hyperparameters,
     train_forecaster,
 )
@@ -130,6 +131,19 @@ def test_save_and_load_give_the_same_forecasts(tmp_path):
         load_forecaster(tmp_path / "elsewhere")
 
 
+def test_calibration_search_takes_the_hours_covering_closest_to_nominal():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max()
+
+    chosen, table = search_calibration_hours(history, cutoff, FAST, [0, 24, 48], n_splits=2)
+
+    # 0 hours gives no intervals: it cannot be chosen while another calibrates.
+    assert chosen.calibration_hours in (24, 48)
+    assert table["coverage_miss"].dropna().is_monotonic_increasing and table["coverage_miss"].isna().iloc[-1]
+    assert table["coverage_miss"].iloc[0] < 0.1
+    assert table.loc[table["calibration_hours"] == 0, "coverage_80"].isna().all()
+
+
 def test_search_hyperparameters_ranks_candidates_by_mape():
     history = synthetic_history(days=14)
     cutoff = history[schema.DATETIME].max()
@@ -140,8 +154,10 @@ def test_search_hyperparameters_ranks_candidates_by_mape():
 
     assert len(results) == 2
     assert results["mape"].is_monotonic_increasing
-    top = results.drop(columns=["mape", "rmspe", "seconds"]).iloc[0].to_dict()
+    top = results.iloc[0][list(ForecasterConfig().to_dict())].to_dict()
     assert best == ForecasterConfig.from_dict(top)
+    # Intervals are scored beside the point forecasts.
+    assert {"coverage_80", "winkler_80", "coverage_95", "winkler_95"} <= set(results.columns)
     assert best.reference_lag == 168
     assert results["mape"].iloc[1] > 2 * results["mape"].iloc[0]
 
