@@ -9,7 +9,14 @@ from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import partition_object_key
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
-from energy_assets.schema import FORECAST_COLUMNS, HORIZON, ISSUED_AT, MODEL_NAME, MODEL_VERSION
+from energy_assets.schema import (
+    FORECAST_COLUMNS,
+    HORIZON,
+    ISSUED_AT,
+    MODEL_NAME,
+    MODEL_VERSION,
+    interval_column,
+)
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
 
 HOURS = pd.Timedelta(hours=1)
@@ -40,6 +47,12 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert sorted(forecasts[HORIZON].unique()) == list(range(1, 25))
     assert ((forecasts["datetime_utc"] - forecasts[ISSUED_AT]) == forecasts[HORIZON] * HOURS).all()
     assert (forecasts["energy_consumption_forecast"] > 0).all()
+    # Every forecast carries its 80 % and 95 % intervals, nested around it.
+    point = forecasts["energy_consumption_forecast"]
+    lower80, upper80 = forecasts[interval_column("lower", 0.8)], forecasts[interval_column("upper", 0.8)]
+    lower95, upper95 = forecasts[interval_column("lower", 0.95)], forecasts[interval_column("upper", 0.95)]
+    assert (lower95 <= lower80).all() and (lower80 <= point).all() and (point <= upper80).all() and (upper80 <= upper95).all()
+    assert (lower95 < upper95).all()
     assert forecasts[MODEL_VERSION].unique().tolist() == [1]
     keys = deployment_bucket().list_keys("energy_assets/energy_forecasts/")
     assert keys == [
