@@ -14,10 +14,10 @@ import pytest
 from dagster import HourlyPartitionsDefinition, PartitionKeyRange, build_input_context, build_output_context
 
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
-from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA
+from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA, INTERVAL_COLUMNS, PARTITION_SCHEMA, conform
 from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.storage.forecasts import gather_forecasts
-from energy_assets.storage.objects import hive_partitioning
+from energy_assets.storage.objects import hive_partitioning, parquet_bytes, partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets_tests.test_forecast_store import forecast_rows
 
@@ -115,3 +115,59 @@ def test_the_readers_agree_with_the_io_manager(written):
     gathered = gather_forecasts(bucket, "2023-01-14 22:00", "2023-01-15 01:00")
     pd.testing.assert_frame_equal(forecast_part(gathered), forecast_part(loaded))
 
+
+
+@pytest.fixture
+def mixed(written) -> tuple[Bucket, pd.DataFrame]:
+    """The first issue hour rewritten as an object from before intervals (no bound columns), and what the
+    readers should give: the IO manager's load with that hour's bounds missing."""
+    bucket, loaded = written
+    before_intervals = pa.schema([field for field in FORECAST_SCHEMA if field.name not in INTERVAL_COLUMNS])
+    old = loaded[loaded["issued_at"] == pd.Timestamp("2023-01-14 22:00", tz="UTC")]
+    key = partition_object_key("energy_assets", ["energy_forecasts"], ISSUED[0])
+    bucket.write_bytes(key, parquet_bytes(conform(old, before_intervals, "forecasts written before intervals")))
+    expected = loaded.copy()
+    expected.loc[expected["issued_at"] == old["issued_at"].iloc[0], INTERVAL_COLUMNS] = float("nan")
+    return bucket, expected
+
+
+def test_old_and_new_objects_read_as_one_dataset_when_the_reader_passes_the_schema(mixed):
+    bucket, expected = mixed
+    filesystem, _ = bucket.arrow_filesystem()
+    assert expected[INTERVAL_COLUMNS].isna().all(axis=1).sum() == 48  # the old hour's rows only
+
+    # pyarrow: the forecast schema with the partition columns after it.
+    schema = pa.unify_schemas([FORECAST_SCHEMA, PARTITION_SCHEMA])
+    dataset = ds.dataset(dataset_path(bucket), filesystem=filesystem, schema=schema, partitioning=hive_partitioning())
+    pd.testing.assert_frame_equal(forecast_part(dataset.to_table().to_pandas()), forecast_part(expected))
+    # pandas, through pyarrow.
+    frame = pd.read_parquet(dataset_path(bucket), filesystem=fsspec_of(bucket), schema=FORECAST_SCHEMA)
+    pd.testing.assert_frame_equal(forecast_part(frame), forecast_part(expected))
+    # The project's readers.
+    gathered = gather_forecasts(bucket, "2023-01-14 22:00", "2023-01-15 01:00")
+    pd.testing.assert_frame_equal(forecast_part(gathered), forecast_part(expected))
+
+
+def test_duckdb_reads_old_and_new_objects_by_name(mixed):
+    bucket, expected = mixed
+    connection = duckdb.connect()
+    connection.sql("SET TimeZone = 'UTC'")
+    if isinstance(bucket, LocalBucket):
+        path = dataset_path(bucket)
+    else:
+        connection.register_filesystem(fsspec_of(bucket))
+        path = f"gcs://{dataset_path(bucket)}"
+
+    frame = connection.sql(
+        f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true, union_by_name = true)"
+    ).df()
+
+    pd.testing.assert_frame_equal(forecast_part(frame), forecast_part(expected))
+
+
+def test_without_the_schema_readers_take_the_first_object_s_columns_and_drop_the_bounds(mixed):
+    # Why the README's recipes pass the schema (or union_by_name): inference reads one object, here an old one.
+    bucket, _ = mixed
+    filesystem, _ = bucket.arrow_filesystem()
+    inferred = ds.dataset(dataset_path(bucket), filesystem=filesystem, partitioning="hive")
+    assert not set(INTERVAL_COLUMNS) & set(inferred.schema.names)

@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from energy_assets.app.cli import main
+from energy_assets.schema import FORECAST_COLUMNS
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.buckets import LocalBucket
 from energy_assets_tests.conftest import REPO_ROOT
@@ -27,9 +28,8 @@ def published(isolated_state) -> LocalBucket:
 def test_latest_prints_the_selected_series(published, capsys):
     assert main(["latest", "--at", "2023-01-14-22:00", "--area", "DK2", "--consumer-type", "111"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == [
-        "area", "consumer_type", "issued_at", "datetime_utc", "horizon", "energy_consumption_forecast", "model_version"
-    ]
+    # Every forecast column, the interval bounds included.
+    assert lines[0].split() == FORECAST_COLUMNS
     assert len(lines) == 1 + 24
     assert lines[1].split()[:3] == ["2", "111", "2023-01-14"] and "21:00:00+00:00" in lines[1]
 

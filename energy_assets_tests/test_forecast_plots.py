@@ -9,7 +9,14 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.plots import plot_forecast_with_history, plot_forecasts_vs_actuals
+from matplotlib.collections import PolyCollection
+
+from energy_assets.forecasting.plots import (
+    forecast_with_history_figure,
+    forecasts_vs_actuals_figure,
+    plot_forecast_with_history,
+    plot_forecasts_vs_actuals,
+)
 from energy_assets.forecasting.training import ForecasterConfig, forecast_origins, train_forecaster
 from energy_assets_tests.test_forecaster import synthetic_history
 
@@ -53,3 +60,43 @@ def test_plots_refuse_empty_input(trained):
         plot_forecasts_vs_actuals(result.validation_forecasts.iloc[:0])
     with pytest.raises(ValueError, match="no forecasts to plot"):
         plot_forecast_with_history(result.validation_forecasts.iloc[:0], history)
+
+
+def bands_per_panel(figure) -> list[list[str]]:
+    """The labels of the shaded areas (fill_between) of each panel."""
+    return [[c.get_label() for c in axis.collections if isinstance(c, PolyCollection)] for axis in figure.axes]
+
+
+def test_the_forecast_shows_its_80_and_95_percent_bands(trained):
+    history, result = trained
+    issued = history[schema.DATETIME].max()
+    forecasts = forecast_origins(result.forecaster, history, [issued])
+    assert forecasts[schema.INTERVAL_COLUMNS].notna().all().all()
+
+    figure = forecast_with_history_figure(forecasts, history, n_series=2)
+
+    assert bands_per_panel(figure) == [["95% interval", "80% interval"]] * 2
+    assert "80% interval" in [text.get_text() for text in figure.axes[0].get_legend().get_texts()]
+
+
+def test_forecasts_without_bounds_plot_without_bands(trained):
+    history, result = trained
+    issued = history[schema.DATETIME].max()
+    forecasts = forecast_origins(result.forecaster, history, [issued])
+    null_bounds = forecasts.assign(**{column: float("nan") for column in schema.INTERVAL_COLUMNS})
+    # As read from an object written before intervals, where the columns are absent altogether.
+    no_columns = forecasts.drop(columns=schema.INTERVAL_COLUMNS)
+
+    for frame in (null_bounds, no_columns):
+        assert bands_per_panel(forecast_with_history_figure(frame, history, n_series=2)) == [[], []]
+        assert plot_forecast_with_history(frame, history, n_series=2).startswith(PNG_SIGNATURE)
+
+
+def test_the_validation_plot_shades_the_model_s_bands(trained):
+    _, result = trained
+    frame = result.validation_forecasts
+    assert frame.loc[frame["model"] == "model", schema.INTERVAL_COLUMNS].notna().all().all()
+
+    # Only the model has bounds: the baselines' lines get no band.
+    assert bands_per_panel(forecasts_vs_actuals_figure(frame, n_series=2)) == [["95% interval", "80% interval"]] * 2
+    assert bands_per_panel(forecasts_vs_actuals_figure(frame.drop(columns=schema.INTERVAL_COLUMNS), n_series=2)) == [[], []]

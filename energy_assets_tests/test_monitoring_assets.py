@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 from dagster import (
     AssetCheckSeverity,
@@ -17,12 +18,14 @@ from dagster import (
     materialize,
 )
 
+from energy_assets.assets.monitoring import COVERAGE_CHECK, ROLLING_CHECK
 from energy_assets.definitions import defs
 from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
-from energy_assets.storage.objects import partition_object_key, read_frame
+from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
-from energy_assets.schema import ISSUED_AT
+from energy_assets.schema import FORECAST_SCHEMA, INTERVAL_COLUMNS, ISSUED_AT, conform
+from energy_assets_tests.test_monitoring import with_bounds_covering
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
 
@@ -133,10 +136,30 @@ def test_a_range_is_stored_as_one_tidy_object_per_issue_hour(instance):
     assert sizes[[OVERALL, PER_HORIZON, PER_SERIES]].values.tolist() == [[1, 24, 76]] * 3
 
 
-def summary_check(result: ExecuteInProcessResult):
+def summary_check(result: ExecuteInProcessResult, name: str = ROLLING_CHECK):
     return next(
-        e.asset_check_evaluation_data for e in result.all_events if e.event_type_value == "ASSET_CHECK_EVALUATION"
+        e.asset_check_evaluation_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.check_name == name
     )
+
+
+def summarize(instance: DagsterInstance) -> ExecuteInProcessResult:
+    return materialize(list(defs.assets), selection=[SUMMARY], resources=deployment_resources(), instance=instance)
+
+
+def rewrite_stored_forecasts(change) -> None:
+    """Replaces the forecast objects of H0 and H0+1 in the bucket with `change(frame)` (an arrow table)."""
+    bucket = deployment_bucket()
+    for issued in (H0, after(1)):
+        key = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(issued))
+        bucket.write_bytes(key, parquet_bytes(change(read_frame(bucket, [key]))))
+
+
+def stored_with_coverage(covered: dict[float, float]):
+    """A `rewrite_stored_forecasts` change: bounds whose empirical coverage is `covered[level]` of the actuals."""
+    actuals = deployment_resources()["feature_store"].read(after(1), after(26))
+    return lambda frame: conform(with_bounds_covering(frame, actuals, covered), FORECAST_SCHEMA, "forecasts")
 
 
 def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
@@ -160,6 +183,9 @@ def test_the_summary_shows_the_window_and_warns_above_the_threshold(instance):
     # The synthetic series are regular enough for the model to beat last week's values.
     assert metadata["model_mape"].value < metadata["snaive168_mape"].value < 0.10
     assert summary_check(calm).passed
+    # The model's own split-conformal bounds are stored and scored.
+    assert 0 <= metadata["model_coverage_80"].value <= metadata["model_coverage_95"].value <= 1
+    assert summary_check(calm, COVERAGE_CHECK).metadata["forecasts_with_bounds"].value == 2 * 24 * 76
     assert strict.success
     warning = summary_check(strict)
     assert not warning.passed and warning.severity == AssetCheckSeverity.WARN
@@ -173,3 +199,44 @@ def test_the_summary_without_any_accuracy_fails_saying_what_to_materialize(insta
 
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert "materialize forecast_accuracy first" in failure.event_specific_data.error.message
+
+
+def test_the_coverage_check_passes_on_calibrated_stored_intervals_and_warns_on_miscalibrated_ones(instance):
+    actuals_arrive(1, 25, instance)
+    rewrite_stored_forecasts(stored_with_coverage({0.8: 0.8, 0.95: 0.95}))
+    scored = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+    calibrated = summarize(instance)
+    rewrite_stored_forecasts(stored_with_coverage({0.8: 0.6, 0.95: 0.85}))
+    run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+    miscalibrated = summarize(instance)
+
+    accuracy_metadata = scored.get_asset_materialization_events()[-1].materialization.metadata
+    assert accuracy_metadata["model_coverage_80"].value == pytest.approx(0.8, abs=0.002)
+    assert accuracy_metadata["model_coverage_95"].value == pytest.approx(0.95, abs=0.002)
+    assert "coverage_95" in accuracy_metadata["scores_of_last_issue_hour"].value
+    summary_metadata = calibrated.get_asset_materialization_events()[0].materialization.metadata
+    assert summary_metadata["model_coverage_80"].value == pytest.approx(0.8, abs=0.002)
+    passed = summary_check(calibrated, COVERAGE_CHECK)
+    assert passed.passed and passed.description is None
+    assert passed.metadata["model_coverage_95"].value == pytest.approx(0.95, abs=0.002)
+    warning = summary_check(miscalibrated, COVERAGE_CHECK)
+    assert miscalibrated.success
+    assert not warning.passed and warning.severity == AssetCheckSeverity.WARN
+    assert "the 80% interval covered 60." in warning.description and "the 95% interval covered 85." in warning.description
+    assert summary_check(miscalibrated).passed
+
+
+def test_the_coverage_check_passes_saying_so_when_no_bounds_are_stored(instance):
+    actuals_arrive(1, 25, instance)
+    before_intervals = pa.schema([field for field in FORECAST_SCHEMA if field.name not in INTERVAL_COLUMNS])
+    rewrite_stored_forecasts(lambda frame: conform(frame, before_intervals, "forecasts written before intervals"))
+    scored = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+
+    result = summarize(instance)
+
+    stored = read_frame(deployment_bucket(), deployment_bucket().list_keys(ACCURACY_FOLDER))
+    assert stored[["coverage_80", "winkler_80", "coverage_95", "winkler_95"]].isna().all().all()
+    assert scored.get_asset_materialization_events()[-1].materialization.metadata["model_coverage_80"].value is None
+    check = summary_check(result, COVERAGE_CHECK)
+    assert check.passed and "no forecast in the window has interval bounds" in check.description
+    assert check.metadata["forecasts_with_bounds"].value == 0

@@ -16,6 +16,7 @@ from dagster import AssetKey, AssetMaterialization, AssetSelection, DagsterInsta
 from energy_assets.assets.serving import serving_files
 from energy_assets.definitions import defs
 from energy_assets.resources.local_feature_store import LocalFeatureStore
+from energy_assets.schema import INTERVAL_COLUMNS
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.forecasts import gather_forecasts
@@ -104,6 +105,10 @@ def test_encoded_as_the_course_wrote_them(served):
     bucket, _ = served
     schema = pq.read_schema(gcsfs.GCSFileSystem(token="anon").open(f"{bucket.bucket_name}/predictions.parquet"))
     assert schema.names == ["energy_consumption", "area", "consumer_type", "datetime_utc"]
+    # The forecasts behind them have interval bounds; the course's objects keep their one column.
+    assert gather_forecasts(bucket, NEWEST, NEWEST)[INTERVAL_COLUMNS].notna().all().all()
+    for name in ("predictions.parquet", "predictions_monitoring.parquet"):
+        assert list(read(bucket, name).columns) == ["energy_consumption"]
     period = schema.field("datetime_utc").type
     # pandas' hourly Period: int64 hours since 1970, which the course's readers turn into times with unit="h".
     assert period.extension_name == "pandas.period" and str(period.storage_type) == "int64"

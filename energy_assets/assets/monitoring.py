@@ -24,12 +24,16 @@ from energy_assets.assets.metadata import png_image
 from energy_assets.forecasting.evaluation import MODEL
 from energy_assets.monitoring.accuracy import (
     BASELINE_HISTORY_HOURS,
+    COVERAGE_METRICS,
+    METRICS,
     OVERALL,
     REFERENCE_BASELINE,
     SCOPE,
     accuracy_alerts,
     accuracy_by_issue_hour,
+    coverage_alerts,
     issue_hours_lacking_actuals,
+    pooled_intervals,
     summarize_window,
 )
 from energy_assets.monitoring.plots import plot_mape_over_time
@@ -54,6 +58,15 @@ SUMMARY_AUTOMATION = (
     & ~AutomationCondition.in_progress()
 )
 ROLLING_CHECK = "rolling_mape_acceptable"
+COVERAGE_CHECK = "interval_coverage_calibrated"
+
+
+def coverage_metadata(intervals: pd.DataFrame) -> dict[str, MetadataValue]:
+    """`model_coverage_<pct>` per nominal coverage (null when no forecast had bounds), from `pooled_intervals`."""
+    return {
+        f"{MODEL}_{COVERAGE_METRICS[row.nominal]}": MetadataValue.float(float(row.coverage)) if row.n else MetadataValue.null()
+        for row in intervals.itertuples()
+    }
 
 
 @asset(
@@ -70,8 +83,9 @@ ROLLING_CHECK = "rolling_mape_acceptable"
     kinds={"pandas", "parquet"},
 )
 def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataFrame, feature_store: FeatureStore):
-    """MAPE and RMSPE of the forecasts issued at each hour H and of seasonal naive baselines issued at H,
-    overall, per horizon and per series, once the actuals of H+1 ... H+24 are in the feature group."""
+    """MAPE and RMSPE of the forecasts issued at each hour H and of seasonal naive baselines issued at H, and the
+    empirical coverage and relative Winkler score of the model's 80 % and 95 % intervals, overall, per horizon
+    and per series, once the actuals of H+1 ... H+24 are in the feature group."""
     window = context.partition_time_window
     origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     history = feature_store.read(
@@ -99,9 +113,11 @@ def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataF
             "issue_hours": len(origins),
             "model_versions": MetadataValue.json(sorted(int(v) for v in energy_forecasts[MODEL_VERSION].unique())),
             "scores_of_last_issue_hour": MetadataValue.md(
-                last[["mape", "rmspe", "n"]].reset_index().to_markdown(index=False, floatfmt=".4f")
+                last[METRICS].reset_index().to_markdown(index=False, floatfmt=".4f")
             ),
             **{f"{model}_mape": MetadataValue.float(float(last.loc[model, "mape"])) for model in last.index},
+            # Over every issue hour of the run (one partition: that hour).
+            **coverage_metadata(pooled_intervals(overall[overall[MODEL] == MODEL])),
         },
     )
 
@@ -112,6 +128,9 @@ class AccuracySummaryConfig(Config):
     window_days: int = Field(default=7, ge=1, description="Days of issue hours, ending at the newest scored one.")
     mape_threshold: float = Field(default=0.10, gt=0, description="Warn above this model MAPE (0.10 = 10 %).")
     worst_series: int = Field(default=10, ge=1, description="Series listed in the worst-series table.")
+    coverage_tolerance: float = Field(
+        default=0.05, gt=0, lt=1, description="Warn when an interval's coverage misses its nominal level by more (0.05 = 5 points)."
+    )
 
 
 @asset(
@@ -122,7 +141,13 @@ class AccuracySummaryConfig(Config):
             asset="forecast_accuracy_summary",
             description="Over the window, the model's MAPE is below the threshold and below the 168 h "
             "seasonal naive baseline's.",
-        )
+        ),
+        AssetCheckSpec(
+            COVERAGE_CHECK,
+            asset="forecast_accuracy_summary",
+            description="Over the window, the empirical coverage of the model's 80 % and 95 % prediction intervals "
+            "is within the tolerance (5 points by default) of its nominal level; passes when no bounds are stored.",
+        ),
     ],
     automation_condition=SUMMARY_AUTOMATION,
     group_name="monitoring",
@@ -148,6 +173,8 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
             **{f"{row[MODEL]}_mape": MetadataValue.float(float(row["mape"])) for _, row in summary.overall.iterrows()},
             "mape_over_time": png_image(plot_mape_over_time(summary.per_area_over_time), "MAPE per issue hour"),
             "worst_series": MetadataValue.md(summary.worst_series.to_markdown(index=False, floatfmt=".4f")),
+            "intervals": MetadataValue.md(summary.intervals.to_markdown(index=False, floatfmt=".4f")),
+            **coverage_metadata(summary.intervals),
         }
     )
     yield AssetCheckResult(
@@ -159,6 +186,28 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
             "model_mape": summary.mape(MODEL),
             f"{REFERENCE_BASELINE}_mape": summary.mape(REFERENCE_BASELINE),
             "mape_threshold": config.mape_threshold,
+        },
+    )
+    yield coverage_check(summary.intervals, coverage_alerts(summary, config.coverage_tolerance), config.coverage_tolerance)
+
+
+def coverage_check(intervals: pd.DataFrame, alerts: list[str], tolerance: float) -> AssetCheckResult:
+    """The coverage check's result: a warning naming each missed level; a pass that says so when no bounds are stored."""
+    bounded = int(intervals["n"].max())
+    if not bounded:
+        description = "no forecast in the window has interval bounds (a model without intervals, or objects written before them)"
+    else:
+        description = "; ".join(alerts) or None
+    return AssetCheckResult(
+        check_name=COVERAGE_CHECK,
+        passed=not alerts,
+        severity=AssetCheckSeverity.WARN,
+        description=description,
+        metadata={
+            "forecasts_with_bounds": bounded,
+            "coverage_tolerance": tolerance,
+            **{f"nominal_{COVERAGE_METRICS[row.nominal]}": float(row.nominal) for row in intervals.itertuples()},
+            **coverage_metadata(intervals),
         },
     )
 

@@ -9,8 +9,21 @@ import pandas as pd
 
 from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
 from energy_assets.forecasting.evaluation import MODEL, ForecastScores, score_forecasts, with_actuals
+from energy_assets.forecasting.intervals import interval_scores
 from energy_assets.forecasting.panel import to_sktime
-from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, FORECAST, HORIZON, ISSUED_AT, SERIES_KEY, TARGET
+from energy_assets.schema import (
+    AREA,
+    CONSUMER_TYPE,
+    DATETIME,
+    FORECAST,
+    HORIZON,
+    INTERVAL_COLUMNS,
+    INTERVAL_COVERAGES,
+    ISSUED_AT,
+    SERIES_KEY,
+    TARGET,
+    interval_column,
+)
 
 SEASONAL_PERIODS = (DAY, WEEK)
 BASELINES = tuple(f"snaive{sp}" for sp in SEASONAL_PERIODS)
@@ -19,10 +32,25 @@ REFERENCE_BASELINE = f"snaive{WEEK}"
 BASELINE_HISTORY_HOURS = max(SEASONAL_PERIODS)
 SCOPE = "scope"
 OVERALL, PER_HORIZON, PER_SERIES = "overall", "horizon", "series"
-METRICS = ["mape", "rmspe", "n"]
+# Names as `interval_scores` gives them (coverage_80, winkler_80, ...), per nominal coverage.
+INTERVAL_METRICS: dict[float, list[str]] = {
+    coverage: list(interval_scores(np.empty(0), np.empty(0), np.empty(0), coverage)) for coverage in INTERVAL_COVERAGES
+}
+COVERAGE_METRICS = {coverage: names[0] for coverage, names in INTERVAL_METRICS.items()}
+WINKLER_METRICS = {coverage: names[1] for coverage, names in INTERVAL_METRICS.items()}
+METRICS = ["mape", "rmspe", "n", *(name for names in INTERVAL_METRICS.values() for name in names)]
 ACCURACY_COLUMNS = [ISSUED_AT, MODEL, SCOPE, HORIZON, AREA, CONSUMER_TYPE, *METRICS]
-# Nullable: a row fills only the keys of its scope (horizon rows a horizon, series rows a series).
-ACCURACY_DTYPES = {ISSUED_AT: "datetime64[us, UTC]", HORIZON: "Int16", AREA: "Int8", CONSUMER_TYPE: "Int32", "n": "int64"}
+# Nullable: a row fills only the keys of its scope (horizon rows a horizon, series rows a series), and the
+# interval metrics only for forecasts with bounds (not the baselines, nor objects written before intervals,
+# which lack these columns altogether).
+ACCURACY_DTYPES = {
+    ISSUED_AT: "datetime64[us, UTC]",
+    HORIZON: "Int16",
+    AREA: "Int8",
+    CONSUMER_TYPE: "Int32",
+    "n": "int64",
+    **{name: "float64" for names in INTERVAL_METRICS.values() for name in names},
+}
 
 
 def baseline_forecasts(history: pd.DataFrame, forecasts: pd.DataFrame) -> pd.DataFrame:
@@ -59,25 +87,58 @@ def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd
     lacking = issue_hours_lacking_actuals(forecasts, history)
     if not lacking.empty:
         raise ValueError(f"actuals are not all in yet for forecasts issued at {[h.isoformat() for h in lacking[:3]]}")
-    model = forecasts[[*SERIES_KEY, ISSUED_AT, DATETIME, HORIZON, FORECAST]].assign(**{MODEL: MODEL})
-    scored = with_actuals(pd.concat([model, baseline_forecasts(history, forecasts)], ignore_index=True), history)
+    # Forecasts read from objects written before intervals lack the bound columns: their bounds are missing.
+    model = forecasts.reindex(columns=[*SERIES_KEY, ISSUED_AT, DATETIME, HORIZON, FORECAST, *INTERVAL_COLUMNS])
+    scored = with_actuals(
+        pd.concat([model.assign(**{MODEL: MODEL}), baseline_forecasts(history, forecasts)], ignore_index=True), history
+    )
     parts = [
-        _tidy(score_forecasts(rows), issued_at, name)
+        _tidy(score_forecasts(rows), _interval_scores(rows) if name == MODEL else None, issued_at, name)
         for (issued_at, name), rows in scored.groupby([ISSUED_AT, MODEL], sort=True)
     ]
     return pd.concat(parts, ignore_index=True)[ACCURACY_COLUMNS].astype(ACCURACY_DTYPES)
 
 
-def _tidy(scores: ForecastScores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
-    """The three score tables of one issue hour and model as rows of one long frame."""
-    frame = pd.concat(
-        [
-            scores.overall.assign(**{SCOPE: OVERALL}),
-            scores.per_horizon.assign(**{SCOPE: PER_HORIZON}),
-            scores.per_series.assign(**{SCOPE: PER_SERIES}),
-        ],
-        ignore_index=True,
-    )
+def readable_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
+    """Stored accuracy rows in today's columns and dtypes: objects written before intervals lack their metrics."""
+    return frame.reindex(columns=ACCURACY_COLUMNS).astype(ACCURACY_DTYPES)
+
+
+def _interval_scores(rows: pd.DataFrame) -> ForecastScores:
+    """Empirical coverage and relative Winkler score of every interval level, keyed as `score_forecasts` keys."""
+    actual = rows[TARGET].to_numpy(dtype="float64", na_value=np.nan)
+    bounds = {
+        coverage: tuple(
+            rows[interval_column(side, coverage)].to_numpy(dtype="float64", na_value=np.nan) for side in ("lower", "upper")
+        )
+        for coverage in INTERVAL_COVERAGES
+    }
+
+    def table(by: list[str]) -> pd.DataFrame:
+        # An empty key groups every row together.
+        groups = rows.groupby(by, sort=True).indices if by else {(): np.arange(len(rows))}
+        records = []
+        for key, positions in groups.items():
+            record = dict(zip(by, key if isinstance(key, tuple) else (key,)))
+            for coverage, (lower, upper) in bounds.items():
+                record.update(interval_scores(actual[positions], lower[positions], upper[positions], coverage))
+            records.append(record)
+        return pd.DataFrame.from_records(records)
+
+    return ForecastScores(overall=table([]), per_horizon=table([HORIZON]), per_series=table(SERIES_KEY))
+
+
+def _tidy(scores: ForecastScores, intervals: ForecastScores | None, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
+    """The three score tables of one issue hour and model, with their interval scores if any, as rows of one long frame."""
+    levels = [("overall", OVERALL, []), ("per_horizon", PER_HORIZON, [HORIZON]), ("per_series", PER_SERIES, SERIES_KEY)]
+    tables = []
+    for attribute, scope, by in levels:
+        table = getattr(scores, attribute)
+        if intervals is not None:
+            extra = getattr(intervals, attribute)
+            table = pd.concat([table, extra.drop(columns=by)], axis=1) if not by else table.merge(extra, on=by, how="left")
+        tables.append(table.assign(**{SCOPE: scope}))
+    frame = pd.concat(tables, ignore_index=True)
     return frame.assign(**{ISSUED_AT: issued_at, MODEL: model}).reindex(columns=ACCURACY_COLUMNS)
 
 
@@ -98,6 +159,27 @@ def pooled(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
     ).reset_index()
 
 
+def pooled_intervals(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per nominal coverage: the empirical coverage and relative Winkler score pooled over score rows (weighted
+    by their n), and the n behind them; rows without interval metrics (baselines, forecasts without bounds)
+    are left out, so a level without any has NaN scores and n 0."""
+    records = []
+    for coverage in INTERVAL_COVERAGES:
+        coverage_column, winkler_column = COVERAGE_METRICS[coverage], WINKLER_METRICS[coverage]
+        rows = scores[scores[coverage_column].notna() & scores[winkler_column].notna()]
+        weights = rows["n"].astype("float64")
+        total = float(weights.sum())
+        records.append(
+            {
+                "nominal": coverage,
+                "coverage": float((rows[coverage_column] * weights).sum() / total) if total else np.nan,
+                "winkler": float((rows[winkler_column] * weights).sum() / total) if total else np.nan,
+                "n": int(total),
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
 @dataclass(frozen=True)
 class AccuracySummary:
     """Accuracy over a rolling window of issue hours."""
@@ -108,6 +190,7 @@ class AccuracySummary:
     overall: pd.DataFrame  # per model: mape, rmspe, n
     per_area_over_time: pd.DataFrame  # issued_at, area, model, mape, rmspe, n
     worst_series: pd.DataFrame  # area, consumer_type, model MAPE and each baseline's, worst model MAPE first
+    intervals: pd.DataFrame  # the model's, per nominal coverage: nominal, coverage, winkler, n (0: no bounds stored)
 
     def mape(self, model: str) -> float:
         """The window's pooled MAPE of one model."""
@@ -118,6 +201,7 @@ def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10)
     """Accuracy over the `window_hours` issue hours ending at the newest issue hour in `accuracy`."""
     if accuracy.empty:
         raise ValueError("no forecast accuracy to summarize")
+    accuracy = readable_accuracy(accuracy)
     last = accuracy[ISSUED_AT].max()
     first = last - pd.Timedelta(hours=window_hours - 1)
     series = accuracy[(accuracy[SCOPE] == PER_SERIES) & (accuracy[ISSUED_AT] >= first)]
@@ -137,6 +221,7 @@ def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10)
         overall=pooled(series, [MODEL]),
         per_area_over_time=pooled(series, [ISSUED_AT, AREA, MODEL]),
         worst_series=worst_series,
+        intervals=pooled_intervals(series[series[MODEL] == MODEL]),
     )
 
 
@@ -148,4 +233,18 @@ def accuracy_alerts(summary: AccuracySummary, mape_threshold: float) -> list[str
         alerts.append(f"model MAPE {model:.2%} exceeds the threshold {mape_threshold:.2%}")
     if model > reference:
         alerts.append(f"model MAPE {model:.2%} is worse than the 168 h seasonal naive baseline's {reference:.2%}")
+    return alerts
+
+
+def coverage_alerts(summary: AccuracySummary, tolerance: float) -> list[str]:
+    """Which of the model's intervals missed their nominal coverage by more than `tolerance` over the window;
+    empty when all are within it or no interval bounds were stored."""
+    alerts = []
+    for row in summary.intervals.itertuples():
+        if row.n and abs(row.coverage - row.nominal) > tolerance:
+            side = "below" if row.coverage < row.nominal else "above"
+            alerts.append(
+                f"the {row.nominal:.0%} interval covered {row.coverage:.1%} of {row.n} actuals, "
+                f"{abs(row.coverage - row.nominal) * 100:.1f} points {side} nominal (tolerance {tolerance * 100:.1f})"
+            )
     return alerts
