@@ -102,6 +102,19 @@ def test_coverage_on_data_with_known_noise_is_near_nominal():
         assert covered == pytest.approx(coverage, abs=0.04), coverage
 
 
+def test_unbounded_intervals_are_stored_as_missing_not_infinite():
+    y = to_sktime(synthetic_history(days=12))
+    # 2 calibration hours give 2 x 4 errors at horizon 1: enough for no 95 % interval.
+    forecaster = small_forecaster(calibration_hours=2).fit(y)
+
+    interval = forecaster.predict_interval(fh=[1], coverage=0.95)[schema.TARGET]
+    frame = forecaster.predict_origins(y, [y.index.get_level_values(-1).max()], horizon=1)
+
+    assert np.isinf(interval.to_numpy()).all()
+    assert frame[[schema.interval_column(side, 0.95) for side in ("lower", "upper")]].isna().all().all()
+    assert frame[[schema.interval_column(side, 0.8) for side in ("lower", "upper")]].notna().all().all()
+
+
 def test_without_calibration_intervals_are_refused_by_name_and_stored_as_missing():
     y = to_sktime(synthetic_history(days=12))
     forecaster = small_forecaster(calibration_hours=0).fit(y)
@@ -126,6 +139,8 @@ def test_conformal_half_width_is_the_finite_sample_order_statistic():
     # With 9 errors a 95 % interval needs a 10th: it is unbounded, not falsely narrow.
     few = ConformalErrors.from_forecasts(actual[:9], np.zeros((9, 1)), log_space=True)
     assert np.isinf(few.half_width(0.95, np.array([1]))[0])
+    lower, upper = few.bounds(np.array([5.0]), 0.95, np.array([1]))
+    assert lower[0] == -np.inf and upper[0] == np.inf
     with pytest.raises(ValueError, match="coverage"):
         errors.half_width(1.0, np.array([1]))
 

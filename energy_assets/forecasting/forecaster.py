@@ -387,8 +387,9 @@ class GlobalLGBMForecaster(BaseForecaster):
 
         `y_history` is sktime data as in fit; an origin's forecast uses only history at or before it.
         Returns one row per (series, origin, step): key columns, issued_at, time, horizon, target, and
-        the lower and upper bound of each `coverage` interval (`schema.interval_column` names; NaN when
-        the forecaster has no calibrated intervals), equal to what `predict_interval` gives.
+        the lower and upper bound of each `coverage` interval (`schema.interval_column` names), equal to
+        what `predict_interval` gives; NaN where it gives none (no calibration) or an infinite one (too
+        few calibration errors for the level), so stored tables hold no infinities.
         """
         self.check_is_fitted()
         panel = Panel.from_sktime(y_history)
@@ -402,7 +403,7 @@ class GlobalLGBMForecaster(BaseForecaster):
             if errors is None:
                 lower = upper = np.full(values.shape, np.nan)
             else:
-                lower, upper = errors.bounds(values, c, steps)
+                lower, upper = (np.where(np.isfinite(b), b, np.nan) for b in errors.bounds(values, c, steps))
             frame[interval_column("lower", c, panel.name)] = lower.ravel()
             frame[interval_column("upper", c, panel.name)] = upper.ravel()
         return frame

@@ -65,13 +65,16 @@ class ConformalErrors:
         return np.where(level > 1.0, np.inf, self.quantiles[rows, columns])
 
     def bounds(self, forecast: np.ndarray, coverage: float, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) around (..., len(steps)) point forecasts."""
+        """(lower, upper) around (..., len(steps)) point forecasts; -inf and inf where too few errors bound it."""
         width = self.half_width(coverage, steps)
         if self.log_space:
             centre = np.log1p(forecast)
-            return np.expm1(centre - width), np.expm1(centre + width)
-        spread = np.abs(forecast) * width
-        return forecast - spread, forecast + spread
+            lower, upper = np.expm1(centre - width), np.expm1(centre + width)
+        else:
+            spread = np.abs(forecast) * width
+            lower, upper = forecast - spread, forecast + spread
+        # expm1(-inf) is -1: an unbounded interval is unbounded below as well.
+        return np.where(np.isinf(width), -np.inf, lower), upper
 
     def quantile(self, forecast: np.ndarray, alpha: float, steps: np.ndarray) -> np.ndarray:
         """The `alpha` quantile of the forecast distribution: an interval bound of coverage |2 alpha - 1|."""
