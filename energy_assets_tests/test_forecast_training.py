@@ -39,7 +39,7 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 def test_history_requirements_follow_the_config():
     assert required_history_hours(ForecasterConfig()) == 24 + 168
-    assert required_history_hours(ForecasterConfig(lags=(1, 48), windows=(), reference_lag=0)) == 168
+    assert required_history_hours(ForecasterConfig(lags=(1, 48), windows=(), holiday_lags=(24,), level_lags=(), reference_lag=0)) == 168
     assert min_training_hours(ForecasterConfig(min_target_hours=10)) == 24 + 168 + 10
 
 

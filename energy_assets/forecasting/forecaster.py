@@ -35,8 +35,9 @@ class GlobalLGBMForecaster(BaseForecaster):
     `scale_window`-hour mean. Deviations are log differences when `log_target`, else relative.
     With `average_sizes` the booster predicts the mean of its first 1, 2, ..., n trees (tree i
     weighs (n - i) / n, set once after fitting, so prediction costs no more): the forecast then
-    depends little on `n_estimators`. The default 400 trees are what `search_hyperparameters`
-    chose on the real extract's days before the accuracy benchmark's window (never on the window).
+    depends little on `n_estimators`. The defaults are what `search_hyperparameters` (400 trees; then
+    level and holiday lags) and `search_calibration_hours` (48 h) chose on the real extract's daily
+    folds, as `benchmarks/accuracy_real_data.py` says.
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
 
     Prediction intervals are split-conformal: `fit` first fits the same model on all but the last
@@ -54,9 +55,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         Steps back whose (scaled) values are features.
     windows : tuple of int, default=(24,)
         Lengths of the trailing windows whose mean and standard deviation are features.
-    holiday_lags : tuple of int, default=(24, 168)
+    holiday_lags : tuple of int, default=(24, 168, 192)
         Steps back whose Danish-holiday flag is a feature (was the reference day a normal day?).
-    level_lags : tuple of int, default=()
+    level_lags : tuple of int, default=(24,)
         Steps back whose value, scaled by the predicted point's own reference (not the lag's), is a
         feature: with `reference_lag` 168, 24 says how yesterday compares with last week's same hour.
     scale_window : int, default=168
@@ -90,12 +91,12 @@ class GlobalLGBMForecaster(BaseForecaster):
         wait on each other when the cores are busy); raise it only where cores are free.
     random_state : int, default=0
         Seed of LightGBM's sampling; equal seeds and data give equal models.
-    calibration_hours : int, default=72
+    calibration_hours : int, default=48
         Final time points held out to calibrate prediction intervals (one extra fit on the points
         before them); 0 fits once and leaves `predict_interval` unavailable.
     calibration_horizon : int, default=24
         Furthest step calibrated; intervals further ahead take its errors.
-    shrink_to_reference : bool, default=True
+    shrink_to_reference : bool, default=False
         Per horizon, shrink the forecast's deviation from its reference (`reference_lag` back) by the
         weight in [0, 1] that least squares gives on the calibration forecasts (a horizon-dependent
         blend with seasonal naive: the recursion's errors grow with the step). Needs calibration.
@@ -105,7 +106,7 @@ class GlobalLGBMForecaster(BaseForecaster):
     >>> from sktime.datasets import load_airline
     >>> from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
     >>> forecaster = GlobalLGBMForecaster(
-    ...     lags=(1, 2, 12), windows=(3,), holiday_lags=(), reference_lag=12, n_estimators=20
+    ...     lags=(1, 2, 12), windows=(3,), holiday_lags=(), level_lags=(), reference_lag=12, n_estimators=20
     ... )
     >>> forecaster = forecaster.fit(load_airline())
     >>> y_pred = forecaster.predict(fh=[1, 2, 3])
@@ -134,8 +135,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         self,
         lags: tuple[int, ...] = DEFAULT_LAGS,
         windows: tuple[int, ...] = (24,),
-        holiday_lags: tuple[int, ...] = (24, 168),
-        level_lags: tuple[int, ...] = (),
+        holiday_lags: tuple[int, ...] = (24, 168, 192),
+        level_lags: tuple[int, ...] = (24,),
         scale_window: int = 168,
         reference_lag: int = 168,
         log_target: bool = True,
@@ -150,9 +151,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         average_sizes: bool = True,
         n_jobs: int = 1,
         random_state: int = 0,
-        calibration_hours: int = 72,
+        calibration_hours: int = 48,
         calibration_horizon: int = 24,
-        shrink_to_reference: bool = True,
+        shrink_to_reference: bool = False,
     ):
         self.lags = lags
         self.windows = windows
@@ -459,6 +460,7 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "lags": (1, 2, 3),
                 "windows": (3,),
                 "holiday_lags": (),
+                "level_lags": (),
                 "scale_window": 3,
                 "reference_lag": 0,
                 "n_estimators": 5,
@@ -472,6 +474,7 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "lags": (1, 2),
                 "windows": (),
                 "holiday_lags": (1,),
+                "level_lags": (1,),
                 "scale_window": 0,
                 "reference_lag": 2,
                 "log_target": False,
