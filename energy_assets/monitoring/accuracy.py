@@ -22,7 +22,6 @@ from energy_assets.schema import (
     ISSUED_AT,
     SERIES_KEY,
     TARGET,
-    interval_column,
 )
 
 SEASONAL_PERIODS = (DAY, WEEK)
@@ -93,7 +92,7 @@ def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd
         pd.concat([model.assign(**{MODEL: MODEL}), baseline_forecasts(history, forecasts)], ignore_index=True), history
     )
     parts = [
-        _tidy(score_forecasts(rows), _interval_scores(rows) if name == MODEL else None, issued_at, name)
+        _tidy(score_forecasts(rows), issued_at, name)
         for (issued_at, name), rows in scored.groupby([ISSUED_AT, MODEL], sort=True)
     ]
     return pd.concat(parts, ignore_index=True)[ACCURACY_COLUMNS].astype(ACCURACY_DTYPES)
@@ -104,41 +103,10 @@ def readable_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.reindex(columns=ACCURACY_COLUMNS).astype(ACCURACY_DTYPES)
 
 
-def _interval_scores(rows: pd.DataFrame) -> ForecastScores:
-    """Empirical coverage and relative Winkler score of every interval level, keyed as `score_forecasts` keys."""
-    actual = rows[TARGET].to_numpy(dtype="float64", na_value=np.nan)
-    bounds = {
-        coverage: tuple(
-            rows[interval_column(side, coverage)].to_numpy(dtype="float64", na_value=np.nan) for side in ("lower", "upper")
-        )
-        for coverage in INTERVAL_COVERAGES
-    }
-
-    def table(by: list[str]) -> pd.DataFrame:
-        # An empty key groups every row together.
-        groups = rows.groupby(by, sort=True).indices if by else {(): np.arange(len(rows))}
-        records = []
-        for key, positions in groups.items():
-            record = dict(zip(by, key if isinstance(key, tuple) else (key,)))
-            for coverage, (lower, upper) in bounds.items():
-                record.update(interval_scores(actual[positions], lower[positions], upper[positions], coverage))
-            records.append(record)
-        return pd.DataFrame.from_records(records)
-
-    return ForecastScores(overall=table([]), per_horizon=table([HORIZON]), per_series=table(SERIES_KEY))
-
-
-def _tidy(scores: ForecastScores, intervals: ForecastScores | None, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
-    """The three score tables of one issue hour and model, with their interval scores if any, as rows of one long frame."""
-    levels = [("overall", OVERALL, []), ("per_horizon", PER_HORIZON, [HORIZON]), ("per_series", PER_SERIES, SERIES_KEY)]
-    tables = []
-    for attribute, scope, by in levels:
-        table = getattr(scores, attribute)
-        if intervals is not None:
-            extra = getattr(intervals, attribute)
-            table = pd.concat([table, extra.drop(columns=by)], axis=1) if not by else table.merge(extra, on=by, how="left")
-        tables.append(table.assign(**{SCOPE: scope}))
-    frame = pd.concat(tables, ignore_index=True)
+def _tidy(scores: ForecastScores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
+    """The three score tables of one issue hour and model (interval scores included) as rows of one long frame."""
+    levels = [("overall", OVERALL), ("per_horizon", PER_HORIZON), ("per_series", PER_SERIES)]
+    frame = pd.concat([getattr(scores, attribute).assign(**{SCOPE: scope}) for attribute, scope in levels], ignore_index=True)
     return frame.assign(**{ISSUED_AT: issued_at, MODEL: model}).reindex(columns=ACCURACY_COLUMNS)
 
 
