@@ -14,6 +14,7 @@ Every model's intervals, the baselines' included, are split-conformal from its o
 calibration hours before each retraining. Prints point and interval scores, per horizon, and the
 issue 14 goals.
 Run: PYTHONPATH=. python benchmarks/accuracy_real_data.py [--course-every 6 | --no-course] [--variants]
+[--check-defaults]
 """
 
 from __future__ import annotations
@@ -160,12 +161,31 @@ def check_goals(ours: pd.DataFrame, horizons: dict[str, pd.DataFrame]) -> None:
         print(f"  {'met    ' if met else 'NOT met'}  {goal}")
 
 
+def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig) -> None:
+    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin."""
+    hours = (last - history[schema.DATETIME].min()) // HOUR + 1
+    folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
+    base = replace(SEARCH_BASE, calibration_hours=shipped.calibration_hours)
+    chosen, table = search_hyperparameters(history, last, SEARCH_GRID, n_splits=folds, base=base)
+    chosen, calibration = search_calibration_hours(history, last, chosen, CALIBRATION_HOURS, n_splits=folds)
+    print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
+    print(table[[*SEARCH_GRID, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    print(calibration[["calibration_hours", "coverage_80", "coverage_95", "coverage_miss"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    agree = "yes" if chosen == shipped else f"NO (they chose {chosen.to_dict()})"
+    print(f"ForecasterConfig() equals their choice: {agree}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--course-every", type=int, default=6, help="hours between course origins")
     parser.add_argument("--no-course", action="store_true", help="skip the slow course pipeline")
     parser.add_argument(
         "--variants", action="store_true", help="also score the feature variants the search did not choose"
+    )
+    parser.add_argument(
+        "--check-defaults",
+        action="store_true",
+        help="re-run both searches on every daily fold of the extract and say whether the shipped defaults are their choice",
     )
     args = parser.parse_args()
     if not REAL_DATA.exists():
@@ -189,6 +209,8 @@ def main() -> None:
     print(calibration_table[["calibration_hours", *[c for c in calibration_table if c.startswith(("coverage", "winkler"))]]]
           .to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
+    if args.check_defaults:
+        check_shipped_defaults(history, last, shipped)
     print(f"\nmodel config (chosen before the window): {config.to_dict()}")
     if shipped != config:
         differ = {k: v for k, v in shipped.to_dict().items() if config.to_dict()[k] != v}
