@@ -97,6 +97,6 @@ def test_the_validation_plot_shades_the_model_s_bands(trained):
     frame = result.validation_forecasts
     assert frame.loc[frame["model"] == "model", schema.INTERVAL_COLUMNS].notna().all().all()
 
-    # Only the model has bounds: the baselines' lines get no band.
+    # Only the model's bounds are shaded, though the backtest gives the baselines bounds too.
     assert bands_per_panel(forecasts_vs_actuals_figure(frame, n_series=2)) == [["95% interval", "80% interval"]] * 2
     assert bands_per_panel(forecasts_vs_actuals_figure(frame.drop(columns=schema.INTERVAL_COLUMNS), n_series=2)) == [[], []]

@@ -58,7 +58,8 @@ def forecasts_vs_actuals_figure(
         for model, forecast in rows.groupby(MODEL):
             forecast = forecast.sort_values(schema.DATETIME)
             (line,) = axis.plot(forecast[schema.DATETIME], forecast[schema.FORECAST], label=model)
-            draw_bands(axis, forecast, line.get_color())
+            if model == MODEL:  # the baselines' intervals (backtests give them some) would hide the model's
+                draw_bands(axis, forecast, line.get_color())
         axis.set_title(f"{_series_name(key)}: forecasts issued {day[schema.ISSUED_AT].iloc[0]:%Y-%m-%d %H:%M} UTC")
         axis.set_ylabel("kWh")
     axes[0, 0].legend(loc="upper left", fontsize="small")
