@@ -28,6 +28,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance
@@ -38,6 +39,7 @@ os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range
 from energy_assets.definitions import deployment_resources
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
+from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
 from energy_assets.timeline import hour_key
 
 print = functools.partial(print, flush=True)
@@ -48,6 +50,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_AND_FEATURES = "consumption_raw,energy_consumption_features"
 MODEL_AND_FORECASTS = "forecasting_model,energy_forecasts"
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
+# Events per batch write when batching is on (a backfill's output is written in ceil(N / this) batches).
+EVENT_BATCH_SIZE = "1000"
 
 
 def export(ref: str) -> Path:
@@ -58,11 +62,24 @@ def export(ref: str) -> Path:
     return tree
 
 
-def cli(args: list[str], code: Path | tuple[Path, dict], home: Path) -> float:
-    """Seconds for one `dagster` CLI command run on `code` (and extra environment) with state in `home`."""
-    code, extra_env = code if isinstance(code, tuple) else (code, {})
-    env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"),
-           "PYTHONPATH": str(code), **extra_env}
+class Variant(NamedTuple):
+    """This checkout run another way: extra environment, and the batching SQLite event log or Dagster's own."""
+
+    code: Path
+    env: dict
+    batched_event_log: bool = False
+
+
+def cli(args: list[str], code: Path | Variant, home: Path) -> float:
+    """Seconds for one `dagster` CLI command run on `code` (or a variant of it) with state in `home`."""
+    variant = code if isinstance(code, Variant) else Variant(code, {})
+    code = variant.code
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    if variant.batched_event_log:
+        (dagster_home / "dagster.yaml").write_text(sqlite_instance_settings(dagster_home))
+    env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
+           "PYTHONPATH": str(code), **variant.env}
     started = time.perf_counter()
     subprocess.run([DAGSTER, *args, "-m", "energy_assets.definitions"], cwd=code, env=env, check=True,
                    capture_output=True)
@@ -184,6 +201,11 @@ def main() -> None:
         "--planned-subset", action="store_true",
         help="ingestion: also run this checkout with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true",
     )
+    parser.add_argument(
+        "--event-levers", action="store_true",
+        help="ingestion: also run this checkout with the batching SQLite event log, with and without the planned subset",
+    )
+    parser.add_argument("--no-plain", action="store_true", help="ingestion: skip the sides run as they are (ref, checkout)")
     args = parser.parse_args()
     tree = export(args.ref)
     sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
@@ -196,9 +218,16 @@ def main() -> None:
     if "hourly" in sections:
         hourly_section(sides, args.rounds)
     if "ingestion" in sections:
+        # Dagster's switch: one planned event per asset for a ranged run instead of one per partition.
+        subset = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+        batched = {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
         if args.planned_subset:
-            # Dagster's switch: one planned event per asset for a ranged run instead of one per partition.
-            sides["after, planned events as one subset"] = (REPO_ROOT, {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"})
+            sides["after, planned events as one subset"] = Variant(REPO_ROOT, subset)
+        if args.event_levers:
+            sides["after, batched event log"] = Variant(REPO_ROOT, batched, batched_event_log=True)
+            sides["after, batched + planned subset"] = Variant(REPO_ROOT, {**batched, **subset}, batched_event_log=True)
+        if args.no_plain:
+            sides = {name: side for name, side in sides.items() if isinstance(side, Variant)}
         ingestion_section(sides, args.rounds, args.ingestion_hours)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")
     shutil.rmtree(tree)
