@@ -39,7 +39,6 @@ os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range
 from energy_assets.definitions import deployment_resources
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
 from energy_assets.timeline import hour_key
 
 print = functools.partial(print, flush=True)
@@ -77,6 +76,8 @@ def cli(args: list[str], code: Path | Variant, home: Path) -> float:
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
     if variant.batched_event_log:
+        from energy_assets.resources.sqlite_event_log import sqlite_instance_settings  # imports alembic, which logs
+
         (dagster_home / "dagster.yaml").write_text(sqlite_instance_settings(dagster_home))
     env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
            "PYTHONPATH": str(code), **variant.env}
