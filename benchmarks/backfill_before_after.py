@@ -72,6 +72,8 @@ class Variant(NamedTuple):
     code: Path
     env: dict
     batched_event_log: bool = False
+    # Run config choosing the default executor's in-process mode: the steps run in the run's process.
+    in_process: bool = False
 
 
 def cli(args: list[str], code: Path | Variant, home: Path) -> float:
@@ -86,6 +88,8 @@ def cli(args: list[str], code: Path | Variant, home: Path) -> float:
         (dagster_home / "dagster.yaml").write_text(sqlite_instance_settings(dagster_home))
     env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
            "PYTHONPATH": str(code), **variant.env}
+    if variant.in_process and args[0] == "asset":  # the hourly job runs in process already
+        args = [*args, "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
     started = time.perf_counter()
     subprocess.run([DAGSTER, *args, "-m", "energy_assets.definitions"], cwd=code, env=env, check=True,
                    capture_output=True)
@@ -211,6 +215,10 @@ def main() -> None:
         "--event-levers", action="store_true",
         help="also run this checkout on an instance with the batching SQLite event log (ingestion: also with the planned subset)",
     )
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="model, ingestion: also run this checkout on the batching instance with every step in the run's process",
+    )
     parser.add_argument("--no-plain", action="store_true", help="run only the variants, not the ref and checkout as they are")
     args = parser.parse_args()
     tree = export(args.ref)
@@ -224,6 +232,8 @@ def main() -> None:
     batched = {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
     if args.event_levers:
         sides["after, batched event log"] = Variant(REPO_ROOT, batched, batched_event_log=True)
+    if args.in_process:
+        sides["after, batched, steps in process"] = Variant(REPO_ROOT, batched, batched_event_log=True, in_process=True)
     if args.no_plain:
         sides = {name: side for name, side in sides.items() if isinstance(side, Variant)}
     if "model" in sections:
