@@ -219,7 +219,7 @@ def main() -> None:
         "--in-process", action="store_true",
         help="model, ingestion: also run this checkout on the batching instance with every step in the run's process",
     )
-    parser.add_argument("--no-plain", action="store_true", help="run only the variants, not the ref and checkout as they are")
+    parser.add_argument("--no-plain", action="store_true", help="leave out this checkout on Dagster's default instance (the ref and the variants run)")
     args = parser.parse_args()
     tree = export(args.ref)
     sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
@@ -235,7 +235,7 @@ def main() -> None:
     if args.in_process:
         sides["after, batched, steps in process"] = Variant(REPO_ROOT, batched, batched_event_log=True, in_process=True)
     if args.no_plain:
-        sides = {name: side for name, side in sides.items() if isinstance(side, Variant)}
+        sides = {name: side for name, side in sides.items() if side != REPO_ROOT}
     if "model" in sections:
         model_section(sides, args.rounds, args.model_hours)
     if "hourly" in sections:
