@@ -13,6 +13,11 @@ Sections:
 - `hourly`: one scheduled hour of `hourly_forecast_job` (raw, features, model, forecasts; the model
   in effect already registered), `dagster job execute` with the partition tag;
 - `ingestion`: consumption_raw + energy_consumption_features for `--ingestion-hours` in one run.
+
+A DAGSTER_HOME without dagster.yaml is Dagster's default SQLite instance, whose event log writes every
+event alone. `--event-levers` adds this checkout on the instance the demo creates (the batching event log
+of `resources/sqlite_event_log.py`, DAGSTER_EVENT_BATCH_SIZE set), and for `ingestion` that instance with
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS too; `--planned-subset` adds the switch alone.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance
@@ -48,6 +54,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_AND_FEATURES = "consumption_raw,energy_consumption_features"
 MODEL_AND_FORECASTS = "forecasting_model,energy_forecasts"
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
+# Events per batch write when batching is on (a backfill's output is written in ceil(N / this) batches).
+EVENT_BATCH_SIZE = "1000"
 
 
 def export(ref: str) -> Path:
@@ -58,11 +66,30 @@ def export(ref: str) -> Path:
     return tree
 
 
-def cli(args: list[str], code: Path | tuple[Path, dict], home: Path) -> float:
-    """Seconds for one `dagster` CLI command run on `code` (and extra environment) with state in `home`."""
-    code, extra_env = code if isinstance(code, tuple) else (code, {})
-    env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(home / "dagster_home"),
-           "PYTHONPATH": str(code), **extra_env}
+class Variant(NamedTuple):
+    """This checkout run another way: extra environment, and the batching SQLite event log or Dagster's own."""
+
+    code: Path
+    env: dict
+    batched_event_log: bool = False
+    # Run config choosing the default executor's in-process mode: the steps run in the run's process.
+    in_process: bool = False
+
+
+def cli(args: list[str], code: Path | Variant, home: Path) -> float:
+    """Seconds for one `dagster` CLI command run on `code` (or a variant of it) with state in `home`."""
+    variant = code if isinstance(code, Variant) else Variant(code, {})
+    code = variant.code
+    dagster_home = home / "dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    if variant.batched_event_log:
+        from energy_assets.resources.sqlite_event_log import sqlite_instance_settings  # imports alembic, which logs
+
+        (dagster_home / "dagster.yaml").write_text(sqlite_instance_settings(dagster_home))
+    env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
+           "PYTHONPATH": str(code), **variant.env}
+    if variant.in_process and args[0] == "asset":  # the hourly job runs in process already
+        args = [*args, "--config-json", json.dumps({"execution": {"config": {"in_process": {}}}})]
     started = time.perf_counter()
     subprocess.run([DAGSTER, *args, "-m", "energy_assets.definitions"], cwd=code, env=env, check=True,
                    capture_output=True)
@@ -184,6 +211,15 @@ def main() -> None:
         "--planned-subset", action="store_true",
         help="ingestion: also run this checkout with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true",
     )
+    parser.add_argument(
+        "--event-levers", action="store_true",
+        help="also run this checkout on an instance with the batching SQLite event log (ingestion: also with the planned subset)",
+    )
+    parser.add_argument(
+        "--in-process", action="store_true",
+        help="model, ingestion: also run this checkout on the batching instance with every step in the run's process",
+    )
+    parser.add_argument("--no-plain", action="store_true", help="leave out this checkout on Dagster's default instance (the ref and the variants run)")
     args = parser.parse_args()
     tree = export(args.ref)
     sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
@@ -191,14 +227,24 @@ def main() -> None:
         sides = {"after (this checkout)": REPO_ROOT}
     print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; {args.rounds} rounds each")
     sections = args.only or ["model", "hourly", "ingestion"]
+    # Dagster's switch: one planned event per asset for a ranged run instead of one per partition.
+    subset = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
+    batched = {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
+    if args.event_levers:
+        sides["after, batched event log"] = Variant(REPO_ROOT, batched, batched_event_log=True)
+    if args.in_process:
+        sides["after, batched, steps in process"] = Variant(REPO_ROOT, batched, batched_event_log=True, in_process=True)
+    if args.no_plain:
+        sides = {name: side for name, side in sides.items() if side != REPO_ROOT}
     if "model" in sections:
         model_section(sides, args.rounds, args.model_hours)
     if "hourly" in sections:
         hourly_section(sides, args.rounds)
     if "ingestion" in sections:
         if args.planned_subset:
-            # Dagster's switch: one planned event per asset for a ranged run instead of one per partition.
-            sides["after, planned events as one subset"] = (REPO_ROOT, {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"})
+            sides["after, planned events as one subset"] = Variant(REPO_ROOT, subset)
+        if args.event_levers:
+            sides["after, batched + planned subset"] = Variant(REPO_ROOT, {**batched, **subset}, batched_event_log=True)
         ingestion_section(sides, args.rounds, args.ingestion_hours)
     print(f"\nload average {os.getloadavg()[0]:.2f} at end")
     shutil.rmtree(tree)

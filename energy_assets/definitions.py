@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
@@ -27,6 +28,13 @@ from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.partitions import hourly_partitions
 from energy_assets.schedules import build_hourly_schedule
 from energy_assets.sources.energidataservice import DATASETS
+
+# Dagster reads this at each event, in the process writing it: every process that loads this code
+# location (CLI, code server, step workers). With it, a single-run backfill's materializations reach
+# the event log in batches, which PostgreSQL and the demo's SQLite event log (resources/sqlite_event_log.py)
+# write in one transaction each instead of one or two per partition; Dagster's default SQLite event
+# log writes them one by one as before. A value set in the environment wins (0 turns batching off).
+os.environ.setdefault(settings.DAGSTER_EVENT_BATCH_SIZE, str(settings.DEFAULT_DAGSTER_EVENT_BATCH_SIZE))
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
 forecast_assets = [consumption_raw, energy_consumption_features, forecasting_model, energy_forecasts]

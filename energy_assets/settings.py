@@ -43,6 +43,8 @@ GCS_PROJECT = "GOOGLE_CLOUD_PROJECT"
 GCS_BUCKET_NAME = "GOOGLE_CLOUD_BUCKET_NAME"
 GCS_SERVICE_ACCOUNT_JSON_PATH = "GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH"
 STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+# Dagster's own: hand the event log an output's asset events (one per partition) in batches this large.
+DAGSTER_EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
 
 DEPLOYMENTS = ("local", "prod")
 SOURCES = ("synthetic", "file", "api")
@@ -57,6 +59,8 @@ DEFAULT_SOURCE_DATASET = "ConsumptionDE35Hour"
 DEFAULT_SOURCE_API_URL = "https://api.energidataservice.dk"
 # Bounds one whole fetch from the API: every page, retry and backoff wait.
 DEFAULT_SOURCE_DEADLINE_SECONDS = 120.0
+# A 8,760-hour backfill writes each asset's materializations in 9 batches; 0 writes every event alone.
+DEFAULT_DAGSTER_EVENT_BATCH_SIZE = 1000
 
 
 class SettingError(ValueError):

@@ -45,7 +45,8 @@ def test_the_demo_fills_the_newest_published_hours_quietly_and_the_ui_opens_on_t
     accuracy = sorted(hourly_objects(bucket, "energy_assets/forecast_accuracy/"))
     assert forecasts == list(pd.date_range(newest - pd.Timedelta(hours=25), newest, freq="h"))
     assert accuracy == forecasts[:2]
-    assert "telemetry" in (isolated_state / "dagster_home" / "dagster.yaml").read_text()
+    instance_settings = (isolated_state / "dagster_home" / "dagster.yaml").read_text()
+    assert "telemetry" in instance_settings and "BatchingSqliteEventLogStorage" in instance_settings
 
     # The UI, as the demo tells the user to open it, shows the documented range with the newest hours filled.
     server = start_dagster_dev(isolated_state / "dagster_home", isolated_state, tmp_path / "dagster_dev.log", environment)

@@ -158,13 +158,19 @@ def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, mo
             for n in range(3):
                 run_range(FIRST_ISSUE + n * HOURS, FIRST_ISSUE + n * HOURS, instance=instance)
         bucket = deployment_bucket()
-        keys = bucket.list_keys("energy_assets/energy_forecasts/")
+        assert len(bucket.list_keys("energy_assets/energy_forecasts/")) == 3
+        keys = [
+            partition_object_key("energy_assets", [asset], partition_key(FIRST_ISSUE + n * HOURS))
+            for asset in ("consumption_raw", "energy_forecasts")
+            for n in range(3)
+        ]
         return {key: bucket.read_bytes(key) for key in keys}
 
     single = publish("single", single_run=True)
     per_partition = publish("per_partition", single_run=False)
 
-    assert len(single) == 3
+    # Raw rows and forecasts of the three issue hours, byte for byte.
+    assert len(single) == 6
     assert single == per_partition
 
 

@@ -21,7 +21,7 @@ HOUR = pd.Timedelta(hours=1)
 # Hidden, so Dagster and its users never take it for part of the instance.
 INSTANCE_LOCK_FILE = ".energy_assets_instance.lock"
 # The demo's own instance reports nothing home; a DAGSTER_HOME the user set keeps its own settings.
-DEMO_INSTANCE_SETTINGS = "telemetry:\n  enabled: false\n"
+DEMO_TELEMETRY_SETTINGS = "telemetry:\n  enabled: false\n"
 # Step events would bury the summary; warnings and errors still show.
 QUIET_RUN_CONFIG = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
@@ -30,15 +30,19 @@ MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecas
 
 def demo_instance() -> DagsterInstance:
     """The instance `dagster dev` shows: DAGSTER_HOME if set, else one under the state directory."""
+    # alembic announces every SQLite migration context, and its plugins on import, at INFO on the root
+    # handler; the event log below imports it.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
+
     if not os.environ.get("DAGSTER_HOME"):
         home = settings.state_dir() / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         instance_settings = home / "dagster.yaml"
         if not instance_settings.exists():
-            instance_settings.write_text(DEMO_INSTANCE_SETTINGS)
+            # The batching event log: a backfill's events cost a transaction per batch, not two per event.
+            instance_settings.write_text(DEMO_TELEMETRY_SETTINGS + sqlite_instance_settings(home))
         os.environ["DAGSTER_HOME"] = str(home)
-    # alembic announces every SQLite migration context at INFO on the root handler.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     return initialized_instance(Path(os.environ["DAGSTER_HOME"]))
 
 

@@ -25,6 +25,7 @@ from energy_assets.resources.bucket import BucketResource
 from energy_assets.storage.buckets import cannot_heal
 from energy_assets.storage.objects import (
     asset_folder,
+    is_canonical,
     parquet_bytes,
     partition_keys_in,
     partition_object_key,
@@ -60,16 +61,16 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         if not isinstance(obj, pd.DataFrame):
             raise TypeError(f"asset {asset}: {type(self).__name__} stores pandas DataFrames, got {type(obj).__name__}")
         asset_path = context.asset_key.path
-        if not context.has_asset_partitions:
-            objects = [(unpartitioned_object_key(self.prefix, asset_path), obj)]
-        else:
-            objects = [
-                (partition_object_key(self.prefix, asset_path, key), rows)
-                for key, rows in _split_by_partition(context, obj)
-            ]
+        layout = _partition_order(context, obj) if context.has_asset_partitions else None
         # Encode every object before writing any, so rows that break the schema leave the bucket untouched.
         try:
-            tables = [(object_key, to_arrow(rows)) for object_key, rows in objects]
+            if layout is None:
+                tables = [(unpartitioned_object_key(self.prefix, asset_path), to_arrow(obj))]
+            else:
+                tables = [
+                    (partition_object_key(self.prefix, asset_path, key), table)
+                    for key, table in _encode_by_partition(obj, *layout)
+                ]
         except ValueError as error:
             # Rows that do not fit their schema stay so on every retry.
             raise Failure(description=f"asset {asset}: {error}", allow_retries=False) from None
@@ -125,14 +126,32 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
             raise FileNotFoundError(f"cannot load asset {what}: {error}") from None
 
 
-def _split_by_partition(context: OutputContext, frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """(partition key, its rows) for every partition of the output, in time order."""
+def _encode_by_partition(
+    frame: pd.DataFrame, keys: list[str], order: np.ndarray, bounds: np.ndarray
+) -> list[tuple[str, pa.Table]]:
+    """(partition key, its rows as arrow) for every partition, from `_partition_order`'s layout.
+
+    A frame of a canonical schema is conformed once and sliced: conforming each partition's rows
+    apart cost about 9 ms a partition, most of a long backfill's write, for the same tables.
+    """
+    if is_canonical(frame):
+        table = to_arrow(frame).take(pa.array(order))
+        return [(key, table.slice(bounds[i], bounds[i + 1] - bounds[i])) for i, key in enumerate(keys)]
+    return [
+        (key, to_arrow(frame.iloc[order[bounds[i] : bounds[i + 1]]].reset_index(drop=True)))
+        for i, key in enumerate(keys)
+    ]
+
+
+def _partition_order(context: OutputContext, frame: pd.DataFrame) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """The output's partition keys in time order, the row order grouping the frame by partition (rows
+    keep their order within one), and where each partition's rows start in it (plus the end)."""
     asset = context.asset_key.to_user_string()
     partitions_def = context.asset_partitions_def
     keys = context.asset_partition_keys
     if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
         if len(keys) == 1:
-            return [(keys[0], frame)]
+            return list(keys), np.arange(len(frame)), np.array([0, len(frame)])
         raise ValueError(f"asset {asset}: only time-window partitions can be written as a range, got {keys}")
     column = context.definition_metadata.get(PARTITION_COLUMN_METADATA, DATETIME)
     if column not in frame.columns:
@@ -156,10 +175,7 @@ def _split_by_partition(context: OutputContext, frame: pd.DataFrame) -> list[tup
     # One stable sort groups the rows by partition and keeps their order within each partition.
     order = np.argsort(position, kind="stable")
     bounds = np.searchsorted(position[order], np.arange(len(keys) + 1))
-    return [
-        (key, frame.iloc[order[bounds[index] : bounds[index + 1]]].reset_index(drop=True))
-        for index, key in enumerate(keys)
-    ]
+    return list(keys), order, bounds
 
 
 def _output_metadata(written: list[tuple[str, int, int]], schema: pa.Schema) -> dict:

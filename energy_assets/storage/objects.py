@@ -104,11 +104,21 @@ def hive_partitioning() -> ds.Partitioning:
     return ds.partitioning(PARTITION_SCHEMA, flavor="hive")
 
 
+def canonical_schema(frame: pd.DataFrame) -> pa.Schema | None:
+    """The canonical schema whose columns are the frame's columns, if any."""
+    return next((schema for schema in CANONICAL_SCHEMAS if set(frame.columns) == set(schema.names)), None)
+
+
+def is_canonical(frame: pd.DataFrame) -> bool:
+    """Whether `to_arrow` conforms the frame to a canonical schema (rather than inferring one from its values)."""
+    return canonical_schema(frame) is not None
+
+
 def to_arrow(frame: pd.DataFrame) -> pa.Table:
     """The frame as an arrow table: the canonical schema when the columns are its columns, else inferred."""
-    for schema in CANONICAL_SCHEMAS:
-        if set(frame.columns) == set(schema.names):
-            return conform(frame, schema, f"rows do not fit the canonical schema {schema.names}")
+    schema = canonical_schema(frame)
+    if schema is not None:
+        return conform(frame, schema, f"rows do not fit the canonical schema {schema.names}")
     return pa.Table.from_pandas(frame, preserve_index=False)
 
 
