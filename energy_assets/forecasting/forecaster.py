@@ -36,8 +36,9 @@ class GlobalLGBMForecaster(BaseForecaster):
     With `average_sizes` the booster predicts the mean of its first 1, 2, ..., n trees (tree i
     weighs (n - i) / n, set once after fitting, so prediction costs no more): the forecast then
     depends little on `n_estimators`. The defaults are what `search_hyperparameters` (400 trees; then
-    level and holiday lags) and `search_calibration_hours` (48 h) chose on the real extract's daily
-    folds, as `benchmarks/accuracy_real_data.py` says.
+    level and holiday lags) chose on the real extract's daily folds; 48 calibration hours cover as
+    closely as 72 there and leave intervals to a model trained on the least history it accepts (see
+    `benchmarks/accuracy_real_data.py --check-defaults` and the README).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
 
     Prediction intervals are split-conformal: `fit` first fits the same model on all but the last
