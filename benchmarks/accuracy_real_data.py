@@ -40,6 +40,7 @@ from energy_assets.forecasting.evaluation import (
     score_models,
     with_actuals,
 )
+from energy_assets.forecasting.intervals import interval_metric_names
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.forecasting.training import (
     ForecasterConfig,
@@ -151,10 +152,11 @@ def check_goals(ours: pd.DataFrame, horizons: dict[str, pd.DataFrame]) -> None:
     }
     for coverage in schema.INTERVAL_COVERAGES:
         pct = round(coverage * 100)
-        covered = ours.loc["model", f"coverage_{pct}"]
+        coverage_metric, winkler_metric = interval_metric_names(coverage)
+        covered = ours.loc["model", coverage_metric]
         goals[f"{pct}% interval coverage within 3 points of nominal ({covered:.3f})"] = abs(covered - coverage) <= 0.03
         goals[f"{pct}% interval score below {REFERENCE}'s intervals built the same way"] = (
-            ours.loc["model", f"winkler_{pct}"] < ours.loc[REFERENCE, f"winkler_{pct}"]
+            ours.loc["model", winkler_metric] < ours.loc[REFERENCE, winkler_metric]
         )
     print("\nIssue 14 goals on the last 7 days:")
     for goal, met in goals.items():

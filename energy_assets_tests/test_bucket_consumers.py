@@ -82,15 +82,19 @@ def test_pyarrow_reads_one_dataset_and_prunes_on_the_issue_hour(written):
     assert (late["issued_at"].dt.hour == late["utc_hour"]).all()
 
 
-def test_duckdb_reads_the_dataset_with_typed_partition_columns(written):
-    bucket, loaded = written
+def duckdb_on(bucket) -> tuple[duckdb.DuckDBPyConnection, str]:
+    """A DuckDB connection in UTC that reaches the bucket, and the forecast dataset's path through it."""
     connection = duckdb.connect()
     connection.sql("SET TimeZone = 'UTC'")
     if isinstance(bucket, LocalBucket):
-        path = dataset_path(bucket)
-    else:
-        connection.register_filesystem(fsspec_of(bucket))
-        path = f"gcs://{dataset_path(bucket)}"
+        return connection, dataset_path(bucket)
+    connection.register_filesystem(fsspec_of(bucket))
+    return connection, f"gcs://{dataset_path(bucket)}"
+
+
+def test_duckdb_reads_the_dataset_with_typed_partition_columns(written):
+    bucket, loaded = written
+    connection, path = duckdb_on(bucket)
     query = f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true)"
     relation = connection.sql(query)
     types = dict(zip(relation.columns, map(str, relation.types)))
@@ -150,13 +154,7 @@ def test_old_and_new_objects_read_as_one_dataset_when_the_reader_passes_the_sche
 
 def test_duckdb_reads_old_and_new_objects_by_name(mixed):
     bucket, expected = mixed
-    connection = duckdb.connect()
-    connection.sql("SET TimeZone = 'UTC'")
-    if isinstance(bucket, LocalBucket):
-        path = dataset_path(bucket)
-    else:
-        connection.register_filesystem(fsspec_of(bucket))
-        path = f"gcs://{dataset_path(bucket)}"
+    connection, path = duckdb_on(bucket)
 
     frame = connection.sql(
         f"SELECT * FROM read_parquet('{path}/**/*.parquet', hive_partitioning = true, union_by_name = true)"

@@ -14,7 +14,7 @@ from sktime.performance_metrics.forecasting import (
 from energy_assets import schema
 from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import ConformalErrors, interval_scores
+from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, interval_scores
 from energy_assets.forecasting.panel import Panel, to_sktime
 
 MODEL = "model"
@@ -223,11 +223,7 @@ def seasonal_naive_with_intervals(
         targets = calibration[:, None] + steps
         actual = np.where(targets <= end, panel.values[:, np.minimum(targets, end)], np.nan)
         errors = ConformalErrors.from_forecasts(actual, seasonal_naive_panel(panel, calibration, horizon, sp), log_space=True)
-    for c in coverage:
-        lower, upper = errors.bounds(values, c, steps) if errors is not None else (np.full(values.shape, np.nan),) * 2
-        frame[schema.interval_column("lower", c)] = lower.ravel()
-        frame[schema.interval_column("upper", c)] = upper.ravel()
-    return frame
+    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET))
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:

@@ -15,9 +15,9 @@ from energy_assets.forecasting.features import (
     calendar,
     feature_rows,
 )
-from energy_assets.forecasting.intervals import ConformalErrors
+from energy_assets.forecasting.intervals import ConformalErrors, bound_columns
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
-from energy_assets.schema import INTERVAL_COVERAGES, interval_column
+from energy_assets.schema import INTERVAL_COVERAGES
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
 # (series, origin) rows predicted together: with the default 192-hour history and a 24-hour
@@ -398,17 +398,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         origin_index = pd.Index(origins)
         values = self.predict_panel(panel, panel.position(origin_index), horizon)
         frame = panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
-        steps = np.arange(1, horizon + 1)
         # Models saved before intervals existed have no calibration attribute.
         errors = getattr(self, "conformal_errors_", None)
-        for c in coverage:
-            if errors is None:
-                lower = upper = np.full(values.shape, np.nan)
-            else:
-                lower, upper = (np.where(np.isfinite(b), b, np.nan) for b in errors.bounds(values, c, steps))
-            frame[interval_column("lower", c, panel.name)] = lower.ravel()
-            frame[interval_column("upper", c, panel.name)] = upper.ravel()
-        return frame
+        return frame.assign(**bound_columns(errors, values, np.arange(1, horizon + 1), coverage, panel.name))
 
     @property
     def history_length(self) -> int:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from energy_assets.schema import interval_column
+
 # Score quantiles are kept at these levels (order statistics; a level between two is rounded up, so an
 # interval is at most 0.001 in level wider than the exact one, never narrower): a fixed, small table
 # however many series and origins calibrated it.
@@ -92,16 +94,39 @@ def winkler_score(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, cove
     return (upper - lower) + (2 / alpha) * (below + above)
 
 
+def interval_metric_names(coverage: float) -> tuple[str, str]:
+    """Names of the empirical coverage and the relative Winkler score of the `coverage` interval."""
+    pct = round(coverage * 100)
+    return f"coverage_{pct}", f"winkler_{pct}"
+
+
 def interval_scores(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> dict[str, float]:
     """`coverage_<pct>`: share of actuals inside the interval; `winkler_<pct>`: mean Winkler score relative
     to the actual (scale-free, as MAPE is, so large series do not drown small ones). Rows without bounds
     (a model without intervals, an object written before them) are left out; NaN when none is left."""
-    pct = round(coverage * 100)
+    covered, winkler = interval_metric_names(coverage)
     scored = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(actual) & (actual != 0)
     if not scored.any():
-        return {f"coverage_{pct}": np.nan, f"winkler_{pct}": np.nan}
+        return {covered: np.nan, winkler: np.nan}
     a, lo, up = actual[scored], lower[scored], upper[scored]
     return {
-        f"coverage_{pct}": float(np.mean((lo <= a) & (a <= up))),
-        f"winkler_{pct}": float(np.mean(winkler_score(a, lo, up, coverage) / np.abs(a))),
+        covered: float(np.mean((lo <= a) & (a <= up))),
+        winkler: float(np.mean(winkler_score(a, lo, up, coverage) / np.abs(a))),
     }
+
+
+def bound_columns(
+    errors: ConformalErrors | None, forecast: np.ndarray, steps: np.ndarray, coverages: tuple[float, ...], name: str
+) -> dict[str, np.ndarray]:
+    """The lower and upper bound of each coverage around (..., len(steps)) forecasts, flattened, under their
+    `schema.interval_column` names; NaN where there is no calibration or the interval is unbounded, so stored
+    tables hold no infinities."""
+    columns = {}
+    for coverage in coverages:
+        if errors is None:
+            lower = upper = np.full(forecast.shape, np.nan)
+        else:
+            lower, upper = (np.where(np.isfinite(b), b, np.nan) for b in errors.bounds(forecast, coverage, steps))
+        columns[interval_column("lower", coverage, name)] = lower.ravel()
+        columns[interval_column("upper", coverage, name)] = upper.ravel()
+    return columns

@@ -16,6 +16,7 @@ from sktime.split import ExpandingWindowSplitter
 from energy_assets import schema
 from energy_assets.forecasting.evaluation import MODEL, backtest, forecast_fitted, overall_scores
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.intervals import interval_metric_names
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 from energy_assets.timeline import to_utc_hour
 
@@ -285,9 +286,7 @@ def search_calibration_hours(
     _, table = search_hyperparameters(
         history, cutoff, [replace(config, calibration_hours=h) for h in hours], n_splits=n_splits
     )
-    misses = [
-        (table[f"coverage_{round(c * 100)}"] - c).abs() for c in schema.INTERVAL_COVERAGES
-    ]
+    misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
     table = table.sort_values("coverage_miss", kind="stable").reset_index(drop=True)
     if table["coverage_miss"].isna().all():

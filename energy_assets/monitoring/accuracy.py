@@ -9,7 +9,7 @@ import pandas as pd
 
 from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
 from energy_assets.forecasting.evaluation import MODEL, ForecastScores, score_forecasts, with_actuals
-from energy_assets.forecasting.intervals import interval_scores
+from energy_assets.forecasting.intervals import interval_metric_names
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.schema import (
     AREA,
@@ -31,10 +31,8 @@ REFERENCE_BASELINE = f"snaive{WEEK}"
 BASELINE_HISTORY_HOURS = max(SEASONAL_PERIODS)
 SCOPE = "scope"
 OVERALL, PER_HORIZON, PER_SERIES = "overall", "horizon", "series"
-# Names as `interval_scores` gives them (coverage_80, winkler_80, ...), per nominal coverage.
-INTERVAL_METRICS: dict[float, list[str]] = {
-    coverage: list(interval_scores(np.empty(0), np.empty(0), np.empty(0), coverage)) for coverage in INTERVAL_COVERAGES
-}
+# coverage_80, winkler_80, ... per nominal coverage, as `interval_scores` names them.
+INTERVAL_METRICS: dict[float, list[str]] = {coverage: list(interval_metric_names(coverage)) for coverage in INTERVAL_COVERAGES}
 COVERAGE_METRICS = {coverage: names[0] for coverage, names in INTERVAL_METRICS.items()}
 WINKLER_METRICS = {coverage: names[1] for coverage, names in INTERVAL_METRICS.items()}
 METRICS = ["mape", "rmspe", "n", *(name for names in INTERVAL_METRICS.values() for name in names)]
