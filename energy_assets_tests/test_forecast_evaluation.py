@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.evaluation import backtest, forecast_fitted, score_forecasts, score_models
+from energy_assets.forecasting.evaluation import METRICS, backtest, beside_baselines, score_forecasts, score_models
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import small_forecaster, synthetic_history
 
@@ -66,20 +66,42 @@ def test_backtest_uses_no_data_after_each_origin():
     assert score_models(original).loc["model", "mape"] < 0.1
 
 
-def test_a_fitted_model_is_scored_only_on_hours_it_never_saw():
+def test_issued_forecasts_are_scored_beside_baselines_only_on_hours_their_model_never_saw():
     history = synthetic_history(days=14)
     origins = pd.date_range(history[schema.DATETIME].min() + pd.Timedelta(days=12), periods=24, freq="h")
     y = to_sktime(history)
     times = y.index.get_level_values(-1)
 
     fitted_before = small_forecaster().fit(y[times <= origins[0]])
-    scored = forecast_fitted(history, origins, fitted_before)
+    issued = fitted_before.predict_origins(y[times <= origins[-1]], origins)
+    scored = beside_baselines(issued, history, origins[0], calibration_hours=fitted_before.calibration_hours)
     # The same rows a backtest that fits at the first origin produces.
     refitted = backtest(history, origins, small_forecaster(), retrain_every=24)
     keys = [schema.AREA, schema.CONSUMER_TYPE, schema.ISSUED_AT, schema.HORIZON, "model"]
     pd.testing.assert_frame_equal(
         scored.sort_values(keys).reset_index(drop=True), refitted.sort_values(keys).reset_index(drop=True)
     )
-    fitted_inside = small_forecaster().fit(y[times <= origins[1]])
     with pytest.raises(ValueError, match="score it on data it was trained on"):
-        forecast_fitted(history, origins, fitted_inside)
+        beside_baselines(issued, history, origins[1])
+
+
+def test_scores_are_sktimes_percentage_errors_per_group():
+    rng = np.random.default_rng(3)
+    n = 600
+    frame = pd.DataFrame(
+        {
+            schema.AREA: rng.choice(["DK1", "DK2"], n),
+            schema.CONSUMER_TYPE: rng.choice([111, 212, 999], n),
+            schema.HORIZON: rng.integers(1, 25, n),
+            schema.TARGET: np.concatenate([rng.uniform(1e2, 1e6, n - 3), [1e-20, 1e-17, 5.0]]),
+            schema.FORECAST: rng.uniform(1e2, 1e6, n),
+        }
+    )
+
+    per_series = score_forecasts(frame).per_series.set_index(schema.SERIES_KEY)
+
+    for key, rows in frame.groupby(schema.SERIES_KEY):
+        y_true, y_pred = (rows[[c]].set_axis(["y"], axis=1).reset_index(drop=True) for c in (schema.TARGET, schema.FORECAST))
+        for name, metric in METRICS.items():
+            assert per_series.loc[key, name] == pytest.approx(np.asarray(metric(y_true, y_pred)).item(), rel=1e-12)
+        assert per_series.loc[key, "n"] == len(rows)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pandas as pd
 import pyarrow as pa
@@ -21,6 +22,7 @@ from energy_assets.forecasting.training import (
     search_hyperparameters,
     train_forecaster,
 )
+from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, synthetic_history
 
 FAST = ForecasterConfig(n_estimators=20)
@@ -61,6 +63,38 @@ def test_train_forecaster_validates_and_reports_training_facts():
     validation = result.validation_forecasts
     assert validation[schema.ISSUED_AT].min() == cutoff - pd.Timedelta(hours=24)
     assert validation[schema.DATETIME].max() == cutoff
+
+
+def test_the_validation_window_is_forecast_by_the_calibration_fit_which_never_saw_it():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max() - pd.Timedelta(hours=5)
+    hour = pd.Timedelta(hours=1)
+
+    result = train_forecaster(history, cutoff, FAST, validation_hours=24)
+
+    assert result.validation_cutoff == cutoff - FAST.calibration_hours * hour
+    times = history[schema.DATETIME]
+    y = to_sktime(history[times <= cutoff])
+    calibration_fit = FAST.forecaster().set_params(calibration_hours=0).fit(y[y.index.get_level_values(-1) <= result.validation_cutoff])
+    origins = pd.date_range(cutoff - 24 * hour, cutoff - hour, freq="h")
+    expected = calibration_fit.predict_origins(y, origins).rename(columns={schema.TARGET: schema.FORECAST})
+    validation = result.validation_forecasts.query("model == 'model'")
+    keys = [*schema.SERIES_KEY, schema.ISSUED_AT, schema.HORIZON]
+    merged = validation.merge(expected, on=keys, suffixes=("", "_expected"))
+    # From the origin k hours before the cutoff, k horizons have an actual.
+    assert len(merged) == len(validation) == len(SERIES) * sum(range(1, 25))
+    assert merged[schema.DATETIME].max() == cutoff  # no target after the cutoff is scored
+    pd.testing.assert_series_equal(merged[schema.FORECAST], merged[f"{schema.FORECAST}_expected"], check_names=False)
+
+
+def test_validation_needs_a_second_fit_when_calibration_holds_out_less_than_the_window():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max()
+
+    result = train_forecaster(history, cutoff, replace(FAST, calibration_hours=12), validation_hours=24)
+
+    assert result.validation_cutoff == cutoff - pd.Timedelta(hours=24)
+    assert result.validation_forecasts[schema.ISSUED_AT].min() == result.validation_cutoff
 
 
 def test_training_uses_no_row_after_the_cutoff():

@@ -77,8 +77,11 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
         (1, FIRST_ISSUE),
         (2, FIRST_ISSUE + 24 * HOURS),
     ]
-    # v2 is scored by v1 on the 24 hours v1 never saw: one fit per retraining, not two.
-    assert [m.extra["validated_by_version"] for m in models] == [None, 1]
+    # Each is scored by its calibration fit, on 24 hours that fit never saw.
+    assert [m.extra["validation_cutoff"] for m in models] == [
+        (FIRST_ISSUE - 48 * HOURS).isoformat(),
+        (FIRST_ISSUE - 24 * HOURS).isoformat(),
+    ]
     with_plot = [m.partition for m in result.asset_materializations_for_node("forecasting_model") if "validation_plot" in m.metadata]
     assert with_plot == [partition_key(FIRST_ISSUE + 25 * HOURS)]  # one copy for the range, on its newest hour
     forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)

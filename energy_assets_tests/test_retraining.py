@@ -12,8 +12,7 @@ from energy_assets.forecasting.retraining import (
     keep_models_in_effect,
     model_in_effect,
 )
-from energy_assets.forecasting.training import ForecasterConfig, load_forecaster
-from energy_assets.schema import ISSUED_AT
+from energy_assets.forecasting.training import ForecasterConfig
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.sources.synthetic import synthetic_consumption
 
@@ -63,6 +62,8 @@ def test_a_range_trains_once_per_day_and_reuses_in_between(tmp_path):
     assert {hour: m.version for hour, m in models.by_hour.items()} == {h: 1 if h < first + 24 * HOUR else 2 for h in hours}
     assert sources == [(h - 719 * HOUR, h + HOUR) for h in (first, first + 24 * HOUR)]
     assert models.latest.extra["training_data"]["rows"] == 720 * 76  # the window, not all the history read
+    # Validated by its calibration fit, on rows up to 48 hours before its cutoff.
+    assert models.latest.extra["validation_cutoff"] == (first + (24 - 48) * HOUR).isoformat()
 
 
 def test_too_little_history_names_the_hour(tmp_path):
@@ -72,24 +73,3 @@ def test_too_little_history_names_the_hour(tmp_path):
         keep_models_in_effect(pd.DatetimeIndex([hour]), history, LocalModelRegistry(root_dir=str(tmp_path)), POLICY, lambda s, e: {})
 
 
-def test_a_retraining_is_validated_by_the_model_it_replaces_whether_kept_or_loaded(tmp_path):
-    first = pd.Timestamp("2023-01-20 00:00", tz="UTC")
-    hours = pd.date_range(first, periods=25, freq="h")
-    history = synthetic_consumption(*POLICY.read_window(hours))
-    one_run = LocalModelRegistry(root_dir=str(tmp_path / "one_run"))
-    two_runs = LocalModelRegistry(root_dir=str(tmp_path / "two_runs"))
-
-    in_one_run = keep_models_in_effect(hours, history, one_run, POLICY, lambda start, end: {})
-    keep_models_in_effect(hours[:24], history, two_runs, POLICY, lambda start, end: {})
-    loaded = keep_models_in_effect(
-        hours[24:], history, two_runs, POLICY, lambda start, end: {},
-        load=lambda model: load_forecaster(two_runs.download(model)),
-    )
-
-    first_model, second_model = (retraining.model for retraining in in_one_run.retrainings)
-    assert first_model.extra["validated_by_version"] is None  # nothing before it: a fit before the window
-    assert second_model.extra["validated_by_version"] == 1
-    assert loaded.retrainings[0].model.extra["validated_by_version"] == 1
-    assert loaded.retrainings[0].model.metrics == second_model.metrics
-    validation = in_one_run.retrainings[1].result.validation_forecasts
-    assert validation[ISSUED_AT].min() == first  # v1's cutoff: it never saw the window it scores

@@ -1,5 +1,7 @@
 """The forecasting model in effect for each issue hour, trained on a cadence and registered."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -26,7 +28,7 @@ from energy_assets.forecasting.retraining import (
     RetrainingPolicy,
     keep_models_in_effect,
 )
-from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS, load_forecaster
+from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
@@ -92,7 +94,6 @@ def forecasting_model(
             policy,
             feature_store.data_source,
             log=context.log.info,
-            load=lambda model: load_forecaster(model_registry.download(model)),
         )
     except CannotTrain as too_short:
         raise Failure(description=str(too_short), allow_retries=False) from too_short
@@ -121,7 +122,7 @@ def _model_metadata(models: ModelsInEffect) -> dict:
         "retrained_in_this_run": MetadataValue.json([r.model.version for r in retrainings]),
         "versions_in_effect": MetadataValue.json(sorted({model.version for model in in_effect.values()})),
         "hyperparameters": MetadataValue.json(latest.config),
-        "validated_by": _validator(latest.extra.get("validated_by_version")),
+        "validated_by": _validator(latest.extra),
         "validation_scores": MetadataValue.md(
             pd.DataFrame(
                 {
@@ -136,11 +137,13 @@ def _model_metadata(models: ModelsInEffect) -> dict:
     return metadata
 
 
-def _validator(version: int | None) -> str:
+def _validator(extra: Mapping) -> str:
     """Which model scored the validation window, never one trained on it."""
-    if version is None:
-        return "a fit on the rows before the validation window"
-    return f"v{version}, the model in effect before this one, trained up to the window's start"
+    if "validation_cutoff" in extra:
+        return f"a fit on the rows up to {extra['validation_cutoff']}, before the validation window"
+    if extra.get("validated_by_version") is not None:  # registered before validation came from calibration
+        return f"v{extra['validated_by_version']}, the model in effect before this one, trained up to the window's start"
+    return "a fit on the rows before the validation window"
 
 
 def _model_figures(models: ModelsInEffect) -> dict:

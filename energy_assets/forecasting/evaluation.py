@@ -18,10 +18,12 @@ from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, 
 from energy_assets.forecasting.panel import Panel, to_sktime
 
 MODEL = "model"
+# The definitions the scores follow (tests hold `_scores` to them); sktime divides by |actual| or, if smaller, this.
 METRICS = {
     "mape": MeanAbsolutePercentageError(symmetric=False, multilevel="raw_values"),
     "rmspe": MeanSquaredPercentageError(symmetric=False, square_root=True, multilevel="raw_values"),
 }
+EPSILON = np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True)
@@ -64,21 +66,17 @@ def _scorable(frame: pd.DataFrame, forecast: str, actual: str) -> pd.DataFrame:
 
 
 def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> pd.DataFrame:
-    """sktime's metrics per group: groups become instances of a hierarchical frame."""
-    groups = [frame[c].to_numpy() for c in by] or [np.zeros(len(frame), dtype="int64")]
-    order = np.lexsort(groups[::-1])
-    groups = [g[order] for g in groups]
-    row = pd.Series(groups[0]).groupby(groups).cumcount().to_numpy()
-    index = pd.MultiIndex.from_arrays([*groups, row], names=[*(by or ["all"]), "row"])
-    y_true = pd.DataFrame({"y": frame[actual].to_numpy()[order]}, index=index)
-    y_pred = pd.DataFrame({"y": frame[forecast].to_numpy()[order]}, index=index)
-    counts = y_true.groupby(level=list(range(index.nlevels - 1))).size()
-    # sktime returns one value per instance, in the sorted instance order of `counts`.
-    table = pd.DataFrame(
-        {name: metric(y_true, y_pred).iloc[:, 0].to_numpy() for name, metric in METRICS.items()},
-        index=counts.index,
-    )
-    table["n"] = counts
+    """MAPE, RMSPE and n per group of `by` (one row without), as sktime's `METRICS` define them, in one
+    groupby: sktime's metrics take a hierarchical frame and a call per metric, 40 ms a retraining."""
+    y_true = frame[actual].to_numpy(dtype="float64")
+    relative = (y_true - frame[forecast].to_numpy(dtype="float64")) / np.maximum(np.abs(y_true), EPSILON)
+    errors = pd.DataFrame({"mape": np.abs(relative), "rmspe": relative**2})
+    keys = [frame[c].to_numpy() for c in by] or [np.zeros(len(frame), dtype="int64")]
+    grouped = errors.groupby(keys, sort=True)
+    table = grouped.mean()
+    table["rmspe"] = np.sqrt(table["rmspe"])
+    table["n"] = grouped.size()
+    table.index.names = by or ["all"]
     bounds = [c for c in schema.INTERVAL_COVERAGES if schema.interval_column("lower", c) in frame]
     if bounds:
         # Both tables list the groups in sorted key order.
@@ -140,34 +138,30 @@ def backtest(
     return _with_baselines(frames, history, y, blocks, horizon, seasonal_periods, forecaster.calibration_hours)
 
 
-def forecast_fitted(
+def beside_baselines(
+    model_forecasts: pd.DataFrame,
     history: pd.DataFrame,
-    origins: pd.DatetimeIndex,
-    fitted: GlobalLGBMForecaster,
+    cutoff: pd.Timestamp,
     horizon: int = 24,
     seasonal_periods: tuple[int, ...] = (24, 168),
+    calibration_hours: int = 0,
 ) -> pd.DataFrame:
-    """`backtest`'s rows for a model already fitted on data up to the first origin at the latest.
+    """`backtest`'s rows for forecasts a model fitted on rows up to `cutoff` already issued.
 
-    Every forecast is out of sample: ValueError when `fitted` was trained on a row after the first origin.
+    `model_forecasts` has `predict_origins` rows (the target column holding the forecast). The baselines
+    forecast from the same origins; their intervals, with `calibration_hours`, as in `backtest`.
+    ValueError when an origin is before `cutoff`: its forecasts would score the model on data it was
+    trained on.
     """
-    origins = pd.DatetimeIndex(origins).sort_values()
-    trained_until = fitted.cutoff[0]
-    if trained_until > origins[0]:
+    origins = pd.DatetimeIndex(model_forecasts[schema.ISSUED_AT].unique()).sort_values()
+    if origins[0] < cutoff:
         raise ValueError(
-            f"the model was fitted on rows up to {trained_until}, after the first origin {origins[0]}: "
+            f"the model was fitted on rows up to {cutoff}, after the first origin {origins[0]}: "
             "its forecasts would score it on data it was trained on"
         )
     y = to_sktime(history)
-    return _with_baselines(
-        [_model_forecasts(fitted, y, origins, horizon)],
-        history,
-        y,
-        [(trained_until, origins)],
-        horizon,
-        seasonal_periods,
-        fitted.calibration_hours,
-    )
+    frame = model_forecasts.assign(**{MODEL: "model"})
+    return _with_baselines([frame], history, y, [(cutoff, origins)], horizon, seasonal_periods, calibration_hours)
 
 
 def _model_forecasts(fitted: GlobalLGBMForecaster, y: pd.DataFrame, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
@@ -227,6 +221,7 @@ def seasonal_naive_with_intervals(
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:
-    """Overall MAPE and RMSPE of each model of a `backtest` frame, best MAPE first."""
-    table = {model: overall_scores(rows) for model, rows in frame.groupby(MODEL)}
-    return pd.DataFrame(table).T.rename_axis(MODEL).sort_values("mape")
+    """Overall scores of each model of a `backtest` frame (the `overall_scores` of its rows), best MAPE first."""
+    scored = _scorable(frame, schema.FORECAST, schema.TARGET)
+    table = _scores(scored, [MODEL], schema.FORECAST, schema.TARGET).set_index(MODEL)
+    return table.astype({"n": "float64"}).sort_values("mape")

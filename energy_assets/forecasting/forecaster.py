@@ -17,6 +17,7 @@ from energy_assets.forecasting.features import (
 )
 from energy_assets.forecasting.intervals import ConformalErrors, bound_columns
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
+from energy_assets.forecasting.threads import free_cores
 from energy_assets.schema import INTERVAL_COVERAGES
 
 DEFAULT_LAGS = (1, 2, 3, 4, 5, 6, 12, 24)
@@ -80,6 +81,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         Share of features each tree samples.
     reg_lambda : float, default=0.0
         L2 regularisation of leaf values.
+    max_bin : int, default=255
+        Histogram bins per feature (LightGBM's `max_bin`); fewer bins fit faster.
     objective : str, default="l2"
         LightGBM objective.
     holiday_weight : float, default=1.0
@@ -87,9 +90,11 @@ class GlobalLGBMForecaster(BaseForecaster):
     average_sizes : bool, default=True
         Predict the mean of the first 1 ... n trees' forecasts instead of the n-tree forecast.
     n_jobs : int, default=1
-        LightGBM threads. One by default: on the project's shared 2-core machine (load 11-13) a
-        2-thread fit took 72-76 s against 1.8-5 s on one thread, with identical forecasts (threads
-        wait on each other when the cores are busy); raise it only where cores are free.
+        LightGBM threads; -1 takes the cores free at each fit and prediction (`threads.free_cores`).
+        The model does not depend on it (deterministic LightGBM: identical forecasts). Threads on
+        busy cores wait on each other: on the project's 2-core machine at load 11-13 a 2-thread fit
+        took 72-76 s against 1.8-5 s on one thread, while on the idle machine 2 threads fit 1.5x and
+        predict 1.8x faster than one.
     random_state : int, default=0
         Seed of LightGBM's sampling; equal seeds and data give equal models.
     calibration_hours : int, default=48
@@ -147,6 +152,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         min_child_samples: int = 20,
         feature_fraction: float = 0.9,
         reg_lambda: float = 0.0,
+        max_bin: int = 255,
         objective: str = "l2",
         holiday_weight: float = 1.0,
         average_sizes: bool = True,
@@ -169,6 +175,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.min_child_samples = min_child_samples
         self.feature_fraction = feature_fraction
         self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
         self.objective = objective
         self.holiday_weight = holiday_weight
         self.average_sizes = average_sizes
@@ -251,28 +258,49 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit on a panel (one training row per series and time point with a full history), calibrated."""
-        calibration = self._calibrate(panel)
+        self.reference_weights_, self.conformal_errors_, self._calibration = self._calibrate(panel)
         self._fit_booster(panel)
-        self.reference_weights_, self.conformal_errors_ = calibration
         return self
 
-    def _calibrate(self, panel: Panel) -> tuple[np.ndarray | None, ConformalErrors | None]:
-        """Per-horizon weights on the model against its reference, and the errors of the weighted forecasts,
-        from a fit without the last `calibration_hours` points forecasting from each of them.
+    def calibration_forecasts(self) -> pd.DataFrame | None:
+        """The calibration fit's forecasts from every origin of the held-out points, None without calibration.
 
-        (None, None) when there is nothing to calibrate on: `calibration_hours` is 0, or the points
-        before the held-out ones are too few to fit.
+        Rows as `predict_origins` gives them, without bounds: keys, issued_at, time, horizon, value. Each
+        comes from a model fitted only on the points before the held-out ones (with `shrink_to_reference`,
+        weighted by the weights fitted on these same forecasts). They serve the fit that made them, e.g. as
+        its validation; a saved and loaded forecaster no longer has them.
+        """
+        self.check_is_fitted()
+        if getattr(self, "_calibration", None) is None:
+            return None
+        panel, origins, forecast = self._calibration
+        time_name = self._history.index.names[-1] or "time"
+        return panel.origin_frame(panel.grid[origins], forecast, time_name)
+
+    def __getstate__(self) -> dict:
+        # The calibration forecasts are as large as the training data and only serve the fit that made them.
+        return {name: value for name, value in self.__dict__.items() if name != "_calibration"}
+
+    def _calibrate(
+        self, panel: Panel
+    ) -> tuple[np.ndarray | None, ConformalErrors | None, tuple[Panel, np.ndarray, np.ndarray] | None]:
+        """Per-horizon weights on the model against its reference, the errors of the weighted forecasts, and
+        the forecasts (panel, origin positions, (series, origins, horizon) values), from a fit without the
+        last `calibration_hours` points forecasting from each of them.
+
+        Nones when there is nothing to calibrate on: `calibration_hours` is 0, or the points before the
+        held-out ones are too few to fit.
         """
         layout = self._layout(panel.key_names)
         held_out = self.calibration_hours
         first = len(panel.grid) - held_out  # first held-out position
         if held_out <= 0 or first <= layout.history:
-            return None, None
+            return None, None, None
         earlier = Panel(keys=panel.keys, grid=panel.grid[:first], values=panel.values[:, :first], name=panel.name)
         calibrating = self.clone().set_params(calibration_hours=0)._fit_booster(earlier)
         horizon = min(self.calibration_horizon, held_out)
         origins = np.arange(first - 1, len(panel.grid) - 1)
-        forecast = calibrating.predict_panel(panel, origins, horizon)
+        forecast = calibrating.predict_panel(panel, origins, horizon, last_target=len(panel.grid) - 1)
         targets = origins[:, None] + np.arange(1, horizon + 1)
         padded = np.concatenate([panel.values, np.full((len(panel.keys), horizon), np.nan)], axis=1)
         actual = padded[:, targets]  # NaN past the panel's end: those origins score shorter horizons
@@ -284,7 +312,8 @@ class GlobalLGBMForecaster(BaseForecaster):
             deviation = layout.transform(forecast[..., :within]) - reference
             weights = _least_squares_weights(layout.transform(actual[..., :within]) - reference, deviation)
             forecast[..., :within] = layout.inverse(reference + weights * deviation)
-        return weights, ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
+        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
+        return weights, errors, (panel, origins, forecast)
 
     def _fit_booster(self, panel: Panel) -> GlobalLGBMForecaster:
         self.layout_ = self._layout(panel.key_names)
@@ -327,14 +356,20 @@ class GlobalLGBMForecaster(BaseForecaster):
         return self
 
     def predict_panel(
-        self, panel: Panel, origins: np.ndarray, horizon: int, max_rows: int = PREDICTION_BATCH_ROWS
+        self,
+        panel: Panel,
+        origins: np.ndarray,
+        horizon: int,
+        max_rows: int = PREDICTION_BATCH_ROWS,
+        last_target: int | None = None,
     ) -> np.ndarray:
         """(series, origins, horizon) forecasts issued after grid positions `origins`.
 
         Series and origins form batches of at most `max_rows` (series, origin) rows (whole origins,
         at least one per batch); each horizon step of a batch is one booster call. A batch holds
         rows x (history + horizon) model-space values plus one step's features, so memory beyond
-        the result stays bounded however many series and origins there are.
+        the result stays bounded however many series and origins there are. With `last_target`, steps
+        past that grid position are not forecast (NaN): a calibration has no actual to score them on.
         """
         history = self.layout_.history
         if origins.min() < history - 1:
@@ -346,11 +381,20 @@ class GlobalLGBMForecaster(BaseForecaster):
         result = np.empty((len(panel.keys), len(origins), horizon))
         for start in range(0, len(origins), per_batch):
             batch = slice(start, start + per_batch)
-            result[:, batch] = self._predict_batch(model_space, origins[batch], horizon, grid_calendar, codes)
+            result[:, batch] = self._predict_batch(
+                model_space, origins[batch], horizon, grid_calendar, codes, self._threads(), last_target
+            )
         return result
 
     def _predict_batch(
-        self, model_space: np.ndarray, origins: np.ndarray, horizon: int, grid_calendar: np.ndarray, codes: np.ndarray
+        self,
+        model_space: np.ndarray,
+        origins: np.ndarray,
+        horizon: int,
+        grid_calendar: np.ndarray,
+        codes: np.ndarray,
+        threads: int,
+        last_target: int | None,
     ) -> np.ndarray:
         """(series, origins, horizon) forecasts of one batch of origins, every series at once."""
         layout = self.layout_
@@ -363,11 +407,21 @@ class GlobalLGBMForecaster(BaseForecaster):
         statistics = TrailingWindows(z)
         offsets = np.tile(origins - history + 1, n_series)
         row_codes = np.repeat(codes, n_origins, axis=0)
-        for position in range(history, history + horizon):
+        # Steps each row forecasts: all, or up to `last_target`.
+        steps_wanted = np.tile(horizon if last_target is None else last_target - origins, n_series)
+        for step, position in enumerate(range(history, history + horizon), start=1):
+            rows = steps_wanted >= step
+            if not rows.any():
+                break
             X, level = feature_rows(
                 layout, z, statistics, np.array([position]), grid_calendar, offsets, row_codes
             )
-            z[:, position] = layout.unscale(self.booster_.predict(X, num_threads=self.n_jobs), level[:, 0])
+            if rows.all():
+                z[:, position] = layout.unscale(self.booster_.predict(X, num_threads=threads), level[:, 0])
+            else:
+                z[rows, position] = layout.unscale(
+                    self.booster_.predict(X[rows], num_threads=threads), level[rows, 0]
+                )
         weights = getattr(self, "reference_weights_", None)  # None: no calibration, or saved before it existed
         if weights is not None:
             # Steps within one season are weighted (beyond the calibrated ones, by the furthest one's weight).
@@ -419,6 +473,10 @@ class GlobalLGBMForecaster(BaseForecaster):
             key_levels=key_levels,
         )
 
+    def _threads(self) -> int:
+        """LightGBM threads for the next fit or prediction batch."""
+        return free_cores() if self.n_jobs == -1 else self.n_jobs
+
     def _key_codes(self, keys: pd.Index) -> np.ndarray:
         """(series, levels) integer category of each key level; -1 (missing) for unseen values."""
         codes = [
@@ -436,7 +494,8 @@ class GlobalLGBMForecaster(BaseForecaster):
             "min_data_per_group": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.reg_lambda,
-            "num_threads": self.n_jobs,
+            "max_bin": self.max_bin,
+            "num_threads": self._threads(),
             "seed": self.random_state,
             "deterministic": True,
             "force_row_wise": True,
@@ -499,8 +558,9 @@ def _least_squares_weights(actual: np.ndarray, forecast: np.ndarray) -> np.ndarr
 
 def _average_sizes(booster: lgb.Booster) -> None:
     """Make the booster predict the mean of its first 1, 2, ..., n trees: tree i weighs (n - i) / n."""
-    info = booster.dump_model()["tree_info"]
-    n = len(info)
-    for i, tree in enumerate(info):
-        for leaf in range(tree["num_leaves"]):
+    # Leaf counts from the model text: a tenth of the time of dump_model's JSON of every tree.
+    leaves = [int(line[len("num_leaves=") :]) for line in booster.model_to_string().splitlines() if line.startswith("num_leaves=")]
+    n = len(leaves)
+    for i, count in enumerate(leaves):
+        for leaf in range(count):
             booster.set_leaf_output(i, leaf, booster.get_leaf_output(i, leaf) * (n - i) / n)

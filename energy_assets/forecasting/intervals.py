@@ -40,16 +40,15 @@ class ConformalErrors:
             else:
                 scores = np.abs(actual - forecast) / np.abs(forecast)
         scored = np.isfinite(scores)
+        counts = scored.sum(axis=0)
+        # numpy's "inverted_cdf" quantile at level q is the ceil(q n)-th smallest score (the first at q = 0):
+        # one sort per horizon instead of a selection per level. Unscored values sort last as NaN.
+        ordered = np.sort(np.where(scored, scores, np.nan), axis=0)
+        ranks = np.maximum(np.ceil(QUANTILE_LEVELS[:, None] * counts), 1).astype("int64") - 1
+        quantiles = np.take_along_axis(ordered, np.minimum(ranks, len(ordered) - 1), axis=0).T
         # A horizon without a single error keeps NaN quantiles and count 0: its intervals are unbounded.
-        quantiles = np.stack(
-            [
-                np.quantile(scores[scored[:, h], h], QUANTILE_LEVELS, method="inverted_cdf")
-                if scored[:, h].any()
-                else np.full(len(QUANTILE_LEVELS), np.nan)
-                for h in range(scores.shape[1])
-            ]
-        )
-        return cls(quantiles=quantiles, counts=scored.sum(axis=0), log_space=log_space)
+        quantiles[counts == 0] = np.nan
+        return cls(quantiles=quantiles, counts=counts, log_space=log_space)
 
     def half_width(self, coverage: float, steps: np.ndarray) -> np.ndarray:
         """The score each step's interval of `coverage` spans on either side (inf when too few errors).

@@ -64,7 +64,7 @@ def issue_forecasts(
         parts.append(part.assign(**{MODEL_VERSION: version}))
     forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
     forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]})
-    missing = sorted(set(models) - set(forecasts[ISSUED_AT]))
-    if missing:
+    missing = pd.DatetimeIndex(list(models)).difference(pd.DatetimeIndex(forecasts[ISSUED_AT].unique()))
+    if len(missing):
         raise CannotForecast(f"no series had enough history to forecast from {[m.isoformat() for m in missing[:3]]}")
     return forecasts.reset_index(drop=True)

@@ -87,8 +87,9 @@ class Panel:
         targets = extend_grid(self.grid, horizon)[(self.position(origins)[:, None] + steps).ravel()]
         keys = self.keys.repeat(n_origins * horizon)
         frame = pd.DataFrame({name: keys.get_level_values(i) for i, name in enumerate(self.key_names)})
-        frame[schema.ISSUED_AT] = np.tile(origins.repeat(horizon), n_series)
-        frame[time_name] = np.tile(targets, n_series)
+        # Tiling positions, not times: numpy would turn time zone-aware times into objects, one at a time.
+        frame[schema.ISSUED_AT] = origins[np.tile(np.arange(n_origins).repeat(horizon), n_series)]
+        frame[time_name] = targets[np.tile(np.arange(len(targets)), n_series)]
         frame[schema.HORIZON] = np.tile(steps, n_series * n_origins).astype("int16")
         frame[self.name] = values.ravel()
         return frame

@@ -12,7 +12,6 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.provenance import registry_metrics, training_provenance
 from energy_assets.forecasting.training import (
     ForecasterConfig,
@@ -109,17 +108,6 @@ class RetrainingPolicy:
             or current.extra.get("training_window_days") != self.training_window_days
         )
 
-    def validates(self, current: RegisteredModel | None, hour: pd.Timestamp, config: ForecasterConfig) -> bool:
-        """Whether the model in effect can validate the one trained at `hour`: same configuration and
-        data, trained up to the start of the validation window (so it never saw the window)."""
-        return (
-            current is not None
-            and current.data_cutoff == hour - pd.Timedelta(hours=self.validation_hours)
-            and current.config == json_normal(config.to_dict())
-            and current.feature_group_version == self.feature_group_version
-            and current.extra.get("training_window_days") == self.training_window_days
-        )
-
 
 class CannotTrain(ValueError):
     """No model can be trained for an hour: too little history before it."""
@@ -160,20 +148,17 @@ def keep_models_in_effect(
     policy: RetrainingPolicy,
     data_source: Callable[[pd.Timestamp, pd.Timestamp], Mapping[str, Any]],
     log: Callable[[str], None] = lambda message: None,
-    load: Callable[[RegisteredModel], GlobalLGBMForecaster] | None = None,
 ) -> ModelsInEffect:
     """For each hour, the model in effect, training and registering one where the policy says so.
 
     `history` holds the feature rows of `policy.read_window(hours)`; `data_source(start, end)` names where
-    a read of that window comes from, for the model's provenance. A retraining is validated by the model
-    it replaces when `policy.validates` it (kept from this run, else read with `load`): one fit, not two.
+    a read of that window comes from, for the model's provenance.
     """
     registered = registry.versions(MODEL_NAME)
     config = best_known_config(registered)
     window = pd.Timedelta(hours=policy.training_window_hours)
     by_hour: dict[pd.Timestamp, RegisteredModel] = {}
     retrainings: list[Retraining] = []
-    fitted: dict[int, GlobalLGBMForecaster] = {}
     for hour in hours:
         current = model_in_effect(registered, hour)
         if policy.needs_retraining(current, hour, config):
@@ -185,18 +170,13 @@ def keep_models_in_effect(
                 config, search_results = search_hyperparameters(
                     rows, hour, SEARCH_GRID, n_iter=policy.search_candidates, base=config
                 )
-            validator = None
-            if policy.validates(current, hour, config) and (current.version in fitted or load is not None):
-                validator = fitted.get(current.version) or load(current)
             try:
-                result = train_forecaster(rows, hour, config, policy.validation_hours, validated_by=validator)
+                result = train_forecaster(rows, hour, config, policy.validation_hours)
             except InsufficientHistoryError as too_short:
                 raise CannotTrain(f"cannot train the model for {hour.isoformat()}: {too_short}") from too_short
-            validated_by = current.version if validator is not None else None
-            current = register(registry, result, policy, search_results, provenance, validated_by)
+            current = register(registry, result, policy, search_results, provenance)
             registered.append(current)
             retrainings.append(Retraining(current, result))
-            fitted = {current.version: result.forecaster}  # only the newest can validate the next
             log(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
         by_hour[hour] = current
     return ModelsInEffect(by_hour, retrainings)
@@ -208,13 +188,13 @@ def register(
     policy: RetrainingPolicy,
     search_results: pd.DataFrame | None,
     provenance: dict,
-    validated_by: int | None = None,
 ) -> RegisteredModel:
     """Save the trained forecaster and register it with what it was trained on and validated by."""
     extra = {
         "training_data": provenance,
-        # Version of the model in effect that scored the validation window; None: a fit before the window did.
-        "validated_by_version": validated_by,
+        # Newest row of the fit that forecast the validation window (the model's calibration fit, or one
+        # before the window): it never saw a validated hour.
+        "validation_cutoff": result.validation_cutoff.isoformat(),
         "training_rows": result.training_rows,
         "training_window_days": policy.training_window_days,
         "excluded_series": result.excluded_series.to_dict(orient="records"),

@@ -14,9 +14,9 @@ from sktime.base import load
 from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
-from energy_assets.forecasting.evaluation import MODEL, backtest, forecast_fitted, overall_scores
+from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 from energy_assets.timeline import to_utc_hour
 
@@ -58,6 +58,7 @@ class ForecasterConfig:
     min_child_samples: int = _MODEL_DEFAULTS["min_child_samples"]
     feature_fraction: float = _MODEL_DEFAULTS["feature_fraction"]
     reg_lambda: float = _MODEL_DEFAULTS["reg_lambda"]
+    max_bin: int = _MODEL_DEFAULTS["max_bin"]
     objective: str = _MODEL_DEFAULTS["objective"]
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
     average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
@@ -85,8 +86,8 @@ class ForecasterConfig:
             raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
         return cls(**values)
 
-    def forecaster(self, n_jobs: int = 1) -> GlobalLGBMForecaster:
-        """An unfitted forecaster with these hyperparameters."""
+    def forecaster(self, n_jobs: int = -1) -> GlobalLGBMForecaster:
+        """An unfitted forecaster with these hyperparameters, on the cores free at each fit and prediction."""
         params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
         return GlobalLGBMForecaster(**params, n_jobs=n_jobs)
 
@@ -103,6 +104,7 @@ class TrainingResult:
     excluded_series: pd.DataFrame  # area, consumer_type, hours_available
     validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{mape,rmspe}
     validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
+    validation_cutoff: pd.Timestamp  # newest row the model that forecast the validation window was fitted on
 
 
 def required_history_hours(config: ForecasterConfig) -> int:
@@ -120,16 +122,14 @@ def train_forecaster(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     validation_hours: int = 24,
-    validated_by: GlobalLGBMForecaster | None = None,
 ) -> TrainingResult:
     """Fit on every row <= `cutoff`; validate out of sample on the last `validation_hours` before it.
 
     Series with fewer than `min_training_hours + validation_hours` hours are left out and listed.
     Validation forecasts the window from every hour in it (targets up to the cutoff), beside
     seasonal naive 24 h and 168 h issued at the same hours, with a model that saw no row of the
-    window: `validated_by` when given (the model in effect, fitted with this config up to the
-    window's start; one fit per retraining), else a second fit on the rows before the window.
-    ValueError when `validated_by` was fitted on rows inside the window.
+    window: the fit's own calibration fit when its held-out hours span the window (its forecasts are
+    already made: no extra work), else a second fit on the rows before the window.
     """
     cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
@@ -141,19 +141,29 @@ def train_forecaster(
         raise InsufficientHistoryError(needed, best, f"training up to {cutoff}")
     rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
     template = config.forecaster()
+    forecaster = template.clone().fit(to_sktime(rows))
 
     validation_start = cutoff - validation_hours * HOUR
-    origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
-    if validated_by is None:
-        validation = backtest(rows, origins, template, retrain_every=validation_hours)
+    calibration = forecaster.calibration_forecasts()
+    if calibration is not None and calibration[schema.ISSUED_AT].min() <= validation_start:
+        # The calibration fit's first origin is the newest hour it was fitted on.
+        validation_cutoff = calibration[schema.ISSUED_AT].min()
+        issued = calibration[calibration[schema.ISSUED_AT] >= validation_start]
+        # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
+        bounds = bound_columns(
+            forecaster.conformal_errors_,
+            issued[schema.TARGET].to_numpy(),
+            issued[schema.HORIZON].to_numpy(),
+            schema.INTERVAL_COVERAGES,
+            schema.TARGET,
+        )
+        validation = beside_baselines(issued.assign(**bounds), rows, validation_cutoff)
     else:
-        validation = forecast_fitted(rows, origins, validated_by)
-    metrics = {
-        f"{model}_{metric}": float(value)
-        for model, frame in validation.groupby(MODEL)
-        for metric, value in overall_scores(frame)[["mape", "rmspe"]].items()
-    }
-    forecaster = template.fit(to_sktime(rows))
+        validation_cutoff = validation_start
+        origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
+        validation = backtest(rows, origins, template, retrain_every=validation_hours)
+    scores = score_models(validation)
+    metrics = {f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in ("mape", "rmspe")}
     return TrainingResult(
         forecaster=forecaster,
         config=config,
@@ -163,6 +173,7 @@ def train_forecaster(
         excluded_series=excluded.astype({**schema.SERIES_DTYPES, "hours_available": "int64"}),
         validation_metrics=metrics,
         validation_forecasts=validation,
+        validation_cutoff=validation_cutoff,
     )
 
 
