@@ -81,8 +81,6 @@ class GlobalLGBMForecaster(BaseForecaster):
         Share of features each tree samples.
     reg_lambda : float, default=0.0
         L2 regularisation of leaf values.
-    max_bin : int, default=255
-        Histogram bins per feature (LightGBM's `max_bin`); fewer bins fit faster.
     objective : str, default="l2"
         LightGBM objective.
     holiday_weight : float, default=1.0
@@ -152,7 +150,6 @@ class GlobalLGBMForecaster(BaseForecaster):
         min_child_samples: int = 20,
         feature_fraction: float = 0.9,
         reg_lambda: float = 0.0,
-        max_bin: int = 255,
         objective: str = "l2",
         holiday_weight: float = 1.0,
         average_sizes: bool = True,
@@ -175,7 +172,6 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.min_child_samples = min_child_samples
         self.feature_fraction = feature_fraction
         self.reg_lambda = reg_lambda
-        self.max_bin = max_bin
         self.objective = objective
         self.holiday_weight = holiday_weight
         self.average_sizes = average_sizes
@@ -494,7 +490,6 @@ class GlobalLGBMForecaster(BaseForecaster):
             "min_data_per_group": self.min_child_samples,
             "feature_fraction": self.feature_fraction,
             "lambda_l2": self.reg_lambda,
-            "max_bin": self.max_bin,
             "num_threads": self._threads(),
             "seed": self.random_state,
             "deterministic": True,

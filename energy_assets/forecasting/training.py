@@ -58,7 +58,6 @@ class ForecasterConfig:
     min_child_samples: int = _MODEL_DEFAULTS["min_child_samples"]
     feature_fraction: float = _MODEL_DEFAULTS["feature_fraction"]
     reg_lambda: float = _MODEL_DEFAULTS["reg_lambda"]
-    max_bin: int = _MODEL_DEFAULTS["max_bin"]
     objective: str = _MODEL_DEFAULTS["objective"]
     holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
     average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
