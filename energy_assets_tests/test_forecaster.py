@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import lightgbm as lgb
 import numpy as np
 import pandas as pd
 import pytest
@@ -11,6 +12,7 @@ from sktime.performance_metrics.forecasting import MeanAbsolutePercentageError
 from sktime.utils.estimator_checks import check_estimator
 
 from energy_assets import schema
+from energy_assets.forecasting import forecaster as forecaster_module
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, to_sktime
 
@@ -157,3 +159,42 @@ def test_size_averaging_predicts_the_mean_of_every_smaller_model():
     sizes = [plain.booster_.predict(X, num_iteration=k) for k in range(1, 9)]
     np.testing.assert_allclose(averaged.booster_.predict(X), np.mean(sizes, axis=0), rtol=1e-12)
     assert not np.allclose(averaged.booster_.predict(X), sizes[-1])
+
+
+def test_a_training_window_learns_from_the_newest_points_only():
+    y = to_sktime(synthetic_history(days=14))
+    times = y.index.get_level_values(-1)
+    newest = y[times > times.max() - pd.Timedelta(hours=240)]
+
+    windowed = small_forecaster(training_window=240, calibration_hours=0).fit(y)
+    truncated = small_forecaster(calibration_hours=0).fit(newest)
+
+    assert windowed.booster_.model_to_string() == truncated.booster_.model_to_string()
+    with pytest.raises(ValueError, match="training_window 100 leaves no target"):
+        small_forecaster(training_window=100).fit(y)
+
+
+def test_the_calibration_fit_is_the_fit_made_calibration_hours_earlier_on_as_many_points(monkeypatch):
+    y = to_sktime(synthetic_history(days=16))
+    times = y.index.get_level_values(-1)
+    cutoff = times.max() - pd.Timedelta(hours=5)
+    params = {"training_window": 240, "calibration_hours": 48}
+    forecaster_module._RECENT_BOOSTERS.clear()
+    earlier = small_forecaster(**params).fit(y[times <= cutoff - pd.Timedelta(hours=48)])
+    fits = []
+    train = lgb.train
+    monkeypatch.setattr(forecaster_module.lgb, "train", lambda *args, **kwargs: fits.append(1) or train(*args, **kwargs))
+
+    later = small_forecaster(**params).fit(y[times <= cutoff])
+
+    assert len(fits) == 1  # the calibration fit was the earlier model's fit: only the new model is trained
+    forecaster_module._RECENT_BOOSTERS.clear()
+    refitted = small_forecaster(**params).fit(y[times <= cutoff])
+    assert len(fits) == 3  # without the earlier fit at hand, both are trained, and to the same models
+    assert later.booster_.model_to_string() == refitted.booster_.model_to_string()
+    np.testing.assert_array_equal(later.conformal_errors_.quantiles, refitted.conformal_errors_.quantiles)
+    calibration = later.calibration_forecasts().dropna(subset=[schema.TARGET])  # none past the cutoff
+    issued = earlier.predict_origins(y[times <= cutoff], pd.DatetimeIndex(calibration[schema.ISSUED_AT].unique()))
+    merged = calibration.merge(issued, on=[*schema.SERIES_KEY, schema.ISSUED_AT, schema.HORIZON], suffixes=("", "_earlier"))
+    assert len(merged) == len(calibration)
+    np.testing.assert_array_equal(merged[schema.TARGET], merged[f"{schema.TARGET}_earlier"])

@@ -28,7 +28,7 @@ from energy_assets.forecasting.retraining import (
     RetrainingPolicy,
     keep_models_in_effect,
 )
-from energy_assets.forecasting.training import TRAINING_WINDOW_HOURS
+from energy_assets.forecasting.training import TRAINING_READ_HOURS, TRAINING_WINDOW_HOURS
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
@@ -42,7 +42,7 @@ class ForecastingModelConfig(Config):
     """How often and on what the forecasting model is retrained."""
 
     training_window_days: int = Field(
-        default=TRAINING_WINDOW_HOURS // 24, ge=1, description="Days of features a training reads."
+        default=TRAINING_WINDOW_HOURS // 24, ge=1, description="Days of features a model learns from."
     )
     retrain_every_hours: int = Field(default=24, ge=1, description="Retrain once the model in effect is this old.")
     validation_hours: int = Field(default=24, ge=1, description="Final hours held out to score each new model.")
@@ -55,7 +55,8 @@ class ForecastingModelConfig(Config):
 @asset(
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
-    deps=[AssetDep("energy_consumption_features", partition_mapping=past_hours(TRAINING_WINDOW_HOURS))],
+    # The default configuration's read; a run reads what its configuration needs.
+    deps=[AssetDep("energy_consumption_features", partition_mapping=past_hours(TRAINING_READ_HOURS))],
     check_specs=[
         AssetCheckSpec(
             "beats_seasonal_naive_168",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 
 import lightgbm as lgb
 import numpy as np
@@ -104,6 +106,13 @@ class GlobalLGBMForecaster(BaseForecaster):
         Per horizon, shrink the forecast's deviation from its reference (`reference_lag` back) by the
         weight in [0, 1] that least squares gives on the calibration forecasts (a horizon-dependent
         blend with seasonal naive: the recursion's errors grow with the step). Needs calibration.
+    training_window : int or None, default=None
+        Newest time points the model learns from (the first `history_length` of them only as
+        history); None: all. The calibration fit learns from as many points before the held-out
+        ones, so it is trained on as much data as the model it calibrates, and it is the very fit
+        made `calibration_hours` earlier on that data: a backfill retraining every
+        `calibration_hours` or a divisor of it reuses that booster (fits are deterministic and
+        the last few are kept by parameters and data) instead of fitting it again.
 
     Examples
     --------
@@ -158,6 +167,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         calibration_hours: int = 48,
         calibration_horizon: int = 24,
         shrink_to_reference: bool = False,
+        training_window: int | None = None,
     ):
         self.lags = lags
         self.windows = windows
@@ -180,6 +190,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.calibration_hours = calibration_hours
         self.calibration_horizon = calibration_horizon
         self.shrink_to_reference = shrink_to_reference
+        self.training_window = training_window
         super().__init__()
         # sktime's conformance checks expect these attributes even when it does not fill them.
         self._y = None
@@ -255,8 +266,13 @@ class GlobalLGBMForecaster(BaseForecaster):
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit on a panel (one training row per series and time point with a full history), calibrated."""
         self.reference_weights_, self.conformal_errors_, self._calibration = self._calibrate(panel)
-        self._fit_booster(panel)
+        self._fit_booster(self._window(panel, len(panel.grid)))
         return self
+
+    def _window(self, panel: Panel, end: int) -> Panel:
+        """The newest `training_window` of the panel's points before position `end` (all without a window)."""
+        start = 0 if self.training_window is None else max(0, end - self.training_window)
+        return Panel(keys=panel.keys, grid=panel.grid[start:end], values=panel.values[:, start:end], name=panel.name)
 
     def calibration_forecasts(self) -> pd.DataFrame | None:
         """The calibration fit's forecasts from every origin of the held-out points, None without calibration.
@@ -292,8 +308,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         first = len(panel.grid) - held_out  # first held-out position
         if held_out <= 0 or first <= layout.history:
             return None, None, None
-        earlier = Panel(keys=panel.keys, grid=panel.grid[:first], values=panel.values[:, :first], name=panel.name)
-        calibrating = self.clone().set_params(calibration_hours=0)._fit_booster(earlier)
+        calibrating = self.clone().set_params(calibration_hours=0)._fit_booster(self._window(panel, first))
         horizon = min(self.calibration_horizon, held_out)
         origins = np.arange(first - 1, len(panel.grid) - 1)
         forecast = calibrating.predict_panel(panel, origins, horizon, last_target=len(panel.grid) - 1)
@@ -315,8 +330,16 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.layout_ = self._layout(panel.key_names)
         self.categories_ = [panel.keys.unique(level=i) for i in range(panel.keys.nlevels)]
         history, width = self.layout_.history, panel.values.shape[1]
+        if self.training_window is not None and self.training_window <= history:
+            raise ValueError(
+                f"training_window {self.training_window} leaves no target: a training row reads {history} points before it"
+            )
         if width <= history:
             raise InsufficientHistoryError(history + 1, width, "fitting")
+        key = _RECENT_BOOSTERS.key(self._booster_params(), panel)
+        if key in _RECENT_BOOSTERS:
+            self.booster_ = _RECENT_BOOSTERS.get(key)
+            return self
         # Features read gap-filled history; only observed targets are learned.
         z = self.layout_.transform(panel.gaps_filled())
         positions = np.arange(history, width)
@@ -349,7 +372,13 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=self.n_estimators)
         if self.average_sizes:
             _average_sizes(self.booster_)
+        _RECENT_BOOSTERS.put(key, self.booster_)
         return self
+
+    def _booster_params(self) -> dict:
+        """The parameters the booster depends on: not threads (deterministic), windowing or calibration."""
+        ignored = {"n_jobs", "training_window", "calibration_hours", "calibration_horizon", "shrink_to_reference"}
+        return {name: value for name, value in self.get_params().items() if name not in ignored}
 
     def predict_panel(
         self,
@@ -533,6 +562,40 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "calibration_horizon": 2,
             },
         ]
+
+
+class _RecentBoosters:
+    """The last few fitted boosters, by the parameters and data that determine them (LightGBM here is
+    deterministic), so a fit repeated on the same points in one process costs nothing."""
+
+    def __init__(self, size: int = 4):
+        self.size = size
+        self._boosters: OrderedDict[str, lgb.Booster] = OrderedDict()
+
+    @staticmethod
+    def key(params: dict, panel: Panel) -> str:
+        digest = hashlib.blake2b(repr(sorted(params.items())).encode(), digest_size=20)
+        digest.update(repr((panel.name, panel.keys.tolist(), panel.grid.tolist())).encode())
+        digest.update(np.ascontiguousarray(panel.values).tobytes())
+        return digest.hexdigest()
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._boosters
+
+    def get(self, key: str) -> lgb.Booster:
+        self._boosters.move_to_end(key)
+        return self._boosters[key]
+
+    def put(self, key: str, booster: lgb.Booster) -> None:
+        self._boosters[key] = booster
+        while len(self._boosters) > self.size:
+            self._boosters.popitem(last=False)
+
+    def clear(self) -> None:
+        self._boosters.clear()
+
+
+_RECENT_BOOSTERS = _RecentBoosters()
 
 
 def _datetimes(grid: pd.Index) -> pd.Index | None:

@@ -37,8 +37,10 @@ __all__ = [
 HOUR = pd.Timedelta(hours=1)
 MODEL_FILE = "forecaster"  # sktime's save adds ".zip"
 _MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
-# Newest hours of features a training reads: the window the model asset declares on its features.
+# Newest hours of features a model learns from. Its calibration fit learns from as many hours ending
+# calibration_hours earlier, so a training reads both: the window the model asset declares on its features.
 TRAINING_WINDOW_HOURS = 30 * 24
+TRAINING_READ_HOURS = TRAINING_WINDOW_HOURS + _MODEL_DEFAULTS["calibration_hours"]
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,15 @@ class ForecasterConfig:
             raise ValueError(f"unknown forecaster config keys {sorted(unknown)}")
         return cls(**values)
 
+    @property
+    def read_hours(self) -> int | None:
+        """Newest hours a training reads: the model's window and its calibration fit's (None: all)."""
+        return None if self.training_window_hours is None else self.training_window_hours + self.calibration_hours
+
     def forecaster(self, n_jobs: int = -1) -> GlobalLGBMForecaster:
         """An unfitted forecaster with these hyperparameters, on the cores free at each fit and prediction."""
         params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
-        return GlobalLGBMForecaster(**params, n_jobs=n_jobs)
+        return GlobalLGBMForecaster(**params, training_window=self.training_window_hours, n_jobs=n_jobs)
 
 
 @dataclass(frozen=True)
@@ -141,6 +148,9 @@ def train_forecaster(
     rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
     template = config.forecaster()
     forecaster = template.clone().fit(to_sktime(rows))
+    learned = rows
+    if config.training_window_hours is not None:
+        learned = rows[rows[schema.DATETIME] > cutoff - config.training_window_hours * HOUR]
 
     validation_start = cutoff - validation_hours * HOUR
     calibration = forecaster.calibration_forecasts()
@@ -166,8 +176,8 @@ def train_forecaster(
     return TrainingResult(
         forecaster=forecaster,
         config=config,
-        training_rows=len(rows),
-        training_start=rows[schema.DATETIME].min(),
+        training_rows=len(learned),
+        training_start=learned[schema.DATETIME].min(),
         data_cutoff=cutoff,
         excluded_series=excluded.astype({**schema.SERIES_DTYPES, "hours_available": "int64"}),
         validation_metrics=metrics,
@@ -177,13 +187,13 @@ def train_forecaster(
 
 
 def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: ForecasterConfig) -> pd.DataFrame:
-    """Rows with an observed target at or before `cutoff`, within the config's training window."""
+    """Rows with an observed target at or before `cutoff` that a training reads (`config.read_hours`)."""
     missing = [c for c in schema.CONSUMPTION_COLUMNS if c not in history.columns]
     if missing:
         raise ValueError(f"history lacks columns {missing}")
     keep = (history[schema.DATETIME] <= cutoff) & history[schema.TARGET].notna()
-    if config.training_window_hours is not None:
-        keep &= history[schema.DATETIME] > cutoff - config.training_window_hours * HOUR
+    if config.read_hours is not None:
+        keep &= history[schema.DATETIME] > cutoff - config.read_hours * HOUR
     return history.loc[keep, schema.CONSUMPTION_COLUMNS]
 
 
