@@ -44,14 +44,16 @@ class GlobalLGBMForecaster(BaseForecaster):
     `benchmarks/accuracy_real_data.py --check-defaults` and the README).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
 
-    Prediction intervals are split-conformal: `fit` first fits the same model on all but the last
-    `calibration_hours` points, forecasts every origin inside those hours (out of sample, as the
-    final model will be used), and keeps per-horizon quantiles of the absolute log errors
-    (`ConformalErrors`); the final model is then fitted on everything. Errors in log space are
-    relative, so series of any size share one calibration; per horizon, because errors grow along
-    the recursion. Split rather than sktime's `ConformalIntervals` (a refit per calibration origin)
-    or mlforecast's cross-validation windows (one refit per window): one extra fit, and every
-    calibration forecast is still made by a model that never saw its target.
+    Prediction intervals are split-conformal: `fit` first fits the same model on the points before
+    the last `calibration_hours` (as many as the final model learns from, with `training_window`),
+    forecasts every origin inside those hours (out of sample, as the final model will be used), and
+    keeps per-horizon quantiles of the absolute log errors (`ConformalErrors`); the final model is
+    then fitted on the newest points. Errors in log space are relative, so series of any size share
+    one calibration; per horizon, because errors grow along the recursion. Split rather than
+    sktime's `ConformalIntervals` (a refit per calibration origin) or mlforecast's cross-validation
+    windows (one refit per window): one extra fit, none when that fit was made before in the same
+    process (a backfill's earlier retraining), and every calibration forecast is still made by a
+    model that never saw its target.
 
     Parameters
     ----------
@@ -332,7 +334,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         history, width = self.layout_.history, panel.values.shape[1]
         if self.training_window is not None and self.training_window <= history:
             raise ValueError(
-                f"training_window {self.training_window} leaves no target: a training row reads {history} points before it"
+                f"training_window {self.training_window} leaves no target: "
+                f"a training row reads {history} points before it"
             )
         if width <= history:
             raise InsufficientHistoryError(history + 1, width, "fitting")
@@ -617,7 +620,8 @@ def _least_squares_weights(actual: np.ndarray, forecast: np.ndarray) -> np.ndarr
 def _average_sizes(booster: lgb.Booster) -> None:
     """Make the booster predict the mean of its first 1, 2, ..., n trees: tree i weighs (n - i) / n."""
     # Leaf counts from the model text: a tenth of the time of dump_model's JSON of every tree.
-    leaves = [int(line[len("num_leaves=") :]) for line in booster.model_to_string().splitlines() if line.startswith("num_leaves=")]
+    text = booster.model_to_string().splitlines()
+    leaves = [int(line[len("num_leaves=") :]) for line in text if line.startswith("num_leaves=")]
     n = len(leaves)
     for i, count in enumerate(leaves):
         for leaf in range(count):

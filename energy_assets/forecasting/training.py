@@ -172,7 +172,9 @@ def train_forecaster(
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
         validation = backtest(rows, origins, template, retrain_every=validation_hours)
     scores = score_models(validation)
-    metrics = {f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in ("mape", "rmspe")}
+    metrics = {
+        f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in ("mape", "rmspe")
+    }
     return TrainingResult(
         forecaster=forecaster,
         config=config,
