@@ -153,12 +153,17 @@ def schedule_cron() -> str:
     return text(SCHEDULE_CRON, DEFAULT_SCHEDULE_CRON)
 
 
+def is_object_prefix(value: str, partial_last: bool = False) -> bool:
+    """Whether `value` is '/'-separated names, none empty or starting with '.', so no object under it can
+    land outside it or the bucket; with `partial_last`, its last part (a listing's) may be any start of a name."""
+    folders = value.split("/")[:-1] if partial_last else value.split("/")
+    return "\\" not in value and not any(not name or name.startswith(".") for name in folders)
+
+
 def bucket_prefix() -> str:
-    """The object-name prefix of everything the project writes in its bucket: '/'-separated names,
-    none empty or starting with '.', so no object can land outside the prefix or the bucket."""
+    """The object-name prefix of everything the project writes in its bucket (`is_object_prefix`)."""
     value = text(BUCKET_PREFIX, DEFAULT_BUCKET_PREFIX)
-    parts = value.split("/")
-    if "\\" in value or any(not part or part.startswith(".") for part in parts):
+    if not is_object_prefix(value):
         raise SettingError(
             f"{BUCKET_PREFIX}={value!r} is not an object-name prefix: use '/'-separated names, "
             "none empty or starting with '.' (e.g. energy_assets or team/energy_assets)"

@@ -27,8 +27,9 @@ _READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 
 
 def check_prefix(prefix: str) -> None:
-    """`ValueError` unless every folder of `prefix` is a plain name: '..' would walk outside the bucket."""
-    if any(part in ("", ".", "..") or part.startswith(".") for part in prefix.split("/")[:-1]):
+    """`ValueError` unless every folder of the listing prefix `prefix` is a plain name: '..' would walk
+    outside the bucket (the rule of `settings.is_object_prefix`)."""
+    if not settings.is_object_prefix(prefix, partial_last=True):
         raise ValueError(f"invalid prefix {prefix!r}: prefixes are '/'-separated names, none empty or starting with '.'")
 
 
