@@ -2,7 +2,8 @@
 
 Every fake method checks its arguments against the real SDK method's signature, so an adapter
 cannot call a parameter the SDK lacks. Answers are the SDK's own objects built from REST-shaped
-(camelCase) payloads where they can be built offline (models, feature-group metadata), so every
+(camelCase) payloads where they can be built offline (models, feature groups, feature views with
+their query and schema), so every
 transformation the SDK applies on the way back (humps.decamelize of metric names, ...) happens
 here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
 - `login` first logs out: the previous connection closes, its client certificates (PEM files in
@@ -40,6 +41,7 @@ import re
 import shutil
 import uuid
 import warnings
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -336,6 +338,38 @@ class FakeFeatureStore:
         return FakeFeatureView(self._connection, metadata)
 
 
+def feature_view_payload(metadata: dict[str, Any], group: FakeFeatureGroup) -> dict[str, Any]:
+    """A feature view as the backend's REST API describes it: its query selects every feature of `group`."""
+    group_payload = group.payload()
+    return {
+        "id": zlib.crc32(f"{metadata['name']}/{metadata['version']}".encode()),  # stable across processes
+        "name": metadata["name"],
+        "version": metadata["version"],
+        "description": metadata["description"],
+        "featurestoreId": 1,
+        "featurestoreName": f"{group._backend.project_name}_featurestore",
+        # The view's schema: each feature of the group, in order, none a label.
+        "features": [
+            {
+                "name": feature["name"],
+                "type": feature["type"],
+                "index": index,
+                "featuregroup": group_payload,
+                "featureGroupFeatureName": feature["name"],
+                "label": False,
+            }
+            for index, feature in enumerate(group_payload["features"])
+        ],
+        "query": {
+            "leftFeatureGroup": group_payload,
+            "leftFeatures": group_payload["features"],
+            "featureStoreName": f"{group._backend.project_name}_featurestore",
+            "featureStoreId": 1,
+            "joins": [],
+        },
+    }
+
+
 class FakeFeatureGroup:
     """A feature group: committed rows plus queued insert jobs; its metadata is the SDK's FeatureGroup."""
 
@@ -354,6 +388,13 @@ class FakeFeatureGroup:
 
     def _sdk_group(self) -> FeatureGroup:
         """The SDK's object for this group, from the REST payload the backend would send."""
+        # The SDK asks the connection's engine which formats it can write; backend-internal loads have none.
+        engine_type = hopsworks_common.connection._hsfs_engine_type or "python"
+        with mock.patch.object(hopsworks_common.connection, "_hsfs_engine_type", engine_type):
+            return FeatureGroup.from_response_json(self.payload())
+
+    def payload(self) -> dict[str, Any]:
+        """The group as the backend's REST API describes it (a `cachedFeaturegroupDTO`)."""
         metadata = self._metadata
         hudi = (metadata["time_travel_format"] or "").upper() == "HUDI"
         payload = {
@@ -385,11 +426,7 @@ class FakeFeatureGroup:
             payload["expectationSuite"] = {
                 **metadata["expectation_suite"], "id": metadata["id"], "featureStoreId": 1, "featureGroupId": metadata["id"]
             }
-        # The SDK asks the connection's engine which formats it can write; backend-internal loads have none.
-        engine_type = hopsworks_common.connection._hsfs_engine_type or "python"
-        with mock.patch.object(hopsworks_common.connection, "_hsfs_engine_type", engine_type):
-            group = FeatureGroup.from_response_json(payload)
-        return group
+        return payload
 
     name = property(lambda self: self._sdk.name)
     version = property(lambda self: self._sdk.version)
@@ -547,10 +584,13 @@ class FakeFeatureView:
     def __init__(self, connection: FakeConnection, metadata: dict[str, Any]):
         self._connection = connection
         self._backend = connection.backend
-        self.name: str = metadata["name"]
-        self.version: int = metadata["version"]
-        self.description: str | None = metadata["description"]
         self._group = tuple(metadata["group"])
+        with mock.patch.object(hopsworks_common.connection, "_hsfs_engine_type", "python"):
+            self._sdk = FeatureView.from_response_json(feature_view_payload(metadata, self.get_root_fg()))
+
+    name = property(lambda self: self._sdk.name)
+    version = property(lambda self: self._sdk.version)
+    description = property(lambda self: self._sdk.description)
 
     @mirrors(FeatureView.delete)
     def delete(self, force: bool = False) -> None:
@@ -558,6 +598,7 @@ class FakeFeatureView:
 
     @mirrors(FeatureView.get_root_fg)
     def get_root_fg(self) -> FakeFeatureGroup:
+        # The group the view's query reads, as stored now (the SDK's query keeps the one it was built with).
         return FakeFeatureGroup.load(self._backend, self._backend.feature_group_dir(*self._group), self._connection)
 
     @mirrors(FeatureView.get_batch_data)

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
 from hopsworks_common.util import VersionWarning
+from hsfs.feature_view import FeatureView
 from hsml.client.exceptions import ModelRegistryException
 from hsml.python.model import Model as PythonModel
 
@@ -30,6 +31,7 @@ from energy_assets.resources.hopsworks import (
     HopsworksFeatureStore,
     HopsworksLoginError,
     HopsworksModelRegistry,
+    OFFLINE_TYPES,
 )
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, FEATURE_GROUP_NAME, TARGET
 from energy_assets_tests.conftest import REPO_ROOT
@@ -286,6 +288,10 @@ def test_the_feature_view_is_created_once_and_reused_across_runs(tmp_path):
     pd.testing.assert_frame_equal(first, second)
     views = sorted(path.relative_to(tmp_path / "hopsworks") for path in (tmp_path / "hopsworks").rglob("feature_views/**/*.json"))
     assert [str(view) for view in views] == ["feature_views/energy_consumption_denmark_view/1.json"]
+    # The view the resource holds is the SDK's, its query every feature of the group, as the backend describes it.
+    view = hopsworks_feature_store(tmp_path)._view()
+    assert isinstance(view._sdk, FeatureView)
+    assert [feature.name for feature in view._sdk.features] == list(OFFLINE_TYPES)
 
 
 def test_a_view_of_another_feature_group_version_is_refused(tmp_path):
