@@ -496,7 +496,9 @@ def test_the_daemon_launches_the_hourly_schedule_from_a_tick(deployment, scenari
     while deployment.run_status(scenarios.scheduled_run) in IN_PROGRESS:
         assert time.monotonic() < deadline, f"the scheduled run did not finish within 300 s\n{deployment.log_tail('daemon')}"
         time.sleep(2)
-    assert deployment.run_status(scenarios.scheduled_run) == "SUCCESS", deployment.webserver.run_failures([scenarios.scheduled_run])
+    assert deployment.run_status(scenarios.scheduled_run) == "SUCCESS", (
+        f"{deployment.webserver.run_failures([scenarios.scheduled_run])}\n{deployment.log_tail('daemon')}"
+    )
     assert [run_id for run_id, _ in deployment.runs_with_tag("dagster/schedule_name", SCHEDULE_NAME)] == [scenarios.scheduled_run]
     tags = dict(deployment.postgres.query("SELECT key, value FROM run_tags WHERE run_id = %s", scenarios.scheduled_run))
     assert tags["dagster/schedule_name"] == SCHEDULE_NAME and "dagster/tick" in tags

@@ -67,7 +67,8 @@ query ($backfillId: String!) { partitionBackfillOrError(backfillId: $backfillId)
 """
 RUN_FAILURES_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { eventConnection(afterCursor: null) { events {
-  __typename ... on ExecutionStepFailureEvent { stepKey error { message } } } } } } }
+  __typename ... on ExecutionStepFailureEvent { stepKey error { message } }
+  ... on RunFailureEvent { message error { message } } } } } } }
 """
 MATERIALIZATIONS_QUERY = """
 query ($assetKey: AssetKeyInput!) { assetOrError(assetKey: $assetKey) { ... on Asset {
@@ -158,7 +159,10 @@ class DagsterDev:
             for run_id in run_ids
             for event in self.graphql(RUN_FAILURES_QUERY, runId=run_id)["runOrError"]["eventConnection"]["events"]
         ]
-        return [f"{e['stepKey']}: {e['error']['message']}" for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+        steps = [f"{e['stepKey']}: {e['error']['message']}" for e in events if e["__typename"] == "ExecutionStepFailureEvent"]
+        # A run can fail outside its steps (its worker lost, a launch error): say so too.
+        runs = [f"run: {e['message']} {(e['error'] or {}).get('message', '')}" for e in events if e["__typename"] == "RunFailureEvent"]
+        return steps + runs
 
     def partitions(self, asset: str) -> dict:
         """The asset's partition counts and its materialized ranges of partition keys."""
