@@ -340,8 +340,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         if width <= history:
             raise InsufficientHistoryError(history + 1, width, "fitting")
         key = _RECENT_BOOSTERS.key(self._booster_params(), panel)
-        if key in _RECENT_BOOSTERS:
-            self.booster_ = _RECENT_BOOSTERS.get(key)
+        if (kept := _RECENT_BOOSTERS.get(key)) is not None:
+            self.booster_ = kept
             return self
         # Features read gap-filled history; only observed targets are learned.
         z = self.layout_.transform(panel.gaps_filled())
@@ -444,12 +444,8 @@ class GlobalLGBMForecaster(BaseForecaster):
             X, level = feature_rows(
                 layout, z, statistics, np.array([position]), grid_calendar, offsets, row_codes
             )
-            if rows.all():
-                z[:, position] = layout.unscale(self.booster_.predict(X, num_threads=threads), level[:, 0])
-            else:
-                z[rows, position] = layout.unscale(
-                    self.booster_.predict(X[rows], num_threads=threads), level[rows, 0]
-                )
+            rows = slice(None) if rows.all() else rows  # all rows: a view, not a copy of X
+            z[rows, position] = layout.unscale(self.booster_.predict(X[rows], num_threads=threads), level[rows, 0])
         weights = getattr(self, "reference_weights_", None)  # None: no calibration, or saved before it existed
         if weights is not None:
             # Steps within one season are weighted (beyond the calibrated ones, by the furthest one's weight).
@@ -582,12 +578,10 @@ class _RecentBoosters:
         digest.update(np.ascontiguousarray(panel.values).tobytes())
         return digest.hexdigest()
 
-    def __contains__(self, key: str) -> bool:
-        return key in self._boosters
-
-    def get(self, key: str) -> lgb.Booster:
-        self._boosters.move_to_end(key)
-        return self._boosters[key]
+    def get(self, key: str) -> lgb.Booster | None:
+        if key in self._boosters:
+            self._boosters.move_to_end(key)
+        return self._boosters.get(key)
 
     def put(self, key: str, booster: lgb.Booster) -> None:
         self._boosters[key] = booster

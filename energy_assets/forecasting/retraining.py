@@ -94,15 +94,15 @@ class RetrainingPolicy:
     def training_window_days(self) -> int:
         return self.training_window_hours // 24
 
-    def read_hours(self, config: ForecasterConfig) -> int:
-        """Hours of features one training reads: the window, and its calibration fit's before it."""
-        return self.training_window_hours + config.calibration_hours
+    def configured(self, config: ForecasterConfig) -> ForecasterConfig:
+        """`config` learning from this policy's window, whatever window it came with."""
+        return replace(config, training_window_hours=self.training_window_hours)
 
     def read_window(
         self, hours: pd.DatetimeIndex, config: ForecasterConfig = ForecasterConfig()
     ) -> tuple[pd.Timestamp, pd.Timestamp]:
         """[start, end) of the feature rows that every training of `hours` with `config` reads."""
-        return hours[0] - pd.Timedelta(hours=self.read_hours(config)) + HOUR, hours[-1] + HOUR
+        return hours[0] - pd.Timedelta(hours=self.configured(config).read_hours) + HOUR, hours[-1] + HOUR
 
     def needs_retraining(self, current: RegisteredModel | None, hour: pd.Timestamp, config: ForecasterConfig) -> bool:
         """Whether the model in effect is missing, too old, or trained with another configuration or data."""
@@ -161,14 +161,13 @@ def keep_models_in_effect(
     a read of that window comes from, for the model's provenance.
     """
     registered = registry.versions(MODEL_NAME)
-    # The policy's window is the one the model learns from, whatever window the configuration came with.
-    config = replace(best_known_config(registered), training_window_hours=policy.training_window_hours)
+    config = policy.configured(best_known_config(registered))
     by_hour: dict[pd.Timestamp, RegisteredModel] = {}
     retrainings: list[Retraining] = []
     for hour in hours:
         current = model_in_effect(registered, hour)
         if policy.needs_retraining(current, hour, config):
-            window = pd.Timedelta(hours=policy.read_hours(config))
+            window = pd.Timedelta(hours=config.read_hours)
             rows = history[(history[DATETIME] > hour - window) & (history[DATETIME] <= hour)]
             read_start, read_end = hour - window + HOUR, hour + HOUR
             provenance = training_provenance(rows, data_source(read_start, read_end), read_start, read_end)

@@ -37,10 +37,9 @@ __all__ = [
 HOUR = pd.Timedelta(hours=1)
 MODEL_FILE = "forecaster"  # sktime's save adds ".zip"
 _MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
-# Newest hours of features a model learns from. Its calibration fit learns from as many hours ending
-# calibration_hours earlier, so a training reads both: the window the model asset declares on its features.
+# Newest hours of features a model learns from (its calibration fit learns from as many hours ending
+# calibration_hours earlier: `ForecasterConfig.read_hours`).
 TRAINING_WINDOW_HOURS = 30 * 24
-TRAINING_READ_HOURS = TRAINING_WINDOW_HOURS + _MODEL_DEFAULTS["calibration_hours"]
 
 
 @dataclass(frozen=True)
@@ -96,6 +95,10 @@ class ForecasterConfig:
         """An unfitted forecaster with these hyperparameters, on the cores free at each fit and prediction."""
         params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
         return GlobalLGBMForecaster(**params, training_window=self.training_window_hours, n_jobs=n_jobs)
+
+
+# What a training with the default configuration reads: the window the model asset declares on its features.
+TRAINING_READ_HOURS = ForecasterConfig().read_hours
 
 
 @dataclass(frozen=True)
