@@ -50,13 +50,17 @@ def test_passes_sktime_estimator_checks():
     check_estimator(GlobalLGBMForecaster, raise_exceptions=True, verbose=False)
 
 
-def test_predict_origins_equals_one_origin_at_a_time():
+ONE_MODEL, COMBINED = {"combine_without_level_lags": False}, {"combine_without_level_lags": True}
+
+
+@pytest.mark.parametrize("params", [ONE_MODEL, COMBINED], ids=["one model", "combined"])
+def test_predict_origins_equals_one_origin_at_a_time(params):
     history = synthetic_history()
     # Gaps check that gap filling looks only backwards, as a forecast issued at an origin must.
     history.loc[history.sample(frac=0.02, random_state=2).index, schema.TARGET] = np.nan
     y = to_sktime(history)
     times = y.index.get_level_values(-1)
-    forecaster = small_forecaster().fit(y[times <= times[0] + pd.Timedelta(days=12)])
+    forecaster = small_forecaster(**params).fit(y[times <= times[0] + pd.Timedelta(days=12)])
     origins = pd.date_range(times[0] + pd.Timedelta(days=12), periods=30, freq="3h")
 
     batch = forecaster.predict_origins(y, origins, horizon=24)
@@ -71,10 +75,11 @@ def test_predict_origins_equals_one_origin_at_a_time():
     assert len(batch) == len(SERIES) * len(origins) * 24
 
 
-def test_batches_of_origins_give_the_forecasts_of_one_batch():
+@pytest.mark.parametrize("params", [ONE_MODEL, COMBINED], ids=["one model", "combined"])
+def test_batches_of_origins_give_the_forecasts_of_one_batch(params):
     y = to_sktime(synthetic_history())
     panel = Panel.from_sktime(y)
-    forecaster = small_forecaster().fit(y)
+    forecaster = small_forecaster(**params).fit(y)
     origins = np.arange(200, 230)
 
     whole = forecaster.predict_panel(panel, origins, 24)
@@ -83,6 +88,37 @@ def test_batches_of_origins_give_the_forecasts_of_one_batch():
 
     assert whole.shape == (len(SERIES), len(origins), 24)
     np.testing.assert_array_equal(batched, whole)
+
+
+def test_a_combined_model_forecasts_the_geometric_mean_of_the_models_with_and_without_level_lags():
+    y = to_sktime(synthetic_history())
+    times = y.index.get_level_values(-1)
+    origins = pd.date_range(times.max() - pd.Timedelta(hours=30), periods=6, freq="5h")
+    params = {"level_lags": (24,), "calibration_hours": 48, **ONE_MODEL}
+
+    combined = small_forecaster(**{**params, **COMBINED}).fit(y)
+    members = [small_forecaster(**params).fit(y), small_forecaster(**{**params, "level_lags": ()}).fit(y)]
+
+    assert [booster.model_to_string() for _, booster in combined.members_] == [
+        member.booster_.model_to_string() for member in members
+    ]
+    forecasts = [f.predict_origins(y, origins)[schema.TARGET].to_numpy() for f in (combined, *members)]
+    mean = np.expm1((np.log1p(forecasts[1]) + np.log1p(forecasts[2])) / 2)  # the model's log1p space
+    np.testing.assert_allclose(forecasts[0], mean, rtol=1e-12)
+    assert not np.allclose(forecasts[1], forecasts[2])
+    # Its intervals are calibrated on the combination's own calibration forecasts.
+    calibration = [f.calibration_forecasts()[schema.TARGET].to_numpy() for f in (combined, *members)]
+    np.testing.assert_allclose(calibration[0], np.expm1((np.log1p(calibration[1]) + np.log1p(calibration[2])) / 2))
+
+
+def test_without_level_lags_there_is_one_member_to_combine():
+    y = to_sktime(synthetic_history())
+
+    combined = small_forecaster(level_lags=(), **COMBINED).fit(y)
+    single = small_forecaster(level_lags=(), **ONE_MODEL).fit(y)
+
+    assert len(combined.members_) == 1
+    assert combined.booster_.model_to_string() == single.booster_.model_to_string()
 
 
 def test_predict_equals_predict_origins_at_the_cutoff():
@@ -187,11 +223,13 @@ def test_the_calibration_fit_is_the_fit_made_calibration_hours_earlier_on_as_man
 
     later = small_forecaster(**params).fit(y[times <= cutoff])
 
-    assert len(fits) == 1  # the calibration fit was the earlier model's fit: only the new model is trained
+    members = len(later.members_)
+    assert members == 2  # the default combines the models with and without the level lag
+    assert len(fits) == members  # the calibration fit was the earlier model's fit: only the new model is trained
     forecaster_module._RECENT_BOOSTERS.clear()
     refitted = small_forecaster(**params).fit(y[times <= cutoff])
-    assert len(fits) == 3  # without the earlier fit at hand, both are trained, and to the same models
-    assert later.booster_.model_to_string() == refitted.booster_.model_to_string()
+    assert len(fits) == 3 * members  # without the earlier fit at hand, both are trained, and to the same models
+    assert [b.model_to_string() for _, b in later.members_] == [b.model_to_string() for _, b in refitted.members_]
     np.testing.assert_array_equal(later.conformal_errors_.quantiles, refitted.conformal_errors_.quantiles)
     calibration = later.calibration_forecasts().dropna(subset=[schema.TARGET])  # none past the cutoff
     issued = earlier.predict_origins(y[times <= cutoff], pd.DatetimeIndex(calibration[schema.ISSUED_AT].unique()))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
+from dataclasses import replace
+from typing import NamedTuple
 
 import lightgbm as lgb
 import numpy as np
@@ -38,11 +40,16 @@ class GlobalLGBMForecaster(BaseForecaster):
     `scale_window`-hour mean. Deviations are log differences when `log_target`, else relative.
     With `average_sizes` the booster predicts the mean of its first 1, 2, ..., n trees (tree i
     weighs (n - i) / n, set once after fitting, so prediction costs no more): the forecast then
-    depends little on `n_estimators`. The defaults are what `search_hyperparameters` (400 trees; then
-    level and holiday lags) chose on the real extract's daily folds; 48 calibration hours cover as
-    closely as 72 there and leave intervals to a model trained on the least history it accepts (see
-    `benchmarks/accuracy_real_data.py --check-defaults` and the README).
-    `predict_origins` forecasts many issue times of many series with one LightGBM call per step.
+    depends little on `n_estimators`. With `combine_without_level_lags` (and `level_lags`) the model
+    is two such boosters, one with the level lags and one without, each forecasting recursively from
+    its own steps; the forecast is the mean of theirs in model space (with `log_target`, a geometric
+    mean of 1 + value), and calibration and shrinkage apply to that mean. The level lag helps where
+    the reference week was unusual and yesterday was not, and misleads where yesterday was unusual:
+    the two members err differently, and their mean beat both alone on the real extract's holiday
+    folds and on the ordinary days after them. The defaults are what `search_hyperparameters` (400
+    trees; then level and holiday lags and the combination; then calibration hours) chose on the real
+    extract's daily folds (see `benchmarks/accuracy_real_data.py --check-defaults` and the README).
+    `predict_origins` forecasts many issue times of many series with one LightGBM call per step and member.
 
     Prediction intervals are split-conformal: `fit` first fits the same model on the points before
     the last `calibration_hours` (as many as the final model learns from, with `training_window`),
@@ -101,7 +108,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         Seed of LightGBM's sampling; equal seeds and data give equal models.
     calibration_hours : int, default=48
         Final time points held out to calibrate prediction intervals (one extra fit on the points
-        before them); 0 fits once and leaves `predict_interval` unavailable.
+        before them); 0 fits once and leaves `predict_interval` unavailable. Horizon h is calibrated
+        on the errors of the first `calibration_hours` - h + 1 origins: at 48, every horizon up to 24
+        on at least 25 origins.
     calibration_horizon : int, default=24
         Furthest step calibrated; intervals further ahead take its errors.
     shrink_to_reference : bool, default=False
@@ -115,6 +124,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         made `calibration_hours` earlier on that data: a backfill retraining every
         `calibration_hours` or a divisor of it reuses that booster (fits are deterministic and
         the last few are kept by parameters and data) instead of fitting it again.
+    combine_without_level_lags : bool, default=True
+        Also fit the booster without `level_lags` (every other setting equal) and forecast the mean of
+        both members in model space; without level lags there is one member either way.
 
     Examples
     --------
@@ -170,6 +182,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         calibration_horizon: int = 24,
         shrink_to_reference: bool = False,
         training_window: int | None = None,
+        combine_without_level_lags: bool = True,
     ):
         self.lags = lags
         self.windows = windows
@@ -193,6 +206,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.calibration_horizon = calibration_horizon
         self.shrink_to_reference = shrink_to_reference
         self.training_window = training_window
+        self.combine_without_level_lags = combine_without_level_lags
         super().__init__()
         # sktime's conformance checks expect these attributes even when it does not fill them.
         self._y = None
@@ -329,6 +343,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         return weights, errors, (panel, origins, forecast)
 
     def _fit_booster(self, panel: Panel) -> GlobalLGBMForecaster:
+        """Fit one booster per member (`_member_layouts`) on the panel's points."""
         self.layout_ = self._layout(panel.key_names)
         self.categories_ = [panel.keys.unique(level=i) for i in range(panel.keys.nlevels)]
         history, width = self.layout_.history, panel.values.shape[1]
@@ -339,16 +354,22 @@ class GlobalLGBMForecaster(BaseForecaster):
             )
         if width <= history:
             raise InsufficientHistoryError(history + 1, width, "fitting")
-        key = _RECENT_BOOSTERS.key(self._booster_params(), panel)
+        self.members_ = [(layout, self._member_booster(layout, panel)) for layout in self._member_layouts(panel.key_names)]
+        self.booster_ = self.members_[0][1]
+        return self
+
+    def _member_booster(self, layout: FeatureLayout, panel: Panel) -> lgb.Booster:
+        """The booster of one member's features on the panel: a kept one, or a new fit."""
+        key = _RECENT_BOOSTERS.key({**self._booster_params(), "level_lags": layout.level_lags}, panel)
         if (kept := _RECENT_BOOSTERS.get(key)) is not None:
-            self.booster_ = kept
-            return self
+            return kept
         # Features read gap-filled history; only observed targets are learned.
-        z = self.layout_.transform(panel.gaps_filled())
+        history, width = layout.history, panel.values.shape[1]
+        z = layout.transform(panel.gaps_filled())
         positions = np.arange(history, width)
         grid_calendar = calendar(_datetimes(panel.grid), width)
         X, level = feature_rows(
-            self.layout_,
+            layout,
             z,
             RunningSums(z),
             positions,
@@ -356,9 +377,9 @@ class GlobalLGBMForecaster(BaseForecaster):
             np.zeros(len(panel.keys), dtype="int64"),
             self._key_codes(panel.keys),
         )
-        target = self.layout_.scale(self.layout_.transform(panel.values)[:, positions], level).ravel()
+        target = layout.scale(layout.transform(panel.values)[:, positions], level).ravel()
         special = grid_calendar[positions, 2] > 0
-        for lag in self.layout_.holiday_lags:
+        for lag in layout.holiday_lags:
             special |= grid_calendar[positions - lag, 2] > 0
         weight = np.tile(np.where(special, self.holiday_weight, 1.0), len(panel.keys))
         keep = np.isfinite(target) & (weight > 0)
@@ -368,19 +389,37 @@ class GlobalLGBMForecaster(BaseForecaster):
             X[keep],
             target[keep],
             weight=weight[keep],
-            feature_name=self.layout_.names,
-            categorical_feature=self.layout_.categorical,
+            feature_name=layout.names,
+            categorical_feature=layout.categorical,
             free_raw_data=True,
         )
-        self.booster_ = lgb.train(self._lgb_params(), dataset, num_boost_round=self.n_estimators)
+        booster = lgb.train(self._lgb_params(), dataset, num_boost_round=self.n_estimators)
         if self.average_sizes:
-            _average_sizes(self.booster_)
-        _RECENT_BOOSTERS.put(key, self.booster_)
-        return self
+            _average_sizes(booster)
+        _RECENT_BOOSTERS.put(key, booster)
+        return booster
+
+    def _member_layouts(self, key_levels: tuple[str, ...]) -> list[FeatureLayout]:
+        """The features of each member: all of them, and without the level lags when combined (and any)."""
+        layout = self._layout(key_levels)
+        if self.combine_without_level_lags and layout.level_lags:
+            return [layout, replace(layout, level_lags=())]
+        return [layout]
+
+    def _members(self) -> list[tuple[FeatureLayout, lgb.Booster]]:
+        # Models saved before members existed have one booster.
+        return getattr(self, "members_", None) or [(self.layout_, self.booster_)]
 
     def _booster_params(self) -> dict:
         """The parameters the booster depends on: not threads (deterministic), windowing or calibration."""
-        ignored = {"n_jobs", "training_window", "calibration_hours", "calibration_horizon", "shrink_to_reference"}
+        ignored = {
+            "n_jobs",
+            "training_window",
+            "calibration_hours",
+            "calibration_horizon",
+            "shrink_to_reference",
+            "combine_without_level_lags",
+        }
         return {name: value for name, value in self.get_params().items() if name not in ignored}
 
     def predict_panel(
@@ -393,11 +432,12 @@ class GlobalLGBMForecaster(BaseForecaster):
     ) -> np.ndarray:
         """(series, origins, horizon) forecasts issued after grid positions `origins`.
 
-        Series and origins form batches of at most `max_rows` (series, origin) rows (whole origins,
-        at least one per batch); each horizon step of a batch is one booster call. A batch holds
-        rows x (history + horizon) model-space values plus one step's features, so memory beyond
-        the result stays bounded however many series and origins there are. With `last_target`, steps
-        past that grid position are not forecast (NaN): a calibration has no actual to score them on.
+        Series and origins form batches of at most `max_rows` (series, origin) rows counted over all
+        members (whole origins, at least one per batch); each horizon step of a batch is one booster
+        call per member. A batch's members hold at most `max_rows` x (history + horizon) model-space
+        values in all, plus one step's features, so memory beyond the result stays bounded however
+        many series and origins there are. With `last_target`, steps past that grid position are not
+        forecast (NaN): a calibration has no actual to score them on.
         """
         history = self.layout_.history
         if origins.min() < history - 1:
@@ -405,17 +445,20 @@ class GlobalLGBMForecaster(BaseForecaster):
         model_space = self.layout_.transform(panel.gaps_filled())
         grid_calendar = calendar(_datetimes(extend_grid(panel.grid, horizon)), len(panel.grid) + horizon)
         codes = self._key_codes(panel.keys)
-        per_batch = max(1, max_rows // max(1, len(panel.keys)))
+        members = self._members()
+        # A batch keeps the running sum of the members' forecasts beside the recursion of the next one.
+        per_batch = max(1, max_rows // max(1, len(panel.keys)) // len(members))
         result = np.empty((len(panel.keys), len(origins), horizon))
         for start in range(0, len(origins), per_batch):
             batch = slice(start, start + per_batch)
             result[:, batch] = self._predict_batch(
-                model_space, origins[batch], horizon, grid_calendar, codes, self._threads(), last_target
+                members, model_space, origins[batch], horizon, grid_calendar, codes, self._threads(), last_target
             )
         return result
 
     def _predict_batch(
         self,
+        members: list[tuple[FeatureLayout, lgb.Booster]],
         model_space: np.ndarray,
         origins: np.ndarray,
         horizon: int,
@@ -424,28 +467,29 @@ class GlobalLGBMForecaster(BaseForecaster):
         threads: int,
         last_target: int | None,
     ) -> np.ndarray:
-        """(series, origins, horizon) forecasts of one batch of origins, every series at once."""
+        """(series, origins, horizon) forecasts of one batch of origins, every series at once: the mean of
+        the members' recursions in model space (a geometric mean with the log target)."""
         layout = self.layout_
         history = layout.history
         n_series, n_origins = model_space.shape[0], len(origins)
         past = origins[:, None] + np.arange(1 - history, 1)
-        # One row per (series, origin): its history, then the forecasts as they are made.
-        z = np.full((n_series * n_origins, history + horizon), np.nan)
-        z[:, :history] = model_space[:, past].reshape(-1, history)
-        statistics = TrailingWindows(z)
-        offsets = np.tile(origins - history + 1, n_series)
-        row_codes = np.repeat(codes, n_origins, axis=0)
-        # Steps each row forecasts: all, or up to `last_target`.
-        steps_wanted = np.tile(horizon if last_target is None else last_target - origins, n_series)
-        for step, position in enumerate(range(history, history + horizon), start=1):
-            rows = steps_wanted >= step
-            if not rows.any():
-                break
-            X, level = feature_rows(
-                layout, z, statistics, np.array([position]), grid_calendar, offsets, row_codes
-            )
-            rows = slice(None) if rows.all() else rows  # all rows: a view, not a copy of X
-            z[rows, position] = layout.unscale(self.booster_.predict(X[rows], num_threads=threads), level[rows, 0])
+        batch = _Batch(
+            history=model_space[:, past].reshape(-1, history),
+            offsets=np.tile(origins - history + 1, n_series),
+            codes=np.repeat(codes, n_origins, axis=0),
+            # Steps each row forecasts: all, or up to `last_target`.
+            steps_wanted=np.tile(horizon if last_target is None else last_target - origins, n_series),
+            grid_calendar=grid_calendar,
+            threads=threads,
+        )
+        z = None
+        for member_layout, booster in members:
+            forecast = self._recursion(member_layout, booster, batch, horizon)
+            if z is None:
+                z = forecast
+            else:
+                z[:, history:] += forecast[:, history:]
+        z[:, history:] /= len(members)
         weights = getattr(self, "reference_weights_", None)  # None: no calibration, or saved before it existed
         if weights is not None:
             # Steps within one season are weighted (beyond the calibrated ones, by the furthest one's weight).
@@ -455,6 +499,24 @@ class GlobalLGBMForecaster(BaseForecaster):
             columns = history - 1 + steps
             z[:, columns] = reference + weight * (z[:, columns] - reference)
         return layout.inverse(z[:, history:]).reshape(n_series, n_origins, horizon)
+
+    def _recursion(self, layout: FeatureLayout, booster: lgb.Booster, batch: _Batch, horizon: int) -> np.ndarray:
+        """One member's (rows, history + horizon) model-space values: the batch's history, then the
+        member's forecasts, each step read by the next; NaN past a row's `steps_wanted`."""
+        history = batch.history.shape[1]
+        z = np.full((len(batch.history), history + horizon), np.nan)
+        z[:, :history] = batch.history
+        statistics = TrailingWindows(z)
+        for step, position in enumerate(range(history, history + horizon), start=1):
+            rows = batch.steps_wanted >= step
+            if not rows.any():
+                break
+            X, level = feature_rows(
+                layout, z, statistics, np.array([position]), batch.grid_calendar, batch.offsets, batch.codes
+            )
+            rows = slice(None) if rows.all() else rows  # all rows: a view, not a copy of X
+            z[rows, position] = layout.unscale(booster.predict(X[rows], num_threads=batch.threads), level[rows, 0])
+        return z
 
     def predict_origins(
         self,
@@ -550,6 +612,7 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "windows": (),
                 "holiday_lags": (1,),
                 "level_lags": (1,),
+                "combine_without_level_lags": True,
                 "scale_window": 0,
                 "reference_lag": 2,
                 "log_target": False,
@@ -563,11 +626,22 @@ class GlobalLGBMForecaster(BaseForecaster):
         ]
 
 
+class _Batch(NamedTuple):
+    """What each member's recursion over one batch of (series, origin) rows reads."""
+
+    history: np.ndarray  # (rows, history) model-space values up to each row's origin
+    offsets: np.ndarray  # grid position of each row's first history point
+    codes: np.ndarray  # (rows, key levels) category codes
+    steps_wanted: np.ndarray  # steps each row forecasts
+    grid_calendar: np.ndarray  # (grid points + horizon, 3)
+    threads: int
+
+
 class _RecentBoosters:
     """The last few fitted boosters, by the parameters and data that determine them (LightGBM here is
     deterministic), so a fit repeated on the same points in one process costs nothing."""
 
-    def __init__(self, size: int = 4):
+    def __init__(self, size: int = 8):
         self.size = size
         self._boosters: OrderedDict[str, lgb.Booster] = OrderedDict()
 

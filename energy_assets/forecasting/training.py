@@ -65,6 +65,7 @@ class ForecasterConfig:
     random_state: int = _MODEL_DEFAULTS["random_state"]
     calibration_hours: int = _MODEL_DEFAULTS["calibration_hours"]
     shrink_to_reference: bool = _MODEL_DEFAULTS["shrink_to_reference"]
+    combine_without_level_lags: bool = _MODEL_DEFAULTS["combine_without_level_lags"]
     calibration_horizon: int = schema.FORECAST_HORIZON_HOURS
     training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
@@ -244,7 +245,7 @@ def load_forecaster(directory: str | Path) -> GlobalLGBMForecaster:
 def search_hyperparameters(
     history: pd.DataFrame,
     cutoff: pd.Timestamp,
-    candidates: list[ForecasterConfig] | dict[str, list],
+    candidates: list[ForecasterConfig] | dict[str, list] | list[dict[str, list]],
     n_splits: int = 3,
     fold_hours: int = 24,
     n_iter: int | None = None,
@@ -253,8 +254,8 @@ def search_hyperparameters(
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
     """Time-series cross-validated search; returns the config with the lowest MAPE and all results.
 
-    `candidates` is a list of configs or a grid {field: values} over `base` (all combinations, or
-    `n_iter` random ones). Folds come from sktime's ExpandingWindowSplitter: each of the last
+    `candidates` is a list of configs, or a grid {field: values} (or a list of grids, as sklearn's
+    ParameterGrid takes them) over `base`: all combinations, or `n_iter` random ones. Folds come from sktime's ExpandingWindowSplitter: each of the last
     `n_splits` blocks of `fold_hours` hours before `cutoff` is forecast from every hour in it by a
     fit on the rows before the block.
     """
@@ -320,13 +321,14 @@ def search_calibration_hours(
 
 
 def _candidate_configs(
-    candidates: list[ForecasterConfig] | dict[str, list],
+    candidates: list[ForecasterConfig] | dict[str, list] | list[dict[str, list]],
     base: ForecasterConfig,
     n_iter: int | None,
     random_state: int,
 ) -> list[ForecasterConfig]:
     """Configs to try: the list as given, or the grid's combinations (a random `n_iter` of them)."""
-    if not isinstance(candidates, dict):
+    is_grid = isinstance(candidates, dict) or (bool(candidates) and all(isinstance(c, dict) for c in candidates))
+    if not is_grid:
         configs = list(candidates)
     else:
         combos = (
