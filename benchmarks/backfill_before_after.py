@@ -17,7 +17,8 @@ Sections:
 A DAGSTER_HOME without dagster.yaml is Dagster's default SQLite instance, whose event log writes every
 event alone. `--event-levers` adds this checkout on the instance the demo creates (the batching event log
 of `resources/sqlite_event_log.py`, DAGSTER_EVENT_BATCH_SIZE set), and for `ingestion` that instance with
-DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS too; `--planned-subset` adds the switch alone.
+DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS too; `--planned-subset` adds the switch alone. `--ref-levers` runs
+the ref on the same instance and executor as those variants (for a ref that has the batching event log).
 """
 
 from __future__ import annotations
@@ -219,6 +220,10 @@ def main() -> None:
         "--in-process", action="store_true",
         help="model, ingestion: also run this checkout on the batching instance with every step in the run's process",
     )
+    parser.add_argument(
+        "--ref-levers", action="store_true",
+        help="model, hourly: also run the ref with --event-levers / --in-process (a ref that has the batching event log)",
+    )
     parser.add_argument("--no-plain", action="store_true", help="leave out this checkout on Dagster's default instance (the ref and the variants run)")
     args = parser.parse_args()
     tree = export(args.ref)
@@ -232,8 +237,14 @@ def main() -> None:
     batched = {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
     if args.event_levers:
         sides["after, batched event log"] = Variant(REPO_ROOT, batched, batched_event_log=True)
+        if args.ref_levers:
+            sides[f"before ({args.ref}), batched event log"] = Variant(tree, batched, batched_event_log=True)
     if args.in_process:
         sides["after, batched, steps in process"] = Variant(REPO_ROOT, batched, batched_event_log=True, in_process=True)
+        if args.ref_levers:
+            sides[f"before ({args.ref}), batched, steps in process"] = Variant(
+                tree, batched, batched_event_log=True, in_process=True
+            )
     if args.no_plain:
         sides = {name: side for name, side in sides.items() if side != REPO_ROOT}
     if "model" in sections:
