@@ -111,6 +111,18 @@ def test_a_combined_model_forecasts_the_geometric_mean_of_the_models_with_and_wi
     np.testing.assert_allclose(calibration[0], np.expm1((np.log1p(calibration[1]) + np.log1p(calibration[2])) / 2))
 
 
+def test_a_model_saved_before_members_existed_still_forecasts():
+    y = to_sktime(synthetic_history())
+    times = y.index.get_level_values(-1)
+    single = small_forecaster(**ONE_MODEL).fit(y)
+    origins = pd.date_range(times.max() - pd.Timedelta(hours=10), periods=3, freq="5h")
+    expected = single.predict_origins(y, origins)
+
+    del single.members_  # as unpickled from a model saved with one booster, `booster_`
+
+    pd.testing.assert_frame_equal(single.predict_origins(y, origins), expected)
+
+
 def test_without_level_lags_there_is_one_member_to_combine():
     y = to_sktime(synthetic_history())
 

@@ -28,7 +28,7 @@ from energy_assets.forecasting.retraining import (
     RetrainingPolicy,
     keep_models_in_effect,
 )
-from energy_assets.forecasting.training import TRAINING_READ_HOURS, TRAINING_WINDOW_HOURS
+from energy_assets.forecasting.training import TRAINING_READ_HOURS, TRAINING_WINDOW_HOURS, ForecasterConfig
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
@@ -50,6 +50,13 @@ class ForecastingModelConfig(Config):
         default=False, description="Search hyperparameters before training; later retrains reuse the best found."
     )
     search_candidates: int = Field(default=6, ge=1, description="Random configurations a search tries.")
+    combine_without_level_lags: bool = Field(
+        default=ForecasterConfig().combine_without_level_lags,
+        description=(
+            "Two boosters, with and without the level lag, their forecasts averaged (the more accurate);"
+            " false: one booster, fits and forecasts about half the work."
+        ),
+    )
 
 
 @asset(
@@ -84,6 +91,7 @@ def forecasting_model(
         feature_group_version=feature_store.feature_group_version,
         hyperparameter_search=config.hyperparameter_search,
         search_candidates=config.search_candidates,
+        combine_without_level_lags=config.combine_without_level_lags,
     )
     # One batch read serves every retraining of the range.
     history = feature_store.read(*policy.read_window(hours))

@@ -89,14 +89,19 @@ class RetrainingPolicy:
     feature_group_version: int
     hyperparameter_search: bool = False
     search_candidates: int = 6
+    combine_without_level_lags: bool = ForecasterConfig().combine_without_level_lags
 
     @property
     def training_window_days(self) -> int:
         return self.training_window_hours // 24
 
     def configured(self, config: ForecasterConfig) -> ForecasterConfig:
-        """`config` learning from this policy's window, whatever window it came with."""
-        return replace(config, training_window_hours=self.training_window_hours)
+        """`config` learning from this policy's window with its members, whatever it came with."""
+        return replace(
+            config,
+            training_window_hours=self.training_window_hours,
+            combine_without_level_lags=self.combine_without_level_lags,
+        )
 
     def read_window(
         self, hours: pd.DatetimeIndex, config: ForecasterConfig = ForecasterConfig()
