@@ -196,6 +196,20 @@ def test_search_hyperparameters_ranks_candidates_by_mape():
     assert results["mape"].iloc[1] > 2 * results["mape"].iloc[0]
 
 
+def test_a_search_over_a_list_of_grids_tries_each_grid_s_combinations():
+    history = synthetic_history(days=14)
+    # As sklearn's ParameterGrid reads a list: the combination only where there is a level lag to combine.
+    grids = [
+        {"level_lags": [()], "combine_without_level_lags": [False], "n_estimators": [1]},
+        {"level_lags": [(24,)], "combine_without_level_lags": [False, True], "n_estimators": [1]},
+    ]
+
+    _, results = search_hyperparameters(history, history[schema.DATETIME].max(), grids, n_splits=2, base=FAST)
+
+    tried = {(tuple(r["level_lags"]), r["combine_without_level_lags"]) for r in results.to_dict("records")}
+    assert tried == {((), False), ((24,), False), ((24,), True)}
+
+
 def test_search_needs_history_for_every_fold():
     history = synthetic_history(days=10)
 

@@ -255,9 +255,9 @@ def search_hyperparameters(
     """Time-series cross-validated search; returns the config with the lowest MAPE and all results.
 
     `candidates` is a list of configs, or a grid {field: values} (or a list of grids, as sklearn's
-    ParameterGrid takes them) over `base`: all combinations, or `n_iter` random ones. Folds come from sktime's ExpandingWindowSplitter: each of the last
-    `n_splits` blocks of `fold_hours` hours before `cutoff` is forecast from every hour in it by a
-    fit on the rows before the block.
+    ParameterGrid takes them) over `base`: all combinations, or `n_iter` random ones. Folds come from
+    sktime's ExpandingWindowSplitter: each of the last `n_splits` blocks of `fold_hours` hours before
+    `cutoff` is forecast from every hour in it by a fit on the rows before the block.
     """
     configs = _candidate_configs(candidates, base or ForecasterConfig(), n_iter, random_state)
     cutoff = to_utc_hour(cutoff)
