@@ -446,7 +446,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         grid_calendar = calendar(_datetimes(extend_grid(panel.grid, horizon)), len(panel.grid) + horizon)
         codes = self._key_codes(panel.keys)
         members = self._members()
-        # A batch keeps the running sum of the members' forecasts beside the recursion of the next one.
+        # A batch holds the members' running sum beside the next member's recursion: rows per member.
         per_batch = max(1, max_rows // max(1, len(panel.keys)) // len(members))
         result = np.empty((len(panel.keys), len(origins), horizon))
         for start in range(0, len(origins), per_batch):
@@ -474,7 +474,6 @@ class GlobalLGBMForecaster(BaseForecaster):
         n_series, n_origins = model_space.shape[0], len(origins)
         past = origins[:, None] + np.arange(1 - history, 1)
         batch = _Batch(
-            history=model_space[:, past].reshape(-1, history),
             offsets=np.tile(origins - history + 1, n_series),
             codes=np.repeat(codes, n_origins, axis=0),
             # Steps each row forecasts: all, or up to `last_target`.
@@ -482,13 +481,17 @@ class GlobalLGBMForecaster(BaseForecaster):
             grid_calendar=grid_calendar,
             threads=threads,
         )
-        z = None
-        for member_layout, booster in members:
-            forecast = self._recursion(member_layout, booster, batch, horizon)
-            if z is None:
-                z = forecast
-            else:
-                z[:, history:] += forecast[:, history:]
+        # One row per (series, origin): its history, then the first member's forecasts, to which the
+        # others' are added; each further member recurses in a buffer of its own from the same history.
+        z = np.full((n_series * n_origins, history + horizon), np.nan)
+        z[:, :history] = model_space[:, past].reshape(-1, history)
+        (first_layout, first_booster), *others = members
+        self._recursion(first_layout, first_booster, z, batch)
+        for member_layout, booster in others:
+            member = np.full_like(z, np.nan)
+            member[:, :history] = z[:, :history]
+            self._recursion(member_layout, booster, member, batch)
+            z[:, history:] += member[:, history:]
         z[:, history:] /= len(members)
         weights = getattr(self, "reference_weights_", None)  # None: no calibration, or saved before it existed
         if weights is not None:
@@ -500,14 +503,12 @@ class GlobalLGBMForecaster(BaseForecaster):
             z[:, columns] = reference + weight * (z[:, columns] - reference)
         return layout.inverse(z[:, history:]).reshape(n_series, n_origins, horizon)
 
-    def _recursion(self, layout: FeatureLayout, booster: lgb.Booster, batch: _Batch, horizon: int) -> np.ndarray:
-        """One member's (rows, history + horizon) model-space values: the batch's history, then the
-        member's forecasts, each step read by the next; NaN past a row's `steps_wanted`."""
-        history = batch.history.shape[1]
-        z = np.full((len(batch.history), history + horizon), np.nan)
-        z[:, :history] = batch.history
+    def _recursion(self, layout: FeatureLayout, booster: lgb.Booster, z: np.ndarray, batch: _Batch) -> None:
+        """Fill one member's forecasts into `z` (rows, history + horizon) after its history, in place, each
+        step read by the next; columns past a row's `steps_wanted` stay as they are (NaN)."""
+        history = self.layout_.history
         statistics = TrailingWindows(z)
-        for step, position in enumerate(range(history, history + horizon), start=1):
+        for step, position in enumerate(range(history, z.shape[1]), start=1):
             rows = batch.steps_wanted >= step
             if not rows.any():
                 break
@@ -516,7 +517,6 @@ class GlobalLGBMForecaster(BaseForecaster):
             )
             rows = slice(None) if rows.all() else rows  # all rows: a view, not a copy of X
             z[rows, position] = layout.unscale(booster.predict(X[rows], num_threads=batch.threads), level[rows, 0])
-        return z
 
     def predict_origins(
         self,
@@ -627,9 +627,8 @@ class GlobalLGBMForecaster(BaseForecaster):
 
 
 class _Batch(NamedTuple):
-    """What each member's recursion over one batch of (series, origin) rows reads."""
+    """What each member's recursion over one batch of (series, origin) rows reads besides its values."""
 
-    history: np.ndarray  # (rows, history) model-space values up to each row's origin
     offsets: np.ndarray  # grid position of each row's first history point
     codes: np.ndarray  # (rows, key levels) category codes
     steps_wanted: np.ndarray  # steps each row forecasts
