@@ -60,10 +60,10 @@ def test_a_range_trains_once_per_day_and_reuses_in_between(tmp_path):
 
     assert [retraining.model.version for retraining in models.retrainings] == [1, 2]
     assert {hour: m.version for hour, m in models.by_hour.items()} == {h: 1 if h < first + 24 * HOUR else 2 for h in hours}
-    # Each reads its 720-hour window and the calibration hours before it that its calibration fit learns from.
-    assert TRAINING_READ_HOURS == 720 + ForecasterConfig().calibration_hours
-    assert sources == [(h - (TRAINING_READ_HOURS - 1) * HOUR, h + HOUR) for h in (first, first + 24 * HOUR)]
-    assert models.latest.extra["training_data"]["rows"] == TRAINING_READ_HOURS * 76  # that read, not all the history passed in
+    # Each reads its 720-hour window and the 48 hours before it that its calibration fit learns from.
+    assert TRAINING_READ_HOURS == 768
+    assert sources == [(h - 767 * HOUR, h + HOUR) for h in (first, first + 24 * HOUR)]
+    assert models.latest.extra["training_data"]["rows"] == 768 * 76  # that read, not all the history passed in
     assert models.latest.extra["training_rows"] == 720 * 76  # the model learned from its window
     # Validated by its calibration fit, on rows up to 48 hours before its cutoff.
     assert models.latest.extra["validation_cutoff"] == (first + (24 - 48) * HOUR).isoformat()
