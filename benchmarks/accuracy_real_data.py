@@ -6,12 +6,12 @@ at or before the day's first origin only; each origin is forecast from the rows 
 The course pipeline predicts in ~20-30 s per origin, so it runs on a subsample (one origin every
 `--course-every` hours); the table for that subsample scores every model on the same origins.
 How the "model" row's configuration is chosen, without the evaluation window: search_hyperparameters
-on SEARCH_GRID by MAPE, then search_calibration_hours by interval coverage, both on every whole daily
-fold before the window's first origin. The shipped defaults of ForecasterConfig may differ: they are
+on SEARCH_GRID by MAPE, then search_intervals on INTERVAL_GRID by interval coverage, both on every
+whole daily fold before the window's first origin. The shipped defaults of ForecasterConfig may differ: they are
 chosen on every fold of the extract (data before the later January hours the project is judged on),
 this window included, so on this window they are in sample and printed as "model_defaults" only.
 Every model's intervals, the baselines' included, are split-conformal from its own errors over the
-calibration hours before each retraining. Prints point and interval scores, per horizon, and the
+calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, and the
 issue 14 goals.
 Run: PYTHONPATH=. python benchmarks/accuracy_real_data.py [--course-every 6 | --no-course] [--variants]
 [--check-defaults]
@@ -45,8 +45,8 @@ from energy_assets.forecasting.panel import to_sktime
 from energy_assets.forecasting.training import (
     ForecasterConfig,
     min_training_hours,
-    search_calibration_hours,
     search_hyperparameters,
+    search_intervals,
 )
 from energy_assets.sources.files import read_snapshot
 
@@ -70,11 +70,25 @@ SEARCHED = ["level_lags", "combine_without_level_lags", *_HOLIDAY_AND_SHRINK]
 # Every searched or searched-after field pinned, so the shipped defaults (these searches' choice on all
 # folds) do not feed back into the choice made before the window.
 SEARCH_BASE = ForecasterConfig(
-    level_lags=(), holiday_lags=(24, 168), shrink_to_reference=False, combine_without_level_lags=False, calibration_hours=48
+    level_lags=(),
+    holiday_lags=(24, 168),
+    shrink_to_reference=False,
+    combine_without_level_lags=False,
+    calibration_hours=48,
+    interval_scale_hours=0,
 )
-# At least twice the horizon: with 24, horizon 24 would be calibrated on one origin's errors (one per
-# series: fewer than 19 series cannot bound a 95 % interval there).
-CALIBRATION_HOURS = [48, 72, 120]
+_CALIBRATION_HOURS = {
+    # At least twice the horizon: with 24, horizon 24 would be calibrated on one origin's errors (one
+    # per series: fewer than 19 series cannot bound a 95 % interval there).
+    "calibration_hours": [48, 72, 120],
+}
+# Errors in units of each series' recent seasonal-naive error (daily or weekly, over the last 3 or 7
+# days), or not (added in the sixth session).
+INTERVAL_GRID = [
+    {**_CALIBRATION_HOURS, "interval_scale_hours": [0]},
+    {**_CALIBRATION_HOURS, "interval_scale_lag": [24, 168], "interval_scale_hours": [72, 168]},
+]
+INTERVAL_COLUMNS = ["calibration_hours", "interval_scale_lag", "interval_scale_hours", "coverage_80", "coverage_95", "winkler_80", "winkler_95", "coverage_miss"]
 # With --variants: the options the search weighed, scored on the window (labelled; never the claim).
 MEMBERS = {
     "level_lags=()": {"level_lags": (), "combine_without_level_lags": False},
@@ -180,12 +194,12 @@ def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: F
     """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin."""
     hours = (last - history[schema.DATETIME].min()) // HOUR + 1
     folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
-    base = replace(SEARCH_BASE, calibration_hours=shipped.calibration_hours)
+    base = replace(SEARCH_BASE, **{name: getattr(shipped, name) for name in INTERVAL_COLUMNS[:3]})
     chosen, table = search_hyperparameters(history, last, SEARCH_GRID, n_splits=folds, base=base)
-    chosen, calibration = search_calibration_hours(history, last, chosen, CALIBRATION_HOURS, n_splits=folds)
+    chosen, calibration = search_intervals(history, last, chosen, INTERVAL_GRID, n_splits=folds)
     print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
     print(table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    print(calibration[["calibration_hours", "coverage_80", "coverage_95", "coverage_miss"]].to_string(float_format=lambda v: f"{v:.4f}"))
+    print(calibration[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     agree = "yes" if chosen == shipped else f"NO (they chose {chosen.to_dict()})"
     print(f"ForecasterConfig() equals their choice: {agree}")
 
@@ -219,10 +233,9 @@ def main() -> None:
     config, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=folds, base=SEARCH_BASE)
     print(f"\nfeature choice: search on {SEARCH_GRID}, {folds} daily folds before {origins[0]} (no window data), by MAPE")
     print(search_table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    config, calibration_table = search_calibration_hours(history, origins[0], config, CALIBRATION_HOURS, n_splits=folds)
-    print(f"\ncalibration choice: calibration_hours in {CALIBRATION_HOURS} on the same folds, by coverage closest to nominal")
-    print(calibration_table[["calibration_hours", *[c for c in calibration_table if c.startswith(("coverage", "winkler"))]]]
-          .to_string(float_format=lambda v: f"{v:.4f}"))
+    config, calibration_table = search_intervals(history, origins[0], config, INTERVAL_GRID, n_splits=folds)
+    print(f"\ninterval choice: {INTERVAL_GRID} on the same folds, by coverage closest to nominal (then interval score)")
+    print(calibration_table[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
     if args.check_defaults:
         check_shipped_defaults(history, last, shipped)

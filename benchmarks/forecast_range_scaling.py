@@ -57,7 +57,7 @@ def main() -> None:
     parser.add_argument("--before-up-to", type=int, default=2160)
     args = parser.parse_args()
     config = ForecasterConfig()
-    lookback = config.forecaster().history_length
+    lookback = config.forecaster().forecast_reach
     history = synthetic_consumption(START - 720 * HOUR, START + max(args.hours) * HOUR)
     forecaster = config.forecaster().fit(to_sktime(history[history[schema.DATETIME] < START]))
     print(f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores; 76 series, "

@@ -58,7 +58,7 @@ def measure(copies: int, n_origins: int) -> dict:
     from energy_assets.forecasting.training import ForecasterConfig
 
     forecaster = ForecasterConfig().forecaster()
-    lookback = forecaster.history_length
+    lookback = forecaster.forecast_reach
     rows = many_series(copies, START - (WINDOW_HOURS + n_origins + lookback) * HOUR, START)
     y = to_sktime(rows)
     times = y.index.get_level_values(-1)

@@ -9,7 +9,7 @@ import pytest
 from energy_assets import schema
 from energy_assets.forecasting.evaluation import METRICS, backtest, beside_baselines, score_forecasts, score_models
 from energy_assets.forecasting.panel import to_sktime
-from energy_assets_tests.test_forecaster import small_forecaster, synthetic_history
+from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
 
 def scored_frame() -> pd.DataFrame:
@@ -74,7 +74,7 @@ def test_issued_forecasts_are_scored_beside_baselines_only_on_hours_their_model_
 
     fitted_before = small_forecaster().fit(y[times <= origins[0]])
     issued = fitted_before.predict_origins(y[times <= origins[-1]], origins)
-    scored = beside_baselines(issued, history, origins[0], calibration_hours=fitted_before.calibration_hours)
+    scored = beside_baselines(issued, history, origins[0], intervals_like=fitted_before)
     # The same rows a backtest that fits at the first origin produces.
     refitted = backtest(history, origins, small_forecaster(), retrain_every=24)
     keys = [schema.AREA, schema.CONSUMER_TYPE, schema.ISSUED_AT, schema.HORIZON, "model"]
@@ -83,6 +83,26 @@ def test_issued_forecasts_are_scored_beside_baselines_only_on_hours_their_model_
     )
     with pytest.raises(ValueError, match="score it on data it was trained on"):
         beside_baselines(issued, history, origins[1])
+
+
+def test_baseline_intervals_are_scaled_as_the_models_are():
+    noise = np.where(np.arange(len(SERIES)) < 2, 0.01, 0.08)
+    history = synthetic_history(days=14, noise=noise)
+    origins = pd.date_range(history[schema.DATETIME].min() + pd.Timedelta(days=12), periods=24, freq="h")
+
+    def width_ratio(interval_scale_hours: int) -> float:
+        """Noisy series' median relative snaive168 80 % width over the quiet series' (scaled by the errors of
+        seasonal naive 168: the synthetic weekly shape is exact, so they are the noise's)."""
+        forecaster = small_forecaster(interval_scale_lag=168, interval_scale_hours=interval_scale_hours)
+        rows = backtest(history, origins, forecaster, retrain_every=24, seasonal_periods=(168,))
+        rows = rows[rows["model"] == "snaive168"]
+        upper, lower = (rows[schema.interval_column(side, 0.8)] for side in ("upper", "lower"))
+        width = ((upper - lower) / rows[schema.FORECAST]).groupby(rows[schema.AREA] == 2).median()
+        return width[True] / width[False]
+
+    # Area 1's series are the quiet ones.
+    assert width_ratio(0) == pytest.approx(1.0, abs=0.01)
+    assert width_ratio(168) > 4
 
 
 def test_scores_are_sktimes_percentage_errors_per_group():

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.intervals import ConformalErrors, interval_scores, winkler_score
+from energy_assets.forecasting.intervals import SCALE_FLOOR, ConformalErrors, interval_scores, seasonal_scale, winkler_score
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
@@ -47,14 +47,50 @@ def test_quantiles_rise_with_alpha_and_the_median_is_the_forecast(fitted):
     np.testing.assert_array_equal(quantiles[0.975], intervals[(0.95, "upper")])
 
 
-def test_relative_widths_do_not_depend_on_the_size_of_the_series(fitted):
-    forecaster, _ = fitted
+def test_unscaled_relative_widths_do_not_depend_on_the_size_of_the_series():
+    y = to_sktime(synthetic_history(days=16))
+    forecaster = small_forecaster(calibration_hours=48, interval_scale_hours=0).fit(y)
     point = forecaster.predict(fh=[6])[schema.TARGET]
     interval = forecaster.predict_interval(fh=[6], coverage=0.8)[schema.TARGET]
 
     relative = (interval[(0.8, "upper")] - interval[(0.8, "lower")]) / point
     # The series span 1e2 .. 1e6 kWh with the same 3 % noise: one calibration fits all of them.
     assert relative.max() / relative.min() == pytest.approx(1.0, abs=0.02)  # log1p, not log: 1e2 kWh differs a little
+
+
+def coverage_per_series(interval_scale_hours: int) -> tuple[pd.DataFrame, pd.Series]:
+    """Each series' 80 % coverage and median relative width over a week of hourly origins, with 1 % noise on
+    the first two series and 8 % on the others, scaled by the errors of seasonal naive 168 (the synthetic
+    weekly shape is exact, so they are the noise's)."""
+    noise = np.where(np.arange(len(SERIES)) < 2, 0.01, 0.08)
+    y = to_sktime(synthetic_history(days=30, seed=3, noise=noise))
+    times = y.index.get_level_values(-1)
+    cutoff = times.min() + pd.Timedelta(days=21)
+    forecaster = small_forecaster(n_estimators=50, calibration_hours=96, interval_scale_lag=168, interval_scale_hours=interval_scale_hours)
+    forecaster.fit(y[times <= cutoff])
+    origins = pd.date_range(cutoff, times.max() - pd.Timedelta(hours=24), freq="h")
+    forecasts = forecaster.predict_origins(y, origins, horizon=24)
+    keys = [schema.AREA, schema.CONSUMER_TYPE]
+    actual = y[schema.TARGET].reindex(pd.MultiIndex.from_frame(forecasts[[*keys, schema.DATETIME]])).to_numpy()
+    lower, upper = (forecasts[schema.interval_column(side, 0.8)].to_numpy() for side in ("lower", "upper"))
+    scored = forecasts.assign(
+        covered=(lower <= actual) & (actual <= upper), width=(upper - lower) / forecasts[schema.TARGET]
+    )
+    by_series = scored.groupby(keys, sort=False)
+    return by_series[["covered", "width"]].agg({"covered": "mean", "width": "median"}), pd.Series(noise)
+
+
+def test_scaled_intervals_are_as_wide_as_each_series_is_noisy_and_cover_each_near_nominal():
+    scaled, noise = coverage_per_series(interval_scale_hours=168)
+    unscaled, _ = coverage_per_series(interval_scale_hours=0)
+
+    # One width for all over-covers the quiet series and under-covers the noisy ones.
+    assert (unscaled["covered"].to_numpy()[noise == 0.01] > 0.95).all()
+    assert (unscaled["covered"].to_numpy()[noise == 0.08] < 0.75).all()
+    # Widths in units of each series' own seasonal error follow its noise, and every series is covered.
+    assert scaled["covered"].to_numpy() == pytest.approx(0.8, abs=0.08)
+    widths = scaled["width"].to_numpy()
+    assert 5 < widths[noise == 0.08].min() / widths[noise == 0.01].max() < 11
 
 
 def test_multi_origin_intervals_are_the_one_origin_intervals_byte_for_byte():
@@ -145,6 +181,34 @@ def test_conformal_half_width_is_the_finite_sample_order_statistic():
         errors.half_width(1.0, np.array([1]))
 
 
+@pytest.mark.parametrize("log_space", [True, False])
+def test_seasonal_scale_is_the_mean_seasonal_naive_error_of_the_hours_before_each_origin(log_space):
+    rng = np.random.default_rng(5)
+    values = rng.uniform(50, 150, size=(3, 40))
+    values[0, [7, 20]] = np.nan  # a gap leaves out the points it is part of
+    values[2] = 80.0  # a series that repeats itself exactly is held at the floor
+    lag, hours = 6, 8
+    origins = np.array([3, 6, 11, 25, 39])
+
+    scale = seasonal_scale(values, origins, lag, hours, log_space)
+
+    def score(now, before):
+        return abs(np.log1p(now) - np.log1p(before)) if log_space else abs(now - before) / abs(before)
+
+    for i, row in enumerate(values):
+        for j, origin in enumerate(origins):
+            points = [t for t in range(origin - hours + 1, origin + 1) if t >= lag]
+            scores = [score(row[t], row[t - lag]) for t in points if np.isfinite(row[t] - row[t - lag])]
+            expected = max(np.mean(scores), SCALE_FLOOR) if scores else np.nan
+            np.testing.assert_allclose(scale[i, j], expected, rtol=1e-12)
+    # Before `lag` points have passed there is nothing to scale by: such a forecast's interval is unbounded.
+    assert np.isnan(scale[:, 0]).all()
+    lower, upper = ConformalErrors.from_forecasts(np.full((30, 1), 2.0), np.ones((30, 1)), log_space).bounds(
+        np.array([1.0, 1.0]), 0.8, np.array([1, 1]), scale[0, :2]
+    )
+    assert lower[0] == -np.inf and upper[0] == np.inf and np.isfinite(upper[1])
+
+
 def test_winkler_score_is_the_width_plus_the_weighted_miss():
     actual = np.array([5.0, 0.0, 12.0])
     score = winkler_score(actual, np.full(3, 2.0), np.full(3, 10.0), coverage=0.8)
@@ -162,3 +226,16 @@ def test_interval_scores_leave_out_rows_without_bounds():
     assert scores["coverage_80"] == pytest.approx(2 / 3)
     assert scores["winkler_80"] == pytest.approx(np.mean([2 / 5, 2 / 10, (3 + 10 * 1) / 12]))
     assert np.isnan(interval_scores(actual[3:], lower[3:], upper[3:], 0.95)["coverage_95"])
+
+
+def test_a_model_saved_before_interval_scaling_forecasts_as_it_did():
+    y = to_sktime(synthetic_history(days=12))
+    forecaster = small_forecaster(interval_scale_hours=0).fit(y)
+    origin = [y.index.get_level_values(-1).max()]
+    before = forecaster.predict_origins(y, origin, horizon=3)
+
+    # What unpickling a model from before the scaling parameters gives: neither attribute.
+    del forecaster.interval_scale_lag, forecaster.interval_scale_hours
+
+    assert forecaster.forecast_reach == forecaster.history_length
+    pd.testing.assert_frame_equal(forecaster.predict_origins(y, origin, horizon=3), before)

@@ -18,8 +18,8 @@ from energy_assets.forecasting.training import (
     min_training_hours,
     required_history_hours,
     save_forecaster,
-    search_calibration_hours,
     search_hyperparameters,
+    search_intervals,
     train_forecaster,
 )
 from energy_assets.forecasting.panel import to_sktime
@@ -41,8 +41,12 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 def test_history_requirements_follow_the_config():
     assert required_history_hours(ForecasterConfig()) == 24 + 168
-    assert required_history_hours(ForecasterConfig(lags=(1, 48), windows=(), holiday_lags=(24,), level_lags=(), reference_lag=0)) == 168
+    features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
+    assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
+    # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
+    assert required_history_hours(ForecasterConfig(**features, interval_scale_lag=168, interval_scale_hours=168)) == 336
     assert min_training_hours(ForecasterConfig(min_target_hours=10)) == 24 + 168 + 10
+    assert min_training_hours(ForecasterConfig(interval_scale_lag=168, min_target_hours=10)) == 24 + 168 + 10
 
 
 def test_train_forecaster_validates_and_reports_training_facts():
@@ -165,15 +169,20 @@ def test_save_and_load_give_the_same_forecasts(tmp_path):
         load_forecaster(tmp_path / "elsewhere")
 
 
-def test_calibration_search_takes_the_hours_covering_closest_to_nominal():
+def test_interval_search_takes_the_settings_covering_closest_to_nominal():
     history = synthetic_history(days=16)
     cutoff = history[schema.DATETIME].max()
+    grid = {"calibration_hours": [0, 24, 48], "interval_scale_hours": [0, 168]}
 
-    chosen, table = search_calibration_hours(history, cutoff, FAST, [0, 24, 48], n_splits=2)
+    chosen, table = search_intervals(history, cutoff, FAST, grid, n_splits=2)
 
+    assert len(table) == 6
     # 0 hours gives no intervals: it cannot be chosen while another calibrates.
     assert chosen.calibration_hours in (24, 48)
-    assert table["coverage_miss"].dropna().is_monotonic_increasing and table["coverage_miss"].isna().iloc[-1]
+    best = table.iloc[0]
+    settings = ["calibration_hours", "interval_scale_hours"]
+    assert chosen == replace(FAST, **{name: best[name].item() for name in settings})
+    assert table["coverage_miss"].dropna().is_monotonic_increasing and table["coverage_miss"].isna().iloc[-2:].all()
     assert table["coverage_miss"].iloc[0] < 0.1
     assert table.loc[table["calibration_hours"] == 0, "coverage_80"].isna().all()
 

@@ -20,9 +20,10 @@ SERIES = ((1, 111), (1, 999), (2, 212), (2, 999))
 
 
 def synthetic_history(
-    days: int = 16, series=SERIES, start: str = "2023-03-01", seed: int = 0
+    days: int = 16, series=SERIES, start: str = "2023-03-01", seed: int = 0, noise=0.03
 ) -> pd.DataFrame:
-    """Canonical long rows with daily and weekly cycles, series levels from 1e2 to 1e6 kWh."""
+    """Canonical long rows with daily and weekly cycles, series levels from 1e2 to 1e6 kWh, and Gaussian
+    multiplicative `noise` of this standard deviation (one, or one per series)."""
     rng = np.random.default_rng(seed)
     hours = pd.date_range(start, periods=days * 24, freq="h", tz="UTC").as_unit("us")
     shape = (1 + 0.3 * np.sin(2 * np.pi * hours.hour / 24)) * np.where(hours.dayofweek >= 5, 0.8, 1.0)
@@ -33,10 +34,10 @@ def synthetic_history(
                 schema.DATETIME: hours,
                 schema.AREA: np.int8(area),
                 schema.CONSUMER_TYPE: np.int32(code),
-                schema.TARGET: level * shape * (1 + 0.03 * rng.standard_normal(len(hours))),
+                schema.TARGET: level * shape * (1 + sd * rng.standard_normal(len(hours))),
             }
         )
-        for (area, code), level in zip(series, levels)
+        for (area, code), level, sd in zip(series, levels, np.broadcast_to(noise, len(series)))
     ]
     return pd.concat(frames, ignore_index=True)
 

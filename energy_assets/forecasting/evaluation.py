@@ -14,7 +14,7 @@ from sktime.performance_metrics.forecasting import (
 from energy_assets import schema
 from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, interval_scores
+from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, interval_scores, seasonal_scale
 from energy_assets.forecasting.panel import Panel, to_sktime
 
 MODEL = "model"
@@ -135,7 +135,7 @@ def backtest(
         fitted = forecaster.clone().fit(y[times <= cutoff])
         frames.append(_model_forecasts(fitted, y, block_origins, horizon))
         blocks.append((cutoff, block_origins))
-    return _with_baselines(frames, history, y, blocks, horizon, seasonal_periods, forecaster.calibration_hours)
+    return _with_baselines(frames, history, y, blocks, horizon, seasonal_periods, *_interval_settings(forecaster))
 
 
 def beside_baselines(
@@ -144,12 +144,13 @@ def beside_baselines(
     cutoff: pd.Timestamp,
     horizon: int = 24,
     seasonal_periods: tuple[int, ...] = (24, 168),
-    calibration_hours: int = 0,
+    intervals_like: GlobalLGBMForecaster | None = None,
 ) -> pd.DataFrame:
     """`backtest`'s rows for forecasts a model fitted on rows up to `cutoff` already issued.
 
     `model_forecasts` has `predict_origins` rows (the target column holding the forecast). The baselines
-    forecast from the same origins; their intervals, with `calibration_hours`, as in `backtest`.
+    forecast from the same origins; with `intervals_like`, their intervals are calibrated as that
+    forecaster's, as in `backtest` (else they have none).
     ValueError when an origin is before `cutoff`: its forecasts would score the model on data it was
     trained on.
     """
@@ -161,7 +162,13 @@ def beside_baselines(
         )
     y = to_sktime(history)
     frame = model_forecasts.assign(**{MODEL: "model"})
-    return _with_baselines([frame], history, y, [(cutoff, origins)], horizon, seasonal_periods, calibration_hours)
+    intervals = (0, (0, 0)) if intervals_like is None else _interval_settings(intervals_like)
+    return _with_baselines([frame], history, y, [(cutoff, origins)], horizon, seasonal_periods, *intervals)
+
+
+def _interval_settings(forecaster: GlobalLGBMForecaster) -> tuple[int, tuple[int, int]]:
+    """How the forecaster calibrates intervals, for baselines calibrated the same way."""
+    return forecaster.calibration_hours, forecaster.interval_scale
 
 
 def _model_forecasts(fitted: GlobalLGBMForecaster, y: pd.DataFrame, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
@@ -178,17 +185,21 @@ def _with_baselines(
     horizon: int,
     seasonal_periods: tuple[int, ...],
     calibration_hours: int,
+    interval_scale: tuple[int, int],
 ) -> pd.DataFrame:
     """Model forecasts beside seasonal naive ones from the same origins, with actuals attached.
 
     Each block is (the cutoff of the model that forecast it, its origins); a baseline's intervals are
-    calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff.
+    calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff, in
+    units of the same seasonal scale.
     """
     panel = Panel.from_sktime(y)
     for sp in seasonal_periods:
         for cutoff, origins in blocks:
             frames.append(
-                seasonal_naive_with_intervals(panel, cutoff, origins, horizon, sp, calibration_hours).assign(
+                seasonal_naive_with_intervals(
+                    panel, cutoff, origins, horizon, sp, calibration_hours, interval_scale
+                ).assign(
                     **{MODEL: f"snaive{sp}"}
                 )
             )
@@ -203,21 +214,32 @@ def seasonal_naive_with_intervals(
     horizon: int,
     sp: int,
     calibration_hours: int,
+    interval_scale: tuple[int, int] = (0, 0),
     coverage: tuple[float, ...] = schema.INTERVAL_COVERAGES,
 ) -> pd.DataFrame:
     """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are:
-    from its errors, per horizon and in log space, forecasting the `calibration_hours` up to `cutoff`."""
-    values = seasonal_naive_panel(panel, panel.position(origins), horizon, sp)
+    from its errors, per horizon and in log space, forecasting the `calibration_hours` up to `cutoff`,
+    in units of `seasonal_scale` with the model's (`interval_scale_lag`, `interval_scale_hours`); 0 hours: unscaled."""
+    positions = panel.position(origins)
+    values = seasonal_naive_panel(panel, positions, horizon, sp)
     frame = panel.origin_frame(origins, values, schema.DATETIME)
     end = int(panel.position(pd.Index([cutoff]))[0])
     calibration = np.arange(max(sp - 1, end - calibration_hours), end)
     steps = np.arange(1, horizon + 1)
+
+    def scale(at: np.ndarray) -> np.ndarray | float:
+        lag, hours = interval_scale
+        if not hours:
+            return 1.0
+        return seasonal_scale(panel.values, at, lag, hours, log_space=True)[..., None]
+
     errors = None
     if calibration_hours > 0 and len(calibration):
         targets = calibration[:, None] + steps
         actual = np.where(targets <= end, panel.values[:, np.minimum(targets, end)], np.nan)
-        errors = ConformalErrors.from_forecasts(actual, seasonal_naive_panel(panel, calibration, horizon, sp), log_space=True)
-    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET))
+        forecast = seasonal_naive_panel(panel, calibration, horizon, sp)
+        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=True, scale=scale(calibration))
+    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET, scale(positions)))
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:

@@ -19,7 +19,7 @@ from energy_assets.forecasting.features import (
     calendar,
     feature_rows,
 )
-from energy_assets.forecasting.intervals import ConformalErrors, bound_columns
+from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, seasonal_scale
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
 from energy_assets.forecasting.threads import free_cores
 from energy_assets.schema import INTERVAL_COVERAGES
@@ -60,7 +60,12 @@ class GlobalLGBMForecaster(BaseForecaster):
     sktime's `ConformalIntervals` (a refit per calibration origin) or mlforecast's cross-validation
     windows (one refit per window): one extra fit, none when that fit was made before in the same
     process (a backfill's earlier retraining), and every calibration forecast is still made by a
-    model that never saw its target.
+    model that never saw its target. With `interval_scale_hours` each error is first divided by its
+    series' mean absolute error of seasonal naive `interval_scale_lag` over the hours before its
+    origin (normalized conformal prediction, on a recent MASE scale): on the real extract series
+    differ about a hundredfold in such error, and one shared width per horizon makes quiet series'
+    intervals far too wide and volatile ones' too narrow; scaled, each interval is as many of its own
+    series' recent errors wide.
 
     Parameters
     ----------
@@ -127,6 +132,13 @@ class GlobalLGBMForecaster(BaseForecaster):
     combine_without_level_lags : bool, default=True
         Also fit the booster without `level_lags` (every other setting equal) and forecast the mean of
         both members in model space; without level lags there is one member either way.
+    interval_scale_lag : int, default=24
+        Period of the seasonal naive forecast whose recent errors scale the intervals.
+    interval_scale_hours : int, default=168
+        Hours up to the origin over which that error is averaged (`intervals.seasonal_scale`, in the
+        errors' own log or relative space): the unit of calibration errors and interval widths, per
+        series and origin. Where a series has no point with one `interval_scale_lag` before, its
+        intervals are unbounded. 0: no scaling, one width per horizon for every series.
 
     Examples
     --------
@@ -183,6 +195,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         shrink_to_reference: bool = False,
         training_window: int | None = None,
         combine_without_level_lags: bool = True,
+        interval_scale_lag: int = 24,
+        interval_scale_hours: int = 168,
     ):
         self.lags = lags
         self.windows = windows
@@ -207,6 +221,8 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.shrink_to_reference = shrink_to_reference
         self.training_window = training_window
         self.combine_without_level_lags = combine_without_level_lags
+        self.interval_scale_lag = interval_scale_lag
+        self.interval_scale_hours = interval_scale_hours
         super().__init__()
         # sktime's conformance checks expect these attributes even when it does not fill them.
         self._y = None
@@ -232,20 +248,20 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def _predict_quantiles(self, fh, X=None, alpha=None) -> pd.DataFrame:
         """Quantiles of the conformal forecast distribution: interval bounds of coverage |2 alpha - 1|."""
-        point, steps = self._point_forecast(fh)
+        point, steps, scale = self._point_forecast(fh)
         errors = self._conformal_errors()
         values = point.to_numpy()[:, 0]
-        columns = {a: errors.quantile(values, a, steps) for a in alpha}
+        columns = {a: errors.quantile(values, a, steps, scale) for a in alpha}
         frame = pd.DataFrame(columns, index=point.index)
         frame.columns = self._get_columns(method="predict_quantiles", alpha=alpha)
         return frame
 
     def _predict_interval(self, fh, X=None, coverage=None) -> pd.DataFrame:
         """Split-conformal intervals of each `coverage` around the point forecast."""
-        point, steps = self._point_forecast(fh)
+        point, steps, scale = self._point_forecast(fh)
         errors = self._conformal_errors()
         values = point.to_numpy()[:, 0]
-        bounds = [bound for c in coverage for bound in errors.bounds(values, c, steps)]
+        bounds = [bound for c in coverage for bound in errors.bounds(values, c, steps, scale)]
         frame = pd.DataFrame(np.column_stack(bounds), index=point.index)
         frame.columns = self._get_columns(method="predict_interval", coverage=coverage)
         return frame
@@ -258,26 +274,41 @@ class GlobalLGBMForecaster(BaseForecaster):
             )
         return self.conformal_errors_
 
-    def _point_forecast(self, fh) -> tuple[pd.DataFrame, np.ndarray]:
-        """Point forecasts for `fh` and each row's step ahead of the cutoff."""
+    def _point_forecast(self, fh) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+        """Point forecasts for `fh`, each row's step ahead of the cutoff, and its series' interval scale."""
         panel = Panel.from_sktime(self._history)
         steps = np.asarray(fh.to_relative(self.cutoff), dtype="int64")
         if steps.min() < 1:
             raise ValueError(f"only out-of-sample steps (>= 1) can be forecast, got {steps.tolist()}")
         last = np.array([len(panel.grid) - 1])
         values = self.predict_panel(panel, last, int(steps.max()))[:, 0, steps - 1]
+        scale = self._interval_scale(panel, last)  # (series, 1)
         times = extend_grid(panel.grid, int(steps.max()))[len(panel.grid) - 1 + steps]
         observed = self._history.index.get_level_values(-1)
         if isinstance(observed, pd.DatetimeIndex):
             times = times.as_unit(observed.unit)  # y's own resolution, so forecasts align with actuals
         if not isinstance(self._history.index, pd.MultiIndex):
-            return pd.DataFrame({panel.name: values[0]}, index=times), steps
+            return pd.DataFrame({panel.name: values[0]}, index=times), steps, scale[0]
         keys = panel.keys.repeat(len(times))
         key_arrays = [keys.get_level_values(i) for i in range(keys.nlevels)]
         index = pd.MultiIndex.from_arrays(
             [*key_arrays, times[np.tile(np.arange(len(times)), len(panel.keys))]], names=self._history.index.names
         )
-        return pd.DataFrame({panel.name: values.ravel()}, index=index), np.tile(steps, len(panel.keys))
+        rows = pd.DataFrame({panel.name: values.ravel()}, index=index)
+        return rows, np.tile(steps, len(panel.keys)), np.repeat(scale[:, 0], len(steps))
+
+    def _interval_scale(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
+        """(series, origins) units of the calibration errors and interval widths (`interval_scale_hours`)."""
+        lag, hours = self.interval_scale
+        if not hours:
+            return np.ones((len(panel.keys), len(origins)))
+        return seasonal_scale(panel.values, origins, lag, hours, log_space=self.log_target)
+
+    @property
+    def interval_scale(self) -> tuple[int, int]:
+        """(interval_scale_lag, interval_scale_hours) as this model calibrated; 0 hours: unscaled."""
+        # Models saved before scaling existed have neither attribute.
+        return getattr(self, "interval_scale_lag", 0), getattr(self, "interval_scale_hours", 0)
 
     def fit_panel(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit on a panel (one training row per series and time point with a full history), calibrated."""
@@ -293,17 +324,19 @@ class GlobalLGBMForecaster(BaseForecaster):
     def calibration_forecasts(self) -> pd.DataFrame | None:
         """The calibration fit's forecasts from every origin of the held-out points, None without calibration.
 
-        Rows as `predict_origins` gives them, without bounds: keys, issued_at, time, horizon, value. Each
-        comes from a model fitted only on the points before the held-out ones (with `shrink_to_reference`,
-        weighted by the weights fitted on these same forecasts). They serve the fit that made them, e.g. as
-        its validation; a saved and loaded forecaster no longer has them.
+        Rows as `predict_origins` gives them, with the bounds this calibration gives them. Each comes from a
+        model fitted only on the points before the held-out ones (with `shrink_to_reference`, weighted by
+        the weights fitted on these same forecasts). They serve the fit that made them, e.g. as its
+        validation; a saved and loaded forecaster no longer has them.
         """
         self.check_is_fitted()
         if getattr(self, "_calibration", None) is None:
             return None
-        panel, origins, forecast = self._calibration
+        panel, origins, forecast, scale = self._calibration
         time_name = self._history.index.names[-1] or "time"
-        return panel.origin_frame(panel.grid[origins], forecast, time_name)
+        steps = np.arange(1, forecast.shape[-1] + 1)
+        bounds = bound_columns(self.conformal_errors_, forecast, steps, INTERVAL_COVERAGES, panel.name, scale)
+        return panel.origin_frame(panel.grid[origins], forecast, time_name).assign(**bounds)
 
     def __getstate__(self) -> dict:
         # The calibration forecasts are as large as the training data and only serve the fit that made them.
@@ -311,10 +344,10 @@ class GlobalLGBMForecaster(BaseForecaster):
 
     def _calibrate(
         self, panel: Panel
-    ) -> tuple[np.ndarray | None, ConformalErrors | None, tuple[Panel, np.ndarray, np.ndarray] | None]:
+    ) -> tuple[np.ndarray | None, ConformalErrors | None, tuple[Panel, np.ndarray, np.ndarray, np.ndarray] | None]:
         """Per-horizon weights on the model against its reference, the errors of the weighted forecasts, and
-        the forecasts (panel, origin positions, (series, origins, horizon) values), from a fit without the
-        last `calibration_hours` points forecasting from each of them.
+        the forecasts (panel, origin positions, (series, origins, horizon) values, (series, origins, 1)
+        interval scales), from a fit without the last `calibration_hours` points forecasting from each of them.
 
         Nones when there is nothing to calibrate on: `calibration_hours` is 0, or the points before the
         held-out ones are too few to fit.
@@ -339,8 +372,9 @@ class GlobalLGBMForecaster(BaseForecaster):
             deviation = layout.transform(forecast[..., :within]) - reference
             weights = _least_squares_weights(layout.transform(actual[..., :within]) - reference, deviation)
             forecast[..., :within] = layout.inverse(reference + weights * deviation)
-        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target)
-        return weights, errors, (panel, origins, forecast)
+        scale = self._interval_scale(panel, origins)[..., None]
+        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=self.log_target, scale=scale)
+        return weights, errors, (panel, origins, forecast, scale)
 
     def _fit_booster(self, panel: Panel) -> GlobalLGBMForecaster:
         """Fit one booster per member (`_member_layouts`) on the panel's points."""
@@ -419,6 +453,8 @@ class GlobalLGBMForecaster(BaseForecaster):
             "calibration_horizon",
             "shrink_to_reference",
             "combine_without_level_lags",
+            "interval_scale_lag",
+            "interval_scale_hours",
         }
         return {name: value for name, value in self.get_params().items() if name not in ignored}
 
@@ -536,16 +572,25 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.check_is_fitted()
         panel = Panel.from_sktime(y_history)
         origin_index = pd.Index(origins)
-        values = self.predict_panel(panel, panel.position(origin_index), horizon)
+        positions = panel.position(origin_index)
+        values = self.predict_panel(panel, positions, horizon)
         frame = panel.origin_frame(origin_index, values, y_history.index.names[-1] or "time")
         # Models saved before intervals existed have no calibration attribute.
         errors = getattr(self, "conformal_errors_", None)
-        return frame.assign(**bound_columns(errors, values, np.arange(1, horizon + 1), coverage, panel.name))
+        scale = self._interval_scale(panel, positions)[..., None]
+        return frame.assign(**bound_columns(errors, values, np.arange(1, horizon + 1), coverage, panel.name, scale))
 
     @property
     def history_length(self) -> int:
         """Time points before the predicted one that a feature row reads."""
         return self._layout(()).history
+
+    @property
+    def forecast_reach(self) -> int:
+        """Time points up to an origin that its forecasts and their intervals read: a feature row's
+        history, or the interval scale's if longer."""
+        lag, hours = self.interval_scale
+        return max(self.history_length, lag + hours if hours else 0)
 
     def _layout(self, key_levels: tuple[str, ...]) -> FeatureLayout:
         return FeatureLayout(
@@ -606,6 +651,7 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "n_jobs": 1,
                 "calibration_hours": 6,
                 "calibration_horizon": 3,
+                "interval_scale_hours": 0,
             },
             {
                 "lags": (1, 2),
@@ -622,6 +668,8 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "n_jobs": 1,
                 "calibration_hours": 4,
                 "calibration_horizon": 2,
+                "interval_scale_lag": 2,
+                "interval_scale_hours": 3,
             },
         ]
 

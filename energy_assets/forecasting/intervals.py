@@ -12,6 +12,38 @@ from energy_assets.schema import interval_column
 # interval is at most 0.001 in level wider than the exact one, never narrower): a fixed, small table
 # however many series and origins calibrated it.
 QUANTILE_LEVELS = np.linspace(0.0, 1.0, 1001)
+# Seasonal scales are raised to at least this (a series that repeated its last season to within 0.1 %):
+# no interval of zero width, and no calibration score divided by zero.
+SCALE_FLOOR = 1e-3
+
+
+def absolute_scores(actual: np.ndarray, forecast: np.ndarray, log_space: bool) -> np.ndarray:
+    """|log1p(actual) - log1p(forecast)| when `log_space`, else |actual - forecast| / |forecast|."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if log_space:
+            return np.abs(np.log1p(actual) - np.log1p(forecast))
+        return np.abs(actual - forecast) / np.abs(forecast)
+
+
+def seasonal_scale(values: np.ndarray, origins: np.ndarray, lag: int, hours: int, log_space: bool) -> np.ndarray:
+    """(series, origins) mean `absolute_scores` of the seasonal naive forecast with period `lag` over the
+    `hours` points up to each origin position of (series, points) `values`: MASE's scale, kept recent.
+
+    Points without an observed value `lag` before are left out; NaN where none is left. At least
+    `SCALE_FLOOR`. Reads the `lag + hours` points up to each origin.
+    """
+    origins = np.asarray(origins, dtype="int64")
+    scores = absolute_scores(values[:, lag:], values[:, :-lag], log_space)  # column j: point lag + j
+    scored = np.isfinite(scores)
+    zero = np.zeros((len(values), 1))
+    sums = np.concatenate([zero, np.cumsum(np.where(scored, scores, 0.0), axis=1)], axis=1)
+    counts = np.concatenate([zero, np.cumsum(scored, axis=1)], axis=1)
+    # Points origin - hours + 1 .. origin are columns origin - hours - lag + 1 .. origin - lag of `scores`.
+    end = np.clip(origins - lag + 1, 0, scores.shape[1])
+    start = np.clip(origins - hours - lag + 1, 0, scores.shape[1])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        scale = (sums[:, end] - sums[:, start]) / (counts[:, end] - counts[:, start])
+    return np.maximum(scale, SCALE_FLOOR)  # NaN stays NaN
 
 
 @dataclass(frozen=True)
@@ -19,10 +51,12 @@ class ConformalErrors:
     """Quantiles of absolute out-of-sample errors in a scale-free space, per forecast horizon.
 
     An error is |log1p(actual) - log1p(forecast)| when `log_space` (multiplicative intervals, so a
-    10^2 kWh and a 10^6 kWh series get widths in proportion), else |actual - forecast| / |forecast|.
-    Symmetric absolute scores, as mlforecast's conformal intervals use: every interval contains the
-    point forecast, nests inside any wider one, and its quantile function is monotone, which signed
-    (asymmetric) scores do not guarantee when the calibration errors lean one way.
+    10^2 kWh and a 10^6 kWh series get widths in proportion), else |actual - forecast| / |forecast|,
+    optionally divided by a scale known at the forecast's origin (normalized conformal prediction:
+    the interval is then as many of its forecast's scales wide). Symmetric absolute scores, as
+    mlforecast's conformal intervals use: every interval contains the point forecast, nests inside
+    any wider one, and its quantile function is monotone, which signed (asymmetric) scores do not
+    guarantee when the calibration errors lean one way.
     """
 
     quantiles: np.ndarray  # (horizons, len(QUANTILE_LEVELS)) of the scores of each horizon
@@ -30,15 +64,13 @@ class ConformalErrors:
     log_space: bool
 
     @classmethod
-    def from_forecasts(cls, actual: np.ndarray, forecast: np.ndarray, log_space: bool) -> ConformalErrors:
-        """Errors of (..., horizon) forecasts against actuals (NaN where there is none to score)."""
-        actual = actual.reshape(-1, actual.shape[-1])
-        forecast = forecast.reshape(-1, forecast.shape[-1])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if log_space:
-                scores = np.abs(np.log1p(actual) - np.log1p(forecast))
-            else:
-                scores = np.abs(actual - forecast) / np.abs(forecast)
+    def from_forecasts(
+        cls, actual: np.ndarray, forecast: np.ndarray, log_space: bool, scale: np.ndarray | float = 1.0
+    ) -> ConformalErrors:
+        """Errors of (..., horizon) forecasts against actuals (NaN where there is none to score), in units
+        of `scale` (broadcast against them; a NaN scale leaves its errors out)."""
+        scores = absolute_scores(actual, forecast, log_space) / scale
+        scores = scores.reshape(-1, scores.shape[-1])
         scored = np.isfinite(scores)
         counts = scored.sum(axis=0)
         # numpy's "inverted_cdf" quantile at level q is the ceil(q n)-th smallest score (the first at q = 0):
@@ -65,9 +97,13 @@ class ConformalErrors:
         columns = np.searchsorted(QUANTILE_LEVELS, np.minimum(level, 1.0) - 1e-12)
         return np.where(level > 1.0, np.inf, self.quantiles[rows, columns])
 
-    def bounds(self, forecast: np.ndarray, coverage: float, steps: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(lower, upper) around (..., len(steps)) point forecasts; -inf and inf where too few errors bound it."""
-        width = self.half_width(coverage, steps)
+    def bounds(
+        self, forecast: np.ndarray, coverage: float, steps: np.ndarray, scale: np.ndarray | float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(lower, upper) around (..., len(steps)) point forecasts whose errors are in units of `scale` (as
+        calibrated); -inf and inf where too few errors bound it or the scale is unknown (NaN)."""
+        width = self.half_width(coverage, steps) * scale
+        width = np.where(np.isnan(width), np.inf, width)
         if self.log_space:
             centre = np.log1p(forecast)
             lower, upper = np.expm1(centre - width), np.expm1(centre + width)
@@ -77,11 +113,13 @@ class ConformalErrors:
         # expm1(-inf) is -1: an unbounded interval is unbounded below as well.
         return np.where(np.isinf(width), -np.inf, lower), upper
 
-    def quantile(self, forecast: np.ndarray, alpha: float, steps: np.ndarray) -> np.ndarray:
+    def quantile(
+        self, forecast: np.ndarray, alpha: float, steps: np.ndarray, scale: np.ndarray | float = 1.0
+    ) -> np.ndarray:
         """The `alpha` quantile of the forecast distribution: an interval bound of coverage |2 alpha - 1|."""
         if alpha == 0.5:
             return forecast.copy()
-        lower, upper = self.bounds(forecast, abs(2 * alpha - 1), steps)
+        lower, upper = self.bounds(forecast, abs(2 * alpha - 1), steps, scale)
         return lower if alpha < 0.5 else upper
 
 
@@ -115,17 +153,22 @@ def interval_scores(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, co
 
 
 def bound_columns(
-    errors: ConformalErrors | None, forecast: np.ndarray, steps: np.ndarray, coverages: tuple[float, ...], name: str
+    errors: ConformalErrors | None,
+    forecast: np.ndarray,
+    steps: np.ndarray,
+    coverages: tuple[float, ...],
+    name: str,
+    scale: np.ndarray | float = 1.0,
 ) -> dict[str, np.ndarray]:
-    """The lower and upper bound of each coverage around (..., len(steps)) forecasts, flattened, under their
-    `schema.interval_column` names; NaN where there is no calibration or the interval is unbounded, so stored
-    tables hold no infinities."""
+    """The lower and upper bound of each coverage around (..., len(steps)) forecasts in units of `scale`,
+    flattened, under their `schema.interval_column` names; NaN where there is no calibration or the
+    interval is unbounded, so stored tables hold no infinities."""
     columns = {}
     for coverage in coverages:
         if errors is None:
             lower = upper = np.full(forecast.shape, np.nan)
         else:
-            lower, upper = (np.where(np.isfinite(b), b, np.nan) for b in errors.bounds(forecast, coverage, steps))
+            lower, upper = (np.where(np.isfinite(b), b, np.nan) for b in errors.bounds(forecast, coverage, steps, scale))
         columns[interval_column("lower", coverage, name)] = lower.ravel()
         columns[interval_column("upper", coverage, name)] = upper.ravel()
     return columns

@@ -16,7 +16,7 @@ from sktime.split import ExpandingWindowSplitter
 from energy_assets import schema
 from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
+from energy_assets.forecasting.intervals import interval_metric_names
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 from energy_assets.timeline import to_utc_hour
 
@@ -29,7 +29,7 @@ __all__ = [
     "min_training_hours",
     "required_history_hours",
     "save_forecaster",
-    "search_calibration_hours",
+    "search_intervals",
     "search_hyperparameters",
     "train_forecaster",
 ]
@@ -66,6 +66,8 @@ class ForecasterConfig:
     calibration_hours: int = _MODEL_DEFAULTS["calibration_hours"]
     shrink_to_reference: bool = _MODEL_DEFAULTS["shrink_to_reference"]
     combine_without_level_lags: bool = _MODEL_DEFAULTS["combine_without_level_lags"]
+    interval_scale_lag: int = _MODEL_DEFAULTS["interval_scale_lag"]
+    interval_scale_hours: int = _MODEL_DEFAULTS["interval_scale_hours"]
     calibration_horizon: int = schema.FORECAST_HORIZON_HOURS
     training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
     min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
@@ -118,13 +120,14 @@ class TrainingResult:
 
 
 def required_history_hours(config: ForecasterConfig) -> int:
-    """Past hours, the issue hour included, that one forecast reads."""
-    return config.forecaster().history_length
+    """Past hours, the issue hour included, that one forecast with its intervals reads."""
+    return config.forecaster().forecast_reach
 
 
 def min_training_hours(config: ForecasterConfig) -> int:
-    """Hours a series needs up to the cutoff to take part in a fit."""
-    return required_history_hours(config) + config.min_target_hours
+    """Hours a series needs up to the cutoff to take part in a fit: a feature row's history and the targets.
+    (Its intervals are unbounded while it is younger than `required_history_hours`.)"""
+    return config.forecaster().history_length + config.min_target_hours
 
 
 def train_forecaster(
@@ -161,16 +164,9 @@ def train_forecaster(
     if calibration is not None and calibration[schema.ISSUED_AT].min() <= validation_start:
         # The calibration fit's first origin is the newest hour it was fitted on.
         validation_cutoff = calibration[schema.ISSUED_AT].min()
-        issued = calibration[calibration[schema.ISSUED_AT] >= validation_start]
         # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
-        bounds = bound_columns(
-            forecaster.conformal_errors_,
-            issued[schema.TARGET].to_numpy(),
-            issued[schema.HORIZON].to_numpy(),
-            schema.INTERVAL_COVERAGES,
-            schema.TARGET,
-        )
-        validation = beside_baselines(issued.assign(**bounds), rows, validation_cutoff)
+        issued = calibration[calibration[schema.ISSUED_AT] >= validation_start]
+        validation = beside_baselines(issued, rows, validation_cutoff)
     else:
         validation_cutoff = validation_start
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
@@ -217,7 +213,7 @@ def forecast_origins(
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
     # Only the hours these origins read (the window `issuing.history_window` reads for one origin),
     # so the cost follows the origins, not the history passed in.
-    first_read = issued.min() - forecaster.history_length * HOUR
+    first_read = issued.min() - forecaster.forecast_reach * HOUR
     times = history_long[schema.DATETIME]
     y = to_sktime(history_long[(times >= first_read) & (times <= issued.max())])
     frame = forecaster.predict_origins(y, issued, horizon)
@@ -300,24 +296,27 @@ def search_hyperparameters(
     return best, table
 
 
-def search_calibration_hours(
+def search_intervals(
     history: pd.DataFrame,
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
-    hours: list[int],
+    grid: dict[str, list] | list[dict[str, list]],
     n_splits: int = 3,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
-    """`config` with the `calibration_hours` whose intervals cover closest to nominal over the search's
-    folds (mean absolute miss over `schema.INTERVAL_COVERAGES`), and every candidate's scores."""
-    _, table = search_hyperparameters(
-        history, cutoff, [replace(config, calibration_hours=h) for h in hours], n_splits=n_splits
-    )
+    """`config` with the interval settings of `grid` (e.g. calibration_hours, interval_scale_hours: all
+    combinations, of each grid of a list) whose intervals cover closest to nominal over the search's folds
+    (mean absolute miss over `schema.INTERVAL_COVERAGES`; the mean interval score breaks ties), and every
+    candidate's scores."""
+    _, table = search_hyperparameters(history, cutoff, grid, n_splits=n_splits, base=config)
     misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
-    table = table.sort_values("coverage_miss", kind="stable").reset_index(drop=True)
+    winkler = [table[interval_metric_names(c)[1]] for c in schema.INTERVAL_COVERAGES]
+    table["winkler"] = sum(winkler) / len(winkler)
+    table = table.sort_values(["coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
     if table["coverage_miss"].isna().all():
-        raise ValueError(f"no candidate of calibration_hours {hours} calibrated intervals before {cutoff}")
-    return replace(config, calibration_hours=int(table["calibration_hours"].iloc[0])), table
+        raise ValueError(f"no candidate of {grid} calibrated intervals before {cutoff}")
+    names = {name for one in ([grid] if isinstance(grid, dict) else grid) for name in one}
+    return replace(config, **{name: table[name].iloc[0].item() for name in names}), table
 
 
 def _candidate_configs(
