@@ -6,8 +6,8 @@ at or before the day's first origin only; each origin is forecast from the rows 
 The course pipeline predicts in ~20-30 s per origin, so it runs on a subsample (one origin every
 `--course-every` hours); the table for that subsample scores every model on the same origins.
 How the "model" row's configuration is chosen, without the evaluation window: search_hyperparameters
-on SEARCH_GRID by MAPE, then search_intervals on INTERVAL_GRID by interval coverage, both on every
-whole daily fold before the window's first origin. The shipped defaults of ForecasterConfig may differ: they are
+on SEARCH_GRID by MAPE, then search_intervals (interval scale by interval score, calibration hours by
+coverage), both on every whole daily fold before the window's first origin. The shipped defaults of ForecasterConfig may differ: they are
 chosen on every fold of the extract (data before the later January hours the project is judged on),
 this window included, so on this window they are in sample and printed as "model_defaults" only.
 Every model's intervals, the baselines' included, are split-conformal from its own errors over the
@@ -77,18 +77,24 @@ SEARCH_BASE = ForecasterConfig(
     calibration_hours=48,
     interval_scale_hours=0,
 )
-_CALIBRATION_HOURS = {
-    # At least twice the horizon: with 24, horizon 24 would be calibrated on one origin's errors (one
-    # per series: fewer than 19 series cannot bound a 95 % interval there).
-    "calibration_hours": [48, 72, 120],
-}
-# Errors in units of each series' recent seasonal-naive error (daily or weekly, over the last 3 or 7
-# days), or not (added in the sixth session).
-INTERVAL_GRID = [
-    {**_CALIBRATION_HOURS, "interval_scale_hours": [0]},
-    {**_CALIBRATION_HOURS, "interval_scale_lag": [24, 168], "interval_scale_hours": [72, 168]},
+# At least twice the horizon: with 24, horizon 24 would be calibrated on one origin's errors (one per
+# series: fewer than 19 series cannot bound a 95 % interval there).
+CALIBRATION_HOURS = [48, 72, 120]
+# (interval_scale_lag, interval_scale_hours): unscaled, or errors in units of each series' mean daily or
+# weekly seasonal-naive error over its last week (added in the sixth session). A whole week each, so the
+# scale does not rise and fall with the weekday of the origin.
+INTERVAL_SCALES = [(24, 0), (24, 168), (168, 168)]
+INTERVAL_COLUMNS = [
+    "interval_scale_lag",
+    "interval_scale_hours",
+    "calibration_hours",
+    "coverage_80",
+    "coverage_95",
+    "winkler_80",
+    "winkler_95",
+    "scale_winkler",
+    "coverage_miss",
 ]
-INTERVAL_COLUMNS = ["calibration_hours", "interval_scale_lag", "interval_scale_hours", "coverage_80", "coverage_95", "winkler_80", "winkler_95", "coverage_miss"]
 # With --variants: the options the search weighed, scored on the window (labelled; never the claim).
 MEMBERS = {
     "level_lags=()": {"level_lags": (), "combine_without_level_lags": False},
@@ -196,7 +202,7 @@ def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: F
     folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
     base = replace(SEARCH_BASE, **{name: getattr(shipped, name) for name in INTERVAL_COLUMNS[:3]})
     chosen, table = search_hyperparameters(history, last, SEARCH_GRID, n_splits=folds, base=base)
-    chosen, calibration = search_intervals(history, last, chosen, INTERVAL_GRID, n_splits=folds)
+    chosen, calibration = search_intervals(history, last, chosen, CALIBRATION_HOURS, INTERVAL_SCALES, n_splits=folds)
     print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
     print(table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
     print(calibration[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
@@ -233,8 +239,11 @@ def main() -> None:
     config, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=folds, base=SEARCH_BASE)
     print(f"\nfeature choice: search on {SEARCH_GRID}, {folds} daily folds before {origins[0]} (no window data), by MAPE")
     print(search_table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
-    config, calibration_table = search_intervals(history, origins[0], config, INTERVAL_GRID, n_splits=folds)
-    print(f"\ninterval choice: {INTERVAL_GRID} on the same folds, by coverage closest to nominal (then interval score)")
+    config, calibration_table = search_intervals(history, origins[0], config, CALIBRATION_HOURS, INTERVAL_SCALES, n_splits=folds)
+    print(
+        f"\ninterval choice on the same folds: the scale (lag, hours) of {INTERVAL_SCALES} with the lowest interval score "
+        f"over calibration_hours {CALIBRATION_HOURS}, then its hours covering closest to nominal"
+    )
     print(calibration_table[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
     if args.check_defaults:

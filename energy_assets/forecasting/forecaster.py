@@ -63,9 +63,9 @@ class GlobalLGBMForecaster(BaseForecaster):
     model that never saw its target. With `interval_scale_hours` each error is first divided by its
     series' mean absolute error of seasonal naive `interval_scale_lag` over the hours before its
     origin (normalized conformal prediction, on a recent MASE scale): on the real extract series
-    differ about a hundredfold in such error, and one shared width per horizon makes quiet series'
-    intervals far too wide and volatile ones' too narrow; scaled, each interval is as many of its own
-    series' recent errors wide.
+    differ 35-fold in their mean day-over-day change, and one shared width per horizon makes quiet
+    series' intervals far too wide and volatile ones' too narrow; scaled, each interval is as many of
+    its own series' recent errors wide.
 
     Parameters
     ----------
@@ -138,7 +138,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         Hours up to the origin over which that error is averaged (`intervals.seasonal_scale`, in the
         errors' own log or relative space): the unit of calibration errors and interval widths, per
         series and origin. Where a series has no point with one `interval_scale_lag` before, its
-        intervals are unbounded. 0: no scaling, one width per horizon for every series.
+        intervals are unbounded. 0: no scaling, one width per horizon for every series. With a daily
+        lag keep it whole weeks: over a shorter span the day-over-day changes depend on whether a
+        weekend is inside it, and the scale would rise and fall with the origin's weekday.
 
     Examples
     --------

@@ -33,16 +33,23 @@ def seasonal_scale(values: np.ndarray, origins: np.ndarray, lag: int, hours: int
     `SCALE_FLOOR`. Reads the `lag + hours` points up to each origin.
     """
     origins = np.asarray(origins, dtype="int64")
-    scores = absolute_scores(values[:, lag:], values[:, :-lag], log_space)  # column j: point lag + j
+    scores = absolute_scores(values[:, lag:], values[:, :-lag], log_space)
     scored = np.isfinite(scores)
-    zero = np.zeros((len(values), 1))
-    sums = np.concatenate([zero, np.cumsum(np.where(scored, scores, 0.0), axis=1)], axis=1)
-    counts = np.concatenate([zero, np.cumsum(scored, axis=1)], axis=1)
-    # Points origin - hours + 1 .. origin are columns origin - hours - lag + 1 .. origin - lag of `scores`.
-    end = np.clip(origins - lag + 1, 0, scores.shape[1])
-    start = np.clip(origins - hours - lag + 1, 0, scores.shape[1])
+    # Column c is point c - hours (the first hours + lag have no score), so the window of origin o is
+    # columns o + 1 .. o + hours. Each window is summed on its own, not as a difference of running sums:
+    # the same bytes however much history comes before it.
+    unscored = np.zeros((len(values), hours + lag))
+    first, last = origins.min(), origins.max()
+
+    def window_sums(columns: np.ndarray) -> np.ndarray:
+        # Summing a slice of the windows' view, then picking the origins, holds no copy of the windows.
+        windows = np.lib.stride_tricks.sliding_window_view(columns, hours, axis=1)[:, first + 1 : last + 2]
+        return windows.sum(axis=-1)[:, origins - first]
+
+    summed = window_sums(np.concatenate([unscored, np.where(scored, scores, 0.0)], axis=1))
+    counted = window_sums(np.concatenate([unscored, scored], axis=1))
     with np.errstate(divide="ignore", invalid="ignore"):
-        scale = (sums[:, end] - sums[:, start]) / (counts[:, end] - counts[:, start])
+        scale = summed / counted
     return np.maximum(scale, SCALE_FLOOR)  # NaN stays NaN
 
 

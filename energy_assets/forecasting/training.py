@@ -300,23 +300,36 @@ def search_intervals(
     history: pd.DataFrame,
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
-    grid: dict[str, list] | list[dict[str, list]],
+    calibration_hours: list[int],
+    scales: list[tuple[int, int]],
     n_splits: int = 3,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
-    """`config` with the interval settings of `grid` (e.g. calibration_hours, interval_scale_hours: all
-    combinations, of each grid of a list) whose intervals cover closest to nominal over the search's folds
-    (mean absolute miss over `schema.INTERVAL_COVERAGES`; the mean interval score breaks ties), and every
-    candidate's scores."""
-    _, table = search_hyperparameters(history, cutoff, grid, n_splits=n_splits, base=config)
+    """`config` with the interval scale and calibration hours the search's folds choose, and every candidate's
+    scores (each of `calibration_hours` with each (interval_scale_lag, interval_scale_hours) of `scales`).
+
+    Two questions, each judged by what it decides. The scale spreads the width over series and origins:
+    the scale with the lowest interval score (mean over `schema.INTERVAL_COVERAGES`, a proper scoring
+    rule: narrow and rarely missed), averaged over every calibration length, so the choice does not rest
+    on one length. The calibration length sets the level: of that scale's candidates, the one covering
+    closest to nominal (mean absolute miss; the interval score breaks ties).
+    """
+    candidates = [
+        replace(config, calibration_hours=hours, interval_scale_lag=lag, interval_scale_hours=scale_hours)
+        for lag, scale_hours in scales
+        for hours in calibration_hours
+    ]
+    _, table = search_hyperparameters(history, cutoff, candidates, n_splits=n_splits)
     misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
     winkler = [table[interval_metric_names(c)[1]] for c in schema.INTERVAL_COVERAGES]
     table["winkler"] = sum(winkler) / len(winkler)
-    table = table.sort_values(["coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
     if table["coverage_miss"].isna().all():
-        raise ValueError(f"no candidate of {grid} calibrated intervals before {cutoff}")
-    names = {name for one in ([grid] if isinstance(grid, dict) else grid) for name in one}
-    return replace(config, **{name: table[name].iloc[0].item() for name in names}), table
+        raise ValueError(f"no candidate of calibration_hours {calibration_hours} calibrated intervals before {cutoff}")
+    scale = ["interval_scale_lag", "interval_scale_hours"]
+    table["scale_winkler"] = table.groupby(scale)["winkler"].transform("mean")
+    table = table.sort_values(["scale_winkler", *scale, "coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
+    best = table.iloc[0]
+    return replace(config, **{name: best[name].item() for name in ["calibration_hours", *scale]}), table
 
 
 def _candidate_configs(
