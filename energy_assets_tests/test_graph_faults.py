@@ -97,6 +97,14 @@ def _csv_cut_in_its_last_value(path: Path) -> Path:
     return path.with_suffix(".csv")
 
 
+def _hour_utc_with_an_offset_contradicting_hour_dk(path: Path) -> Path:
+    records = pd.DataFrame(de35_records(new_rows()))
+    # The hour 01:00 written with an offset: read on its own terms it is 00:00 UTC, which HourDK (02:00) contradicts.
+    records.loc[80, "HourUTC"] = records.loc[80, "HourUTC"] + "+01:00"
+    records.to_csv(path.with_suffix(".csv"), sep=";", index=False)
+    return path.with_suffix(".csv")
+
+
 def _missing_file(path: Path) -> Path:
     return path.with_suffix(".csv")
 
@@ -113,10 +121,23 @@ def _folder(path: Path) -> Path:
         (_1e400_csv, r"snapshot.csv: 1 infinite value\(s\) in column 'energy_consumption' at lines 7: \['1e400'\]"),
         (_boolean_parquet, r"snapshot.parquet: 228 boolean value\(s\) where a number belongs in column 'energy_consumption'"),
         (_csv_cut_in_its_last_value, r"snapshot.csv: truncated: line 229, the last, does not end with a line break"),
+        (
+            _hour_utc_with_an_offset_contradicting_hour_dk,
+            r"snapshot.csv: 1 row\(s\) whose HourUTC and HourDK disagree .* at lines 82: "
+            r"HourUTC '2023-01-02T01:00:00\+01:00' \(read as 2023-01-02 00:00 UTC",
+        ),
         (_missing_file, r"snapshot file not found: .*snapshot.csv"),
         (_folder, r"snapshot path .*snapshot is a folder, not a file"),
     ],
-    ids=["inf_in_parquet", "1e400_in_csv", "boolean_in_parquet", "csv_cut_in_last_value", "missing_file", "folder_as_file"],
+    ids=[
+        "inf_in_parquet",
+        "1e400_in_csv",
+        "boolean_in_parquet",
+        "csv_cut_in_last_value",
+        "hour_utc_offset_contradicting_hour_dk",
+        "missing_file",
+        "folder_as_file",
+    ],
 )
 def test_a_bad_snapshot_fails_the_raw_asset_at_once_naming_it_and_stores_nothing(
     tmp_path, isolated_state, filled, write, named

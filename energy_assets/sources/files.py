@@ -1,8 +1,8 @@
 """Consumption rows from a snapshot file: the dataset's own `;` CSV download, a comma CSV, or parquet.
 
 Either layout is accepted in every format: the dataset's columns (HourUTC, PriceArea,
-ConsumerType_DE35, TotalCon; HourDK and other extra columns are ignored) or the canonical ones
-(datetime_utc, area, consumer_type, energy_consumption).
+ConsumerType_DE35, TotalCon; HourDK, when present, must be HourUTC in Danish time; other extra columns
+are ignored) or the canonical ones (datetime_utc, area, consumer_type, energy_consumption).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.canonical import (
     DE35_COLUMNS,
+    HOUR_DK,
     RowOrigin,
     cut_to_window,
     from_canonical_columns,
@@ -47,7 +48,8 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
     if not missing_columns(columns, CONSUMPTION_COLUMNS):
         return from_canonical_columns(table.select(CONSUMPTION_COLUMNS).to_pandas(), origin)
     if not missing_columns(columns, DE35_COLUMNS):
-        return from_de35_columns(table.select(DE35_COLUMNS).to_pandas(), origin)
+        cross_check = [HOUR_DK] if HOUR_DK in columns else []
+        return from_de35_columns(table.select(DE35_COLUMNS + cross_check).to_pandas(), origin)
     raise SourceFormatError(
         f"{path}: neither layout found: missing {missing_columns(columns, DE35_COLUMNS)} for the "
         f"dataset layout {DE35_COLUMNS}, or {missing_columns(columns, CONSUMPTION_COLUMNS)} for the "
