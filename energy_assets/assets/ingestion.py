@@ -6,12 +6,10 @@ from dagster import (
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetExecutionContext,
-    Backoff,
     BackfillPolicy,
     Failure,
     MaterializeResult,
     MetadataValue,
-    RetryPolicy,
     asset,
 )
 
@@ -20,6 +18,7 @@ from energy_assets.quality.cleaning import clean_consumption
 from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.retries import retry_transient
 from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
 from energy_assets.sources.errors import SourceUnavailableError
 from energy_assets.quality.validation import RULES, validate_consumption
@@ -34,7 +33,6 @@ FEATURE_CHECKS = [
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="bucket_io_manager",
-    retry_policy=RetryPolicy(max_retries=2, delay=30, backoff=Backoff.EXPONENTIAL),
     metadata={"partition_column": DATETIME},
     group_name="ingestion",
     kinds={"pandas", "parquet"},
@@ -44,9 +42,9 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
     window = context.partition_time_window
     try:
         rows = consumption_source.fetch(window.start, window.end)
-    except SourceUnavailableError:
-        # Network errors, 429 and 5xx can heal: the RetryPolicy tries again.
-        raise
+    except SourceUnavailableError as unavailable:
+        # Network errors, 429 and 5xx can heal: the step runs again after a wait.
+        raise retry_transient(unavailable, context.retry_number, consumption_source.describe()) from unavailable
     except Exception as lasting:
         # Bad or absent data, a misconfigured source, a passed deadline: retrying repeats the same error.
         raise Failure(
