@@ -105,6 +105,21 @@ def _hour_utc_with_an_offset_contradicting_hour_dk(path: Path) -> Path:
     return path.with_suffix(".csv")
 
 
+def _empty_csv(path: Path) -> Path:
+    path.with_suffix(".csv").write_bytes(b"")
+    return path.with_suffix(".csv")
+
+
+def _header_only_csv(path: Path) -> Path:
+    new_rows().head(0).to_csv(path.with_suffix(".csv"), index=False)
+    return path.with_suffix(".csv")
+
+
+def _zero_byte_parquet(path: Path) -> Path:
+    path.with_suffix(".parquet").write_bytes(b"")
+    return path.with_suffix(".parquet")
+
+
 def _missing_file(path: Path) -> Path:
     return path.with_suffix(".csv")
 
@@ -126,6 +141,9 @@ def _folder(path: Path) -> Path:
             r"snapshot.csv: 1 row\(s\) whose HourUTC and HourDK disagree .* at lines 82: "
             r"HourUTC '2023-01-02T01:00:00\+01:00' \(read as 2023-01-02 00:00 UTC",
         ),
+        (_empty_csv, r"snapshot.csv: empty file, expected a header line"),
+        (_header_only_csv, r"snapshot .*snapshot.csv holds no rows at all, only its columns"),
+        (_zero_byte_parquet, r"snapshot.parquet: not a readable parquet file"),
         (_missing_file, r"snapshot file not found: .*snapshot.csv"),
         (_folder, r"snapshot path .*snapshot is a folder, not a file"),
     ],
@@ -135,6 +153,9 @@ def _folder(path: Path) -> Path:
         "boolean_in_parquet",
         "csv_cut_in_last_value",
         "hour_utc_offset_contradicting_hour_dk",
+        "empty_csv",
+        "header_only_csv",
+        "zero_byte_parquet",
         "missing_file",
         "folder_as_file",
     ],

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -11,6 +14,7 @@ from energy_assets.sources.files import read_snapshot, read_window
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.conftest import REAL_DATA_CSV, REAL_DATA_PARQUET
 from energy_assets_tests.edsapi_server import de35_records
+from energy_assets_tests.test_partitions import without_root_file_access
 
 START, END = pd.Timestamp("2023-01-01T22:00Z"), pd.Timestamp("2023-01-02T01:00Z")
 
@@ -224,3 +228,15 @@ def test_hour_dk_follows_the_danish_offset_of_its_date_across_dst(tmp_path, firs
     rows = synthetic_consumption(pd.Timestamp(first), pd.Timestamp(first) + pd.Timedelta(hours=6))
     pd.DataFrame(de35_records(rows)).to_csv(tmp_path / "dst.csv", sep=";", index=False)
     pd.testing.assert_frame_equal(read_snapshot(tmp_path / "dst.csv"), rows)
+
+
+def test_an_unreadable_snapshot_is_a_configuration_error_naming_it(tmp_path, dataset_layout):
+    path = tmp_path / "unreadable.csv"
+    dataset_layout.to_csv(path, sep=";", index=False)
+    path.chmod(0)
+    program = f"from energy_assets.sources.files import read_snapshot\nread_snapshot({str(path)!r})"
+    # Root reads any file: the child gives up that right, as an ordinary user has none.
+    completed = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, preexec_fn=without_root_file_access
+    )
+    assert f"SourceConfigurationError: cannot read snapshot file {path}: Permission denied" in completed.stderr

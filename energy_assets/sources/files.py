@@ -39,11 +39,14 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
         raise SourceConfigurationError(f"snapshot path {path} is a folder, not a file")
     if not path.is_file():
         raise SourceConfigurationError(f"snapshot file not found: {path}")
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        table, origin = _read_parquet(path), RowOrigin(str(path))
-    else:
-        # Line 1 is the header, so data row i sits on line i + 2.
-        table, origin = _read_csv(path), RowOrigin(str(path), first_line=2)
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            table, origin = _read_parquet(path), RowOrigin(str(path))
+        else:
+            # Line 1 is the header, so data row i sits on line i + 2.
+            table, origin = _read_csv(path), RowOrigin(str(path), first_line=2)
+    except OSError as unreadable:
+        raise SourceConfigurationError(f"cannot read snapshot file {path}: {unreadable.strerror or unreadable}") from None
     columns = table.column_names
     if not missing_columns(columns, CONSUMPTION_COLUMNS):
         return from_canonical_columns(table.select(CONSUMPTION_COLUMNS).to_pandas(), origin)
@@ -59,24 +62,32 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
 
 def snapshot_hours(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first and last UTC hour a snapshot file holds."""
-    hours = read_snapshot(path)[DATETIME]
-    if hours.empty:
-        raise EmptySourceError(f"snapshot {path} holds no rows")
+    hours = _rows_of(path)[DATETIME]
     return hours.min(), hours.max()
 
 
 def read_window(path: str | Path, start, end) -> pd.DataFrame:
     """The snapshot's rows with start <= datetime_utc < end, sorted; a window it does not cover is an error."""
     start, end = window_bounds(start, end)
-    rows = cut_to_window(read_snapshot(path), start, end)
+    rows = cut_to_window(_rows_of(path), start, end)
     if rows.empty:
         raise EmptySourceError(f"snapshot {path} holds no rows for the window [{start}, {end})")
+    return rows
+
+
+def _rows_of(path: str | Path) -> pd.DataFrame:
+    """Every row of the snapshot; a snapshot without any (a header only) is an error."""
+    rows = read_snapshot(path)
+    if rows.empty:
+        raise EmptySourceError(f"snapshot {path} holds no rows at all, only its columns")
     return rows
 
 
 def _read_parquet(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
+    except PermissionError:
+        raise
     except (pa.ArrowException, OSError) as error:
         raise SourceFormatError(f"{path}: not a readable parquet file: {error}") from error
 
