@@ -147,6 +147,18 @@ def test_without_history_a_batch_is_judged_by_its_own_values(week):
     assert plausibility_failures(first_hours, None).index.tolist() == [5, 5 + 76]
 
 
+def test_zero_is_a_real_zero_in_a_series_near_zero_and_missing_in_one_far_above(week, hour_at_start):
+    # DE35 series are 90 kWh and more: a zero is a missing value published as 0. Near zero it is real.
+    week = week.assign(**{TARGET: week[TARGET].where(week["consumer_type"] != 111, 0.0)})
+    week.loc[week["consumer_type"] == 112, TARGET] = week.loc[week["consumer_type"] == 112, TARGET] % 20
+    hour_at_start.loc[hour_at_start["consumer_type"].isin([111, 112]), TARGET] = 0.0
+    hour_at_start.loc[hour_at_start["consumer_type"] == 119, TARGET] = 0.0
+
+    refused = plausibility_failures(hour_at_start, week)
+
+    assert sorted(refused["consumer_type"].unique()) == [119]
+
+
 def test_a_level_change_named_as_accepted_is_stored(week, hour_at_start):
     level_change = (hour_at_start["area"] == 1) & (hour_at_start["consumer_type"] == 111)
     hour_at_start.loc[level_change, TARGET] *= 100
