@@ -185,3 +185,12 @@ def test_no_row_of_the_real_extract_is_refused_in_daily_runs(real_data_dir):
         refused += len(Plausibility().implausible_rows(batch, history))
     assert refused == 0
     assert Plausibility().implausible_rows(real, None).empty
+
+
+def test_the_checks_read_each_time_on_its_own_terms(rows):
+    # Rows from a source that passes times as text: an offset on one of them must not shift the others.
+    text = rows.assign(datetime_utc=rows["datetime_utc"].dt.strftime("%Y-%m-%dT%H:%M:%S"))
+    text.loc[0, "datetime_utc"] = "2023-01-01T01:00:00+01:00"  # START, written in Danish time
+
+    assert failures(text) == {}
+    pd.testing.assert_series_equal(clean_consumption(text)["datetime_utc"], clean_consumption(rows)["datetime_utc"])

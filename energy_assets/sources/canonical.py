@@ -86,17 +86,23 @@ def _reject_nulls(values: pd.Series, column: str, origin: RowOrigin) -> None:
 
 
 def parse_hours(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
-    """ISO 8601 hours as datetime64[us, UTC], each value on its own terms: one with an offset in that
-    offset, one without in UTC (a vectorized parse would read every value after the first offset in it)."""
+    """ISO 8601 hours as datetime64[us, UTC], each value on its own terms (`utc_times`); an empty or
+    unparseable value is an error naming the rows."""
     _reject_nulls(values, column, origin)
-    if pd.api.types.is_datetime64_any_dtype(values):
-        stamps = pd.DatetimeIndex(values)
-        parsed = pd.Series(stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC"), index=values.index)
-    else:
-        instants, walls = _parse_iso_times(values)
-        parsed = instants.fillna(walls.dt.tz_localize("UTC"))
+    parsed = utc_times(values)
     _reject(parsed.isna().to_numpy(), values, column, "unparseable timestamp(s)", origin)
     return parsed.astype(CONSUMPTION_DTYPES[DATETIME])
+
+
+def utc_times(values: pd.Series) -> pd.Series:
+    """Times as UTC, each value on its own terms: one with an offset in that offset, one without in UTC
+    (a vectorized ISO 8601 parse reads every value after the first offset in it); NaT where a value is
+    empty or not ISO 8601."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.DatetimeIndex(values)
+        return pd.Series(stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC"), index=values.index)
+    instants, walls = _parse_iso_times(values)
+    return instants.fillna(walls.dt.tz_localize("UTC"))
 
 
 def _parse_iso_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
@@ -104,9 +110,9 @@ def _parse_iso_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     the wall time of a value without one, NaT otherwise); both NaT for a value that is not ISO 8601."""
     codes, uniques = pd.factorize(values)
     parsed = [_iso_time(value) for value in uniques]
-    instants = pd.DatetimeIndex([p if p is not None and p.tzinfo is not None else pd.NaT for p in parsed], tz="UTC")
-    walls = pd.DatetimeIndex([p if p is not None and p.tzinfo is None else pd.NaT for p in parsed])
-    # factorize codes nulls as -1; they were refused before, so every code picks a parsed unique.
+    # One NaT more at the end, for the empty values that factorize codes as -1.
+    instants = pd.DatetimeIndex([p if p is not None and p.tzinfo is not None else pd.NaT for p in parsed] + [pd.NaT], tz="UTC")
+    walls = pd.DatetimeIndex([p if p is not None and p.tzinfo is None else pd.NaT for p in parsed] + [pd.NaT])
     return (
         pd.Series(instants.take(codes), index=values.index),
         pd.Series(walls.take(codes), index=values.index),
