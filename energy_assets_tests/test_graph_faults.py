@@ -306,7 +306,7 @@ def test_an_implausible_value_is_refused_before_the_upsert_naming_the_row(tmp_pa
     assert metadata["offending_rows"].value == 1 and metadata["history_hours"].value == 0
     message = failure_message(result, "energy_consumption_features")
     assert "feature group not updated" in message and "plausible_consumption: 1 row(s), first: datetime_utc=2023-01-02 01:00" in message
-    assert f"consumer_type={rows.loc[80, 'consumer_type']}, energy_consumption={value}" in message
+    assert f"consumer_type={rows.loc[80, 'consumer_type']}, energy_consumption={value:.6g}" in message
     assert "accept_level_change" in message
     assert retries(result) == 0
     pd.testing.assert_frame_equal(stored_features(), features_before)
