@@ -28,13 +28,13 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
     models = deployment_resources()["model_registry"].versions(MODEL_NAME)
     assert len(models) == 1, "the next hour reuses the searched model instead of retraining with defaults"
     trials = pd.DataFrame(models[0].extra["hyperparameter_search"])
-    assert len(trials) == 2 and trials["mape"].is_monotonic_increasing
+    assert len(trials) == 2 and trials["wape"].is_monotonic_increasing
     best = trials.iloc[0]
     assert models[0].config != ForecasterConfig().to_dict()
     assert models[0].config["num_leaves"] == best["num_leaves"]
     assert models[0].config["n_estimators"] == best["n_estimators"]
     metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
-    assert "mape" in metadata["hyperparameter_search"].value
+    assert "wape" in metadata["hyperparameter_search"].value
 
 
 def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():

@@ -271,10 +271,10 @@ def test_backfills_launched_as_in_the_ui_materialize_the_whole_graph(dagster_dev
     assert forecast_metadata["forecast_plot"]["mdStr"].startswith("![forecast issued at")
     (summary,) = dagster_dev.materializations("forecast_accuracy_summary")
     summary_metadata = {e["label"]: e for e in summary["metadataEntries"]}
-    assert summary_metadata["mape_over_time"]["mdStr"].startswith("![MAPE per issue hour](data:image/png;base64,")
-    assert 0 < summary_metadata["model_mape"]["floatValue"] < 1
+    assert summary_metadata["wape_over_time"]["mdStr"].startswith("![WAPE per issue hour](data:image/png;base64,")
+    assert 0 < summary_metadata["model_wape"]["floatValue"] < 1
     (check,) = dagster_dev.graphql(
-        CHECK_QUERY, assetKey={"path": ["forecast_accuracy_summary"]}, checkName="rolling_mape_acceptable"
+        CHECK_QUERY, assetKey={"path": ["forecast_accuracy_summary"]}, checkName="rolling_accuracy_acceptable"
     )["assetCheckExecutions"]
     assert check["status"] in ("SUCCEEDED", "FAILED") and check["evaluation"]["severity"] == "WARN"
     assert dagster_dev.backfill(ingestion)["status"] == "COMPLETED_SUCCESS"
