@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -60,15 +59,11 @@ def _add_demo(subcommands) -> None:
         "--scored-hours", type=int, default=24,
         help="issue hours to forecast and score; the 24 newer ones are forecast and await their actuals",
     )
-    demo.add_argument("--verbose", action="store_true", help="show Dagster's step logs and notices")
+    demo.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
     demo.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        # Dagster calls single-run backfill policies and windows reaching before the first partition beta;
-        # no stable API does their job, and the notices would bury the demo's own lines.
-        warnings.filterwarnings("ignore", message=r"Parameter `\w+` of \w+ `[\w.]+` is currently in beta")
     # Imported here so that reading forecasts does not load the whole code location.
     from energy_assets.app.demo import describe_results, run_demo
 

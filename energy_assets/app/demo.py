@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
@@ -30,9 +29,6 @@ MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecas
 
 def demo_instance() -> DagsterInstance:
     """The instance `dagster dev` shows: DAGSTER_HOME if set, else one under the state directory."""
-    # alembic announces every SQLite migration context, and its plugins on import, at INFO on the root
-    # handler; the event log below imports it.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
 
     if not os.environ.get("DAGSTER_HOME"):
