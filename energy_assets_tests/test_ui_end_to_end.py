@@ -194,14 +194,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_dagster_dev(dagster_home: Path, energy_assets_home: Path, log_path: Path, environment=None) -> DagsterDev:
-    """`dagster dev` on a free loopback port with these homes, in its own session, once its code location loaded."""
+def start_dagster_dev(
+    dagster_home: Path, energy_assets_home: Path, log_path: Path, environment=None, command: list[str] | None = None
+) -> DagsterDev:
+    """`command` (default `dagster dev`) on a free loopback port with these homes, in its own session, once its
+    code location loaded."""
     port = free_port()
     env = {**(os.environ if environment is None else environment), "DAGSTER_HOME": str(dagster_home),
            "ENERGY_ASSETS_HOME": str(energy_assets_home)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(DAGSTER), "dev", "--host", "127.0.0.1", "--port", str(port)],
+            [*(command or [str(DAGSTER), "dev"]), "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
