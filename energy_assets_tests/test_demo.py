@@ -1,5 +1,5 @@
 """The README's main command: `energy-assets demo` runs the whole graph offline, quietly, on the newest published
-hours, and the command it prints opens the UI on them."""
+hours; the commands it prints open the UI on them and fill the hours published after it."""
 
 import os
 import re
@@ -27,7 +27,9 @@ pytestmark = pytest.mark.slow
 HOUR = pd.Timedelta(hours=1)
 HOURLY_ASSETS = ["consumption_raw", "energy_consumption_features", "forecasting_model", "energy_forecasts", "forecast_accuracy"]
 DELAY = pd.Timedelta(hours=settings.DEFAULT_PUBLICATION_DELAY_HOURS)
-DEMO_DELAY = DELAY
+# The demo runs as if two hours ago (a publication delay two hours longer), so that the hours published
+# "since" exist at once for the command it prints, which the user's shell runs with the default delay.
+DEMO_DELAY = DELAY + 2 * HOUR
 
 CLI = str(Path(sys.executable).with_name("energy-assets"))
 
@@ -121,7 +123,46 @@ def test_after_the_demo_every_asset_has_materializations_from_runs_tagged_as_the
     # says each came from the demo.
     demo_runs = [tags for _, tags in demo.runs if tags.get("source") == "demo"]
     assert len(demo_runs) == 4
-    assert all(tags.get("source") == "demo" for _, tags in demo.runs)
+    assert all(tags.get("source") in ("demo", "catch-up") for _, tags in demo.runs)
+
+
+def test_the_command_the_demo_prints_last_fills_the_hours_published_since(demo):
+    command = demo.output.splitlines()[-1].strip()
+    assert command == shlex.join(
+        [f"DAGSTER_HOME={demo.dagster_home}", f"ENERGY_ASSETS_HOME={demo.state}", CLI, "catch-up"]
+    )
+    caught_up = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=demo.environment, capture_output=True, text=True,
+                               timeout=600)
+
+    assert caught_up.returncode == 0, caught_up.stderr[-3000:]
+    newest = pd.Timestamp(re.search(r"energy_forecasts is materialized up to (\S+ \S+) UTC", caught_up.stdout).group(1), tz="UTC")
+    assert newest - demo.newest in (2 * HOUR, 3 * HOUR)  # 3 if the hour turned since the demo
+    bucket = demo.bucket()
+    assert stored_hours(bucket, "energy_forecasts") == list(pd.date_range(demo.forecasts[0], newest, freq="h"))
+    assert stored_hours(bucket, "consumption_raw")[-1] == newest
+    assert stored_hours(bucket, "forecast_accuracy") == list(pd.date_range(demo.accuracy[0], newest - 24 * HOUR, freq="h"))
+    instance = DagsterInstance.from_config(str(demo.dagster_home))
+    try:
+        runs = [(run.job_name, dict(run.tags)) for run in instance.get_runs(limit=3)]
+        from energy_assets.definitions import defs
+
+        serving = instance.get_latest_materialization_event(defs.resolve_assets_def("serving_files").key)
+    finally:
+        instance.dispose()
+    assert pd.Timestamp(serving.asset_materialization.metadata["issued_at"].value) == newest
+    assert [tags.get("source") for _, tags in runs] == ["catch-up"] * 3
+    job_name, job_tags = runs[-1]  # newest first
+    assert job_name == "hourly_forecast_job"
+    assert (job_tags["dagster/asset_partition_range_start"], job_tags["dagster/asset_partition_range_end"]) == (
+        hour_key(demo.forecasts[-1] + HOUR), hour_key(newest)
+    )
+
+    # Run again at once: nothing newer is published, unless the hour has just turned.
+    again = subprocess.run(command, shell=True, cwd=REPO_ROOT, env=demo.environment, capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    if newest_published_hour(pd.Timestamp.now(tz="UTC"), DELAY) == newest:
+        assert f"nothing to fill: energy_forecasts is materialized up to {newest:%Y-%m-%d %H:%M} UTC" in again.stdout
 
 
 def test_the_ui_the_demo_points_to_shows_the_filled_hours(demo, tmp_path):
@@ -142,7 +183,7 @@ def test_the_ui_the_demo_points_to_shows_the_filled_hours(demo, tmp_path):
             }
             assert found["partitionStats"]["numPartitions"] in documented_range, asset
             newest_filled = max(r["endKey"] for r in found["assetPartitionStatuses"]["ranges"] if r["status"] == "MATERIALIZED")
-            # The newest stored hour; accuracy waits for its actuals.
+            # The newest stored hour (the demo's, or the catch-up's if it ran first); accuracy waits for actuals.
             stored = "forecast_accuracy" if asset == "forecast_accuracy" else "energy_forecasts"
             assert newest_filled == hour_key(stored_hours(bucket, stored)[-1]), asset
         assert server.materializations("forecast_accuracy_summary")

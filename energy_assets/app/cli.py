@@ -1,4 +1,4 @@
-"""`energy-assets`: run the demo, read published forecasts from the deployment's bucket, migrate its layout."""
+"""`energy-assets`: the demo and its catch-up, the readers of the bucket's forecasts, the layout migration."""
 
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_latest(subcommands, _forecast_options())
     _add_gather(subcommands, _forecast_options())
     _add_demo(subcommands)
+    _add_catch_up(subcommands)
     _add_migrate_layout(subcommands)
     return parser
 
@@ -69,6 +70,25 @@ def _run_demo(args: argparse.Namespace) -> int:
 
     newest = run_demo(args.history_days, args.scored_hours, verbose=args.verbose)
     print(describe_results(newest))
+    return 0
+
+
+def _add_catch_up(subcommands) -> None:
+    catch_up = subcommands.add_parser(
+        "catch-up",
+        help="after the demo: run hourly_forecast_job over every hour published since the newest forecast, score the "
+        "hours whose actuals came in, refresh the summary and serving files",
+    )
+    catch_up.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
+    catch_up.set_defaults(run=_run_catch_up)
+
+
+def _run_catch_up(args: argparse.Namespace) -> int:
+    from energy_assets.app.catch_up import catch_up
+
+    newest = catch_up(verbose=args.verbose)
+    if newest is not None:
+        print(f"energy_forecasts is materialized up to {_shown(newest)}; `energy-assets latest` prints that forecast")
     return 0
 
 

@@ -134,7 +134,8 @@ def run_demo(history_days: int = 28, scored_hours: int = 24, verbose: bool = Fal
 
 
 def describe_results(newest: pd.Timestamp) -> str:
-    """Where the demo's results are, the newest forecast, and how to look at them in the UI."""
+    """Where the demo's results are, the newest forecast, how to look at them in the UI and how to fill the hours
+    published after the demo."""
     home = settings.state_dir()
     forecasts = latest_forecast(deployment_bucket(), at_or_before=newest)
     lines = [
@@ -148,6 +149,8 @@ def describe_results(newest: pd.Timestamp) -> str:
         "",
         "see it in the Dagster UI (http://127.0.0.1:3000, Assets -> energy_forecasts, forecast_accuracy_summary):",
         f"  {with_homes('dagster', 'dev', '-m', 'energy_assets.definitions')}",
+        "fill the hours published since (one more each hour) through the whole graph, then score and summarize:",
+        f"  {with_homes('energy-assets', 'catch-up')}",
     ]
     return "\n".join(lines)
 
