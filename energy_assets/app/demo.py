@@ -148,7 +148,7 @@ def describe_results(newest: pd.Timestamp) -> str:
         forecast_table(forecasts, rows=5),
         "",
         "see it in the Dagster UI (http://127.0.0.1:3000, Assets -> energy_forecasts, forecast_accuracy_summary):",
-        f"  {with_homes('dagster', 'dev', '-m', 'energy_assets.definitions')}",
+        f"  {with_homes('dg', 'dev', '-m', 'energy_assets.definitions')}",
         "fill the hours published since (one more each hour) through the whole graph, then score and summarize:",
         f"  {with_homes('energy-assets', 'catch-up')}",
     ]
