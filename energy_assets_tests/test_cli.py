@@ -237,6 +237,7 @@ def test_a_raw_object_in_the_forecasts_place_is_never_printed_as_a_forecast(isol
     assert captured.out == "" and f"({uri}): not a forecast" in captured.err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["zero-byte", "truncated", "every hour truncated"])
 def test_a_bad_object_never_aborts_the_process(published, isolated_state, bad):
     spoiled = ISSUED if bad == "every hour truncated" else ["2023-01-14-23:00"]
