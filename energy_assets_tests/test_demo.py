@@ -58,6 +58,11 @@ class Demo:
         return next(lines[i + 1].strip() for i, line in enumerate(lines) if line.startswith(heading))
 
 
+def noisy(output: str) -> list[str]:
+    """Lines that are no concern of a user: warnings, alembic's migrations, step logs below WARNING."""
+    return [line for line in output.splitlines() if "Warning" in line or "alembic" in line or " - INFO - " in line]
+
+
 def stored_hours(bucket: LocalBucket, asset: str) -> list[pd.Timestamp]:
     return sorted(hourly_objects(bucket, f"energy_assets/{asset}/"))
 
@@ -102,8 +107,7 @@ def demo(tmp_path_factory) -> Demo:
 
 
 def test_the_demo_fills_the_newest_published_hours_quietly(demo):
-    noisy = [line for line in demo.output.splitlines() if "Warning" in line or "alembic" in line or " - INFO - " in line]
-    assert noisy == []
+    assert noisy(demo.output) == []
     assert f"state directory (ENERGY_ASSETS_HOME): {demo.state}" in demo.output
     # Forecasts up to the newest published hour; scores up to the newest whose 24 hours of actuals are in.
     started = newest_published_hour(pd.Timestamp.now(tz="UTC"), DEMO_DELAY)
@@ -135,6 +139,7 @@ def test_the_command_the_demo_prints_last_fills_the_hours_published_since(demo):
                                timeout=600)
 
     assert caught_up.returncode == 0, caught_up.stderr[-3000:]
+    assert noisy(caught_up.stdout + caught_up.stderr) == []
     newest = pd.Timestamp(re.search(r"energy_forecasts is materialized up to (\S+ \S+) UTC", caught_up.stdout).group(1), tz="UTC")
     assert newest - demo.newest in (2 * HOUR, 3 * HOUR)  # 3 if the hour turned since the demo
     bucket = demo.bucket()
@@ -191,6 +196,8 @@ def test_the_ui_the_demo_points_to_shows_the_filled_hours(demo, tmp_path):
         assert server.stop() == 0, server.log_tail()
     finally:
         server.kill()
+    log = (tmp_path / "dev.log").read_text(errors="replace")
+    assert [line for line in log.splitlines() if "BetaWarning" in line or "alembic" in line or "superseded" in line] == []
 
 
 START_TOGETHER = """

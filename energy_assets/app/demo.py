@@ -34,7 +34,7 @@ DEMO_TAGS = {SOURCE_TAG: "demo"}
 
 
 def demo_instance() -> DagsterInstance:
-    """The instance `dagster dev` shows: DAGSTER_HOME if set, else one under the state directory."""
+    """The instance `dg dev` shows: DAGSTER_HOME if set, else one under the state directory."""
     from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
 
     if not os.environ.get("DAGSTER_HOME"):
