@@ -34,6 +34,7 @@ def _environment(**overrides: str) -> dict[str, str]:
     return {**environment, **overrides}
 
 
+@pytest.mark.slow
 def test_prod_definitions_load_without_network_or_credentials(tmp_path):
     completed = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "energy_assets.definitions"],
@@ -97,6 +98,7 @@ def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written
     assert list(storage.Client(project="test").list_blobs(bucket_name)) == []
 
 
+@pytest.mark.slow
 def test_a_misconfigured_production_run_fails_at_once_naming_the_variable(tmp_path):
     # `dagster asset materialize` runs steps in their own processes (the multiprocess executor), where
     # Dagster retries a step whose resources fail to initialise by the op's RetryPolicy, whatever the error.
@@ -130,6 +132,7 @@ def test_a_misconfigured_production_run_fails_at_once_naming_the_variable(tmp_pa
     assert "ENERGY_ASSETS_SOURCE is not set: production needs the source chosen explicitly" in failures
 
 
+@pytest.mark.slow
 def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsworks_and_gcs(
     tmp_path, monkeypatch, gcs_emulator_env
 ):
@@ -196,6 +199,7 @@ def _sdk_models(backend) -> list:
     return [FakeModel.from_backend(None, path.parent) for path in backend.root.glob("models/*/*/model.json")]
 
 
+@pytest.mark.slow
 def test_the_dagster_cli_backfills_a_range_in_one_run(tmp_path):
     home = tmp_path / "state"
     completed = subprocess.run(

@@ -40,6 +40,7 @@ def registered_versions() -> list:
     return deployment_resources()["model_registry"].versions(MODEL_NAME)
 
 
+@pytest.mark.slow
 def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
@@ -72,6 +73,7 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert len(metadata) == 2 and all(m["series"].value == 76 and "forecast_plot" not in m for m in metadata.values())
 
 
+@pytest.mark.slow
 def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
@@ -96,6 +98,7 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     assert versions[FIRST_ISSUE + 24 * HOURS] == [2]
 
 
+@pytest.mark.slow
 def test_a_changed_training_configuration_retrains_at_once():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
@@ -107,6 +110,7 @@ def test_a_changed_training_configuration_retrains_at_once():
     assert [m.data_cutoff for m in registered_versions()] == [FIRST_ISSUE, FIRST_ISSUE + HOURS]
 
 
+@pytest.mark.slow
 def test_the_model_metadata_compares_against_both_baselines():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
@@ -164,6 +168,7 @@ def test_too_little_history_fails_with_hours_needed_and_available():
     assert registered_versions() == []
 
 
+@pytest.mark.slow
 def test_forecasts_without_a_model_in_effect_fail_clearly():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
@@ -177,6 +182,7 @@ def test_forecasts_without_a_model_in_effect_fail_clearly():
     assert "materialize forecasting_model" in failure.event_specific_data.error.message
 
 
+@pytest.mark.slow
 def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, monkeypatch):
     def publish(home: str, single_run: bool) -> dict[str, bytes]:
         monkeypatch.setenv("ENERGY_ASSETS_HOME", str(tmp_path / home))
@@ -204,6 +210,7 @@ def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, mo
     assert single == per_partition
 
 
+@pytest.mark.slow
 def test_rerunning_a_partition_replaces_its_object():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)

@@ -1,6 +1,7 @@
 """Model options in real runs: hyperparameter search kept and reused, one booster or two, short series left out and named."""
 
 import pandas as pd
+import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.forecasting.training import ForecasterConfig, load_forecaster, min_training_hours
@@ -16,6 +17,7 @@ ISSUE = hour("2023-01-12 00:00")
 MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
 
 
+@pytest.mark.slow
 def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configuration():
     instance = DagsterInstance.ephemeral()
     search_history = min_training_hours(ForecasterConfig()) + 4 * 24
@@ -37,6 +39,7 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
     assert "wape" in metadata["hyperparameter_search"].value
 
 
+@pytest.mark.slow
 def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     instance = DagsterInstance.ephemeral()
     run_range(ISSUE - (min_training_hours(ForecasterConfig()) + 24) * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
@@ -54,6 +57,7 @@ def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     assert len(load_forecaster(registry.download(second)).members_) == 2
 
 
+@pytest.mark.slow
 def test_series_with_too_little_history_are_left_out_and_named():
     history_hours = min_training_hours(ForecasterConfig()) + 24
     rows = synthetic_consumption(ISSUE - (history_hours - 1) * HOURS, ISSUE + HOURS)

@@ -144,6 +144,7 @@ def test_the_fake_login_closes_the_previous_connection_and_deletes_its_certifica
         assert backend.certificate_files() == []
 
 
+@pytest.mark.slow
 def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path):
     # The SDK's login and logout are replaced by the fake's for the whole process, exit included.
     script = f"""

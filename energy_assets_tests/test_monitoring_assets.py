@@ -30,6 +30,9 @@ from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
 
 START, H0 = hour("2022-12-01 00:00"), hour("2022-12-12 00:00")
+# Each module run trains a model and materializes the graph up to the forecasts before its first test.
+pytestmark = pytest.mark.slow
+
 ACCURACY = AssetKey("forecast_accuracy")
 SUMMARY = AssetKey("forecast_accuracy_summary")
 ACCURACY_FOLDER = "energy_assets/forecast_accuracy/"

@@ -16,6 +16,7 @@ from energy_assets.partitions import published_partitions
 from energy_assets.settings import SettingError
 from energy_assets.timeline import hour_key, newest_published_hour
 from energy_assets_tests.conftest import REPO_ROOT
+from energy_assets_tests.conftest import REAL_DATA_PARQUET
 
 NOW = pd.Timestamp("2026-11-27 16:20", tz="UTC")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -43,21 +44,21 @@ def test_without_a_start_the_set_covers_the_last_90_days_from_midnight(monkeypat
     assert partition_keys[-1] == "2026-11-27-15:00"
 
 
-def test_a_snapshot_file_bounds_the_set_by_its_own_hours(monkeypatch, real_data_dir):
+def test_a_snapshot_file_bounds_the_set_by_its_own_hours(monkeypatch):
     monkeypatch.delenv("ENERGY_ASSETS_PARTITIONS_START", raising=False)
     monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
-    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(real_data_dir / "ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet"))
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(REAL_DATA_PARQUET))
     partitions = published_partitions(NOW)
     partition_keys = keys(partitions)
-    assert (partition_keys[0], partition_keys[-1], len(partition_keys)) == ("2022-12-21-16:00", "2023-01-14-23:00", 584)
+    assert (partition_keys[0], partition_keys[-1], len(partition_keys)) == ("2023-01-02-00:00", "2023-01-04-23:00", 72)
 
 
-def test_the_schedule_skips_hours_a_snapshot_never_reaches(monkeypatch, real_data_dir):
+def test_the_schedule_skips_hours_a_snapshot_never_reaches(monkeypatch, real_data_csv):
     from energy_assets.definitions import hourly_forecast_job
     from energy_assets.schedules import build_hourly_schedule
 
     monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
-    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(real_data_dir / "ConsumptionDE35Hour_2022-12-21_2023-01-14.csv"))
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(real_data_csv))
     schedule = build_hourly_schedule(hourly_forecast_job, published_partitions(NOW))
     answer = schedule(build_schedule_context(scheduled_execution_time=NOW.to_pydatetime()))
     assert "is not a partition" in answer.skip_message
@@ -134,6 +135,7 @@ def without_root_file_access() -> None:
             raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("state", list(SNAPSHOT_STATES))
 def test_dagster_definitions_validate_passes_whatever_the_snapshot_holds(tmp_path, state):
     path, problem = SNAPSHOT_STATES[state](tmp_path / "snapshot.csv")

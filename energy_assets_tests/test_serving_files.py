@@ -140,6 +140,7 @@ def test_the_automation_requests_a_refresh_after_a_forecast_run():
     assert after_forecast.get_requested_partitions(AssetKey("serving_files")) == {None}
 
 
+@pytest.mark.slow
 def test_a_setting_turns_them_off(isolated_state):
     script = "from energy_assets.definitions import defs; print(sorted(key.to_user_string() for key in defs.resolve_all_asset_keys()), sorted(s.name for s in defs.sensors))"
     environment = {**os.environ, "ENERGY_ASSETS_HOME": str(isolated_state), "ENERGY_ASSETS_SERVING_FILES": "off"}

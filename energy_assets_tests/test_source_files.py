@@ -12,7 +12,7 @@ from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETI
 from energy_assets.sources.errors import EmptySourceError, SourceConfigurationError, SourceFormatError
 from energy_assets.sources.files import read_snapshot, read_window
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.conftest import REAL_DATA_CSV, REAL_DATA_PARQUET
+from energy_assets_tests.conftest import REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR, REAL_DATA_PARQUET
 from energy_assets_tests.edsapi_server import de35_records
 from energy_assets_tests.test_partitions import without_root_file_access
 
@@ -35,22 +35,22 @@ def _write_semicolon_csv(frame: pd.DataFrame, path) -> str:
     return path.read_text()
 
 
-def test_real_extract_csv_and_parquet_give_the_same_complete_frame(real_data_dir):
-    from_csv, from_parquet = read_snapshot(REAL_DATA_CSV), read_snapshot(REAL_DATA_PARQUET)
+def test_real_extract_csv_and_parquet_give_the_same_complete_frame(real_data_csv):
+    from_csv, from_parquet = read_snapshot(real_data_csv), read_snapshot(REAL_DATA_PARQUET)
     pd.testing.assert_frame_equal(from_csv, from_parquet)
     assert from_csv.dtypes.astype(str).to_dict() == CONSUMPTION_DTYPES
-    assert len(from_csv) == 44_384
+    assert len(from_csv) == 72 * 76
     assert len(from_csv[SERIES_KEY].drop_duplicates()) == 76
-    assert from_csv[DATETIME].nunique() == 584
-    assert from_csv[DATETIME].min() == pd.Timestamp("2022-12-21T16:00Z")
-    assert from_csv[DATETIME].max() == pd.Timestamp("2023-01-14T23:00Z")
+    assert from_csv[DATETIME].nunique() == 72
+    assert from_csv[DATETIME].min() == pd.Timestamp(REAL_DATA_FIRST_HOUR)
+    assert from_csv[DATETIME].max() == pd.Timestamp(REAL_DATA_LAST_HOUR)
     assert set(from_csv[AREA]) == {1, 2}
 
 
-def test_real_extract_window_is_half_open_and_sorted(real_data_dir):
-    window = read_window(REAL_DATA_CSV, "2023-01-01T00:00Z", "2023-01-01T03:00Z")
+def test_real_extract_window_is_half_open_and_sorted(real_data_csv):
+    window = read_window(real_data_csv, "2023-01-03T00:00Z", "2023-01-03T03:00Z")
     assert len(window) == 3 * 76
-    assert window[DATETIME].max() == pd.Timestamp("2023-01-01T02:00Z")
+    assert window[DATETIME].max() == pd.Timestamp("2023-01-03T02:00Z")
     assert window.equals(window.sort_values([DATETIME, AREA, CONSUMER_TYPE]).reset_index(drop=True))
 
 
