@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.intervals import SCALE_FLOOR, ConformalErrors, interval_scores, seasonal_scale, winkler_score
+from energy_assets.forecasting.calibration import SCALE_FLOOR, ConformalErrors, seasonal_scale
+from energy_assets.forecasting.intervals import interval_scores, winkler_score
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
@@ -226,16 +227,3 @@ def test_interval_scores_leave_out_rows_without_bounds():
     assert scores["coverage_80"] == pytest.approx(2 / 3)
     assert scores["winkler_80"] == pytest.approx(np.mean([2 / 5, 2 / 10, (3 + 10 * 1) / 12]))
     assert np.isnan(interval_scores(actual[3:], lower[3:], upper[3:], 0.95)["coverage_95"])
-
-
-def test_a_model_saved_before_interval_scaling_forecasts_as_it_did():
-    y = to_sktime(synthetic_history(days=12))
-    forecaster = small_forecaster(interval_scale_hours=0).fit(y)
-    origin = [y.index.get_level_values(-1).max()]
-    before = forecaster.predict_origins(y, origin, horizon=3)
-
-    # What unpickling a model from before the scaling parameters gives: neither attribute.
-    del forecaster.interval_scale_lag, forecaster.interval_scale_hours
-
-    assert forecaster.forecast_reach == forecaster.history_length
-    pd.testing.assert_frame_equal(forecaster.predict_origins(y, origin, horizon=3), before)
