@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -98,18 +99,29 @@ def fit_members(
     threads: int,
 ) -> list[Member]:
     """One booster per layout on the panel's points; members whose features are a subset of the first's
-    (the same history) learn from its training matrix's columns, built once."""
-    shared: TrainingRows | None = None
-    members = []
-    for layout in layouts:
-        if shared is not None and layout.history == shared_layout.history and set(layout.names) <= set(shared.names):
-            rows = TrainingRows(shared.columns(layout.names), shared.target, shared.weight, layout.names)
+    (the same history) learn from its training matrix's columns, built once. With a thread for each,
+    the members are fitted side by side, one LightGBM thread each: on small data LightGBM's own threads
+    speed a fit up less than two fits at once (the trees are the same on any thread count)."""
+    first = training_rows(layouts[0], panel.values, model_space, grid_calendar, key_codes, params["holiday_weight"])
+    rows = [first]
+    for layout in layouts[1:]:
+        if layout.history == layouts[0].history and set(layout.names) <= set(first.names):
+            rows.append(TrainingRows(first.columns(layout.names), first.target, first.weight, layout.names))
         else:
-            rows = training_rows(layout, panel.values, model_space, grid_calendar, key_codes, params["holiday_weight"])
-            if shared is None:
-                shared, shared_layout = rows, layout
-        members.append(Member(layout, _fit_booster(rows, layout, params, threads)))
-    return members
+            rows.append(training_rows(layout, panel.values, model_space, grid_calendar, key_codes, params["holiday_weight"]))
+    fits = list(zip(rows, layouts))
+    return [Member(layout, booster) for layout, booster in zip(layouts, side_by_side(
+        lambda fit, each: _fit_booster(*fit, params, each), fits, threads
+    ))]
+
+
+def side_by_side(work, items: list, threads: int) -> list:
+    """`work(item, threads_each)` for every item: all at once, each on its share of `threads`, when there is
+    a thread for each, else one after another on all of them; results in the order of `items`."""
+    if len(items) > 1 and threads >= len(items):
+        with ThreadPoolExecutor(len(items)) as pool:
+            return list(pool.map(lambda item: work(item, threads // len(items)), items))
+    return [work(item, threads) for item in items]
 
 
 def _fit_booster(rows: TrainingRows, layout: FeatureLayout, params: Mapping[str, Any], threads: int) -> lgb.Booster:

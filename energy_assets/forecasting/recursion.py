@@ -7,7 +7,7 @@ from typing import NamedTuple
 import numpy as np
 
 from energy_assets.forecasting.features import FeatureLayout, TrailingWindows, feature_rows
-from energy_assets.forecasting.members import Member
+from energy_assets.forecasting.members import Member, side_by_side
 
 # (series, origin) rows predicted together: with the default 192-hour history and a 24-hour
 # horizon a batch holds 216 MiB of values (2**17 rows x 216 x 8 bytes) plus one step's features.
@@ -60,15 +60,14 @@ def recursive_forecasts(
             threads=threads,
         )
         # One row per (series, origin): its history, then the first member's forecasts, to which the
-        # others' are added; each further member recurses in a buffer of its own from the same history.
+        # others' are added; each further member recurses in a buffer of its own from the same history
+        # (the members side by side when there is a thread for each).
         z = np.full((n_series * len(batch), history + horizon), np.nan)
         z[:, :history] = model_space[:, batch[:, None] + np.arange(1 - history, 1)].reshape(-1, history)
-        (first, *others) = members
-        _recursion(first, history, z, steps)
-        for member in others:
-            buffer = np.full_like(z, np.nan)
-            buffer[:, :history] = z[:, :history]
-            _recursion(member, history, buffer, steps)
+        buffers = [z] + [z.copy() for _ in members[1:]]
+        side_by_side(lambda item, each: _recursion(item[0], history, item[1], steps._replace(threads=each)),
+                     list(zip(members, buffers)), threads)
+        for buffer in buffers[1:]:
             z[:, history:] += buffer[:, history:]
         z[:, history:] /= len(members)
         result[:, start : start + per_batch] = z[:, history:].reshape(n_series, len(batch), horizon)
