@@ -133,7 +133,10 @@ def _fit_booster(rows: TrainingRows, layout: FeatureLayout, params: Mapping[str,
         categorical_feature=layout.categorical,
         free_raw_data=True,
     )
-    booster = lgb.train(lightgbm_params(params, threads), dataset, num_boost_round=params["n_estimators"])
+    # Kept as trained: lgb.train would otherwise turn the booster into model text and back to free the data.
+    booster = lgb.train(
+        lightgbm_params(params, threads), dataset, num_boost_round=params["n_estimators"], keep_training_booster=True
+    )
     if params["average_sizes"]:
         average_sizes(booster)
     return booster

@@ -203,7 +203,8 @@ def keep_models_in_effect(
                 config, search_results = search_hyperparameters(
                     rows, hour, SEARCH_GRID, n_iter=policy.search_candidates, base=config
                 )
-            earlier = {**fitted, **_calibration_candidates(registry, registered, hour, config, policy)}
+            known = {model.version for model, _ in fitted.values()}
+            earlier = {**_calibration_candidates(registry, registered, hour, config, policy, known), **fitted}
             try:
                 result = train_forecaster(rows, hour, config, policy.validation_hours, [m for _, m in earlier.values()])
             except InsufficientHistoryError as too_short:
@@ -220,16 +221,22 @@ def keep_models_in_effect(
 
 
 def _calibration_candidates(
-    registry: Registry, registered: list[RegisteredModel], hour: pd.Timestamp, config: ForecasterConfig, policy: RetrainingPolicy
+    registry: Registry,
+    registered: list[RegisteredModel],
+    hour: pd.Timestamp,
+    config: ForecasterConfig,
+    policy: RetrainingPolicy,
+    loaded: set[int],
 ) -> dict[str, tuple[RegisteredModel, GlobalModel]]:
     """The registered models (by members digest) that may be the calibration fit of a training up to `hour`:
-    trained `calibration_hours` before it with this configuration, feature group and format. The fit takes
-    one only if it learned from the very points (`members_digest`)."""
+    trained `calibration_hours` before it with this configuration, feature group and format, loaded unless
+    their version is in `loaded`. The fit takes one only if it learned from the very points (`members_digest`)."""
     cutoff = hour - pd.Timedelta(hours=config.calibration_hours)
     candidates = {}
     for model in registered:
         if (
-            model.data_cutoff == cutoff
+            model.version not in loaded
+            and model.data_cutoff == cutoff
             and model_format(model) == MODEL_FORMAT
             and model.config == json_normal(config.to_dict())
             and model.feature_group_version == policy.feature_group_version
