@@ -101,7 +101,8 @@ def test_a_retraining_takes_its_calibration_fit_from_the_model_registered_48_hou
     first = pd.Timestamp("2023-01-20 00:00", tz="UTC")
     later = first + 48 * HOUR
     history = synthetic_consumption(*FAST_POLICY.read_window(pd.DatetimeIndex([first, later])))
-    keep_models_in_effect(pd.DatetimeIndex([first]), history, registry, FAST_POLICY, lambda s, e: {})
+    # Versions 1 and 2, trained 48 and 24 hours before.
+    keep_models_in_effect(pd.DatetimeIndex([first, first + 24 * HOUR]), history, registry, FAST_POLICY, lambda s, e: {})
     fits = counting(monkeypatch, members_module.lgb, "train")
 
     # Another run, as the hourly schedule starts one: the model of 48 hours before is in the registry only.

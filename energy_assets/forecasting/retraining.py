@@ -241,8 +241,8 @@ def _calibration_candidates(
             and model.config == json_normal(config.to_dict())
             and model.feature_group_version == policy.feature_group_version
         ):
-            loaded = load_forecaster(registry.download(model))
-            candidates[loaded.digest] = (model, loaded)
+            candidate = load_forecaster(registry.download(model))
+            candidates[candidate.digest] = (model, candidate)
     return candidates
 
 
