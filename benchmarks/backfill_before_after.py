@@ -1,7 +1,8 @@
-"""This checkout against a git ref (default `main`), side by side in alternating rounds of one run.
+"""Issue 26's goals, as ratios to a reference LightGBM fit measured in the same run; this checkout against a
+git ref (default `main`), side by side in alternating rounds.
 
-    python benchmarks/backfill_before_after.py                      # all sections, ref main
-    python benchmarks/backfill_before_after.py --only model --ref main --rounds 2
+    python benchmarks/backfill_before_after.py --after-only --in-process --rounds 1   # the goals table
+    python benchmarks/backfill_before_after.py --only model --ref main --rounds 2      # before / after
 
 The ref's code is exported with `git archive` to a temporary folder and run from there (PYTHONPATH
 first), with this environment's packages. Every run is a `dagster` CLI run in a new process, synthetic
@@ -14,11 +15,15 @@ Sections:
   in effect already registered), `dagster job execute` with the partition tag;
 - `ingestion`: consumption_raw + energy_consumption_features for `--ingestion-hours` in one run.
 
-A DAGSTER_HOME without dagster.yaml is Dagster's default SQLite instance, whose event log writes every
-event alone. `--event-levers` adds this checkout on the instance the demo creates (the batching event log
-of `resources/sqlite_event_log.py`, DAGSTER_EVENT_BATCH_SIZE set), and for `ingestion` that instance with
-DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS too; `--planned-subset` adds the switch alone. `--ref-levers` runs
-the ref on the same instance and executor as those variants (for a ref that has the batching event log).
+Every DAGSTER_HOME is created without dagster.yaml: Dagster's default SQLite instance, what `dagster dev`
+and a fresh checkout get. `--in-process` adds this checkout with the default executor's in-process mode
+(`--config-json '{"execution": {"config": {"in_process": {}}}}'`: the steps run in the run's process).
+
+The reference: one single-threaded LightGBM fit of 400 trees on 54,720 x 20 rows (the shape of one member's
+fit: 76 series x 720 hours), fixed random data, the model's own booster settings. Its median of 3 is
+measured right before and right after every timed run, and the run is printed as a multiple of the mean
+of those two (on a shared machine the reference itself moved 1.4 -> 8.2 s within one hour). The
+machine's load average is printed at the start and end of each section.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import time
 from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from dagster import AssetSelection, DagsterInstance
 
@@ -55,8 +61,31 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 RAW_AND_FEATURES = "consumption_raw,energy_consumption_features"
 MODEL_AND_FORECASTS = "forecasting_model,energy_forecasts"
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
-# Events per batch write when batching is on (a backfill's output is written in ceil(N / this) batches).
-EVENT_BATCH_SIZE = "1000"
+# Issue 26's goals, as multiples of the reference fit.
+GOALS = {"model": 35, "hourly": 5, "ingestion": 120}
+
+
+def reference_fit_seconds(repeats: int = 3) -> float:
+    """Median wall seconds of one single-threaded LightGBM fit: 400 trees, 54,720 x 20 rows, fixed data."""
+    import lightgbm as lgb
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((54_720, 20))
+    y = np.sin(X[:, 0]) + X[:, 1] * X[:, 2] + 0.5 * X[:, 3] ** 2 + 0.1 * rng.standard_normal(len(X))
+    params = {"objective": "l2", "learning_rate": 0.05, "num_leaves": 15, "min_data_in_leaf": 20,
+              "feature_fraction": 0.9, "num_threads": 1, "seed": 0, "deterministic": True,
+              "force_row_wise": True, "verbosity": -1}
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        lgb.train(params, lgb.Dataset(X, y), num_boost_round=400)
+        seconds.append(time.perf_counter() - started)
+    return statistics.median(seconds)
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (5 min {five:.2f})"
 
 
 def export(ref: str) -> Path:
@@ -68,11 +97,10 @@ def export(ref: str) -> Path:
 
 
 class Variant(NamedTuple):
-    """This checkout run another way: extra environment, and the batching SQLite event log or Dagster's own."""
+    """A checkout run another way: extra environment, or the default executor's in-process mode."""
 
     code: Path
     env: dict
-    batched_event_log: bool = False
     # Run config choosing the default executor's in-process mode: the steps run in the run's process.
     in_process: bool = False
 
@@ -83,10 +111,6 @@ def cli(args: list[str], code: Path | Variant, home: Path) -> float:
     code = variant.code
     dagster_home = home / "dagster_home"
     dagster_home.mkdir(exist_ok=True)
-    if variant.batched_event_log:
-        from energy_assets.resources.sqlite_event_log import sqlite_instance_settings  # imports alembic, which logs
-
-        (dagster_home / "dagster.yaml").write_text(sqlite_instance_settings(dagster_home))
     env = {**os.environ, "ENERGY_ASSETS_HOME": str(home), "DAGSTER_HOME": str(dagster_home),
            "PYTHONPATH": str(code), **variant.env}
     if variant.in_process and args[0] == "asset":  # the hourly job runs in process already
@@ -124,18 +148,21 @@ def size_mb(folder: Path) -> float:
 
 
 def alternate(rounds: int, sides: dict[str, Path], run) -> dict[str, list[dict]]:
-    """`run(code)` for each side, `rounds` times, the side going first alternating."""
+    """`run(code)` for each side, `rounds` times, the side going first alternating; each result also holds
+    `reference`, the mean of the reference fits measured right before and right after it."""
     names = list(sides)
     results: dict[str, list[dict]] = {name: [] for name in names}
     for n in range(rounds):
         for name in names if n % 2 == 0 else names[::-1]:
-            results[name].append(run(sides[name]))
+            before = reference_fit_seconds()
+            result = run(sides[name])
+            results[name].append({**result, "reference": (before + reference_fit_seconds()) / 2})
             print(f"    round {n + 1} {name}: " + ", ".join(f"{k} {v:.1f}" for k, v in results[name][-1].items()))
     return results
 
 
-def report(results: dict[str, list[dict]], keys: dict[str, str]) -> None:
-    """Medians of each side, and each later side's ratio to the first."""
+def report(results: dict[str, list[dict]], keys: dict[str, str], goal: float | None = None) -> None:
+    """Medians of each side, each later side's ratio to the first, and seconds as multiples of the reference."""
     (before_name, before), *others = results.items()
     for key, label in keys.items():
         b = statistics.median(r[key] for r in before)
@@ -144,6 +171,11 @@ def report(results: dict[str, list[dict]], keys: dict[str, str]) -> None:
             a = statistics.median(r[key] for r in values)
             line += f" | {name}: {a:8.1f} ({a / b:.2f}x)"
         print(line)
+    for name, values in results.items():
+        ratio = statistics.median(r["seconds"] / r["reference"] for r in values)
+        seconds, reference = (statistics.median(r[key] for r in values) for key in ("seconds", "reference"))
+        verdict = "" if goal is None else f" (goal <= {goal}x: {'met' if ratio <= goal else 'NOT met'})"
+        print(f"  {name}: {seconds:.1f} s = {ratio:.1f}x the reference fit ({reference:.2f} s around it){verdict}")
 
 
 def model_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
@@ -159,8 +191,10 @@ def model_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
         shutil.rmtree(home)
         return result
 
+    print(f"  {load()} at the start")
     report(alternate(rounds, sides, run), {"seconds": "seconds", "models": "models trained",
-                                           "dagster_home_mb": "DAGSTER_HOME MB after the run"})
+                                           "dagster_home_mb": "DAGSTER_HOME MB after the run"}, GOALS["model"])
+    print(f"  {load()} at the end")
     shutil.rmtree(template)
 
 
@@ -181,7 +215,9 @@ def hourly_section(sides: dict[str, Path], rounds: int) -> None:
         shutil.rmtree(home)
         return {"seconds": seconds}
 
-    report(alternate(rounds, sides, run), {"seconds": "seconds"})
+    print(f"  {load()} at the start")
+    report(alternate(rounds, sides, run), {"seconds": "seconds"}, GOALS["hourly"])
+    print(f"  {load()} at the end")
     shutil.rmtree(template)
 
 
@@ -197,67 +233,43 @@ def ingestion_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
         shutil.rmtree(home)
         return result
 
-    report(alternate(rounds, sides, run), {"seconds": "seconds", "dagster_home_mb": "DAGSTER_HOME MB after the run"})
+    print(f"  {load()} at the start")
+    report(alternate(rounds, sides, run), {"seconds": "seconds", "dagster_home_mb": "DAGSTER_HOME MB after the run"},
+           GOALS["ingestion"])
+    print(f"  {load()} at the end")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ref", default="main")
-    parser.add_argument("--after-only", action="store_true", help="run this checkout only (no ratios)")
+    parser.add_argument("--after-only", action="store_true", help="run this checkout only (no before / after ratios)")
     parser.add_argument("--only", choices=["model", "hourly", "ingestion"], nargs="+")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--model-hours", type=int, default=720)
     parser.add_argument("--ingestion-hours", type=int, default=8760)
     parser.add_argument(
-        "--planned-subset", action="store_true",
-        help="ingestion: also run this checkout with DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true",
-    )
-    parser.add_argument(
-        "--event-levers", action="store_true",
-        help="also run this checkout on an instance with the batching SQLite event log (ingestion: also with the planned subset)",
-    )
-    parser.add_argument(
         "--in-process", action="store_true",
-        help="model, ingestion: also run this checkout on the batching instance with every step in the run's process",
+        help="model: also run this checkout with every step in the run's process (the default executor's in_process mode)",
     )
-    parser.add_argument(
-        "--ref-levers", action="store_true",
-        help="model, hourly: also run the ref with --event-levers / --in-process (a ref that has the batching event log)",
-    )
-    parser.add_argument("--no-plain", action="store_true", help="leave out this checkout on Dagster's default instance (the ref and the variants run)")
     args = parser.parse_args()
     tree = export(args.ref)
     sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
     if args.after_only:
         sides = {"after (this checkout)": REPO_ROOT}
-    print(f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start; {args.rounds} rounds each")
+    print(f"{os.cpu_count()} cores, {load()} at start; {args.rounds} rounds each")
     sections = args.only or ["model", "hourly", "ingestion"]
-    # Dagster's switch: one planned event per asset for a ranged run instead of one per partition.
-    subset = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
-    batched = {"DAGSTER_EVENT_BATCH_SIZE": EVENT_BATCH_SIZE}
-    if args.event_levers:
-        sides["after, batched event log"] = Variant(REPO_ROOT, batched, batched_event_log=True)
-        if args.ref_levers:
-            sides[f"before ({args.ref}), batched event log"] = Variant(tree, batched, batched_event_log=True)
     if args.in_process:
-        sides["after, batched, steps in process"] = Variant(REPO_ROOT, batched, batched_event_log=True, in_process=True)
-        if args.ref_levers:
-            sides[f"before ({args.ref}), batched, steps in process"] = Variant(
-                tree, batched, batched_event_log=True, in_process=True
-            )
-    if args.no_plain:
-        sides = {name: side for name, side in sides.items() if side != REPO_ROOT}
+        sides["after, steps in process"] = Variant(REPO_ROOT, {}, in_process=True)
+    print(f"reference fit (1 thread, 400 trees, 54,720 x 20): {reference_fit_seconds():.2f} s")
     if "model" in sections:
         model_section(sides, args.rounds, args.model_hours)
+    # The hourly job runs its steps in process already; raw + features are measured as a backfill runs them.
+    process_per_step = {name: side for name, side in sides.items() if not isinstance(side, Variant)}
     if "hourly" in sections:
-        hourly_section(sides, args.rounds)
+        hourly_section(process_per_step, args.rounds)
     if "ingestion" in sections:
-        if args.planned_subset:
-            sides["after, planned events as one subset"] = Variant(REPO_ROOT, subset)
-        if args.event_levers:
-            sides["after, batched + planned subset"] = Variant(REPO_ROOT, {**batched, **subset}, batched_event_log=True)
-        ingestion_section(sides, args.rounds, args.ingestion_hours)
-    print(f"\nload average {os.getloadavg()[0]:.2f} at end")
+        ingestion_section(process_per_step, args.rounds, args.ingestion_hours)
+    print(f"\nreference fit at the end: {reference_fit_seconds():.2f} s; {load()}")
     shutil.rmtree(tree)
 
 

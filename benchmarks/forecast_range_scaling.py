@@ -39,7 +39,7 @@ def before(forecaster, history: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.D
 
 
 def after(forecaster, history: pd.DataFrame, origins: pd.DatetimeIndex) -> pd.DataFrame:
-    return forecast_origins(forecaster, history, origins)
+    return forecast_origins(forecaster.model_, history, origins)
 
 
 def per_partition(issue, forecaster, history: pd.DataFrame, hours: int) -> tuple[float, float]:

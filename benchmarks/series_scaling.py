@@ -6,7 +6,7 @@ Series: the synthetic source's 76, repeated with new consumer types and their ow
 runs in a fresh process, so its peak resident memory (ru_maxrss) is its own:
 - fit on the default 720-hour window, default config;
 - predict 24 h for every series (sktime `predict`);
-- multi-origin predict: `predict_panel` from `--origins` consecutive issue hours, 24 h each, in
+- multi-origin predict: `GlobalModel.forecast` from `--origins` consecutive issue hours, 24 h each, in
   batches of at most PREDICTION_BATCH_ROWS (series, origin) rows; the unbatched working array
   (series x origins x (history + horizon) float64) is printed beside it for comparison.
 """
@@ -53,7 +53,7 @@ def many_series(copies: int, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataF
 
 def measure(copies: int, n_origins: int) -> dict:
     """Runs inside a worker process."""
-    from energy_assets.forecasting.forecaster import PREDICTION_BATCH_ROWS
+    from energy_assets.forecasting.recursion import PREDICTION_BATCH_ROWS
     from energy_assets.forecasting.panel import Panel, to_sktime
     from energy_assets.forecasting.training import ForecasterConfig
 
@@ -75,7 +75,7 @@ def measure(copies: int, n_origins: int) -> dict:
     panel = Panel.from_sktime(y[times < START - WINDOW_HOURS * HOUR + HOUR])
     origins = np.arange(len(panel.grid) - n_origins, len(panel.grid))
     started = time.perf_counter()
-    values = forecaster.predict_panel(panel, origins, 24)
+    values = forecaster.model_.forecast(panel, origins, 24)
     origins_s = time.perf_counter() - started
     n_series = len(panel.keys)
     return {

@@ -6,7 +6,7 @@ The retraining of the 720-hour backfill (synthetic source, 76 series, the defaul
 48 calibration hours), `train_forecaster` as the model asset calls it:
 - the first retraining of a run, which fits its calibration model and its model (two fits of each
   member), against a later one, whose calibration fit is the model trained 48 hours before on the same
-  points (kept by the forecaster: one fit of each member);
+  points (handed to it, as the retraining policy does: one fit of each member);
 - one fit of the default two members against one fit of the model without the combination;
 - LightGBM on 1 thread, on 2, and on the cores free at each call (`n_jobs=-1`, the pipeline's), and
   whether the models agree.
@@ -24,7 +24,6 @@ import time
 import numpy as np
 import pandas as pd
 
-from energy_assets.forecasting import forecaster as forecaster_module
 from energy_assets.forecasting.training import ForecasterConfig, train_forecaster
 from energy_assets.sources.synthetic import synthetic_consumption
 
@@ -41,7 +40,7 @@ def timed(action) -> tuple[float, object]:
 
 def trees_of(forecaster) -> tuple[str, ...]:
     """Each member's trees as text: the model text ends with the parameters, num_threads among them."""
-    return tuple(booster.model_to_string().split("end of trees")[0] for _, booster in forecaster.members_)
+    return tuple(member.booster.model_to_string().split("end of trees")[0] for member in forecaster.model_.members)
 
 
 def main() -> None:
@@ -54,19 +53,16 @@ def main() -> None:
     earlier = CUTOFF - config.calibration_hours * HOUR
 
     def first_retraining():
-        forecaster_module._RECENT_BOOSTERS.clear()
         return train_forecaster(history, CUTOFF, config)
 
     def later_retraining():
-        forecaster_module._RECENT_BOOSTERS.clear()
-        train_forecaster(history, earlier, config)  # the retraining 48 hours before, untimed
-        return timed(lambda: train_forecaster(history, CUTOFF, config))
+        before = train_forecaster(history, earlier, config)  # the retraining 48 hours before, untimed
+        return timed(lambda: train_forecaster(history, CUTOFF, config, earlier=[before.model]))
 
     def on_threads(n_jobs: int, **params):
-        forecaster_module._RECENT_BOOSTERS.clear()
         return config.forecaster(n_jobs=n_jobs).set_params(calibration_hours=0, **params).fit(rows)
 
-    rows = history[history["datetime_utc"] > CUTOFF - config.training_window_hours * HOUR]
+    rows = history[history["datetime_utc"] > CUTOFF - config.training_window * HOUR]
     rows = rows[rows["datetime_utc"] <= CUTOFF].set_index(["area", "consumer_type", "datetime_utc"])[["energy_consumption"]]
     threads = {"fit, 1 thread": 1, "fit, 2 threads": 2, "fit, free cores (n_jobs=-1)": -1}
     one_model = "fit, one model (no combination), free cores"
@@ -90,7 +86,7 @@ def main() -> None:
     print(f"  2 threads / 1 thread: {two / one:.2f}")
     print(f"  two members / one model (a fit on free cores): "
           f"{statistics.median(times[list(threads)[2]]) / statistics.median(times[one_model]):.2f}")
-    same = trees_of(first.forecaster) == trees_of(later.forecaster)
+    same = [m.booster.model_to_string() for m in first.model.members] == [m.booster.model_to_string() for m in later.model.members]
     print(f"  first and later retraining give the same model: {same}; validation MAPE "
           f"{first.validation_metrics['model_mape']:.4f} / {later.validation_metrics['model_mape']:.4f}")
     trees = {trees_of(model) for model in models.values()}

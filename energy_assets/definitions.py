@@ -30,12 +30,17 @@ from energy_assets.schedules import build_hourly_schedule
 from energy_assets.sensors import freshness_checks, freshness_sensor, overdue_hour_alert, run_failure_alert_sensor
 from energy_assets.sources.energidataservice import DATASETS
 
-# Dagster reads this at each event, in the process writing it: every process that loads this code
-# location (CLI, code server, step workers). With it, a single-run backfill's materializations reach
-# the event log in batches, which PostgreSQL and the demo's SQLite event log (resources/sqlite_event_log.py)
-# write in one transaction each instead of one or two per partition; Dagster's default SQLite event
-# log writes them one by one as before. A value set in the environment wins (0 turns batching off).
+# Dagster reads these in the process writing the events: every process that loads this code location
+# (CLI, code server, step workers); a value set in the environment wins. With the batch size, a
+# single-run backfill's materializations reach the event log in batches, which PostgreSQL writes in one
+# transaction each (0 turns batching off; Dagster's SQLite event log writes them one by one either way).
+# With the planned subset, a run this process creates over a range of partitions logs one planned event
+# per asset instead of one per partition: half the asset events of a `dagster asset materialize
+# --partition-range`, each two SQLite commits on Dagster's default instance. Dagster then does not mark
+# the partitions of such a run failed when it fails (the run is); runs the webserver or daemon create
+# (UI backfills, schedules) follow their own environment.
 os.environ.setdefault(settings.DAGSTER_EVENT_BATCH_SIZE, str(settings.DEFAULT_DAGSTER_EVENT_BATCH_SIZE))
+os.environ.setdefault(settings.DAGSTER_PLANNED_EVENTS_AS_SUBSET, settings.DEFAULT_DAGSTER_PLANNED_EVENTS_AS_SUBSET)
 
 # consumption_raw -> energy_consumption_features -> forecasting_model -> energy_forecasts
 forecast_assets = [consumption_raw, energy_consumption_features, forecasting_model, energy_forecasts]

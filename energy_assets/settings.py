@@ -48,6 +48,8 @@ ALERT_WEBHOOK_URL = "ENERGY_ASSETS_ALERT_WEBHOOK_URL"
 FRESHNESS_DEADLINE_MINUTE = "ENERGY_ASSETS_FRESHNESS_DEADLINE_MINUTE"
 # Dagster's own: hand the event log an output's asset events (one per partition) in batches this large.
 DAGSTER_EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
+# Dagster's own: a run over a range of partitions logs one planned event per asset, not one per partition.
+DAGSTER_PLANNED_EVENTS_AS_SUBSET = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
 
 DEPLOYMENTS = ("local", "prod")
 SOURCES = ("synthetic", "file", "api")
@@ -67,6 +69,7 @@ DEFAULT_SOURCE_DEADLINE_SECONDS = 120.0
 DEFAULT_FRESHNESS_DEADLINE_MINUTE = 45
 # A 8,760-hour backfill writes each asset's materializations in 9 batches; 0 writes every event alone.
 DEFAULT_DAGSTER_EVENT_BATCH_SIZE = 1000
+DEFAULT_DAGSTER_PLANNED_EVENTS_AS_SUBSET = "true"
 
 
 class SettingError(ValueError):

@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.intervals import SCALE_FLOOR, ConformalErrors, interval_scores, seasonal_scale, winkler_score
+from energy_assets.forecasting.calibration import SCALE_FLOOR, ConformalErrors, seasonal_scale
+from energy_assets.forecasting.intervals import interval_scores, winkler_score
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
@@ -240,15 +241,3 @@ def test_a_zero_actual_is_covered_or_not_but_has_no_relative_winkler_score():
     only_zeros = interval_scores(actual[1:3], lower[1:3], upper[1:3], 0.8)
     assert only_zeros["coverage_80"] == 0.5 and np.isnan(only_zeros["winkler_80"])
 
-
-def test_a_model_saved_before_interval_scaling_forecasts_as_it_did():
-    y = to_sktime(synthetic_history(days=12))
-    forecaster = small_forecaster(interval_scale_hours=0).fit(y)
-    origin = [y.index.get_level_values(-1).max()]
-    before = forecaster.predict_origins(y, origin, horizon=3)
-
-    # What unpickling a model from before the scaling parameters gives: neither attribute.
-    del forecaster.interval_scale_lag, forecaster.interval_scale_hours
-
-    assert forecaster.forecast_reach == forecaster.history_length
-    pd.testing.assert_frame_equal(forecaster.predict_origins(y, origin, horizon=3), before)

@@ -46,7 +46,7 @@ def test_forecasts_vs_actuals_is_a_png_with_one_panel_per_series(trained):
 def test_forecast_with_history_is_a_png(trained):
     history, result = trained
     issued = history[schema.DATETIME].max()
-    forecasts = forecast_origins(result.forecaster, history, [issued - pd.Timedelta(hours=1), issued])
+    forecasts = forecast_origins(result.model, history, [issued - pd.Timedelta(hours=1), issued])
 
     png = plot_forecast_with_history(forecasts, history, n_series=3)
 
@@ -70,7 +70,7 @@ def bands_per_panel(figure) -> list[list[str]]:
 def test_the_forecast_shows_its_80_and_95_percent_bands(trained):
     history, result = trained
     issued = history[schema.DATETIME].max()
-    forecasts = forecast_origins(result.forecaster, history, [issued])
+    forecasts = forecast_origins(result.model, history, [issued])
     assert forecasts[schema.INTERVAL_COLUMNS].notna().all().all()
 
     figure = forecast_with_history_figure(forecasts, history, n_series=2)
@@ -82,7 +82,7 @@ def test_the_forecast_shows_its_80_and_95_percent_bands(trained):
 def test_forecasts_without_bounds_plot_without_bands(trained):
     history, result = trained
     issued = history[schema.DATETIME].max()
-    forecasts = forecast_origins(result.forecaster, history, [issued])
+    forecasts = forecast_origins(result.model, history, [issued])
     null_bounds = forecasts.assign(**{column: float("nan") for column in schema.INTERVAL_COLUMNS})
     # As read from an object written before intervals, where the columns are absent altogether.
     no_columns = forecasts.drop(columns=schema.INTERVAL_COLUMNS)

@@ -11,8 +11,10 @@ import pyarrow as pa
 import pytest
 
 from energy_assets import schema
+from energy_assets.forecasting.saved_model import load_kept_forecasts
 from energy_assets.forecasting.training import (
     ForecasterConfig,
+    SavedModelFormatError,
     InsufficientHistoryError,
     forecast_origins,
     load_forecaster,
@@ -80,7 +82,9 @@ def test_the_validation_window_is_forecast_by_the_calibration_fit_which_never_sa
     assert result.validation_cutoff == cutoff - FAST.calibration_hours * hour
     times = history[schema.DATETIME]
     y = to_sktime(history[times <= cutoff])
-    calibration_fit = FAST.forecaster().set_params(calibration_hours=0).fit(y[y.index.get_level_values(-1) <= result.validation_cutoff])
+    calibration_fit = FAST.forecaster().set_params(calibration_hours=0, training_window=None).fit(
+        y[(y.index.get_level_values(-1) <= result.validation_cutoff)]
+    )
     origins = pd.date_range(cutoff - 24 * hour, cutoff - hour, freq="h")
     expected = calibration_fit.predict_origins(y, origins).rename(columns={schema.TARGET: schema.FORECAST})
     validation = result.validation_forecasts.query("model == 'model'")
@@ -110,7 +114,7 @@ def test_training_uses_no_row_after_the_cutoff():
     origins = [cutoff - pd.Timedelta(hours=3), cutoff]
 
     forecasts = [
-        forecast_origins(train_forecaster(frame, cutoff, FAST).forecaster, history, origins)
+        forecast_origins(train_forecaster(frame, cutoff, FAST).model, history, origins)
         for frame in (history, changed)
     ]
 
@@ -142,10 +146,10 @@ def test_too_little_history_says_how_many_hours_are_needed_and_exist():
 
 def test_forecast_origins_has_the_forecast_schema():
     history = synthetic_history(days=14)
-    forecaster = train_forecaster(history, history[schema.DATETIME].max(), FAST).forecaster
+    model = train_forecaster(history, history[schema.DATETIME].max(), FAST).model
     origins = pd.date_range(history[schema.DATETIME].max() - pd.Timedelta(hours=2), periods=3, freq="h")
 
-    forecasts = forecast_origins(forecaster, history, origins, horizon=24)
+    forecasts = forecast_origins(model, history, origins, horizon=24)
 
     expected = [(f.name, f.type) for f in schema.FORECAST_SCHEMA if f.name != schema.MODEL_VERSION]
     table = pa.Table.from_pandas(forecasts, preserve_index=False)
@@ -158,16 +162,35 @@ def test_forecast_origins_has_the_forecast_schema():
 
 def test_save_and_load_give_the_same_forecasts(tmp_path):
     history = synthetic_history(days=14)
-    forecaster = train_forecaster(history, history[schema.DATETIME].max(), FAST).forecaster
-    origins = [history[schema.DATETIME].max()]
+    result = train_forecaster(history, history[schema.DATETIME].max() - pd.Timedelta(hours=30), FAST)
+    origins = pd.DatetimeIndex(result.kept_forecasts.origins[:3]).append(pd.DatetimeIndex([history[schema.DATETIME].max()]))
 
-    loaded = load_forecaster(save_forecaster(forecaster, tmp_path / "model"))
+    directory = save_forecaster(result, tmp_path / "model")
+    loaded = load_forecaster(directory)
 
-    pd.testing.assert_frame_equal(
-        forecast_origins(loaded, history, origins), forecast_origins(forecaster, history, origins)
-    )
-    with pytest.raises(FileNotFoundError, match="no saved forecaster"):
+    issued = forecast_origins(result.model, history, origins)
+    pd.testing.assert_frame_equal(forecast_origins(loaded, history, origins), issued)
+    assert loaded.params == result.model.params and loaded.digest == result.model.digest
+    # The calibration forecasts kept with it are what their maker issues from those origins.
+    kept = load_kept_forecasts(directory)
+    assert kept.maker == result.kept_forecasts.maker and kept.keys.equals(result.kept_forecasts.keys)
+    np.testing.assert_array_equal(kept.values, result.kept_forecasts.values)
+    with pytest.raises(FileNotFoundError, match="no saved model"):
         load_forecaster(tmp_path / "elsewhere")
+
+
+def test_a_model_saved_in_format_1_is_refused_with_a_message_to_retrain(tmp_path):
+    # What energy_assets saved before format 2: sktime's zip of the pickled estimator.
+    old = tmp_path / "v1"
+    old.mkdir()
+    (old / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
+    with pytest.raises(SavedModelFormatError, match="format 1 .* retrain it"):
+        load_forecaster(old)
+    newer = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
+    description = json.loads((newer / "model.json").read_text())
+    (newer / "model.json").write_text(json.dumps({**description, "format": 3}))
+    with pytest.raises(SavedModelFormatError, match="format 3; this version reads format 2: retrain it"):
+        load_forecaster(newer)
 
 
 def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closest_to_nominal():

@@ -43,7 +43,7 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
 def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     instance = DagsterInstance.ephemeral()
     run_range(ISSUE - (min_training_hours(ForecasterConfig()) + 24) * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
-    one_booster = {"ops": {"forecasting_model": {"config": {"combine_without_level_lags": False}}}}
+    one_booster = {"ops": {"forecasting_model": {"config": {"hyperparameters": {"combine_without_level_lags": False}}}}}
 
     run_range(ISSUE, ISSUE, AssetSelection.assets("forecasting_model"), instance=instance, run_config=one_booster)
     run_range(ISSUE + HOURS, ISSUE + HOURS, AssetSelection.assets("forecasting_model"), instance=instance)
@@ -51,10 +51,10 @@ def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     registry = deployment_resources()["model_registry"]
     first, second = registry.versions(MODEL_NAME)
     assert first.config["combine_without_level_lags"] is False
-    assert len(load_forecaster(registry.download(first)).members_) == 1
+    assert len(load_forecaster(registry.download(first)).members) == 1
     # The default run config asks for both members: the model in effect no longer matches, so it retrains.
     assert second.config == ForecasterConfig().to_dict()
-    assert len(load_forecaster(registry.download(second)).members_) == 2
+    assert len(load_forecaster(registry.download(second)).members) == 2
 
 
 @pytest.mark.slow

@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import lightgbm as lgb
 import pandas as pd
 import pytest
 
+from energy_assets.forecasting import members as members_module
+from energy_assets.forecasting.issuing import CannotForecast, issue_forecasts, models_for
 from energy_assets.forecasting.retraining import (
+    CALIBRATED_BY_KEY,
+    MODEL_FORMAT_KEY,
     CannotTrain,
     RegisteredModel,
     RetrainingPolicy,
     keep_models_in_effect,
     model_in_effect,
 )
-from energy_assets.forecasting.training import TRAINING_READ_HOURS, ForecasterConfig
+from energy_assets.forecasting.training import MODEL_FORMAT, TRAINING_READ_HOURS, ForecasterConfig, train_forecaster
+from energy_assets.schema import MODEL_NAME
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.sources.synthetic import synthetic_consumption
 
@@ -24,7 +32,8 @@ SMALL = ForecasterConfig(n_estimators=20)
 def model(version: int, cutoff: str, config=None) -> RegisteredModel:
     return RegisteredModel(
         name="m", version=version, data_cutoff=pd.Timestamp(cutoff, tz="UTC"), training_start=pd.Timestamp(cutoff, tz="UTC"),
-        feature_group_version=1, config=config or ForecasterConfig().to_dict(), extra={"training_window_days": 30},
+        feature_group_version=1, config=config or ForecasterConfig().to_dict(),
+        extra={"training_window_days": 30, MODEL_FORMAT_KEY: MODEL_FORMAT},
     )
 
 
@@ -77,3 +86,69 @@ def test_too_little_history_names_the_hour(tmp_path):
         keep_models_in_effect(pd.DatetimeIndex([hour]), history, LocalModelRegistry(root_dir=str(tmp_path)), POLICY, lambda s, e: {})
 
 
+
+
+FAST_POLICY = replace(POLICY, hyperparameters={"n_estimators": 20})
+
+
+def counting(monkeypatch, module, name: str) -> list:
+    calls, original = [], getattr(module, name)
+    monkeypatch.setattr(module, name, lambda *args, **kwargs: calls.append(1) or original(*args, **kwargs))
+    return calls
+
+
+def test_a_retraining_takes_its_calibration_fit_from_the_model_registered_48_hours_before(tmp_path, monkeypatch):
+    registry = LocalModelRegistry(root_dir=str(tmp_path))
+    first = pd.Timestamp("2023-01-20 00:00", tz="UTC")
+    later = first + 48 * HOUR
+    history = synthetic_consumption(*FAST_POLICY.read_window(pd.DatetimeIndex([first, later])))
+    # Versions 1 and 2, trained 48 and 24 hours before.
+    keep_models_in_effect(pd.DatetimeIndex([first, first + 24 * HOUR]), history, registry, FAST_POLICY, lambda s, e: {})
+    fits = counting(monkeypatch, members_module.lgb, "train")
+
+    # Another run, as the hourly schedule starts one: the model of 48 hours before is in the registry only.
+    models = keep_models_in_effect(pd.DatetimeIndex([later]), history, registry, FAST_POLICY, lambda s, e: {})
+
+    assert len(fits) == 2  # the new model's two members; the calibration fit is version 1's
+    assert models.latest.extra[CALIBRATED_BY_KEY] == 1
+    refitted = train_forecaster(history, later, FAST_POLICY.configured(ForecasterConfig()))
+    assert len(fits) == 2 + 4
+    assert models.retrainings[0].result.validation_metrics == refitted.validation_metrics
+
+
+def test_issued_forecasts_reuse_the_calibration_forecasts_a_later_version_kept(tmp_path, monkeypatch):
+    registry = LocalModelRegistry(root_dir=str(tmp_path))
+    hours = pd.date_range("2023-01-20 00:00", periods=49, freq="h", tz="UTC")
+    history = synthetic_consumption(hours[0] - 800 * HOUR, hours[-1] + HOUR)
+    keep_models_in_effect(hours, history, registry, FAST_POLICY, lambda s, e: {})
+    registered = registry.versions(MODEL_NAME)
+    assert [m.extra.get(CALIBRATED_BY_KEY) for m in registered] == [None, None, 1]  # the third calibrated by the first
+    origins = hours[:24]  # version 1 in effect
+    models = models_for(origins, registered)
+    expected = issue_forecasts(models, history, registry.download)
+    predictions = counting(monkeypatch, lgb.Booster, "predict")
+
+    reused = issue_forecasts(models, history, registry.download, registered)
+
+    pd.testing.assert_frame_equal(reused, expected)  # byte-identical
+    assert predictions == []  # every origin's forecasts were kept with version 3
+
+
+def test_a_model_in_effect_saved_in_an_older_format_is_retrained_and_refused_for_forecasts(tmp_path):
+    registry = LocalModelRegistry(root_dir=str(tmp_path))
+    hour = pd.Timestamp("2023-01-20 00:00", tz="UTC")
+    old_files = tmp_path / "format_1"
+    old_files.mkdir()
+    (old_files / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    old = registry.register(
+        MODEL_NAME, old_files, data_cutoff=hour - HOUR, training_start=hour - 720 * HOUR, feature_group_version=1,
+        config={**ForecasterConfig().to_dict(), "training_window_hours": 720}, metrics={}, extra={"training_window_days": 30},
+    )
+    with pytest.raises(CannotForecast, match=r"versions \[1\] in effect .* older format.*: retrain them"):
+        models_for(pd.DatetimeIndex([hour]), [old])
+
+    history = synthetic_consumption(*FAST_POLICY.read_window(pd.DatetimeIndex([hour])))
+    models = keep_models_in_effect(pd.DatetimeIndex([hour]), history, registry, FAST_POLICY, lambda s, e: {})
+
+    assert models.latest.version == 2 and models.latest.extra[MODEL_FORMAT_KEY] == MODEL_FORMAT
+    assert models_for(pd.DatetimeIndex([hour]), registry.versions(MODEL_NAME))[hour].version == 2

@@ -35,15 +35,12 @@ DEMO_TAGS = {SOURCE_TAG: "demo"}
 
 def demo_instance() -> DagsterInstance:
     """The instance `dg dev` shows: DAGSTER_HOME if set, else one under the state directory."""
-    from energy_assets.resources.sqlite_event_log import sqlite_instance_settings
-
     if not os.environ.get("DAGSTER_HOME"):
         home = settings.state_dir() / "dagster_home"
         home.mkdir(parents=True, exist_ok=True)
         instance_settings = home / "dagster.yaml"
         if not instance_settings.exists():
-            # The batching event log: a backfill's events cost a transaction per batch, not two per event.
-            instance_settings.write_text(DEMO_TELEMETRY_SETTINGS + sqlite_instance_settings(home))
+            instance_settings.write_text(DEMO_TELEMETRY_SETTINGS)
         os.environ["DAGSTER_HOME"] = str(home)
     return initialized_instance(Path(os.environ["DAGSTER_HOME"]))
 

@@ -35,9 +35,10 @@ def energy_forecasts(
     window = context.partition_time_window
     origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     try:
-        models = models_for(origins, model_registry.versions(MODEL_NAME))
+        registered = model_registry.versions(MODEL_NAME)
+        models = models_for(origins, registered)
         history = feature_store.read(*history_window(models))
-        forecasts = issue_forecasts(models, history, model_registry.download)
+        forecasts = issue_forecasts(models, history, model_registry.download, registered)
     except CannotForecast as impossible:
         raise Failure(description=str(impossible), allow_retries=False) from impossible
     last_origin = origins[-1]

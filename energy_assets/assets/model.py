@@ -1,6 +1,7 @@
 """The forecasting model in effect for each issue hour, trained on a cadence and registered."""
 
 from collections.abc import Mapping
+from typing import Any
 
 import pandas as pd
 from dagster import (
@@ -33,7 +34,6 @@ from energy_assets.forecasting.training import (
     TRAINING_READ_HOURS,
     TRAINING_WINDOW_HOURS,
     VALIDATION_METRICS,
-    ForecasterConfig,
 )
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
@@ -55,11 +55,12 @@ class ForecastingModelConfig(Config):
         default=False, description="Search hyperparameters before training; later retrains reuse the best found."
     )
     search_candidates: int = Field(default=6, ge=1, description="Random configurations a search tries.")
-    combine_without_level_lags: bool = Field(
-        default=ForecasterConfig().combine_without_level_lags,
+    hyperparameters: dict[str, Any] = Field(
+        default_factory=dict,
         description=(
-            "Two boosters, with and without the level lag, their forecasts averaged (the more accurate);"
-            " false: one booster, fits and forecasts about half the work."
+            "Hyperparameters of GlobalLGBMForecaster (its get_params names) that replace the defaults and any"
+            " search's choice, e.g. {combine_without_level_lags: false}: one booster instead of two, about half"
+            " the work of a fit and a forecast. A change retrains the model in effect."
         ),
     )
 
@@ -90,15 +91,18 @@ def forecasting_model(
     """The model in effect for forecasts issued at each hour: trained only on features up to that hour."""
     window = context.partition_time_window
     hours = pd.date_range(window.start, window.end, freq="h", inclusive="left")
-    policy = RetrainingPolicy(
-        training_window_hours=config.training_window_days * 24,
-        retrain_every_hours=config.retrain_every_hours,
-        validation_hours=config.validation_hours,
-        feature_group_version=feature_store.feature_group_version,
-        hyperparameter_search=config.hyperparameter_search,
-        search_candidates=config.search_candidates,
-        combine_without_level_lags=config.combine_without_level_lags,
-    )
+    try:
+        policy = RetrainingPolicy(
+            training_window_hours=config.training_window_days * 24,
+            retrain_every_hours=config.retrain_every_hours,
+            validation_hours=config.validation_hours,
+            feature_group_version=feature_store.feature_group_version,
+            hyperparameter_search=config.hyperparameter_search,
+            search_candidates=config.search_candidates,
+            hyperparameters=config.hyperparameters,
+        )
+    except ValueError as unknown:
+        raise Failure(description=f"run config hyperparameters: {unknown}", allow_retries=False) from unknown
     # One batch read serves every retraining of the range.
     history = feature_store.read(*policy.read_window(hours))
     try:

@@ -12,11 +12,13 @@ from sktime.performance_metrics.forecasting import (
 )
 
 from energy_assets import schema
+from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.baselines import seasonal_naive_panel
+from energy_assets.forecasting.calibration import ConformalErrors, seasonal_scale
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, interval_scores, seasonal_scale
+from energy_assets.forecasting.intervals import bound_columns, interval_scores
 from energy_assets.forecasting.metrics import HEADLINE, score_groups
-from energy_assets.forecasting.panel import Panel, to_sktime
+from energy_assets.forecasting.panel import Panel
 
 MODEL = "model"
 # The definitions MAPE and RMSPE follow on the rows that have a relative error (tests hold `_scores` to them).
@@ -110,27 +112,34 @@ def backtest(
     retrain_every: int = 24,
     horizon: int = 24,
     seasonal_periods: tuple[int, ...] = (24, 168),
+    fitted: list[engine.GlobalModel] | None = None,
 ) -> pd.DataFrame:
     """Rolling-origin forecasts of the model and seasonal naive baselines, with actuals attached.
 
-    The model is refitted at every retraining cutoff on rows at or before it only; each origin is
-    forecast by the newest fit at or before it, from history at or before the origin.
-    Returns long rows: keys, issued_at, datetime_utc, horizon, model, forecast and actual.
+    The model (the estimator's hyperparameters, `forecaster.get_params()`) is refitted at every retraining
+    cutoff on rows at or before it only; each origin is forecast by the newest fit at or before it, from
+    history at or before the origin. A fit that a model in `fitted` already made on the same points (a
+    later cutoff's calibration fit is an earlier cutoff's model) is taken from it; each new model is
+    added to `fitted`, so backtests sharing the list share their fits. Returns long rows: keys,
+    issued_at, datetime_utc, horizon, model, forecast and actual.
     """
     origins = pd.DatetimeIndex(origins).sort_values()
-    y = to_sktime(history)
-    times = y.index.get_level_values(-1)
+    panel = Panel.from_long(history)
+    params = forecaster.get_params()
     cutoffs = retraining_cutoffs(origins, retrain_every)
     block = np.searchsorted(cutoffs, origins, side="right") - 1
+    fitted = [] if fitted is None else fitted
     frames, blocks = [], []
     for i, cutoff in enumerate(cutoffs):
         block_origins = origins[block == i]
         if block_origins.empty:
             continue
-        fitted = forecaster.clone().fit(y[times <= cutoff])
-        frames.append(_model_forecasts(fitted, y, block_origins, horizon))
+        model, _ = engine.fit(panel.until(int(panel.position(pd.Index([cutoff]))[0]) + 1), params, fitted)
+        fitted.append(model)
+        frame = engine.forecast_frame(model, panel, block_origins, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME)
+        frames.append(frame.assign(**{MODEL: "model"}))
         blocks.append((cutoff, block_origins))
-    return _with_baselines(frames, history, y, blocks, horizon, seasonal_periods, *_interval_settings(forecaster))
+    return _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, *_interval_settings(params))
 
 
 def beside_baselines(
@@ -140,12 +149,13 @@ def beside_baselines(
     horizon: int = 24,
     seasonal_periods: tuple[int, ...] = (24, 168),
     intervals_like: GlobalLGBMForecaster | None = None,
+    panel: Panel | None = None,
 ) -> pd.DataFrame:
     """`backtest`'s rows for forecasts a model fitted on rows up to `cutoff` already issued.
 
-    `model_forecasts` has `predict_origins` rows (the target column holding the forecast). The baselines
+    `model_forecasts` has `forecast_frame` rows (the target column holding the forecast). The baselines
     forecast from the same origins; with `intervals_like`, their intervals are calibrated as that
-    forecaster's, as in `backtest` (else they have none).
+    forecaster's, as in `backtest` (else they have none). `panel`: the history as a panel, when at hand.
     ValueError when an origin is before `cutoff`: its forecasts would score the model on data it was
     trained on.
     """
@@ -155,27 +165,21 @@ def beside_baselines(
             f"the model was fitted on rows up to {cutoff}, after the first origin {origins[0]}: "
             "its forecasts would score it on data it was trained on"
         )
-    y = to_sktime(history)
     frame = model_forecasts.assign(**{MODEL: "model"})
-    intervals = (0, (0, 0)) if intervals_like is None else _interval_settings(intervals_like)
-    return _with_baselines([frame], history, y, [(cutoff, origins)], horizon, seasonal_periods, *intervals)
+    intervals = (0, (0, 0)) if intervals_like is None else _interval_settings(intervals_like.get_params())
+    panel = Panel.from_long(history) if panel is None else panel
+    return _with_baselines([frame], history, panel, [(cutoff, origins)], horizon, seasonal_periods, *intervals)
 
 
-def _interval_settings(forecaster: GlobalLGBMForecaster) -> tuple[int, tuple[int, int]]:
-    """How the forecaster calibrates intervals, for baselines calibrated the same way."""
-    return forecaster.calibration_hours, forecaster.interval_scale
-
-
-def _model_forecasts(fitted: GlobalLGBMForecaster, y: pd.DataFrame, origins: pd.DatetimeIndex, horizon: int) -> pd.DataFrame:
-    """The fitted model's forecasts from each origin, from history at or before it."""
-    times = y.index.get_level_values(-1)
-    return fitted.predict_origins(y[times <= origins[-1]], origins, horizon).assign(**{MODEL: "model"})
+def _interval_settings(params) -> tuple[int, tuple[int, int]]:
+    """How the model calibrates intervals, for baselines calibrated the same way."""
+    return params["calibration_hours"], (params["interval_scale_lag"], params["interval_scale_hours"])
 
 
 def _with_baselines(
     frames: list[pd.DataFrame],
     history: pd.DataFrame,
-    y: pd.DataFrame,
+    panel: Panel,
     blocks: list[tuple[pd.Timestamp, pd.DatetimeIndex]],
     horizon: int,
     seasonal_periods: tuple[int, ...],
@@ -188,7 +192,6 @@ def _with_baselines(
     calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff, in
     units of the same seasonal scale.
     """
-    panel = Panel.from_sktime(y)
     for sp in seasonal_periods:
         for cutoff, origins in blocks:
             frames.append(

@@ -135,6 +135,12 @@ class TrailingWindows:
             return np.nanmean(block, axis=2), np.nanstd(block, axis=2)
 
 
+def grid_calendar(grid: pd.Index, length: int) -> np.ndarray:
+    """`calendar` of the grid's first `length` points (NaN when the grid holds no dates or periods)."""
+    times = grid if isinstance(grid, (pd.DatetimeIndex, pd.PeriodIndex)) else None
+    return calendar(times, length)
+
+
 def calendar(times: pd.Index | None, length: int) -> np.ndarray:
     """(length, 3) local hour of day, day of week and public-holiday flag; NaN without datetimes."""
     if times is None:
@@ -185,3 +191,48 @@ def feature_rows(
     columns += [grid_calendar[cells - lag, 2] for lag in layout.holiday_lags]
     columns += [np.broadcast_to(key_codes[:, [k]], (rows, n_pos)) for k in range(key_codes.shape[1])]
     return np.stack(columns, axis=-1).reshape(rows * n_pos, len(columns)), level
+
+
+@dataclass(frozen=True)
+class TrainingRows:
+    """The rows a model learns from: features, scaled target and sample weight, every row with an observed
+    target (and a weight above 0)."""
+
+    X: np.ndarray
+    target: np.ndarray
+    weight: np.ndarray
+    names: list[str]
+
+    def columns(self, names: list[str]) -> np.ndarray:
+        """The feature matrix of a layout whose features are a subset of these, in its order."""
+        index = [self.names.index(name) for name in names]
+        return self.X[:, index]
+
+
+def training_rows(
+    layout: FeatureLayout,
+    values: np.ndarray,
+    model_space: np.ndarray,
+    grid_calendar: np.ndarray,
+    key_codes: np.ndarray,
+    holiday_weight: float,
+) -> TrainingRows:
+    """One row per series and grid point that has `layout.history` points before it.
+
+    `values` (series, points) are the raw targets (NaN: missing, never learned), `model_space` the same
+    gap-filled and transformed (features read it); `grid_calendar` (points, 3). Target hours that are
+    holidays, or whose reference (a holiday lag) was one, weigh `holiday_weight`.
+    """
+    history, width = layout.history, values.shape[1]
+    positions = np.arange(history, width)
+    offsets = np.zeros(len(values), dtype="int64")
+    X, level = feature_rows(layout, model_space, RunningSums(model_space), positions, grid_calendar, offsets, key_codes)
+    target = layout.scale(layout.transform(values)[:, positions], level).ravel()
+    special = grid_calendar[positions, 2] > 0
+    for lag in layout.holiday_lags:
+        special |= grid_calendar[positions - lag, 2] > 0
+    weight = np.tile(np.where(special, holiday_weight, 1.0), len(values))
+    keep = np.isfinite(target) & (weight > 0)
+    if not keep.any():
+        raise ValueError("no training row has an observed target and history")
+    return TrainingRows(X[keep], target[keep], weight[keep], layout.names)

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from energy_assets.forecasting.retraining import RegisteredModel, model_in_effect
+from energy_assets.forecasting.model import KeptForecasts
+from energy_assets.forecasting.retraining import CALIBRATED_BY_KEY, RegisteredModel, model_format, model_in_effect
+from energy_assets.forecasting.saved_model import load_kept_forecasts
 from energy_assets.forecasting.training import (
+    MODEL_FORMAT,
     ForecasterConfig,
     forecast_origins,
     load_forecaster,
@@ -39,6 +42,12 @@ def models_for(origins: pd.DatetimeIndex, registered: list[RegisteredModel]) -> 
             f"no registered {MODEL_NAME} has a data cutoff at or before {unserved[:3]}...; "
             "materialize forecasting_model for these hours first"
         )
+    old = sorted({model.version for model in models.values() if model_format(model) != MODEL_FORMAT})
+    if old:
+        raise CannotForecast(
+            f"the {MODEL_NAME} versions {old} in effect at some of these hours were saved in an older format, which "
+            f"this version does not read: retrain them (materialize forecasting_model for these hours)"
+        )
     return models
 
 
@@ -52,15 +61,21 @@ def issue_forecasts(
     models: Mapping[pd.Timestamp, RegisteredModel],
     history: pd.DataFrame,
     download: Callable[[RegisteredModel], Path],
+    registered: list[RegisteredModel] = (),
 ) -> pd.DataFrame:
-    """Forecasts of every origin in `models` for the next 24 hours, one vectorized prediction per model version."""
+    """Forecasts of every origin in `models` for the next 24 hours, one vectorized prediction per model version.
+
+    A version whose members were a later `registered` version's calibration fit already forecast some of
+    these origins there (a backfill trains before it issues): those forecasts, kept with the later version,
+    are taken where they were made from the same history."""
     by_version: dict[int, tuple[RegisteredModel, list[pd.Timestamp]]] = {}
     for origin, model in models.items():
         by_version.setdefault(model.version, (model, []))[1].append(origin)
     parts = []
     for version, (model, origins) in by_version.items():
         forecaster = load_forecaster(download(model))
-        part = forecast_origins(forecaster, history, origins, horizon=FORECAST_HORIZON_HOURS)
+        kept = _kept_forecasts(model, registered, download)
+        part = forecast_origins(forecaster, history, origins, horizon=FORECAST_HORIZON_HOURS, kept=kept)
         parts.append(part.assign(**{MODEL_VERSION: version}))
     forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
     forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]})
@@ -68,3 +83,11 @@ def issue_forecasts(
     if len(missing):
         raise CannotForecast(f"no series had enough history to forecast from {[m.isoformat() for m in missing[:3]]}")
     return forecasts.reset_index(drop=True)
+
+
+def _kept_forecasts(
+    model: RegisteredModel, registered: list[RegisteredModel], download: Callable[[RegisteredModel], Path]
+) -> KeptForecasts | None:
+    """The forecasts `model`'s members made as the calibration fit of a later version, if one kept them."""
+    later = [other for other in registered if other.extra.get(CALIBRATED_BY_KEY) == model.version]
+    return load_kept_forecasts(download(later[0])) if later else None

@@ -52,7 +52,16 @@ class Panel:
             raise ValueError(f"consumption frame lacks columns {missing}")
         if frame.empty:
             raise ValueError("consumption frame has no rows")
-        return cls.from_sktime(to_sktime(frame))
+        wide = frame.pivot(index=[schema.AREA, schema.CONSUMER_TYPE], columns=schema.DATETIME, values=schema.TARGET)
+        grid = regular_grid(wide.columns)
+        values = wide.reindex(columns=grid).to_numpy(dtype="float64")
+        return cls(keys=wide.index, grid=grid, values=values, name=schema.TARGET)
+
+    def until(self, end: int) -> Panel:
+        """The panel's points before grid position `end`, for the series with an observation among them."""
+        values = self.values[:, :end]
+        observed = ~np.isnan(values).all(axis=1)
+        return Panel(keys=self.keys[observed], grid=self.grid[:end], values=values[observed], name=self.name)
 
     def gaps_filled(self) -> np.ndarray:
         """Values with each gap holding the last observation before it (causal: no look-ahead)."""
@@ -68,7 +77,6 @@ class Panel:
                 f"{self.grid[0]} .. {self.grid[-1]}, e.g. {outside}"
             )
         return positions
-
 
     @property
     def key_names(self) -> tuple[str, ...]:

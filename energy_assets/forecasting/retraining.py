@@ -13,10 +13,13 @@ from typing import Any, Protocol
 import pandas as pd
 
 from energy_assets.forecasting.provenance import registry_metrics, training_provenance
+from energy_assets.forecasting.model import GlobalModel
 from energy_assets.forecasting.training import (
+    MODEL_FORMAT,
     ForecasterConfig,
     InsufficientHistoryError,
     TrainingResult,
+    load_forecaster,
     save_forecaster,
     search_hyperparameters,
     train_forecaster,
@@ -25,6 +28,11 @@ from energy_assets.schema import DATETIME, MODEL_NAME
 
 HOUR = pd.Timedelta(hours=1)
 SEARCH_RESULTS_KEY = "hyperparameter_search"
+# The saved-model format of a registered version (extra facts); versions without it were saved in format 1.
+MODEL_FORMAT_KEY = "model_format"
+# The registered version whose members were this version's calibration fit (its kept forecasts are that
+# version's forecasts, which issuing reuses).
+CALIBRATED_BY_KEY = "calibration_fit_version"
 # Random search space around the defaults; sampled `search_candidates` times.
 # Tree counts matter most (the model averages over its sizes); Christmas-like periods favour other weights.
 SEARCH_GRID: dict[str, list] = {
@@ -55,8 +63,14 @@ def model_in_effect(models: list[RegisteredModel], at: pd.Timestamp | None) -> R
     return max(candidates, key=lambda model: (model.data_cutoff, model.version), default=None)
 
 
+def model_format(model: RegisteredModel) -> int:
+    """The format its files were saved in (1: before formats were recorded)."""
+    return int(model.extra.get(MODEL_FORMAT_KEY, 1))
+
+
 def same_training(model: RegisteredModel, data_cutoff, training_start, feature_group_version: int, config) -> bool:
-    """Whether `model` was trained on the same window, feature group and configuration: registering it again adds nothing."""
+    """Whether `model` was trained on the same window, feature group and configuration: registering it again adds
+    nothing. (The configuration's keys changed with saved-model format 2, so no format-1 version matches one.)"""
     return (
         model.data_cutoff == data_cutoff
         and model.training_start == training_start
@@ -78,6 +92,8 @@ class Registry(Protocol):
 
     def versions(self, name: str) -> list[RegisteredModel]: ...
 
+    def download(self, model: RegisteredModel) -> Path: ...
+
 
 @dataclass(frozen=True)
 class RetrainingPolicy:
@@ -89,19 +105,22 @@ class RetrainingPolicy:
     feature_group_version: int
     hyperparameter_search: bool = False
     search_candidates: int = 6
-    combine_without_level_lags: bool = ForecasterConfig().combine_without_level_lags
+    # Hyperparameters set by the run (by `GlobalLGBMForecaster.get_params()` name): they win over the defaults
+    # and over a search's choice.
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if "training_window" in self.hyperparameters:
+            raise ValueError("the training window is set in days (training_window_days), not as a hyperparameter")
+        ForecasterConfig.from_dict(dict(self.hyperparameters))  # ValueError naming unknown names
 
     @property
     def training_window_days(self) -> int:
         return self.training_window_hours // 24
 
     def configured(self, config: ForecasterConfig) -> ForecasterConfig:
-        """`config` learning from this policy's window with its members, whatever it came with."""
-        return replace(
-            config,
-            training_window_hours=self.training_window_hours,
-            combine_without_level_lags=self.combine_without_level_lags,
-        )
+        """`config` learning from this policy's window with the run's hyperparameters, whatever it came with."""
+        return replace(config, **self.hyperparameters, training_window=self.training_window_hours)
 
     def read_window(
         self, hours: pd.DatetimeIndex, config: ForecasterConfig = ForecasterConfig()
@@ -110,9 +129,11 @@ class RetrainingPolicy:
         return hours[0] - pd.Timedelta(hours=self.configured(config).read_hours) + HOUR, hours[-1] + HOUR
 
     def needs_retraining(self, current: RegisteredModel | None, hour: pd.Timestamp, config: ForecasterConfig) -> bool:
-        """Whether the model in effect is missing, too old, or trained with another configuration or data."""
+        """Whether the model in effect is missing, too old, saved in an older format, or trained with another
+        configuration or data."""
         return (
             current is None
+            or model_format(current) != MODEL_FORMAT
             or hour - current.data_cutoff >= pd.Timedelta(hours=self.retrain_every_hours)
             or current.config != json_normal(config.to_dict())
             or current.feature_group_version != self.feature_group_version
@@ -145,8 +166,8 @@ class ModelsInEffect:
 
 
 def best_known_config(registered: list[RegisteredModel]) -> ForecasterConfig:
-    """The configuration of the newest model that came out of a search, else the defaults."""
-    searched = [model for model in registered if SEARCH_RESULTS_KEY in model.extra]
+    """The configuration of the newest model of this format that came out of a search, else the defaults."""
+    searched = [model for model in registered if SEARCH_RESULTS_KEY in model.extra and model_format(model) == MODEL_FORMAT]
     if not searched:
         return ForecasterConfig()
     return ForecasterConfig.from_dict(max(searched, key=lambda model: model.version).config)
@@ -169,6 +190,7 @@ def keep_models_in_effect(
     config = policy.configured(best_known_config(registered))
     by_hour: dict[pd.Timestamp, RegisteredModel] = {}
     retrainings: list[Retraining] = []
+    fitted: dict[str, tuple[RegisteredModel, GlobalModel]] = {}  # by members digest: this run's models
     for hour in hours:
         current = model_in_effect(registered, hour)
         if policy.needs_retraining(current, hour, config):
@@ -181,16 +203,47 @@ def keep_models_in_effect(
                 config, search_results = search_hyperparameters(
                     rows, hour, SEARCH_GRID, n_iter=policy.search_candidates, base=config
                 )
+            known = {model.version for model, _ in fitted.values()}
+            earlier = {**_calibration_candidates(registry, registered, hour, config, policy, known), **fitted}
             try:
-                result = train_forecaster(rows, hour, config, policy.validation_hours)
+                result = train_forecaster(rows, hour, config, policy.validation_hours, [m for _, m in earlier.values()])
             except InsufficientHistoryError as too_short:
                 raise CannotTrain(f"cannot train the model for {hour.isoformat()}: {too_short}") from too_short
-            current = register(registry, result, policy, search_results, provenance)
+            kept = result.kept_forecasts
+            calibrated_by = earlier[kept.maker][0] if kept is not None and kept.maker in earlier else None
+            current = register(registry, result, policy, search_results, provenance, calibrated_by)
+            fitted[result.model.digest] = (current, result.model)
             registered.append(current)
             retrainings.append(Retraining(current, result))
             log(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
         by_hour[hour] = current
     return ModelsInEffect(by_hour, retrainings)
+
+
+def _calibration_candidates(
+    registry: Registry,
+    registered: list[RegisteredModel],
+    hour: pd.Timestamp,
+    config: ForecasterConfig,
+    policy: RetrainingPolicy,
+    loaded: set[int],
+) -> dict[str, tuple[RegisteredModel, GlobalModel]]:
+    """The registered models (by members digest) that may be the calibration fit of a training up to `hour`:
+    trained `calibration_hours` before it with this configuration, feature group and format, loaded unless
+    their version is in `loaded`. The fit takes one only if it learned from the very points (`members_digest`)."""
+    cutoff = hour - pd.Timedelta(hours=config.calibration_hours)
+    candidates = {}
+    for model in registered:
+        if (
+            model.version not in loaded
+            and model.data_cutoff == cutoff
+            and model_format(model) == MODEL_FORMAT
+            and model.config == json_normal(config.to_dict())
+            and model.feature_group_version == policy.feature_group_version
+        ):
+            candidate = load_forecaster(registry.download(model))
+            candidates[candidate.digest] = (model, candidate)
+    return candidates
 
 
 def register(
@@ -199,9 +252,12 @@ def register(
     policy: RetrainingPolicy,
     search_results: pd.DataFrame | None,
     provenance: dict,
+    calibrated_by: RegisteredModel | None = None,
 ) -> RegisteredModel:
-    """Save the trained forecaster and register it with what it was trained on and validated by."""
+    """Save the trained model (with the calibration forecasts it keeps) and register it with what it was
+    trained on and validated by, and the version whose members were its calibration fit."""
     extra = {
+        MODEL_FORMAT_KEY: MODEL_FORMAT,
         "training_data": provenance,
         # Newest row of the fit that forecast the validation window (the model's calibration fit, or one
         # before the window): it never saw a validated hour.
@@ -210,10 +266,12 @@ def register(
         "training_window_days": policy.training_window_days,
         "excluded_series": result.excluded_series.to_dict(orient="records"),
     }
+    if calibrated_by is not None:
+        extra[CALIBRATED_BY_KEY] = calibrated_by.version
     if search_results is not None:
         extra[SEARCH_RESULTS_KEY] = search_results.to_dict(orient="records")
     with tempfile.TemporaryDirectory() as model_dir:
-        save_forecaster(result.forecaster, model_dir)
+        save_forecaster(result, model_dir)
         return registry.register(
             MODEL_NAME,
             model_dir,

@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
+import inspect
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, fields, make_dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import ParameterGrid, ParameterSampler
-from sktime.base import load
 from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
+from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
 from energy_assets.forecasting.metrics import HEADLINE
-from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
+from energy_assets.forecasting.model import CalibrationForecasts, GlobalModel, KeptForecasts
+from energy_assets.forecasting.panel import InsufficientHistoryError, Panel
+from energy_assets.forecasting.saved_model import MODEL_FORMAT, SavedModelFormatError, load_model, save_model
 from energy_assets.timeline import to_utc_hour
 
 __all__ = [
     "ForecasterConfig",
     "InsufficientHistoryError",
+    "MODEL_FORMAT",
+    "SavedModelFormatError",
     "TrainingResult",
     "forecast_origins",
     "load_forecaster",
@@ -36,50 +42,26 @@ __all__ = [
 ]
 
 HOUR = pd.Timedelta(hours=1)
-MODEL_FILE = "forecaster"  # sktime's save adds ".zip"
-_MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
 # Newest hours of features a model learns from (its calibration fit learns from as many hours ending
 # calibration_hours earlier: `ForecasterConfig.read_hours`).
 TRAINING_WINDOW_HOURS = 30 * 24
+# Where this project's defaults differ from the estimator's: it learns from a window, not all history.
+PROJECT_DEFAULTS = {"training_window": TRAINING_WINDOW_HOURS}
+# Threads change no model (deterministic LightGBM): not part of a configuration.
+NOT_CONFIGURED = ("n_jobs",)
 
 # The scores a validation records for each forecaster, the headline first.
 VALIDATION_METRICS = (HEADLINE, "mape", "rmspe")
 
 
-@dataclass(frozen=True)
-class ForecasterConfig:
-    """Hyperparameters and feature settings; equal configs train equal models."""
-
-    lags: tuple[int, ...] = _MODEL_DEFAULTS["lags"]
-    windows: tuple[int, ...] = _MODEL_DEFAULTS["windows"]
-    holiday_lags: tuple[int, ...] = _MODEL_DEFAULTS["holiday_lags"]
-    level_lags: tuple[int, ...] = _MODEL_DEFAULTS["level_lags"]
-    scale_window: int = _MODEL_DEFAULTS["scale_window"]
-    reference_lag: int = _MODEL_DEFAULTS["reference_lag"]
-    log_target: bool = _MODEL_DEFAULTS["log_target"]
-    n_estimators: int = _MODEL_DEFAULTS["n_estimators"]
-    learning_rate: float = _MODEL_DEFAULTS["learning_rate"]
-    num_leaves: int = _MODEL_DEFAULTS["num_leaves"]
-    min_child_samples: int = _MODEL_DEFAULTS["min_child_samples"]
-    feature_fraction: float = _MODEL_DEFAULTS["feature_fraction"]
-    reg_lambda: float = _MODEL_DEFAULTS["reg_lambda"]
-    objective: str = _MODEL_DEFAULTS["objective"]
-    holiday_weight: float = _MODEL_DEFAULTS["holiday_weight"]
-    average_sizes: bool = _MODEL_DEFAULTS["average_sizes"]
-    random_state: int = _MODEL_DEFAULTS["random_state"]
-    calibration_hours: int = _MODEL_DEFAULTS["calibration_hours"]
-    shrink_to_reference: bool = _MODEL_DEFAULTS["shrink_to_reference"]
-    combine_without_level_lags: bool = _MODEL_DEFAULTS["combine_without_level_lags"]
-    interval_scale_lag: int = _MODEL_DEFAULTS["interval_scale_lag"]
-    interval_scale_hours: int = _MODEL_DEFAULTS["interval_scale_hours"]
-    calibration_horizon: int = schema.FORECAST_HORIZON_HOURS
-    training_window_hours: int | None = TRAINING_WINDOW_HOURS  # newest hours a fit uses; None = all
-    min_target_hours: int = 48  # hours of training targets a series needs beyond its feature history
+class _ConfigMethods:
+    """What a `ForecasterConfig` does besides holding values."""
 
     def __post_init__(self):
         # Lists from JSON become tuples, so configs compare and hash by value.
-        for name in ("lags", "windows", "holiday_lags", "level_lags"):
-            object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
+        for item in fields(self):
+            if isinstance(item.default, tuple):
+                object.__setattr__(self, item.name, tuple(int(v) for v in getattr(self, item.name)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (tuples as lists)."""
@@ -96,13 +78,42 @@ class ForecasterConfig:
     @property
     def read_hours(self) -> int | None:
         """Newest hours a training reads: the model's window and its calibration fit's (None: all)."""
-        return None if self.training_window_hours is None else self.training_window_hours + self.calibration_hours
+        return None if self.training_window is None else self.training_window + self.calibration_hours
+
+    def params(self, n_jobs: int = -1) -> dict[str, Any]:
+        """The estimator's hyperparameters (`GlobalLGBMForecaster.get_params()`), on the cores free at each fit
+        and prediction by default."""
+        values = {name: value for name, value in asdict(self).items() if name in _ESTIMATOR_PARAMS}
+        return {**values, "n_jobs": n_jobs}
 
     def forecaster(self, n_jobs: int = -1) -> GlobalLGBMForecaster:
-        """An unfitted forecaster with these hyperparameters, on the cores free at each fit and prediction."""
-        params = {k: v for k, v in asdict(self).items() if k in _MODEL_DEFAULTS}
-        return GlobalLGBMForecaster(**params, training_window=self.training_window_hours, n_jobs=n_jobs)
+        """An unfitted estimator with these hyperparameters."""
+        return GlobalLGBMForecaster(**self.params(n_jobs))
 
+
+_ESTIMATOR_PARAMS = [name for name in GlobalLGBMForecaster.get_param_names() if name not in NOT_CONFIGURED]
+
+
+def _config_fields() -> list[tuple]:
+    """The estimator's hyperparameters as it declares them (this project's defaults where it has its own),
+    then the training's own settings."""
+    signature = inspect.signature(GlobalLGBMForecaster.__init__).parameters
+    declared = [
+        (name, signature[name].annotation, field(default=PROJECT_DEFAULTS.get(name, signature[name].default)))
+        for name in _ESTIMATOR_PARAMS
+    ]
+    # Hours of training targets a series needs beyond its feature history.
+    return [*declared, ("min_target_hours", "int", field(default=48))]
+
+
+# Hyperparameters and feature settings; equal configs train equal models. The fields are the estimator's
+# `__init__` parameters (its `get_params`, declared and documented there once) and `min_target_hours`.
+ForecasterConfig = make_dataclass("ForecasterConfig", _config_fields(), bases=(_ConfigMethods,), frozen=True)
+ForecasterConfig.__module__ = __name__  # where pickle finds it
+ForecasterConfig.__doc__ = (
+    "Hyperparameters (the fields of `GlobalLGBMForecaster.get_params()`, but n_jobs, with this project's "
+    "training window) and min_target_hours; equal configs train equal models."
+)
 
 # What a training with the default configuration reads: the window the model asset declares on its features.
 TRAINING_READ_HOURS = ForecasterConfig().read_hours
@@ -110,9 +121,9 @@ TRAINING_READ_HOURS = ForecasterConfig().read_hours
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """A fitted forecaster and the facts of its training and validation."""
+    """A fitted model and the facts of its training and validation."""
 
-    forecaster: GlobalLGBMForecaster
+    model: GlobalModel
     config: ForecasterConfig
     training_rows: int
     training_start: pd.Timestamp
@@ -121,17 +132,24 @@ class TrainingResult:
     validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{wape,mape,rmspe}
     validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
     validation_cutoff: pd.Timestamp  # newest row the model that forecast the validation window was fitted on
+    calibration: CalibrationForecasts | None  # the calibration fit's forecasts (None: no calibration)
+
+    @property
+    def kept_forecasts(self) -> KeptForecasts | None:
+        """The calibration fit's forecasts from the origins all of whose steps it forecast, kept with the model
+        so that forecasts issued from those origins by the same members reuse them."""
+        return None if self.calibration is None else self.calibration.kept
 
 
 def required_history_hours(config: ForecasterConfig) -> int:
     """Past hours, the issue hour included, that one forecast with its intervals reads."""
-    return config.forecaster().forecast_reach
+    return engine.forecast_reach(config.params())
 
 
 def min_training_hours(config: ForecasterConfig) -> int:
     """Hours a series needs up to the cutoff to take part in a fit: a feature row's history and the targets.
     (Its intervals are unbounded while it is younger than `required_history_hours`.)"""
-    return config.forecaster().history_length + config.min_target_hours
+    return engine.history_length(config.params()) + config.min_target_hours
 
 
 def train_forecaster(
@@ -139,6 +157,7 @@ def train_forecaster(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     validation_hours: int = 24,
+    earlier: Iterable[GlobalModel] = (),
 ) -> TrainingResult:
     """Fit on every row <= `cutoff`; validate out of sample on the last `validation_hours` before it.
 
@@ -146,7 +165,8 @@ def train_forecaster(
     Validation forecasts the window from every hour in it (targets up to the cutoff), beside
     seasonal naive 24 h and 168 h issued at the same hours, with a model that saw no row of the
     window: the fit's own calibration fit when its held-out hours span the window (its forecasts are
-    already made: no extra work), else a second fit on the rows before the window.
+    already made: no extra work), else a second fit on the rows before the window. A fit whose members
+    one of the `earlier` models has (the same hyperparameters and points) is taken from it.
     """
     cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
@@ -157,30 +177,30 @@ def train_forecaster(
         best = int(hours["hours_available"].max()) if len(hours) else 0
         raise InsufficientHistoryError(needed, best, f"training up to {cutoff}")
     rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
-    template = config.forecaster()
-    forecaster = template.clone().fit(to_sktime(rows))
+    panel = Panel.from_long(rows)
+    model, calibration = engine.fit(panel, config.params(), earlier)
     learned = rows
-    if config.training_window_hours is not None:
-        learned = rows[rows[schema.DATETIME] > cutoff - config.training_window_hours * HOUR]
+    if config.training_window is not None:
+        learned = rows[rows[schema.DATETIME] > cutoff - config.training_window * HOUR]
 
     validation_start = cutoff - validation_hours * HOUR
-    calibration = forecaster.calibration_forecasts()
-    if calibration is not None and calibration[schema.ISSUED_AT].min() <= validation_start:
+    if calibration is not None and panel.grid[calibration.origins[0]] <= validation_start:
         # The calibration fit's first origin is the newest hour it was fitted on.
-        validation_cutoff = calibration[schema.ISSUED_AT].min()
+        validation_cutoff = panel.grid[calibration.origins[0]]
+        forecasts = _calibration_frame(model, calibration)
         # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
-        issued = calibration[calibration[schema.ISSUED_AT] >= validation_start]
-        validation = beside_baselines(issued, rows, validation_cutoff)
+        issued = forecasts[forecasts[schema.ISSUED_AT] >= validation_start]
+        validation = beside_baselines(issued, rows, validation_cutoff, panel=panel)
     else:
         validation_cutoff = validation_start
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
-        validation = backtest(rows, origins, template, retrain_every=validation_hours)
+        validation = backtest(rows, origins, config.forecaster(), retrain_every=validation_hours)
     scores = score_models(validation)
     metrics = {
         f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS
     }
     return TrainingResult(
-        forecaster=forecaster,
+        model=model,
         config=config,
         training_rows=len(learned),
         training_start=learned[schema.DATETIME].min(),
@@ -189,7 +209,16 @@ def train_forecaster(
         validation_metrics=metrics,
         validation_forecasts=validation,
         validation_cutoff=validation_cutoff,
+        calibration=calibration,
     )
+
+
+def _calibration_frame(model: GlobalModel, calibration: CalibrationForecasts) -> pd.DataFrame:
+    """The calibration forecasts as `forecast_frame` rows, with the bounds this calibration gives them."""
+    panel, forecast = calibration.panel, calibration.forecast
+    steps = np.arange(1, forecast.shape[-1] + 1)
+    bounds = bound_columns(model.calibration.errors, forecast, steps, schema.INTERVAL_COVERAGES, panel.name, calibration.scale)
+    return panel.origin_frame(panel.grid[calibration.origins], forecast, schema.DATETIME).assign(**bounds)
 
 
 def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: ForecasterConfig) -> pd.DataFrame:
@@ -204,42 +233,41 @@ def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: Forecast
 
 
 def forecast_origins(
-    forecaster: GlobalLGBMForecaster,
+    model: GlobalModel,
     history_long: pd.DataFrame,
     origins: pd.DatetimeIndex | list,
     horizon: int = 24,
+    kept: KeptForecasts | None = None,
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
     Columns and dtypes are schema.FORECAST_COLUMNS without model_version. A series whose history
-    starts too late for an origin (no value one reference season back) gets no rows for it.
+    starts too late for an origin (no value one reference season back) gets no rows for it. Origins
+    whose forecasts `kept` holds (made by the same members from the same history) take them.
     """
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
     # Only the hours these origins read (the window `issuing.history_window` reads for one origin),
     # so the cost follows the origins, not the history passed in.
-    first_read = issued.min() - forecaster.forecast_reach * HOUR
+    first_read = issued.min() - model.forecast_reach * HOUR
     times = history_long[schema.DATETIME]
-    y = to_sktime(history_long[(times >= first_read) & (times <= issued.max())])
-    frame = forecaster.predict_origins(y, issued, horizon)
+    panel = Panel.from_long(history_long[(times >= first_read) & (times <= issued.max())])
+    frame = engine.forecast_frame(model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept)
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
     return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
 
 
-def save_forecaster(forecaster: GlobalLGBMForecaster, directory: str | Path) -> Path:
-    """Write the fitted forecaster into `directory` (created if needed); returns the directory."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    forecaster.save(directory / MODEL_FILE)
-    return directory
+def save_forecaster(result: TrainingResult | GlobalModel, directory: str | Path) -> Path:
+    """Write the fitted model (and, of a training, the forecasts it keeps for reuse) into `directory`."""
+    if isinstance(result, TrainingResult):
+        return save_model(result.model, directory, result.kept_forecasts)
+    return save_model(result, directory)
 
 
-def load_forecaster(directory: str | Path) -> GlobalLGBMForecaster:
-    """The forecaster `save_forecaster` wrote; FileNotFoundError naming the missing file."""
-    path = Path(directory) / f"{MODEL_FILE}.zip"
-    if not path.exists():
-        raise FileNotFoundError(f"no saved forecaster at {path}")
-    return load(path)
+def load_forecaster(directory: str | Path) -> GlobalModel:
+    """The model `save_forecaster` wrote; FileNotFoundError naming the missing file, `SavedModelFormatError`
+    (saying to retrain) for a model saved in an earlier format."""
+    return load_model(directory)
 
 
 def search_hyperparameters(
@@ -276,6 +304,7 @@ def search_hyperparameters(
     results = []
     for config in configs:
         started = time.perf_counter()
+        fitted: list[GlobalModel] = []  # a fold's calibration fit is the fold two days before's model
         forecasts = pd.concat(
             [
                 backtest(
@@ -284,6 +313,7 @@ def search_hyperparameters(
                     config.forecaster(),
                     retrain_every=fold_hours,
                     seasonal_periods=(),
+                    fitted=fitted,
                 )
                 for fold_origins in folds
             ]
