@@ -1,15 +1,24 @@
-"""Fixtures: an in-memory GCS emulator on 127.0.0.1 for the test session, and a fresh bucket per test.
+"""Fixtures: an in-memory GCS emulator on 127.0.0.1 for the test session, and a fresh bucket per test;
+Google's OAuth token endpoint as strict as the real one, and a service-account key that uses it.
 
 Use them by importing: `from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env`.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import socket
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 from gcp_storage_emulator.server import create_server
 from google.cloud import storage
 
@@ -72,3 +81,65 @@ def as_resource(bucket: Bucket, prefix: str = DEFAULT_BUCKET_PREFIX) -> BucketRe
         service_account_json_path=bucket.service_account_json_path,
         prefix=prefix,
     )
+
+
+class _TokenEndpoint(BaseHTTPRequestHandler):
+    """Google's OAuth 2.0 token endpoint for service-account JWT grants (RFC 7523), as strict as the real one
+    about scopes: an assertion without a `scope` claim is refused with `invalid_scope` (gcsfs issue 553)."""
+
+    def do_POST(self):
+        body = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+        payload = body["assertion"][0].split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        self.server.grants.append(claims)
+        if not claims.get("scope"):
+            self._answer(400, {"error": "invalid_scope", "error_description": "Invalid OAuth scope or ID token audience provided."})
+        else:
+            self._answer(200, {"access_token": f"token-{len(self.server.grants)}", "expires_in": 3599, "token_type": "Bearer"})
+
+    def _answer(self, status: int, content: dict) -> None:
+        data = json.dumps(content).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def oauth_token_endpoint() -> Iterator[ThreadingHTTPServer]:
+    """A loopback token endpoint; `.grants` holds the claims of every assertion it was sent."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenEndpoint)
+    server.grants = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture
+def service_account_key(tmp_path: Path, oauth_token_endpoint: ThreadingHTTPServer) -> Path:
+    """A service-account JSON key file, as the Cloud console downloads it, whose token URI is the loopback endpoint."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    path = tmp_path / "service-account.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": EMULATOR_PROJECT,
+                "private_key_id": uuid.uuid4().hex,
+                "private_key": pem.decode(),
+                "client_email": f"energy-assets@{EMULATOR_PROJECT}.iam.gserviceaccount.com",
+                "client_id": "1234567890",
+                "token_uri": f"http://127.0.0.1:{oauth_token_endpoint.server_address[1]}/token",
+            }
+        )
+    )
+    return path

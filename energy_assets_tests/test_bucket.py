@@ -9,11 +9,13 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import google.auth.transport.requests
 import pytest
 
 from energy_assets.settings import GCS_SERVICE_ACCOUNT_JSON_PATH as SERVICE_ACCOUNT_VARIABLE
 from energy_assets.storage.buckets import GCSBucket, LocalBucket, deployment_bucket
 
+READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 KEY = "energy_assets/energy_forecasts/2023-01-14-23:00.parquet"
 
 
@@ -214,3 +216,15 @@ def test_local_listing_refuses_a_prefix_leaving_the_bucket(tmp_path, prefix):
     bucket.write_bytes(KEY, b"x")
     with pytest.raises(ValueError, match=f"invalid prefix {prefix!r}"):
         bucket.list_keys(prefix)
+
+
+def test_every_client_s_service_account_credentials_carry_the_storage_scope(no_emulator, service_account_key, oauth_token_endpoint):
+    # Google refuses a token request without a scope (invalid_scope); storage.Client adds its scopes to the
+    # credentials it is given, gcsfs uses them as they are: the readers failed while the writes worked.
+    bucket = GCSBucket(bucket_name="b", project="energy-assets-test", service_account_json_path=str(service_account_key))
+    filesystem, _ = bucket.arrow_filesystem()
+    clients = {"gcsfs (readers)": filesystem.handler.fs.credentials.credentials, "google-cloud-storage": bucket._storage_client()._credentials}
+
+    for client, credentials in clients.items():
+        credentials.refresh(google.auth.transport.requests.Request())
+        assert credentials.token and oauth_token_endpoint.grants[-1]["scope"] == READ_WRITE_SCOPE, client

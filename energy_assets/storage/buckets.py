@@ -220,7 +220,9 @@ class GCSBucket(Bucket):
                 f"check {settings.GCS_SERVICE_ACCOUNT_JSON_PATH}"
             )
         try:
-            return service_account.Credentials.from_service_account_file(str(path))
+            # With their scope: storage.Client adds its own to what it is given, gcsfs does not, and Google
+            # refuses a token request without one (invalid_scope).
+            return service_account.Credentials.from_service_account_file(str(path), scopes=[_READ_WRITE_SCOPE])
         except (ValueError, KeyError) as error:
             # The parser's message names missing fields, never the key material.
             raise ValueError(
