@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import socket
 import threading
 import uuid
 from collections.abc import Iterator
+from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote, unquote
 
 import pytest
 from cryptography.hazmat.primitives import serialization
@@ -143,3 +145,152 @@ def service_account_key(tmp_path: Path, oauth_token_endpoint: ThreadingHTTPServe
         )
     )
     return path
+
+
+# Cloud Storage's predefined roles, as the permissions this project's calls need of them
+# (https://cloud.google.com/storage/docs/access-control/iam-roles).
+STORAGE_ROLES: dict[str, frozenset[str]] = {
+    "roles/storage.objectViewer": frozenset({"storage.objects.get", "storage.objects.list"}),
+    "roles/storage.objectCreator": frozenset({"storage.objects.create"}),
+    "roles/storage.objectUser": frozenset(
+        {"storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list", "storage.objects.update"}
+    ),
+    "roles/storage.objectAdmin": frozenset(
+        {
+            "storage.objects.create", "storage.objects.delete", "storage.objects.get", "storage.objects.list",
+            "storage.objects.update", "storage.objects.getIamPolicy", "storage.objects.setIamPolicy",
+        }
+    ),
+    "roles/storage.legacyBucketReader": frozenset({"storage.buckets.get", "storage.objects.list"}),
+}
+_BUCKET = r"/storage/v1/b/(?P<bucket>[^/?]+)"
+_OBJECT = _BUCKET + r"/o/(?P<object>[^/?]+)"
+# (method, path pattern, permission); an upload also needs storage.objects.delete when it replaces an object.
+_PERMISSIONS = [
+    ("GET", re.compile(_BUCKET + r"$"), "storage.buckets.get"),
+    ("GET", re.compile(_BUCKET + r"/o$"), "storage.objects.list"),
+    ("GET", re.compile(r"(/download)?" + _OBJECT + r"$"), "storage.objects.get"),
+    ("DELETE", re.compile(_OBJECT + r"$"), "storage.objects.delete"),
+    ("POST", re.compile(r"/upload" + _BUCKET + r"/o$"), "storage.objects.create"),
+    ("POST", re.compile(_OBJECT + r"/compose$"), "storage.objects.create"),
+]
+
+
+class _IamProxy(BaseHTTPRequestHandler):
+    """The emulator behind Cloud Storage's permission checks: a request the principal's roles do not allow
+    is answered 403 as GCS answers it; anything else is forwarded."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _handle(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        try:
+            denied = self._denied(self.command, path, parse_qs(query), body)
+        except LookupError as unknown:
+            self.server.unknown.append(str(unknown))
+            self._answer(501, {"content-type": "text/plain"}, str(unknown).encode())
+            return
+        if denied:
+            message = (
+                f"{self.server.principal} does not have {denied} access to the Google Cloud Storage "
+                f"{'bucket' if denied.startswith('storage.buckets') else 'object'}. Permission '{denied}' denied on resource (or it may not exist)."
+            )
+            self._answer(403, {"content-type": "application/json"}, json.dumps(
+                {"error": {"code": 403, "message": message, "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}}
+            ).encode())
+            return
+        connection = HTTPConnection(*self.server.upstream)
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in ("host", "content-length")}
+        connection.request(self.command, self.path, body=body, headers={**headers, "Content-Length": str(len(body))})
+        response = connection.getresponse()
+        data = response.read()
+        self._answer(response.status, dict(response.getheaders()), data)
+        connection.close()
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+
+    def _denied(self, method: str, path: str, query: dict, body: bytes) -> str | None:
+        """The first permission the request needs and the principal lacks."""
+        if method == "PUT" and "upload_id" in query:
+            return None  # a chunk of a resumable upload: checked when the upload was started
+        for verb, pattern, permission in _PERMISSIONS:
+            match = pattern.match(path)
+            if verb == method and match:
+                needed = [permission]
+                if permission == "storage.objects.create":
+                    name = match.groupdict().get("object") or (query.get("name") or [None])[0] or _upload_name(body)
+                    if name and self._exists(unquote(match["bucket"]), unquote(name)):
+                        needed.append("storage.objects.delete")  # replacing an object deletes the old one
+                return next((need for need in needed if need not in self.server.granted()), None)
+        raise LookupError(f"the IAM proxy does not know which permission {method} {path} needs")
+
+    def _exists(self, bucket: str, name: str) -> bool:
+        connection = HTTPConnection(*self.server.upstream)
+        connection.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+        exists = connection.getresponse().status == 200
+        connection.close()
+        return exists
+
+    def _answer(self, status: int, headers: dict, data: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args):
+        pass
+
+
+def _upload_name(body: bytes) -> str | None:
+    """The object name in the JSON metadata part of a multipart or resumable upload."""
+    match = re.search(rb'"name":\s*"((?:[^"\\]|\\.)*)"', body)
+    return json.loads(b'"' + match[1] + b'"') if match else None
+
+
+class IamStorage:
+    """The emulator behind IAM: `grant(*roles)` sets the roles of the one principal every request comes from;
+    a request the proxy cannot map to a permission is answered 501 and fails the test at its end."""
+
+    def __init__(self, server: ThreadingHTTPServer, roles: set[str]):
+        self.server, self.roles = server, roles
+        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def grant(self, *roles: str) -> None:
+        unknown = [role for role in roles if role not in STORAGE_ROLES]
+        if unknown:
+            raise ValueError(f"unknown roles {unknown}")
+        self.roles.clear()
+        self.roles.update(roles)
+
+
+@pytest.fixture
+def iam_gcs(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IamStorage]:
+    """Cloud Storage with its permission checks: the emulator behind a loopback proxy that enforces the
+    predefined roles granted (none at first). STORAGE_EMULATOR_HOST points at the proxy for this test."""
+    roles: set[str] = set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IamProxy)
+    server.principal = f"energy-assets@{EMULATOR_PROJECT}.iam.gserviceaccount.com"
+    server.upstream = ("127.0.0.1", int(gcs_emulator.rsplit(":", 1)[1]))
+    server.granted = lambda: frozenset().union(*(STORAGE_ROLES[role] for role in roles))
+    server.unknown = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv(EMULATOR_VARIABLE, f"http://127.0.0.1:{server.server_address[1]}")
+    try:
+        yield IamStorage(server, roles)
+        assert not server.unknown, server.unknown
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def emulator_bucket(gcs_emulator: str) -> str:
+    """A new bucket created on the emulator itself (bucket creation is an administrator's job, not the project's)."""
+    name = f"test-{uuid.uuid4().hex[:16]}"
+    storage.Client(project=EMULATOR_PROJECT, client_options={"api_endpoint": gcs_emulator}).create_bucket(name)
+    return name

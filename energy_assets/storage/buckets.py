@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -191,6 +192,16 @@ class GCSBucket(Bucket):
         """`gs://<bucket>/<key>`."""
         return f"gs://{self.bucket_name}/{key}"
 
+    def client(self) -> storage.Client:
+        """The google-cloud-storage client on these credentials (the compute logs use it)."""
+        return self._storage_client()
+
+    def check_listable(self, prefix: str, purpose: str) -> None:
+        """Whether the bucket exists and the credentials may list `prefix`: one listing, so neither
+        `storage.buckets.get` nor an object under `prefix` is needed; errors say which is missing."""
+        with self._explained("list", prefix, purpose):
+            next(iter(self._storage_client().list_blobs(self.bucket_name, prefix=prefix, max_results=1)), None)
+
     def _bucket(self) -> storage.Bucket:
         return self._storage_client().bucket(self.bucket_name)
 
@@ -231,23 +242,22 @@ class GCSBucket(Bucket):
             ) from None
 
     @contextmanager
-    def _explained(self, action: str, key: str) -> Iterator[None]:
+    def _explained(self, action: str, key: str, purpose: str | None = None) -> Iterator[None]:
         """Turn Google API errors into errors that say what is wrong and what to do."""
         try:
             yield
         except NotFound:
-            if action != "list" and self._bucket().exists():
+            if action != "list":
+                # One listing tells a missing object from a missing bucket with the object roles alone;
+                # bucket.exists() would need storage.buckets.get.
+                self.check_listable(key, f"tell whether {self.uri(key)} or its bucket is missing")
                 raise FileNotFoundError(f"no object at {self.uri(key)}") from None
             raise FileNotFoundError(
                 f"GCS bucket {self.bucket_name!r} does not exist or is not visible to these credentials: "
                 f"create it or fix {settings.GCS_BUCKET_NAME}"
             ) from None
         except Forbidden as error:
-            role = "Storage Object Viewer" if action in ("read", "list") else "Storage Object Admin"
-            raise PermissionError(
-                f"permission denied to {action} {self.uri(key)}: grant the credentials' principal the "
-                f"'{role}' role on bucket {self.bucket_name!r} ({error.message})"
-            ) from None
+            raise PermissionError(_permission_help(self.bucket_name, f"{purpose or action} {self.uri(key)}", action, error.message)) from None
         except (DefaultCredentialsError, RefreshError) as error:
             raise PermissionError(_credentials_help(f"credentials rejected ({type(error).__name__})")) from None
 
@@ -258,6 +268,28 @@ def cannot_heal(error: BaseException) -> bool:
     if isinstance(error, (ValueError, PermissionError, FileNotFoundError, IsADirectoryError, NotADirectoryError)):
         return True
     return isinstance(error, OSError) and error.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+# The permission each action needs, when GCS's answer does not name it; and the least role that grants it.
+_ACTION_PERMISSIONS = {"read": "storage.objects.get", "list": "storage.objects.list", "write": "storage.objects.create", "delete": "storage.objects.delete"}
+_PERMISSION_ROLES = {
+    "storage.objects.get": "Storage Object Viewer (roles/storage.objectViewer)",
+    "storage.objects.list": "Storage Object Viewer (roles/storage.objectViewer)",
+    "storage.objects.create": "Storage Object User (roles/storage.objectUser)",
+    "storage.objects.delete": "Storage Object User (roles/storage.objectUser)",
+}
+
+
+def _permission_help(bucket_name: str, what: str, action: str, answer: str) -> str:
+    """A 403 explained: the permission that was missing and a role on the bucket that grants it."""
+    named = re.search(r"(storage\.[a-zA-Z]+\.[a-zA-Z]+)", answer or "")
+    permission = named[1] if named else _ACTION_PERMISSIONS[action]
+    role = _PERMISSION_ROLES.get(permission, "a role that has it")
+    return (
+        f"permission denied to {what}: the credentials' principal lacks {permission} on bucket {bucket_name!r}; "
+        f"grant it {role} there (README, 'What a first real run needs'; `energy-assets check-deployment` lists "
+        f"what each process needs). GCS said: {answer}"
+    )
 
 
 def _credentials_help(problem: str) -> str:
