@@ -54,6 +54,7 @@ import pyarrow as pa
 import requests
 from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
 import hopsworks_common.connection
+from hopsworks_common import constants
 from hopsworks_common import util as sdk_util
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
 from hsfs.feature_group import FeatureGroup, FeatureGroupBase
@@ -77,6 +78,9 @@ OFFLINE_DTYPES = {"int": "int32", "bigint": "int64", "double": "float64", "float
 DESCRIPTION_COLUMN_CHARACTERS = 1000  # model_version.description is VARCHAR(1000)
 FEATURE_VIEW_NAME = re.compile(r"[a-z0-9_]{1,63}")
 CLOSED_CLIENT_MESSAGE = "Couldn't find client. Try reconnecting to Hopsworks."  # hopsworks_common.client._get_instance
+CERT_FOLDER_DEFAULT = constants.CLIENT.CERT_FOLDER_DEFAULT  # "/tmp": the SDK then nests <host>/<project>/<user>
+SAAS_HOST = constants.HOSTS.SAAS_HOST
+FAKE_USERNAME = "energy_assets_test_user"
 
 
 def mirrors(real: Callable) -> Callable[[Callable], Callable]:
@@ -126,19 +130,86 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-class FakeConnection:
-    """One login's connection; its client certificates live in the temp folder until it closes."""
+def login_settings(
+    host: str | None,
+    port: int,
+    project: str | None,
+    api_key_value: str | None,
+    api_key_file: str | None,
+    hostname_verification: bool,
+    trust_store_path: str | None,
+    cert_folder: str | None,
+    engine: str | None,
+) -> dict[str, Any]:
+    """What `hopsworks.login` (hopsworks 5.2.1) connects with, from its arguments and the environment: inside
+    Hopsworks (REST_ENDPOINT) the job's own project, whatever was passed; else each HOPSWORKS_* variable fills
+    an argument left unset, except HOPSWORKS_PORT, which replaces the default port 443, and
+    HOPSWORKS_HOSTNAME_VERIFICATION and HOPSWORKS_TRUST_STORE_PATH, which replace whatever was passed."""
+    if engine is None and "HOPSWORKS_ENGINE" in os.environ:
+        engine = os.environ["HOPSWORKS_ENGINE"]
+    if "REST_ENDPOINT" in os.environ:
+        return {
+            "inside_hopsworks": True, "host": os.environ["REST_ENDPOINT"], "port": None, "api_key": None,
+            "project": os.environ["HOPSWORKS_PROJECT_NAME"], "engine": engine, "cert_folder": None,
+            "hostname_verification": os.environ.get("HOPSWORKS_HOSTNAME_VERIFICATION", f"{hostname_verification}").lower() in ("true", "1", "y", "yes"),
+            "trust_store_path": None,
+        }
+    api_key = os.environ.get("HOPSWORKS_API_KEY") if api_key_value is None and api_key_file is None else None
+    if api_key_value is not None:
+        api_key = api_key_value
+    elif api_key_file is not None:
+        api_key = Path(api_key_file).read_text()
+    if project is None and "HOPSWORKS_PROJECT" in os.environ:
+        project = os.environ["HOPSWORKS_PROJECT"]
+    if host is None:
+        host = os.environ.get("HOPSWORKS_HOST", SAAS_HOST)
+    if port == 443 and "HOPSWORKS_PORT" in os.environ:
+        port = os.environ["HOPSWORKS_PORT"]
+    return {
+        "inside_hopsworks": False, "host": host, "port": port, "api_key": api_key, "project": project, "engine": engine,
+        "hostname_verification": os.getenv("HOPSWORKS_HOSTNAME_VERIFICATION", f"{hostname_verification}").lower() in ("true", "1", "y", "yes"),
+        "trust_store_path": os.getenv("HOPSWORKS_TRUST_STORE_PATH", trust_store_path),
+        "cert_folder": cert_folder if cert_folder is not None else os.getenv("HOPSWORKS_CERT_FOLDER", CERT_FOLDER_DEFAULT),
+    }
 
-    def __init__(self, backend: FakeHopsworks):
+
+class FakeConnection:
+    """One login's connection and its client certificates, where the SDK's external client keeps them:
+    `cert_folder` itself when one is given, else `<temp>/<host>/<project>/<user>` (the SDK's default `/tmp`,
+    here the backend's `temp/`), one folder for every process of the host."""
+
+    CERTIFICATE_FILES = ("keyStore.jks", "trustStore.jks", "material_passwd", "ca_chain.pem", "client_cert.pem", "client_key.pem")
+
+    def __init__(self, backend: FakeHopsworks, host: str, cert_folder: str | None):
         self.backend = backend
-        self.cert_dir = backend.cert_root / f"connection-{uuid.uuid4().hex}"
-        self.cert_dir.mkdir(parents=True)
-        for name in ("ca_chain.pem", "client_cert.pem", "client_key.pem"):
-            (self.cert_dir / name).write_text(f"fake {name}")
+        if cert_folder is None:  # inside Hopsworks (REST_ENDPOINT): the job's own material, nothing written
+            self.cert_dir = None
+        else:
+            if cert_folder == CERT_FOLDER_DEFAULT:
+                self.cert_dir = backend.temp_root / host / backend.project_name / FAKE_USERNAME
+            else:
+                self.cert_dir = Path(cert_folder)
+            self.cert_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for name in self.CERTIFICATE_FILES:
+                (self.cert_dir / name).write_text(f"fake {name}")
+            backend.cert_dirs.add(self.cert_dir)
         self.open = True
 
+    def check_certificates(self) -> None:
+        """Delta-rs writes (PEMS_DIR) and Arrow Flight reads open the client certificates on every use."""
+        if self.cert_dir is not None:
+            for name in ("ca_chain.pem", "client_cert.pem", "client_key.pem"):
+                open(self.cert_dir / name).close()  # FileNotFoundError as the SDK's `open` raises it
+
     def close(self) -> None:
-        shutil.rmtree(self.cert_dir, ignore_errors=True)
+        """The external client's `_close`: its six files removed, then the folder if it is empty."""
+        if self.cert_dir is not None:
+            for name in self.CERTIFICATE_FILES:
+                (self.cert_dir / name).unlink(missing_ok=True)
+            try:
+                self.cert_dir.rmdir()
+            except OSError:
+                pass
         self.open = False
 
 
@@ -150,7 +221,8 @@ class FakeHopsworks:
         self.api_key = api_key
         self.project_name = project
         self.logins: list[dict[str, Any]] = []
-        self.cert_root = self.root / "client_certificates"  # the SDK's are in the temp folder
+        self.temp_root = self.root / "temp"  # the host's /tmp, shared by the fakes on this root (processes of one host)
+        self.cert_dirs: set[Path] = set()
         self.connection: FakeConnection | None = None
         self.unconfirmed_saves = 0  # the next n `Model.save` calls outlast await_registration
         self.downloads: list[tuple[str, int]] = []
@@ -162,19 +234,29 @@ class FakeHopsworks:
         port: int = 443,
         project: str | None = None,
         api_key_value: str | None = None,
-        **_: Any,
+        api_key_file: str | None = None,
+        hostname_verification: bool = False,
+        trust_store_path: str | None = None,
+        cert_folder: str | None = None,
+        engine: str | None = None,
     ) -> FakeProject:
-        """Log in like `hopsworks.login` with an API key: log out first, and never prompt."""
+        """Log in like `hopsworks.login`: log out first, resolve each setting from the arguments and the
+        HOPSWORKS_* / REST_ENDPOINT environment variables as the SDK does (`login_settings`), never prompt."""
         self.logout()
-        if api_key_value is None or project is None:
-            raise AssertionError("the fake login needs api_key_value and project: the real one would prompt")
-        self.logins.append({"host": host, "port": port, "project": project})
-        if api_key_value != self.api_key:
-            raise rest_api_error(401, "Authentication failed", "auth/session")
+        resolved = login_settings(host, port, project, api_key_value, api_key_file, hostname_verification, trust_store_path, cert_folder, engine)
+        self.logins.append({name: value for name, value in resolved.items() if name != "api_key"})
+        if resolved["inside_hopsworks"]:
+            project = resolved["project"]
+        else:
+            if resolved["api_key"] is None or resolved["project"] is None:
+                raise AssertionError("the fake login needs an API key and a project: the real one would prompt")
+            if resolved["api_key"] != self.api_key:
+                raise rest_api_error(401, "Authentication failed", "auth/session")
+            project = resolved["project"]
         if project != self.project_name:
             raise ProjectException(f"Could not find project {project}")
-        self.connection = FakeConnection(self)
-        hopsworks_common.connection._hsfs_engine_type = "python"  # as login(engine="python") sets it
+        self.connection = FakeConnection(self, resolved["host"], resolved["cert_folder"])
+        hopsworks_common.connection._hsfs_engine_type = resolved["engine"] or "python"  # as login(engine=...) sets it
         return FakeProject(self.connection)
 
     @mirrors(hopsworks.logout)
@@ -186,8 +268,8 @@ class FakeHopsworks:
             hopsworks_common.connection._hsfs_engine_type = None  # as Connection._close resets it
 
     def certificate_files(self) -> list[Path]:
-        """Client certificate files the fake client has left in the temp folder."""
-        return sorted(self.cert_root.rglob("*.pem"))
+        """Client certificate files left in the folders this backend's logins wrote to."""
+        return sorted(path for folder in self.cert_dirs if folder.is_dir() for path in folder.iterdir())
 
     def run_pending_jobs(self) -> None:
         """Finish every queued insert job, oldest first, as the cluster eventually would."""
@@ -482,6 +564,7 @@ class FakeFeatureGroup:
         wait: bool = False,
         **_: Any,
     ) -> tuple[None, None]:
+        self._connection.check_certificates()
         if self.expectation_suite is not None:
             # The course's group: Great Expectations validates every insert; STRICT rejects failures.
             raise AssertionError("the fake does not run Great Expectations: an adapter must never insert into a suite-guarded group")
@@ -613,6 +696,7 @@ class FakeFeatureView:
     ) -> pd.DataFrame:
         if dataframe_type not in ("default", "pandas"):
             raise ValueError("the fake returns pandas frames only")
+        self._connection.check_certificates()  # an Arrow Flight read
         group = self.get_root_fg()
         frame = group.read_committed()
         # The SDK turns each bound into epoch milliseconds, naive times taken as UTC.
@@ -747,7 +831,7 @@ class FakeModel(PythonModel):
         shutil.rmtree(staging, ignore_errors=True)
         (shutil.copytree if source.is_dir() else _copy_file_into)(source, staging / "Files")
         payload = {
-            "id": f"{self.name}_{self.version}",
+            "id": uuid.uuid4().int % 10**12,  # the backend's own: a version registered again gets another
             "name": self.name,
             "version": self.version,
             "description": self.description,

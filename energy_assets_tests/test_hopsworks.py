@@ -5,10 +5,14 @@ from __future__ import annotations
 import builtins
 import getpass
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 import traceback
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import hopsworks
@@ -32,6 +36,8 @@ from energy_assets.resources.hopsworks import (
     HopsworksLoginError,
     HopsworksModelRegistry,
     OFFLINE_TYPES,
+    SAAS_HOST,
+    remove_abandoned_session_folders,
 )
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, FEATURE_GROUP_NAME, TARGET
 from energy_assets_tests.conftest import REPO_ROOT
@@ -39,6 +45,8 @@ from energy_assets_tests.hopsworks_fake import (
     FAKE_API_KEY,
     FAKE_HOST,
     FAKE_PROJECT,
+    FAKE_USERNAME,
+    FakeHopsworks,
     FakeModel,
     fake_hopsworks,
     hopsworks_feature_store,
@@ -130,18 +138,71 @@ def test_a_resource_logs_in_again_after_the_session_was_closed(tmp_path):
         assert len(backend.logins) == 2
 
 
-def test_the_fake_login_closes_the_previous_connection_and_deletes_its_certificates(tmp_path):
+def test_the_fake_login_closes_the_previous_connection_and_keeps_certificates_in_one_folder_per_host(tmp_path):
     with fake_hopsworks(tmp_path) as backend:
         first = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
         first_certificates = backend.certificate_files()
         second = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
 
-        assert len(first_certificates) == 3 and not any(path.exists() for path in first_certificates)
+        # The SDK's default: /tmp/<host>/<project>/<user>, the same folder for every process of the host.
+        assert {path.name for path in first_certificates} == {
+            "keyStore.jks", "trustStore.jks", "material_passwd", "ca_chain.pem", "client_cert.pem", "client_key.pem"
+        }
+        assert {path.parent.relative_to(backend.temp_root) for path in first_certificates} == {
+            Path(SAAS_HOST) / FAKE_PROJECT / FAKE_USERNAME
+        }
         with pytest.raises(Exception, match="Couldn't find client"):
             first.get_models(NAME)
         assert second.get_models(NAME) == []
         hopsworks.logout()
         assert backend.certificate_files() == []
+
+
+SESSION_PROBE = """
+import sys, time
+from pathlib import Path
+from unittest import mock
+import hopsworks, pandas as pd
+from energy_assets.resources.hopsworks import HopsworksFeatureStore
+from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeHopsworks
+from energy_assets_tests.test_hopsworks import START, rows
+
+root, role = Path(sys.argv[1]), sys.argv[2]
+backend = FakeHopsworks(root / "hopsworks")
+mock.patch.object(hopsworks, "login", backend.login).start()
+mock.patch.object(hopsworks, "logout", backend.logout).start()
+store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+store.insert(rows()) if role == "first" else store.read(START, START + pd.Timedelta(hours=1))
+(root / f"{role}.ready").touch()
+if role == "first":
+    while not (root / "second.ready").exists() or not (root / "second.exited").exists():
+        time.sleep(0.05)
+    # The other process logged out at its exit; this one still reads and writes.
+    assert len(store.read(START, START + pd.Timedelta(hours=4))) == 8
+    store.insert(rows(value=2.0))
+"""
+
+
+def _probe(tmp_path, role: str) -> subprocess.Popen:
+    # The temp folder of this test stands for the host's: the processes' session folders go there.
+    env = {**os.environ, "TMPDIR": str(tmp_path / "host_tmp")}
+    return subprocess.Popen([sys.executable, "-c", SESSION_PROBE, str(tmp_path), role], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def test_one_process_logging_out_leaves_the_certificates_of_the_others_on_the_same_host(tmp_path):
+    (tmp_path / "host_tmp").mkdir()
+    first = _probe(tmp_path, "first")
+    while not (tmp_path / "first.ready").exists():
+        assert first.poll() is None, first.stderr.read()[-2000:]
+        time.sleep(0.05)
+    second = _probe(tmp_path, "second")
+    assert second.wait(timeout=120) == 0, second.stderr.read()[-2000:]
+    (tmp_path / "second.exited").touch()
+
+    assert first.wait(timeout=120) == 0, first.stderr.read()[-2000:]
+    # Each process's certificates and downloads were in a folder of its own, removed at its exit.
+    assert list((tmp_path / "host_tmp").iterdir()) == []
+    assert FakeHopsworks(tmp_path / "hopsworks").certificate_files() == []
 
 
 def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path):
@@ -150,19 +211,34 @@ def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path)
 from pathlib import Path
 from unittest import mock
 import hopsworks
-from energy_assets.resources.hopsworks import HopsworksModelRegistry
+from energy_assets.resources.hopsworks import CONNECTION, HopsworksModelRegistry
 from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeHopsworks
 
 backend = FakeHopsworks(Path({str(tmp_path)!r}) / "hopsworks")
 mock.patch.object(hopsworks, "login", backend.login).start()
 mock.patch.object(hopsworks, "logout", backend.logout).start()
 HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT).versions("m")
-assert len(backend.certificate_files()) == 3
+assert len(backend.certificate_files()) == 6
+assert CONNECTION.folder() in backend.certificate_files()[0].parents
+print(CONNECTION.folder())
 """
     completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert list((tmp_path / "hopsworks" / "client_certificates").rglob("*.pem")) == []
+    assert not Path(completed.stdout.strip()).exists()
+
+
+def test_a_session_folder_left_by_a_killed_process_is_removed_by_the_next_login(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f"energy_assets_hopsworks_{dead.stdout.strip()}_x1y2"
+    (abandoned / "certificates").mkdir(parents=True)
+    (abandoned / "certificates" / "client_key.pem").write_text("a private key")
+    live = tmp_path / f"energy_assets_hopsworks_{os.getpid()}_a1b2"
+    live.mkdir()
+
+    assert remove_abandoned_session_folders() == [abandoned]
+    assert not abandoned.exists() and live.is_dir()
 
 
 @pytest.mark.parametrize(

@@ -6,10 +6,12 @@ import atexit
 import hashlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from energy_assets.forecasting.provenance import (
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.forecasting.retraining import RegisteredModel, first_registration
 from energy_assets.resources.model_registry import ModelRegistry
+from energy_assets.storage.files import process_runs
 from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,
@@ -67,6 +70,8 @@ OFFLINE_TYPES = {field.name: _convert_pandas_dtype_to_offline_type(field.type) f
 # Model files go under MODEL_FILES_DIR of a version; the facts too large for its description beside them.
 MODEL_FILES_DIR = "model"
 FACTS_FILE = "energy_assets_facts.json"
+# Each process's folder for its client certificates and downloaded model files: <prefix><pid>_<random>.
+SESSION_FOLDER_PREFIX = "energy_assets_hopsworks_"
 
 
 class HopsworksLoginError(RuntimeError):
@@ -81,8 +86,9 @@ class ModelRegistrationError(RuntimeError):
     """Hopsworks accepted a model's files but never confirmed the version."""
 
 
-def login(api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
-    """The Hopsworks project, logged in without ever prompting; the API key never appears in errors."""
+def login(api_key: str, project: str, host: str, port: int, hostname_verification: bool, cert_folder: Path) -> Any:
+    """The Hopsworks project, logged in without ever prompting, its client certificates in `cert_folder`;
+    the API key never appears in errors."""
     missing = [
         variable
         for variable, value in ((API_KEY_VARIABLE, api_key), (PROJECT_VARIABLE, project), (HOST_VARIABLE, host))
@@ -100,6 +106,7 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
             project=project,
             api_key_value=api_key,
             hostname_verification=hostname_verification,
+            cert_folder=str(cert_folder),
             engine="python",
         )
     except Exception as error:
@@ -112,16 +119,22 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
 
 
 class _SharedConnection:
-    """The process's one Hopsworks session.
+    """The process's one Hopsworks session, with a folder of its own.
 
     `hopsworks.login` first logs out, closing every other connection of the process and deleting
     its client certificates: resources must share one login instead of each making their own.
+    The SDK keeps those certificates in one folder per host, project and user (`/tmp/<host>/<project>/<user>`)
+    unless told otherwise, so one process's logout at exit deleted the files every other step process,
+    run and sensor-launched run on the machine was still using for its delta-rs writes and Arrow Flight
+    reads. Each process therefore keeps them, and the model files it downloads, in a folder of its own
+    (`energy_assets_hopsworks_<pid>_*` in the temp folder), removed when it exits; a folder left by a
+    process that was killed is removed by the next process that logs in.
     """
 
     def __init__(self) -> None:
         self.settings: tuple | None = None
         self.project: Any = None
-        self._exit_hook = False
+        self._folder: tuple[int, Path] | None = None  # (owning process id, folder)
         self._lock = threading.RLock()
 
     def get(self, api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
@@ -130,13 +143,22 @@ class _SharedConnection:
         with self._lock:
             if self.project is None or self.settings != settings:
                 self.logout()
-                self.project = login(api_key, project, host, port, hostname_verification)
+                certificates = self.folder() / "certificates"
+                certificates.mkdir(mode=0o700, exist_ok=True)
+                self.project = login(api_key, project, host, port, hostname_verification, certificates)
                 self.settings = settings
-                if not self._exit_hook:
-                    # Logging out removes the client's private-key PEM files from the temp folder.
-                    atexit.register(self.logout)
-                    self._exit_hook = True
             return self.project
+
+    def folder(self) -> Path:
+        """This process's folder for client certificates and downloaded model files, created on first use."""
+        with self._lock:
+            if self._folder is None or self._folder[0] != os.getpid():
+                remove_abandoned_session_folders()
+                folder = Path(tempfile.mkdtemp(prefix=f"{SESSION_FOLDER_PREFIX}{os.getpid()}_"))
+                if self._folder is None:
+                    atexit.register(self.close)
+                self._folder = (os.getpid(), folder)
+            return self._folder[1]
 
     def logout(self) -> None:
         """Close the session, if any; the next use logs in again."""
@@ -145,6 +167,26 @@ class _SharedConnection:
                 return
             self.project, self.settings = None, None
             hopsworks.logout()
+
+    def close(self) -> None:
+        """Log out and remove this process's folder (at exit); a forked child leaves its parent's alone."""
+        with self._lock:
+            if self._folder is None or self._folder[0] != os.getpid():
+                return
+            self.logout()
+            shutil.rmtree(self._folder[1], ignore_errors=True)
+            self._folder = None
+
+
+def remove_abandoned_session_folders() -> list[Path]:
+    """Remove the session folders of processes that no longer run (killed before their exit hook); return them."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SESSION_FOLDER_PREFIX}*_*"):
+        owner = folder.name[len(SESSION_FOLDER_PREFIX) :].split("_", 1)[0]
+        if folder.is_dir() and owner.isdigit() and not process_runs(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 CONNECTION = _SharedConnection()
@@ -454,7 +496,20 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         return model
 
     def _downloaded(self, name: str, version: int) -> Path:
-        return Path(self._model(name, version).download())
+        """The files of one version, downloaded once per process into the process's own folder (the SDK's
+        shared cache under /tmp is written by every process of the machine at once). The backend's model id
+        names the folder, as in the SDK's cache: a version deleted and registered again is downloaded again."""
+        model = self._model(name, version)
+        target = CONNECTION.folder() / "models" / self.project / model.name / str(int(version)) / str(model.id)
+        if not target.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            model.download(local_path=str(staging))
+            try:
+                staging.rename(target)
+            except OSError:  # another thread of the process downloaded it first
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
 
     def _confirmed(self, name: str, version: int | None) -> Any:
         """The saved version, looked up until `registration_wait_seconds` pass."""
