@@ -26,8 +26,10 @@ here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
   (at most 63 characters) and versions below 1, as the backend does.
 - `Model.save` numbers versions highest + 1, copies the files and refuses an existing version;
   the backend refuses a description over 1000 characters (VARCHAR(1000)); when registration
-  outlasts `await_registration`, `save` returns None although the version appears later
-  (`FakeHopsworks.unconfirmed_saves`).
+  outlasts `await_registration` (`FakeHopsworks.unconfirmed_saves`), the version is registered but
+  not yet visible (`get_model` answers None for the next `registration_lag_lookups` lookups) and
+  `save` raises AttributeError as hsml 5.2 does: `_poll_model_available` returns None and `_save`
+  then calls `None.get_url()`, outside the step loop that would remove the uploaded version.
 State lives under one folder, so fakes built on the same folder share one backend.
 """
 
@@ -225,6 +227,8 @@ class FakeHopsworks:
         self.cert_dirs: set[Path] = set()
         self.connection: FakeConnection | None = None
         self.unconfirmed_saves = 0  # the next n `Model.save` calls outlast await_registration
+        self.registration_lag_lookups = 1  # lookups of such a version that still find nothing
+        self.registering: dict[tuple[str, int], int] = {}  # (name, version) -> lookups left before it shows
         self.downloads: list[tuple[str, int]] = []
 
     @mirrors(hopsworks.login)
@@ -764,12 +768,19 @@ class FakeModelRegistry:
 
     @mirrors(ModelRegistry.get_model)
     def get_model(self, name: str, version: int | None = None) -> FakeModel | None:
-        directory = self._backend.model_dir(name, _default_version("model", name, version))
+        version = _default_version("model", name, version)
+        if self._backend.registering.get((name, version), 0) > 0:  # registered, not yet visible
+            self._backend.registering[(name, version)] -= 1
+            return None
+        directory = self._backend.model_dir(name, version)
         return FakeModel.from_backend(self._connection, directory) if (directory / "model.json").exists() else None
 
     @mirrors(ModelRegistry.get_models)
     def get_models(self, name: str) -> list[FakeModel]:
-        directories = [path.parent for path in self._backend.root.glob(f"models/{name}/*/model.json")]
+        directories = [
+            path.parent for path in self._backend.root.glob(f"models/{name}/*/model.json")
+            if self._backend.registering.get((name, int(path.parent.name)), 0) == 0  # not yet visible
+        ]
         # Newest first: the backend promises no order.
         return [FakeModel.from_backend(self._connection, d) for d in sorted(directories, key=lambda d: -int(d.name))]
 
@@ -846,7 +857,9 @@ class FakeModel(PythonModel):
         self.update_from_response_json(payload)  # the SDK updates the instance from the PUT's answer
         if self._backend.unconfirmed_saves > 0:
             self._backend.unconfirmed_saves -= 1
-            return None  # "Model not available during polling, set a higher value for await_registration"
+            self._backend.registering[(self.name, self.version)] = self._backend.registration_lag_lookups
+            model_instance = None  # hsml's _poll_model_available: "Model not available during polling, ..."
+            print("Model created, explore it at " + model_instance.get_url())  # raises AttributeError, as hsml 5.2
         return FakeModel.from_backend(self._connection, directory)
 
     @mirrors(Model.delete)

@@ -35,6 +35,7 @@ from energy_assets.resources.hopsworks import (
     HopsworksFeatureStore,
     HopsworksLoginError,
     HopsworksModelRegistry,
+    ModelRegistrationError,
     OFFLINE_TYPES,
     SAAS_HOST,
     remove_abandoned_session_folders,
@@ -524,14 +525,38 @@ def test_the_fake_answers_with_the_sdk_model_so_metric_names_come_back_decameliz
 
 
 def test_a_save_that_outlasts_its_wait_is_confirmed_by_looking_the_version_up(tmp_path):
-    registry = hopsworks_model_registry(tmp_path)
+    # hsml 5.2 raises AttributeError (None.get_url()) when its wait for the registration runs out.
+    registry = hopsworks_model_registry(tmp_path).model_copy(update={"registration_wait_seconds": 0.5})
     register(registry, tmp_path, "first")
-    registry._session._connection.backend.unconfirmed_saves = 1
+    backend = registry._session._connection.backend
+    backend.unconfirmed_saves, backend.registration_lag_lookups = 1, 2
 
     second = register(registry, tmp_path, "second")
 
     assert second.version == 2 and second.config == {"tag": "second"}
     assert [model.version for model in registry.versions(NAME)] == [1, 2]
+
+
+def test_a_registration_never_confirmed_fails_naming_the_version(tmp_path):
+    registry = hopsworks_model_registry(tmp_path).model_copy(update={"registration_wait_seconds": 0.2})
+    backend = registry._session._connection.backend
+    backend.unconfirmed_saves, backend.registration_lag_lookups = 1, 10**6
+
+    with pytest.raises(ModelRegistrationError, match=f"did not confirm model '{NAME}' version 1"):
+        register(registry, tmp_path, "first")
+
+
+def test_the_fake_save_fails_as_hsml_does_when_the_registration_outlasts_its_wait(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        backend.unconfirmed_saves = 1
+        model = model_registry.python.create_model(name=NAME)
+        with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get_url'"):
+            model.save(str(model_dir(tmp_path, "a")))
+
+        assert model.version == 1  # set before the upload, as hsml's _set_model_version does
+        assert model_registry.get_model(NAME, version=1) is None  # registered, not yet visible
+        assert model_registry.get_model(NAME, version=1).version == 1
 
 
 # --- the course's feature group -------------------------------------------------------------------------

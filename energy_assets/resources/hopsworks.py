@@ -447,9 +447,8 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         with tempfile.TemporaryDirectory() as staging:
             shutil.copytree(source, Path(staging) / MODEL_FILES_DIR)
             (Path(staging) / FACTS_FILE).write_text(json.dumps(moved, sort_keys=True))
-            saved = model.save(staging, keep_original_files=True)
+            saved = _saved_or_none(model, staging)
         if saved is None:
-            # save() returns None when the registration outlasts its await_registration.
             saved = self._confirmed(name + self.model_name_suffix, model.version)
         registered = self._registered_model(saved)
         # Hopsworks numbers versions as they are saved, so two runs training for the same cutoff both get
@@ -520,9 +519,9 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
                 return model
             if time.monotonic() >= deadline:
                 break
-            time.sleep(min(5.0, self.registration_wait_seconds))
+            time.sleep(min(5.0, max(self.registration_wait_seconds / 10, 0.1)))
         raise ModelRegistrationError(
-            f"Hopsworks did not confirm model {name!r} version {version} within {self.registration_wait_seconds:.0f} s "
+            f"Hopsworks did not confirm model {name!r} version {version} within {self.registration_wait_seconds:g} s "
             "of uploading its files; check the project's Models page, delete a half-registered version, and rerun"
         )
 
@@ -548,6 +547,22 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
 
     def _facts_in_files(self, name: str, version: int) -> Mapping[str, Any]:
         return json.loads((self._downloaded(name, version) / FACTS_FILE).read_text())
+
+
+def _saved_or_none(model: Any, files: str) -> Any:
+    """`model.save(files)`, or None when the SDK stopped waiting for the registration it had sent.
+
+    hsml 5.2 then fails on its own answer: `_poll_model_available` returns None after `await_registration`
+    seconds and `_save` calls `None.get_url()`, raising AttributeError after the files were uploaded and the
+    version registered (outside the step that would remove them); `model.version` names that version.
+    """
+    try:
+        return model.save(files, keep_original_files=True)
+    except AttributeError as error:
+        if "'NoneType' object has no attribute 'get_url'" not in str(error):
+            raise
+        LOG.warning("Hopsworks had not confirmed model %r version %s when the SDK stopped waiting; looking it up", model.name, model.version)
+        return None
 
 
 def _series_keys(series: pd.DataFrame) -> pd.DataFrame:
