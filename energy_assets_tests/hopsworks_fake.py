@@ -12,13 +12,22 @@ here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
 - `get_feature_group`, `get_feature_view`, `get_model` return None when absent (the SDK catches the
   404); without a version they warn and mean version 1.
 - `get_or_create_feature_group` is lazy: nothing is stored until the first `insert`.
-- `insert` is asynchronous unless `write_options={"wait_for_job": True}` or `wait=True`: rows land
-  in a queued job and become readable only when jobs run (`FakeHopsworks.run_pending_jobs`).
-  Jobs upsert on primary key + event time, the key of the SDK's merge.
+- `insert` into a DELTA group is what the python engine of 5.2 does, run by the SDK's own
+  `DeltaEngine._write_delta_rs_dataset` on a local Delta table: synchronous (`wait_for_job` changes
+  nothing), the first insert a plain write, every later one a delta-rs MERGE on primary key + event
+  time (`when_matched_update_all().when_not_matched_insert_all()`), one commit and new small files
+  per insert; rows with the same key within one insert are all stored (delta-rs doubles them, the
+  backend does not deduplicate). `optimize()` and `delta_vacuum()` run the SDK's delta-rs compaction
+  and vacuum on that table. With statistics enabled the backend starts a statistics job for every
+  commit (`FakeHopsworks.statistics_jobs`).
 - Features get the offline types the SDK derives (int8 -> int); later inserts must match them.
-- `get_batch_data` reads start_time <= event time < end_time (documented in the SDK), returns
-  timestamps tz-naive UTC in no particular order, and leaves out primary key and event time
-  unless asked for.
+- `get_batch_data` reads start_time <= event time < end_time (documented in the SDK) and casts each
+  column as the SDK's python engine does after an Arrow Flight read (`Engine._cast_columns`:
+  nullable `Int32`/`Int64`/`Float64`, timestamps tz-naive UTC), in no particular order, and leaves out
+  primary key and event time unless asked for.
+- `login` resolves its settings from the arguments and the HOPSWORKS_* / REST_ENDPOINT environment
+  variables exactly as `hopsworks.login` does (`login_settings`), and keeps the client certificates
+  where the SDK's external client does.
 - `create_feature_view` of an existing name and version fails like the backend does.
 - `create_training_data` materializes a window as the next training dataset version, readable by
   `get_training_data` only once its job ran (`wait_for_job`, or `run_pending_jobs`).
@@ -59,6 +68,9 @@ import hopsworks_common.connection
 from hopsworks_common import constants
 from hopsworks_common import util as sdk_util
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
+from deltalake import DeltaTable
+from hsfs.core.delta_engine import DeltaEngine
+from hsfs.engine.python import Engine as PythonEngine
 from hsfs.feature_group import FeatureGroup, FeatureGroupBase
 from hsfs.feature_store import FeatureStore
 from hsfs.feature_view import FeatureView
@@ -230,6 +242,7 @@ class FakeHopsworks:
         self.registration_lag_lookups = 1  # lookups of such a version that still find nothing
         self.registering: dict[tuple[str, int], int] = {}  # (name, version) -> lookups left before it shows
         self.downloads: list[tuple[str, int]] = []
+        self.statistics_jobs: list[tuple[str, int]] = []  # (group, version) of every statistics job the backend started
 
     @mirrors(hopsworks.login)
     def login(
@@ -276,9 +289,7 @@ class FakeHopsworks:
         return sorted(path for folder in self.cert_dirs if folder.is_dir() for path in folder.iterdir())
 
     def run_pending_jobs(self) -> None:
-        """Finish every queued insert job, oldest first, as the cluster eventually would."""
-        for group_dir in sorted(self.root.glob("feature_groups/*/*")):
-            FakeFeatureGroup.load(self, group_dir).run_jobs()
+        """Finish every queued training-dataset job, oldest first, as the cluster eventually would."""
         for pending in sorted(self.root.glob("training_datasets/*/*/*.pending.parquet")):
             pending.rename(pending.with_name(pending.name.replace(".pending", "")))
 
@@ -307,7 +318,6 @@ class FakeHopsworks:
                 {"name": "consumer_type", "type": "bigint", "description": None},
                 {"name": "energy_consumption", "type": "double", "description": None},
             ],
-            "next_job": 1,
             **changes,
         }
         _write_json(self.feature_group_dir(name, version) / "metadata.json", metadata)
@@ -391,7 +401,6 @@ class FakeFeatureStore:
             "time_travel_format": time_travel_format or "DELTA",  # the SDK's fallback in 5.2
             "expectation_suite": None,
             "features": [],
-            "next_job": 1,
         }
         return FakeFeatureGroup(self._backend, metadata, saved=False, connection=self._connection)
 
@@ -457,7 +466,7 @@ def feature_view_payload(metadata: dict[str, Any], group: FakeFeatureGroup) -> d
 
 
 class FakeFeatureGroup:
-    """A feature group: committed rows plus queued insert jobs; its metadata is the SDK's FeatureGroup."""
+    """A feature group: a local Delta table written and compacted by the SDK's delta engine; its metadata is the SDK's FeatureGroup."""
 
     def __init__(
         self, backend: FakeHopsworks, metadata: dict[str, Any], saved: bool, connection: FakeConnection | None = None
@@ -528,10 +537,6 @@ class FakeFeatureGroup:
     def _dir(self) -> Path:
         return self._backend.feature_group_dir(self.name, self.version)
 
-    @property
-    def _data_path(self) -> Path:
-        return self._dir / "data.parquet"
-
     @mirrors(FeatureGroup.delete)
     def delete(self, force: bool = False, delete_feature_views: bool = False) -> None:
         views = [path for path in self._backend.root.glob("feature_views/*/*.json") if _read_json(path)["group"] == [self.name, self.version]]
@@ -572,46 +577,57 @@ class FakeFeatureGroup:
         if self.expectation_suite is not None:
             # The course's group: Great Expectations validates every insert; STRICT rejects failures.
             raise AssertionError("the fake does not run Great Expectations: an adapter must never insert into a suite-guarded group")
+        if (self.time_travel_format or "").upper() != "DELTA":
+            raise AssertionError("the fake writes DELTA groups only (a HUDI group is written by a Spark job in 5.2)")
         dataframe = self._offline_frame(features)
         if not self.saved:
             self._create(dataframe)
         else:
             self._verify_schema(dataframe)
-        job_id = self._metadata["next_job"]
-        self._metadata["next_job"] = job_id + 1
-        jobs = self._dir / "jobs"
-        jobs.mkdir(exist_ok=True)
-        dataframe.to_parquet(jobs / f"{job_id:08d}.parquet", index=False)
-        (jobs / f"{job_id:08d}.json").write_text(json.dumps({"overwrite": overwrite, "operation": operation}))
-        self._save_metadata()
-        if (write_options or {}).get("wait_for_job", wait):
-            self.run_jobs()
-        return None, None  # (job, validation report): the adapter must not rely on either
+        if overwrite:
+            shutil.rmtree(self._table_path, ignore_errors=True)  # the SDK's _delete_content, then a bulk insert
+        self._delta_engine()._write_delta_rs_dataset(
+            dataframe, write_options=write_options or {}, operation="bulk_insert" if overwrite else operation
+        )
+        if (self._metadata["statistics_config"] or {}).get("enabled", True):
+            self._backend.statistics_jobs.append((self.name, self.version))  # the backend's ingestion-triggered job
+        return None, None  # (job, validation report): no job with delta-rs; the adapter must not rely on either
 
-    def run_jobs(self) -> None:
-        """Apply queued jobs in order: upsert on primary key + event time (or overwrite)."""
-        for job_path in sorted((self._dir / "jobs").glob("*.parquet")):
-            options = json.loads(job_path.with_suffix(".json").read_text())
-            rows = pd.read_parquet(job_path)
-            if self._data_path.exists() and not options["overwrite"]:
-                stored = pd.read_parquet(self._data_path)
-                if options["operation"] == "upsert":
-                    rows = pd.concat([stored, rows], ignore_index=True).drop_duplicates(self._merge_key, keep="last")
-                else:
-                    rows = pd.concat([stored, rows], ignore_index=True)
-            temp = self._data_path.with_suffix(".tmp")
-            rows.to_parquet(temp, index=False)
-            os.replace(temp, self._data_path)
-            job_path.with_suffix(".json").unlink()
-            job_path.unlink()
+    @mirrors(FeatureGroup.optimize)
+    def optimize(self, full: bool = False, strategy: str | None = None, columns: list[str] | None = None, **_: Any) -> dict[str, Any] | None:
+        """The SDK's delta-rs compaction of the group's table (its metrics dict)."""
+        self._connection.check_certificates()
+        return self._delta_engine()._optimize(full=full, strategy=strategy, columns=columns)
+
+    @mirrors(FeatureGroup.delta_vacuum)
+    def delta_vacuum(self, retention_hours: int | None = None) -> None:
+        """The SDK's delta-rs vacuum: files no version newer than the retention references are deleted."""
+        self._connection.check_certificates()
+        self._delta_engine()._vacuum(retention_hours)
+
+    def data_files(self) -> list[str]:
+        """The data files the table's current version references (what a reader opens, what compaction acts on)."""
+        return DeltaTable(str(self._table_path)).file_uris() if self._table_path.exists() else []
 
     def read_committed(self) -> pd.DataFrame:
-        """The rows a reader sees now, with offline dtypes."""
-        if not self._data_path.exists():
+        """The rows a reader sees now, in the offline types as stored."""
+        if not self._table_path.exists():
             return pd.DataFrame(
                 {feature["name"]: pd.Series(dtype=OFFLINE_DTYPES[feature["type"]]) for feature in self._metadata["features"]}
             )
-        return pd.read_parquet(self._data_path)
+        return DeltaTable(str(self._table_path)).to_pyarrow_table().to_pandas()
+
+    @property
+    def _table_path(self) -> Path:
+        return self._dir / "delta"
+
+    def _delta_engine(self) -> DeltaEngine:
+        """The SDK's delta engine for this group, on its local table (HopsFS set-up and location replaced)."""
+        with mock.patch.object(DeltaEngine, "_setup_delta_rs", lambda engine: None):
+            engine = DeltaEngine(1, f"{self._backend.project_name}_featurestore", self._sdk, None, None)
+        engine._get_delta_rs_location = lambda: str(self._table_path)
+        engine._get_delta_rs_storage_options = lambda: {}
+        return engine
 
     @property
     def _merge_key(self) -> list[str]:
@@ -711,7 +727,9 @@ class FakeFeatureView:
             in_window &= times >= start
         if end is not None:
             in_window &= times < end
-        frame = frame[in_window]
+        # What the python engine does to an Arrow Flight answer: each column cast to its offline type's
+        # pandas dtype (nullable Int32/Float64, naive UTC times).
+        frame = PythonEngine._cast_columns(frame[in_window].reset_index(drop=True), group._sdk.columns)
         dropped = [*([] if primary_key else group.primary_key), *([] if event_time else [group.event_time])]
         # No order is promised: shuffle so callers must sort.
         return frame.drop(columns=dropped).sample(frac=1, random_state=0).reset_index(drop=True)

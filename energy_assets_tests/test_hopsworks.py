@@ -302,6 +302,39 @@ def test_an_unknown_project_fails_with_the_sdk_error_as_cause(tmp_path):
     assert isinstance(raised.value.__cause__, ProjectException)
 
 
+def test_sdk_variables_that_only_fill_unset_arguments_change_nothing(tmp_path, monkeypatch):
+    for variable, value in {"HOPSWORKS_API_KEY": "someone-elses-key", "HOPSWORKS_PROJECT": "other", "HOPSWORKS_HOST": "elsewhere.test",
+                            "HOPSWORKS_CERT_FOLDER": str(tmp_path / "shared"), "HOPSWORKS_ENGINE": "spark"}.items():
+        monkeypatch.setenv(variable, value)
+    with fake_hopsworks(tmp_path) as backend:
+        HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST).versions(NAME)
+
+    login = backend.logins[-1]
+    assert (login["host"], login["port"], login["project"], login["engine"]) == (FAKE_HOST, 443, FAKE_PROJECT, "python")
+    assert hopsworks_connection.folder() in Path(login["cert_folder"]).parents
+
+
+def test_sdk_variables_that_replace_the_project_s_settings_are_named(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOPSWORKS_PORT", "8181")
+    monkeypatch.setenv("HOPSWORKS_HOSTNAME_VERIFICATION", "false")
+    with fake_hopsworks(tmp_path) as backend:
+        HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST).versions(NAME)
+
+    assert (backend.logins[-1]["port"], backend.logins[-1]["hostname_verification"]) == ("8181", False)
+    assert "HOPSWORKS_PORT=8181 replaces port 443" in caplog.text
+    assert "HOPSWORKS_HOSTNAME_VERIFICATION=false replaces hostname_verification=True" in caplog.text
+
+
+def test_inside_a_hopsworks_cluster_another_project_than_the_configured_one_is_refused(tmp_path, monkeypatch):
+    # With REST_ENDPOINT set the SDK connects to the cluster's own project, whatever project was asked for.
+    monkeypatch.setenv("REST_ENDPOINT", "https://hopsworks.internal:8181")
+    monkeypatch.setenv("HOPSWORKS_PROJECT_NAME", FAKE_PROJECT)
+    with fake_hopsworks(tmp_path):
+        assert HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT).versions(NAME) == []
+        with pytest.raises(HopsworksLoginError, match=f"gave project '{FAKE_PROJECT}', not FS_PROJECT_NAME='production'.*REST_ENDPOINT"):
+            HopsworksModelRegistry(api_key=FAKE_API_KEY, project="production").versions(NAME)
+
+
 def test_bad_rows_are_refused_before_logging_in(unreachable_login):
     store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
 
@@ -312,22 +345,51 @@ def test_bad_rows_are_refused_before_logging_in(unreachable_login):
 # --- feature store ----------------------------------------------------------------------------------
 
 
-def test_the_fake_insert_is_asynchronous_unless_waited_for(tmp_path):
-    with fake_hopsworks(tmp_path) as backend:
+def test_the_fake_insert_is_the_sdk_s_synchronous_delta_rs_merge_which_keeps_duplicate_keys(tmp_path):
+    with fake_hopsworks(tmp_path):
         feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
         group = feature_store.get_or_create_feature_group(
-            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME
+            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME, time_travel_format="DELTA"
         )
-        group.insert(rows())
+        group.insert(rows())  # no wait: delta-rs writes before insert returns
         view = feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
         window = {"start_time": START.to_pydatetime(), "end_time": (START + pd.Timedelta(hours=4)).to_pydatetime()}
-
-        assert view.get_batch_data(**window).empty
-        backend.run_pending_jobs()
         assert len(view.get_batch_data(**window)) == 8
 
-        group.insert(rows(value=5.0), write_options={"wait_for_job": True})
-        assert set(view.get_batch_data(**window)[TARGET]) == {5.0}
+        # A MERGE matches each source row on primary key + event time: a key twice in one insert is written twice.
+        group.insert(pd.concat([rows(hours=1, value=5.0), rows(hours=1, value=6.0)]))
+        read = view.get_batch_data(**window, primary_key=True, event_time=True)
+        first_hour = read[read[DATETIME] == START.tz_localize(None)]
+
+        assert sorted(first_hour[TARGET]) == [5.0, 5.0, 6.0, 6.0] and len(read) == 10
+        # Each insert of new hours (what the hourly schedule does) adds a file until the table is compacted.
+        files = len(group.data_files())
+        group.insert(rows(hours=1).assign(**{DATETIME: START + pd.Timedelta(hours=4)}))
+        assert len(group.data_files()) == files + 1
+
+
+def test_the_fake_reads_back_the_sdk_s_nullable_dtypes_and_the_adapter_the_canonical_ones(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(rows())
+    raw = store._view().get_batch_data(primary_key=True, event_time=True)
+
+    assert {column: str(dtype) for column, dtype in raw.dtypes.items()} == {
+        DATETIME: "datetime64[us]", AREA: "Int32", CONSUMER_TYPE: "Int32", TARGET: "Float64"
+    }
+    read = store.read(START, START + pd.Timedelta(hours=4))
+    assert {column: str(dtype) for column, dtype in read.dtypes.items()} == {
+        DATETIME: "datetime64[us, UTC]", AREA: "int8", CONSUMER_TYPE: "int32", TARGET: "float64"
+    }
+
+
+def test_the_adapter_stores_one_row_per_key_when_an_insert_repeats_one(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(pd.concat([rows(value=1.0), rows(value=2.0)]))
+    store.insert(pd.concat([rows(value=3.0), rows(value=4.0)]))
+
+    read = store.read(START, START + pd.Timedelta(hours=4))
+
+    assert len(read) == 8 and set(read[TARGET]) == {4.0}
 
 
 def test_the_adapter_waits_so_a_read_right_after_an_insert_sees_it(tmp_path):

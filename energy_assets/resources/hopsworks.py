@@ -99,8 +99,11 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
         raise HopsworksLoginError(
             f"Hopsworks login impossible: {', '.join(missing)} empty; set it in the environment or .env (see .env.default)"
         )
+    overrides = sdk_environment_overrides(port, hostname_verification)
+    for override in overrides:
+        LOG.warning("Hopsworks login: %s", override)
     try:
-        return hopsworks.login(
+        logged_in = hopsworks.login(
             host=host,
             port=port,
             project=project,
@@ -111,11 +114,41 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
         )
     except Exception as error:
         failure = error
+    else:
+        if logged_in.name != project:  # inside a Hopsworks cluster the SDK ignores the project asked for
+            hopsworks.logout()
+            raise HopsworksLoginError(
+                f"Hopsworks login gave project {logged_in.name!r}, not {PROJECT_VARIABLE}={project!r}: " + "; ".join(overrides)
+            )
+        return logged_in
+    if overrides:
+        failure = RuntimeError(f"{failure} ({'; '.join(overrides)})")
     if api_key in str(failure):
         # Raised outside the except block so the original, key-bearing exception is not chained.
         redacted = str(failure).replace(api_key, f"<{API_KEY_VARIABLE}>")
         raise HopsworksLoginError(f"Hopsworks login to project {project!r} at {host} failed: {redacted}")
     raise HopsworksLoginError(f"Hopsworks login to project {project!r} at {host} failed: {failure}") from failure
+
+
+def sdk_environment_overrides(port: int, hostname_verification: bool) -> list[str]:
+    """The environment variables with which `hopsworks.login` (5.2) replaces what the project passes it.
+
+    Every other HOPSWORKS_* variable only fills an argument left unset, and the project sets them all.
+    """
+    overrides = []
+    if "REST_ENDPOINT" in os.environ:
+        overrides.append(
+            f"REST_ENDPOINT is set (a process inside a Hopsworks cluster): the SDK connects to that cluster's project "
+            f"as its job user, whatever {HOST_VARIABLE}, {API_KEY_VARIABLE} and {PROJECT_VARIABLE} say"
+        )
+    if port == 443 and os.environ.get("HOPSWORKS_PORT", "443").strip() != "443":
+        overrides.append(f"HOPSWORKS_PORT={os.environ['HOPSWORKS_PORT']} replaces port 443")
+    verification = os.environ.get("HOPSWORKS_HOSTNAME_VERIFICATION")
+    if verification is not None and (verification.lower() in ("true", "1", "y", "yes")) != hostname_verification:
+        overrides.append(f"HOPSWORKS_HOSTNAME_VERIFICATION={verification} replaces hostname_verification={hostname_verification}")
+    if os.environ.get("HOPSWORKS_TRUST_STORE_PATH"):
+        overrides.append(f"HOPSWORKS_TRUST_STORE_PATH={os.environ['HOPSWORKS_TRUST_STORE_PATH']} replaces the trust store")
+    return overrides
 
 
 class _SharedConnection:
