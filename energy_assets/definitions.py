@@ -10,6 +10,11 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_pr
 from energy_assets import settings
 from energy_assets.assets.forecasts import energy_forecasts
 from energy_assets.assets.ingestion import consumption_raw, energy_consumption_features
+from energy_assets.assets.maintenance import (
+    feature_group_compaction,
+    feature_group_maintenance_job,
+    feature_group_maintenance_schedule,
+)
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
 from energy_assets.assets.serving import serving_automation_sensor, serving_files
@@ -43,6 +48,8 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 # newest energy_forecasts + forecast_accuracy -> serving_files (the course's files at the bucket root);
 # ENERGY_ASSETS_SERVING_FILES=off leaves them out.
 serving_assets = [serving_files] if settings.serving_files_enabled() else []
+# energy_consumption_features' storage -> feature_group_compaction (daily, feature_group_maintenance_schedule)
+maintenance_assets = [feature_group_compaction]
 
 # One process for the four steps: they run one after another anyway, and a step process costs 5-7 s
 # to start against about 1 s of work per hour. Given up: a step that crashes the interpreter (or runs
@@ -127,9 +134,9 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 
 
 defs = Definitions(
-    assets=[*forecast_assets, *monitoring_assets, *serving_assets],
-    jobs=[hourly_forecast_job],
-    schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions)],
+    assets=[*forecast_assets, *monitoring_assets, *serving_assets, *maintenance_assets],
+    jobs=[hourly_forecast_job, feature_group_maintenance_job],
+    schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions), feature_group_maintenance_schedule],
     sensors=[monitoring_automation_sensor, *([serving_automation_sensor] if serving_assets else [])],
     resources=deployment_resources(),
 )

@@ -517,6 +517,8 @@ class FakeFeatureGroup:
         if not metadata["features"]:
             # An unsaved group (the SDK builds it from arguments) keeps the keys it was created with.
             payload.update(primaryKey=metadata["primary_key"], partitionKey=[], foreignKey=[])
+        if metadata["statistics_config"] is not None:
+            payload["statisticsConfig"] = metadata["statistics_config"]
         if metadata["expectation_suite"] is not None:
             payload["expectationSuite"] = {
                 **metadata["expectation_suite"], "id": metadata["id"], "featureStoreId": 1, "featureGroupId": metadata["id"]
@@ -553,6 +555,20 @@ class FakeFeatureGroup:
     @mirrors(FeatureGroupBase.get_feature)
     def get_feature(self, name: str) -> Any:
         return self._sdk.get_feature(name)
+
+    @property
+    def statistics_config(self) -> Any:
+        return self._sdk.statistics_config
+
+    @statistics_config.setter
+    def statistics_config(self, config: Any) -> None:
+        self._sdk.statistics_config = config  # the SDK's setter; persisted by update_statistics_config
+
+    @mirrors(FeatureGroupBase.update_statistics_config)
+    def update_statistics_config(self) -> FakeFeatureGroup:
+        self._metadata["statistics_config"] = self._sdk.statistics_config.to_dict()
+        self._save_metadata()
+        return self
 
     @mirrors(FeatureGroupBase.update_feature_description)
     def update_feature_description(self, feature_name: str, description: str) -> FakeFeatureGroup:

@@ -402,8 +402,11 @@ def test_the_adapter_waits_so_a_read_right_after_an_insert_sees_it(tmp_path):
     assert len(result) == 8 and set(result[TARGET]) == {2.0}
 
 
-def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descriptions(tmp_path):
-    hopsworks_feature_store(tmp_path).insert(rows())
+def test_the_feature_group_is_created_with_keys_event_time_descriptions_and_no_statistics_per_insert(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    for hour in range(3):
+        store.insert(rows(hours=1).assign(**{DATETIME: START + pd.Timedelta(hours=hour)}))
+    assert store._session._connection.backend.statistics_jobs == []  # no Hopsworks job per hourly insert
 
     with fake_hopsworks(tmp_path):
         feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
@@ -411,7 +414,7 @@ def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descri
 
     assert group.primary_key == [AREA, CONSUMER_TYPE] and group.event_time == DATETIME
     assert group._metadata["online_enabled"] is False
-    assert group._metadata["statistics_config"] == {"enabled": True}
+    assert group._metadata["statistics_config"] == {"enabled": False}
     assert {feature.name: feature.description for feature in group.columns} == FEATURE_DESCRIPTIONS
     assert group.time_travel_format == "DELTA" and group.expectation_suite is None
 
@@ -431,6 +434,40 @@ def test_the_feature_view_is_created_once_and_reused_across_runs(tmp_path):
     view = hopsworks_feature_store(tmp_path)._view()
     assert isinstance(view._sdk, FeatureView)
     assert [feature.name for feature in view._sdk.features] == list(OFFLINE_TYPES)
+
+
+def test_a_group_an_earlier_release_created_with_statistics_gets_none_per_insert_from_then_on(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    backend = store._session._connection.backend
+    store.insert(rows())
+    metadata_path = backend.feature_group_dir(FEATURE_GROUP_NAME, 1) / "metadata.json"
+    metadata_path.write_text(json.dumps({**json.loads(metadata_path.read_text()), "statistics_config": {"enabled": True}}))
+
+    hopsworks_feature_store(tmp_path).insert(rows(value=2.0))
+    hopsworks_feature_store(tmp_path).insert(rows(value=3.0))
+
+    assert backend.statistics_jobs == [] and json.loads(metadata_path.read_text())["statistics_config"]["enabled"] is False
+
+
+def test_maintenance_compacts_the_hourly_inserts_into_one_file_and_keeps_every_row(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    for hour in range(24):  # a day of the hourly schedule: one MERGE commit and one new file each
+        store.insert(rows(hours=1, value=float(hour)).assign(**{DATETIME: START + pd.Timedelta(hours=hour)}))
+    group = store._store().get_feature_group(FEATURE_GROUP_NAME, version=1)
+    before = store.read(START, START + pd.Timedelta(days=1))
+    assert len(group.data_files()) == 24
+
+    facts = store.maintain()
+
+    assert (facts["data_files_before"], facts["data_files_after"], facts["files_rewritten"]) == (24, 1, 24)
+    assert len(group.data_files()) == 1
+    pd.testing.assert_frame_equal(store.read(START, START + pd.Timedelta(days=1)), before)
+    store.insert(rows(hours=1, value=9.0))  # writes go on after a compaction
+    assert set(store.read(START, START + pd.Timedelta(hours=1))[TARGET]) == {9.0}
+
+
+def test_maintenance_before_the_group_exists_does_nothing(tmp_path):
+    assert hopsworks_feature_store(tmp_path).maintain() == {"compaction": "none: the feature group does not exist yet"}
 
 
 def test_a_view_of_another_feature_group_version_is_refused(tmp_path):

@@ -65,6 +65,9 @@ FEATURE_DESCRIPTIONS = {
 FEATURE_VIEW_DESCRIPTION = "Every consumption feature, read by training and forecasting."
 # Written explicitly: the SDK's default has changed between releases (HUDI before, DELTA in 5.x).
 TIME_TRAVEL_FORMAT = "DELTA"
+# No statistics per insert: with statistics on, the backend starts a statistics job over the group for every
+# commit, one Hopsworks job an hour for 76 rows that the blocking asset checks have already validated.
+STATISTICS_CONFIG = {"enabled": False}
 # The offline (Hive) type Hopsworks gives each canonical column, derived as the SDK derives it.
 OFFLINE_TYPES = {field.name: _convert_pandas_dtype_to_offline_type(field.type) for field in CONSUMPTION_SCHEMA}
 # Model files go under MODEL_FILES_DIR of a version; the facts too large for its description beside them.
@@ -282,13 +285,15 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             primary_key=SERIES_KEY,
             event_time=DATETIME,
             online_enabled=False,
-            statistics_config={"enabled": True},
+            statistics_config=STATISTICS_CONFIG,
             time_travel_format=TIME_TRAVEL_FORMAT,
         )
         if group.id is not None:  # an existing group: get_or_create never updates it
             self._check_group(group)
-        # Inserts are asynchronous by default: wait, so a read right after sees these rows.
-        group.insert(frame, write_options={"wait_for_job": True})
+        # With the python engine an insert into a DELTA group is a delta-rs MERGE on primary key + event
+        # time, committed before insert() returns (no Hopsworks job, nothing to wait for): a read right
+        # after sees these rows. Each adds a commit and a small file: feature_group_compaction compacts them.
+        group.insert(frame)
         for name, description in FEATURE_DESCRIPTIONS.items():
             if group.get_feature(name).description != description:
                 group.update_feature_description(name, description)
@@ -348,6 +353,25 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         )
         return canonical_consumption(features).sort_values(SORT_KEY).reset_index(drop=True)
 
+    def maintain(self) -> dict[str, Any]:
+        """Compact the group's Delta table (`optimize()`: delta-rs rewrites the small files of the hourly
+        inserts into larger ones), then delete the files no version of the table's retention period
+        (7 days by default) references (`delta_vacuum()`); the compaction's figures."""
+        group = self._store().get_feature_group(self.feature_group_name, version=self.feature_group_version)
+        if group is None:
+            return {"compaction": "none: the feature group does not exist yet"}
+        self._check_group(group)
+        metrics = group.optimize() or {}
+        group.delta_vacuum()
+        considered, removed, added = (int(metrics.get(key, 0)) for key in ("totalConsideredFiles", "numFilesRemoved", "numFilesAdded"))
+        return {
+            "data_files_before": considered,
+            "data_files_after": considered - removed + added,
+            "files_rewritten": removed,
+            "files_written": added,
+            "vacuum": "deleted the files no version within the table's retention (7 days by default) references",
+        }
+
     def _forget_handles(self) -> None:
         self._feature_store, self._feature_view = None, None
 
@@ -362,6 +386,11 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         if self._group_checked:
             return
         differences = group_differences(group)
+        if not differences and group.statistics_config.enabled:
+            # Created by an earlier release, with statistics on: a statistics job for every hourly insert.
+            LOG.warning("feature group %r v%s: turning off statistics per insert", group.name, group.version)
+            group.statistics_config = STATISTICS_CONFIG
+            group.update_statistics_config()
         if differences:
             taken = [existing.version for existing in self._store().get_feature_groups(self.feature_group_name)]
             raise FeatureGroupMismatchError(
