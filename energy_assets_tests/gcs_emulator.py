@@ -1,5 +1,6 @@
-"""Fixtures: an in-memory GCS emulator on 127.0.0.1 for the test session, and a fresh bucket per test;
-Google's OAuth token endpoint as strict as the real one, and a service-account key that uses it.
+"""Fixtures: an in-memory GCS emulator on 127.0.0.1 for the test session, behind a proxy as strict as GCS
+(IAM roles, generation preconditions), and a fresh bucket per test; Google's OAuth token endpoint as strict
+as the real one, and a service-account key that uses it.
 
 Use them by importing: `from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env`.
 """
@@ -50,11 +51,40 @@ def gcs_emulator() -> Iterator[str]:
         server.stop()
 
 
+@pytest.fixture(scope="session")
+def strict_gcs(gcs_emulator: str) -> Iterator[IamStorage]:
+    """The emulator behind a loopback proxy that answers as GCS does where the emulator is lenient: Cloud
+    Storage's permission checks for the roles granted, and generation preconditions (ifGenerationMatch=0)."""
+    roles: set[str] = set()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _IamProxy)
+    server.principal = f"energy-assets@{EMULATOR_PROJECT}.iam.gserviceaccount.com"
+    server.upstream = ("127.0.0.1", int(gcs_emulator.rsplit(":", 1)[1]))
+    server.granted = lambda: frozenset().union(*(STORAGE_ROLES[role] for role in roles))
+    server.unknown = []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield IamStorage(server, roles)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.fixture
-def gcs_emulator_env(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Points google-cloud-storage at the emulator for this test only."""
-    monkeypatch.setenv(EMULATOR_VARIABLE, gcs_emulator)
-    return gcs_emulator
+def gcs_emulator_env(strict_gcs: IamStorage, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Points google-cloud-storage and gcsfs at the strict emulator for this test only, every role granted."""
+    strict_gcs.grant("roles/storage.admin")
+    monkeypatch.setenv(EMULATOR_VARIABLE, strict_gcs.url)
+    yield strict_gcs.url
+    unknown, strict_gcs.server.unknown[:] = list(strict_gcs.server.unknown), []
+    assert not unknown, unknown
+
+
+@pytest.fixture
+def iam_gcs(gcs_emulator_env: str, strict_gcs: IamStorage) -> IamStorage:
+    """The strict emulator with no role granted: `grant(*roles)` gives the one principal its roles."""
+    strict_gcs.grant()
+    return strict_gcs
 
 
 @pytest.fixture
@@ -162,11 +192,18 @@ STORAGE_ROLES: dict[str, frozenset[str]] = {
         }
     ),
     "roles/storage.legacyBucketReader": frozenset({"storage.buckets.get", "storage.objects.list"}),
+    "roles/storage.admin": frozenset(
+        {
+            "storage.buckets.create", "storage.buckets.get", "storage.objects.create", "storage.objects.delete",
+            "storage.objects.get", "storage.objects.list", "storage.objects.update",
+        }
+    ),
 }
 _BUCKET = r"/storage/v1/b/(?P<bucket>[^/?]+)"
 _OBJECT = _BUCKET + r"/o/(?P<object>[^/?]+)"
 # (method, path pattern, permission); an upload also needs storage.objects.delete when it replaces an object.
 _PERMISSIONS = [
+    ("POST", re.compile(r"/storage/v1/b$"), "storage.buckets.create"),
     ("GET", re.compile(_BUCKET + r"$"), "storage.buckets.get"),
     ("GET", re.compile(_BUCKET + r"/o$"), "storage.objects.list"),
     ("GET", re.compile(r"(/download)?" + _OBJECT + r"$"), "storage.objects.get"),
@@ -185,12 +222,19 @@ class _IamProxy(BaseHTTPRequestHandler):
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
-        path, _, query = self.path.partition("?")
+        path, _, raw_query = self.path.partition("?")
+        query = parse_qs(raw_query)
         try:
-            denied = self._denied(self.command, path, parse_qs(query), body)
+            denied = self._denied(self.command, path, query, body)
         except LookupError as unknown:
             self.server.unknown.append(str(unknown))
             self._answer(501, {"content-type": "text/plain"}, str(unknown).encode())
+            return
+        if not denied and query.get("ifGenerationMatch") == ["0"] and self._exists(*self._target(path, query, body)):
+            message = "At least one of the pre-conditions you specified did not hold."
+            self._answer(412, {"content-type": "application/json"}, json.dumps(
+                {"error": {"code": 412, "message": message, "errors": [{"message": message, "domain": "global", "reason": "conditionNotMet"}]}}
+            ).encode())
             return
         if denied:
             message = (
@@ -219,14 +263,23 @@ class _IamProxy(BaseHTTPRequestHandler):
             match = pattern.match(path)
             if verb == method and match:
                 needed = [permission]
-                if permission == "storage.objects.create":
-                    name = match.groupdict().get("object") or (query.get("name") or [None])[0] or _upload_name(body)
-                    if name and self._exists(unquote(match["bucket"]), unquote(name)):
-                        needed.append("storage.objects.delete")  # replacing an object deletes the old one
+                if permission == "storage.objects.create" and self._exists(*self._target(path, query, body)):
+                    needed.append("storage.objects.delete")  # replacing an object deletes the old one
                 return next((need for need in needed if need not in self.server.granted()), None)
         raise LookupError(f"the IAM proxy does not know which permission {method} {path} needs")
 
-    def _exists(self, bucket: str, name: str) -> bool:
+    @staticmethod
+    def _target(path: str, query: dict, body: bytes) -> tuple[str | None, str | None]:
+        """(bucket, object name) an upload or compose writes, when the request names them."""
+        match = re.match(r"(/upload)?" + _BUCKET + r"(/o/(?P<object>[^/?]+))?", path)
+        if match is None:
+            return None, None
+        name = match["object"] or (query.get("name") or [None])[0] or _upload_name(body)
+        return unquote(match["bucket"]), name and unquote(name)
+
+    def _exists(self, bucket: str | None, name: str | None) -> bool:
+        if not (bucket and name):
+            return False
         connection = HTTPConnection(*self.server.upstream)
         connection.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
         exists = connection.getresponse().status == 200
@@ -253,7 +306,7 @@ def _upload_name(body: bytes) -> str | None:
 
 
 class IamStorage:
-    """The emulator behind IAM: `grant(*roles)` sets the roles of the one principal every request comes from;
+    """The strict emulator: `grant(*roles)` sets the roles of the one principal every request comes from;
     a request the proxy cannot map to a permission is answered 501 and fails the test at its end."""
 
     def __init__(self, server: ThreadingHTTPServer, roles: set[str]):
@@ -266,27 +319,6 @@ class IamStorage:
             raise ValueError(f"unknown roles {unknown}")
         self.roles.clear()
         self.roles.update(roles)
-
-
-@pytest.fixture
-def iam_gcs(gcs_emulator: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[IamStorage]:
-    """Cloud Storage with its permission checks: the emulator behind a loopback proxy that enforces the
-    predefined roles granted (none at first). STORAGE_EMULATOR_HOST points at the proxy for this test."""
-    roles: set[str] = set()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _IamProxy)
-    server.principal = f"energy-assets@{EMULATOR_PROJECT}.iam.gserviceaccount.com"
-    server.upstream = ("127.0.0.1", int(gcs_emulator.rsplit(":", 1)[1]))
-    server.granted = lambda: frozenset().union(*(STORAGE_ROLES[role] for role in roles))
-    server.unknown = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv(EMULATOR_VARIABLE, f"http://127.0.0.1:{server.server_address[1]}")
-    try:
-        yield IamStorage(server, roles)
-        assert not server.unknown, server.unknown
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def emulator_bucket(gcs_emulator: str) -> str:

@@ -224,7 +224,10 @@ def test_every_client_s_service_account_credentials_carry_the_storage_scope(no_e
     # credentials it is given, gcsfs uses them as they are: the readers failed while the writes worked.
     bucket = GCSBucket(bucket_name="b", project="energy-assets-test", service_account_json_path=str(service_account_key))
     filesystem, _ = bucket.arrow_filesystem()
-    clients = {"gcsfs (readers)": filesystem.handler.fs.credentials.credentials, "google-cloud-storage": bucket._storage_client()._credentials}
+    clients = {
+        "gcsfs (the file layer, the readers' pyarrow file system)": filesystem.handler.fs.credentials.credentials,
+        "google-cloud-storage (the compute logs)": bucket.client()._credentials,
+    }
 
     for client, credentials in clients.items():
         credentials.refresh(google.auth.transport.requests.Request())
