@@ -283,3 +283,19 @@ def test_a_window_of_unreadable_accuracy_objects_fails_naming_them(instance):
 
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert f"no readable accuracy object in the window: {uri}: not a readable parquet object (0 bytes)" in failure.event_specific_data.error.message
+
+
+def test_a_forecast_object_holding_another_hour_s_forecasts_is_named_with_the_hours(instance):
+    # It used to fail with "seasonal naive needs 168 hours of history; only 166 available".
+    actuals_arrive(1, 25, instance)
+    bucket = deployment_bucket()
+    copied = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(H0))
+    uri = bucket.write_bytes(partition_object_key("energy_assets", ["energy_forecasts"], partition_key(after(1))), bucket.read_bytes(copied))
+
+    result = run_range(after(1), after(1), AssetSelection.assets(ACCURACY), instance=instance, raise_on_error=False)
+
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    assert f"cannot load asset energy_forecasts partition 2022-12-12-01:00: {uri} is not partition 2022-12-12-01:00" in failure
+    assert "its rows have issued_at 2022-12-12T00:00:00+00:00 ... 2022-12-12T00:00:00+00:00" in failure
+    assert "seasonal naive" not in failure
+    assert deployment_bucket().list_keys(ACCURACY_FOLDER) == []
