@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +17,14 @@ from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.schema import FORECAST, FORECAST_COLUMNS, conform, FORECAST_SCHEMA, INTERVAL_COLUMNS, interval_column
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
+MODEL_7_SHA256 = hashlib.sha256(b"the training of model version 7").hexdigest()
 
 
 def forecast_rows(issued_key: str) -> pd.DataFrame:
     """A forecast issued at `issued_key` for two series, 24 hours ahead; the value encodes the issue hour."""
     issued = pd.to_datetime(issued_key, format="%Y-%m-%d-%H:%M", utc=True).as_unit("us")
     rows = [
-        (area, 111, issued, issued + pd.Timedelta(hours=horizon), horizon, 100.0 * issued.hour + horizon, 7)
+        (area, 111, issued, issued + pd.Timedelta(hours=horizon), horizon, 100.0 * issued.hour + horizon, 7, MODEL_7_SHA256)
         for area in (1, 2)
         for horizon in range(1, 25)
     ]

@@ -81,6 +81,7 @@ def forecasts(context) -> pd.DataFrame:
             "horizon": 1,
             "energy_consumption_forecast": 5.0,
             "model_version": 3,
+            "model_training_sha256": "3" * 64,
             **{column: 5.0 for column in INTERVAL_COLUMNS},
         }
     )[FORECAST_COLUMNS]
@@ -267,7 +268,10 @@ def test_an_object_holding_another_hour_s_rows_is_named_when_loaded(any_bucket):
     key = partition_object_key("energy_assets", ["readings"], "2023-01-14-05:00")
     other = any_bucket.write_bytes(partition_object_key("energy_assets", ["readings"], "2023-01-14-06:00"), any_bucket.read_bytes(key))
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
-    context = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-06:00")
+    upstream = build_output_context(asset_key="readings", definition_metadata={"partition_column": "datetime_utc"})
+    context = build_input_context(
+        asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-06:00", upstream_output=upstream
+    )
 
     with pytest.raises(Failure) as raised:
         manager.load_input(context)

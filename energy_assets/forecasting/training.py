@@ -207,7 +207,7 @@ def forecast_origins(
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
-    Columns and dtypes are schema.FORECAST_COLUMNS without model_version. A series whose history
+    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose history
     starts too late for an origin (no value one reference season back) gets no rows for it.
     """
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
@@ -218,7 +218,7 @@ def forecast_origins(
     y = to_sktime(history_long[(times >= first_read) & (times <= issued.max())])
     frame = forecaster.predict_origins(y, issued, horizon)
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
-    columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
+    columns = [c for c in schema.FORECAST_COLUMNS if c not in schema.MODEL_COLUMNS]
     return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
 
 

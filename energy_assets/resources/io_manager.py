@@ -137,10 +137,9 @@ def _rows_in_their_hour(context: InputContext, objects: dict[str | None, str]) -
     """A check that each object's rows lie in the time window its partition key names, by the partition column
     its asset wrote them by (an object holding another hour's rows is named, not mistaken for that hour)."""
     partitions_def = context.asset_partitions_def if context.has_asset_partitions else None
-    if not isinstance(partitions_def, TimeWindowPartitionsDefinition):
-        return None
-    upstream = context.upstream_output.definition_metadata if context.upstream_output else {}
-    column = (upstream or {}).get(PARTITION_COLUMN_METADATA, DATETIME)
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition) or context.upstream_output is None:
+        return None  # no hours, or no upstream output to say which column the rows were partitioned by
+    column = (context.upstream_output.definition_metadata or {}).get(PARTITION_COLUMN_METADATA, DATETIME)
     windows = {object_key: (key, partitions_def.time_window_for_partition_key(key)) for key, object_key in objects.items()}
 
     def check(object_key: str, table: pa.Table) -> str | None:

@@ -19,8 +19,8 @@ from energy_assets.schema import (
     AREA_NAMES,
     CONSUMER_TYPE,
     FORECAST_SCHEMA,
-    INTERVAL_COLUMNS,
     ISSUED_AT,
+    LATER_FORECAST_COLUMNS,
     PARTITION_DATE,
     empty_frame,
     schema_mismatch,
@@ -127,8 +127,8 @@ class ForecastDataset:
 
 def _not_a_forecast(hour: pd.Timestamp, table: pa.Table) -> str | None:
     """Why a table is not the forecast issued at `hour`, or None when it is."""
-    # Objects written before forecasts carried intervals lack their columns: read as nulls.
-    problem = schema_mismatch(table.schema, FORECAST_SCHEMA, optional=INTERVAL_COLUMNS)
+    # Objects written before forecasts carried intervals or the model's hash lack those columns: read as nulls.
+    problem = schema_mismatch(table.schema, FORECAST_SCHEMA, optional=LATER_FORECAST_COLUMNS)
     if problem:
         return f"not a forecast: it {problem}"
     issued = pc.unique(table[ISSUED_AT]).to_pylist()
