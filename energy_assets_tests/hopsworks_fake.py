@@ -79,6 +79,8 @@ from hsml.model import Model
 from hsml.model_registry import ModelRegistry
 from hsml.python import signature as python_signature
 from hsml.python.model import Model as PythonModel
+from hopsworks_common.core.dataset_api import DatasetApi
+from hopsworks_common.core.job_api import JobApi
 from hopsworks_common.project import Project
 
 from energy_assets.resources.hopsworks import CONNECTION, HopsworksFeatureStore, HopsworksModelRegistry
@@ -97,8 +99,9 @@ SAAS_HOST = constants.HOSTS.SAAS_HOST
 FAKE_USERNAME = "energy_assets_test_user"
 
 
-def mirrors(real: Callable) -> Callable[[Callable], Callable]:
-    """Make a fake method accept exactly the arguments the real SDK function or method accepts."""
+def mirrors(real: Callable, scopes: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Make a fake method accept exactly the arguments the real SDK function or method accepts, and need the
+    API key scopes its REST calls need (the class's `_scope` and `scopes`)."""
     signature = inspect.signature(real)
     real_is_method = next(iter(signature.parameters), None) == "self"
 
@@ -110,6 +113,8 @@ def mirrors(real: Callable) -> Callable[[Callable], Callable]:
             connection = getattr(fake_self, "_connection", None)
             if connection is not None and not connection.open:
                 raise Exception(CLOSED_CLIENT_MESSAGE)  # the SDK raises a bare Exception here
+            if connection is not None:
+                connection.backend.require(*filter(None, (getattr(fake_self, "_scope", None), *scopes)), path=real.__qualname__)
             return fake(fake_self, *args, **kwargs)
 
         return checked
@@ -117,13 +122,20 @@ def mirrors(real: Callable) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def rest_api_error(status: int, message: str, path: str) -> RestAPIError:
+def rest_api_error(status: int, message: str, path: str, error_code: int = 0) -> RestAPIError:
     """The SDK's RestAPIError as the backend would cause it."""
     response = requests.Response()
     response.status_code = status
-    response.reason = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}[status]
-    response._content = json.dumps({"errorCode": 0, "errorMsg": message, "usrMsg": message}).encode()
+    response.reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[status]
+    response._content = json.dumps({"errorCode": error_code, "errorMsg": message, "usrMsg": message}).encode()
     return RestAPIError(f"https://{FAKE_HOST}/hopsworks-api/api/{path}", response)
+
+
+# The API key scopes of Hopsworks 5.2 (Account settings -> API keys); the backend answers a call whose endpoint
+# needs a scope the key lacks with 403 and RESTCodes.ApiKeyErrorCode 320004, the scopes in brackets (the form
+# the SDK's own CLI parses, hopsworks/cli/main.py).
+API_KEY_SCOPES = frozenset({"PROJECT", "FEATURESTORE", "MODELREGISTRY", "DATASET_VIEW", "DATASET_CREATE", "DATASET_DELETE", "JOB", "SERVING", "KAFKA"})
+NO_VALID_SCOPE = 320004
 
 
 def _default_version(kind: str, name: str, version: int | None) -> int:
@@ -243,6 +255,15 @@ class FakeHopsworks:
         self.registering: dict[tuple[str, int], int] = {}  # (name, version) -> lookups left before it shows
         self.downloads: list[tuple[str, int]] = []
         self.statistics_jobs: list[tuple[str, int]] = []  # (group, version) of every statistics job the backend started
+        self.api_key_scopes = set(API_KEY_SCOPES)  # the scopes of the one API key; tests take some away
+        self.datasets: set[str] = {"Models", "Resources"}  # the project's datasets (Models: the Serving service)
+        self.jobs: list[str] = []
+
+    def require(self, *scopes: str, path: str) -> None:
+        """RestAPIError as the backend answers a call whose endpoint needs a scope the API key lacks."""
+        missing = [scope for scope in scopes if scope not in self.api_key_scopes]
+        if missing:
+            raise rest_api_error(403, f"No valid scope found for this invocation {missing}".replace("'", ""), path, NO_VALID_SCOPE)
 
     @mirrors(hopsworks.login)
     def login(
@@ -272,6 +293,7 @@ class FakeHopsworks:
             project = resolved["project"]
         if project != self.project_name:
             raise ProjectException(f"Could not find project {project}")
+        self.require("PROJECT", path="project/getProjectInfo")
         self.connection = FakeConnection(self, resolved["host"], resolved["cert_folder"])
         hopsworks_common.connection._hsfs_engine_type = resolved["engine"] or "python"  # as login(engine=...) sets it
         return FakeProject(self.connection)
@@ -348,6 +370,54 @@ class FakeProject:
     def get_model_registry(self) -> FakeModelRegistry:
         return FakeModelRegistry(self._connection)
 
+    @mirrors(Project.get_dataset_api)
+    def get_dataset_api(self) -> FakeDatasetApi:
+        return FakeDatasetApi(self._connection)
+
+    @mirrors(Project.get_job_api)
+    def get_job_api(self) -> FakeJobApi:
+        return FakeJobApi(self._connection)
+
+
+class FakeDatasetApi:
+    """The project's datasets, as far as the model registry and the pre-flight check use them."""
+
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+
+    @mirrors(DatasetApi.exists, scopes=("DATASET_VIEW",))
+    def exists(self, path: str) -> bool:
+        return path.strip("/") in self._backend.datasets
+
+    @mirrors(DatasetApi.mkdir, scopes=("DATASET_CREATE",))
+    def mkdir(self, path: str) -> str:
+        parent = path.strip("/").rsplit("/", 1)[0]
+        if "/" in path.strip("/") and parent not in self._backend.datasets:
+            raise rest_api_error(404, f"Dataset {parent} not found", "dataset")
+        self._backend.datasets.add(path.strip("/"))
+        return path
+
+    @mirrors(DatasetApi.remove, scopes=("DATASET_DELETE",))
+    def remove(self, path: str) -> None:
+        if path.strip("/") not in self._backend.datasets:
+            raise rest_api_error(404, f"{path} not found", "dataset")
+        self._backend.datasets.discard(path.strip("/"))
+
+
+class FakeJobApi:
+    """The project's jobs."""
+
+    _scope = "JOB"
+
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+
+    @mirrors(JobApi.get_jobs)
+    def get_jobs(self) -> list[Any]:
+        return list(self._backend.jobs)
+
 
 class FakeQuery:
     """`select_all()` of one feature group."""
@@ -358,6 +428,8 @@ class FakeQuery:
 
 class FakeFeatureStore:
     """The project's feature store."""
+
+    _scope = "FEATURESTORE"
 
     def __init__(self, connection: FakeConnection):
         self._connection = connection
@@ -467,6 +539,8 @@ def feature_view_payload(metadata: dict[str, Any], group: FakeFeatureGroup) -> d
 
 class FakeFeatureGroup:
     """A feature group: a local Delta table written and compacted by the SDK's delta engine; its metadata is the SDK's FeatureGroup."""
+
+    _scope = "FEATURESTORE"
 
     def __init__(
         self, backend: FakeHopsworks, metadata: dict[str, Any], saved: bool, connection: FakeConnection | None = None
@@ -700,6 +774,8 @@ class FakeFeatureGroup:
 class FakeFeatureView:
     """A feature view over `select_all()` of one feature group."""
 
+    _scope = "FEATURESTORE"
+
     def __init__(self, connection: FakeConnection, metadata: dict[str, Any]):
         self._connection = connection
         self._backend = connection.backend
@@ -795,6 +871,8 @@ class FakeFeatureView:
 class FakeModelRegistry:
     """The project's model registry."""
 
+    _scope = "MODELREGISTRY"
+
     def __init__(self, connection: FakeConnection):
         self._connection = connection
         self._backend = connection.backend
@@ -822,6 +900,8 @@ class FakeModelRegistry:
 class FakePythonModels:
     """`model_registry.python`: generic python models."""
 
+    _scope = "MODELREGISTRY"
+
     def __init__(self, connection: FakeConnection):
         self._connection = connection
 
@@ -838,6 +918,7 @@ class FakeModel(PythonModel):
     """The SDK's python Model with save and download served by the fake backend."""
 
     _connection: FakeConnection
+    _scope = "MODELREGISTRY"
 
     @classmethod
     def from_backend(cls, connection: FakeConnection, directory: Path) -> FakeModel:
@@ -852,10 +933,14 @@ class FakeModel(PythonModel):
     def _backend(self) -> FakeHopsworks:
         return self._connection.backend
 
-    @mirrors(Model.save)
+    @mirrors(Model.save, scopes=("DATASET_VIEW", "DATASET_CREATE"))  # the files go to the Models dataset
     def save(self, model_path: str, await_registration: int = 480, **_: Any) -> FakeModel | None:
         sdk_util._validate_metrics(self.training_metrics)
         sdk_util._validate_model_name(self.name)
+        if "Models" not in self._backend.datasets:
+            raise AssertionError(
+                "Models dataset does not exist in this project. Please enable the Serving service or create it manually."
+            )
         source = Path(model_path) if os.path.isabs(model_path) else Path.cwd() / model_path
         if not source.exists():
             raise OSError(f"Could not find path {model_path} in the local filesystem or in Hopsworks File System")
@@ -900,7 +985,7 @@ class FakeModel(PythonModel):
     def delete(self) -> None:
         shutil.rmtree(self._backend.model_dir(self.name, self.version))
 
-    @mirrors(Model.download)
+    @mirrors(Model.download, scopes=("DATASET_VIEW",))
     def download(self, local_path: str | None = None) -> str:
         """Copy the files to `local_path` or the download cache and return that folder."""
         target = Path(local_path) if local_path else self._backend.root / "download_cache" / self.name / str(self.version)

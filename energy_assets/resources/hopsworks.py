@@ -243,6 +243,10 @@ class HopsworksProject(ConfigurableResource):
 
     _session: Any = PrivateAttr(default=None)
 
+    def project_handle(self) -> Any:
+        """The SDK's project, logged in through the process's shared session (the pre-flight check uses it)."""
+        return self._hopsworks_project()
+
     def _hopsworks_project(self) -> Any:
         project = CONNECTION.get(self.api_key, self.project, self.host, self.port, self.hostname_verification)
         if project is not self._session:
