@@ -165,9 +165,9 @@ def per_horizon(forecasts: pd.DataFrame) -> dict[str, pd.DataFrame]:
 
 
 def print_horizons(forecasts: pd.DataFrame, models: list[str]) -> dict[str, pd.DataFrame]:
-    """MAPE, RMSPE, coverage and relative Winkler score of each model at every horizon, side by side."""
+    """WAPE, MAPE, RMSPE, coverage and relative Winkler score of each model at every horizon, side by side."""
     horizons = per_horizon(forecasts)
-    columns = ["mape", "rmspe", *[c for c in horizons[models[0]].columns if c.startswith(("coverage", "winkler"))]]
+    columns = ["wape", "mape", "rmspe", *[c for c in horizons[models[0]].columns if c.startswith(("coverage", "winkler"))]]
     side_by_side = pd.concat({model: horizons[model][columns] for model in models}, axis=1)
     print("\nPer horizon (hourly origins):")
     print(side_by_side.to_string(float_format=lambda v: f"{v:.3f}"))

@@ -32,6 +32,7 @@ from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.partitions import hourly_partitions
 from energy_assets.schedules import build_hourly_schedule
+from energy_assets.sensors import freshness_checks, freshness_sensor, overdue_hour_alert, run_failure_alert_sensor
 from energy_assets.sources.energidataservice import DATASETS
 
 # Dagster reads this at each event, in the process writing it: every process that loads this code
@@ -50,13 +51,17 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 serving_assets = [serving_files] if settings.serving_files_enabled() else []
 # energy_consumption_features' storage -> feature_group_compaction (daily, feature_group_maintenance_schedule)
 maintenance_assets = [feature_group_compaction]
+# The newest published hour of each hourly asset the job fills, due by a minute of the hour it appears in;
+# a late hour fails its freshness_check, and failed runs and overdue hours are posted to the alert webhook.
+forecast_freshness_checks = freshness_checks(forecast_assets)
 
 # One process for the four steps: they run one after another anyway, and a step process costs 5-7 s
 # to start against about 1 s of work per hour. Given up: a step that crashes the interpreter (or runs
 # out of memory) takes the run down with it rather than only its own process, and steps share memory.
 hourly_forecast_job = define_asset_job(
     "hourly_forecast_job",
-    selection=AssetSelection.assets(*forecast_assets),
+    # The freshness checks run from their sensor: a run that fills hours does not judge how late the newest is.
+    selection=AssetSelection.assets(*forecast_assets) - AssetSelection.checks(*forecast_freshness_checks),
     description="Raw data -> feature group -> model in effect -> forecasts, for one hour or a range.",
     executor_def=in_process_executor,
 )
@@ -135,8 +140,15 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 
 defs = Definitions(
     assets=[*forecast_assets, *monitoring_assets, *serving_assets, *maintenance_assets],
+    asset_checks=forecast_freshness_checks,
     jobs=[hourly_forecast_job, feature_group_maintenance_job],
     schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions), feature_group_maintenance_schedule],
-    sensors=[monitoring_automation_sensor, *([serving_automation_sensor] if serving_assets else [])],
+    sensors=[
+        monitoring_automation_sensor,
+        *([serving_automation_sensor] if serving_assets else []),
+        freshness_sensor(forecast_freshness_checks),
+        run_failure_alert_sensor,
+        overdue_hour_alert(forecast_freshness_checks),
+    ],
     resources=deployment_resources(),
 )

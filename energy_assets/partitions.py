@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pandas as pd
 from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
@@ -10,6 +12,7 @@ from energy_assets.sources.files import snapshot_hours
 from energy_assets.timeline import HOUR_KEY_FORMAT, hour_key, newest_published_hour
 
 HOUR = pd.Timedelta(hours=1)
+LOGGER = logging.getLogger(__name__)
 
 
 def published_partitions(now: pd.Timestamp | None = None) -> HourlyPartitionsDefinition:
@@ -18,15 +21,21 @@ def published_partitions(now: pd.Timestamp | None = None) -> HourlyPartitionsDef
     A snapshot file ends at its last hour and, unless told otherwise, starts at its first. Other
     sources end `publication_delay` before the wall clock (a negative end offset, so the set moves
     with time) and start ENERGY_ASSETS_PARTITIONS_START, or DEFAULT_PARTITION_DAYS before the
-    newest published hour.
+    newest published hour. A snapshot that gives no hours (missing, empty, unreadable, not a snapshot)
+    never stops the code location from loading: the set falls back to the other sources' window, a
+    warning says why, and every run fails naming the file and what is wrong with it.
     """
     start = settings.partitions_start()
     path = settings.text(settings.SOURCE_PATH)
     if settings.source_kind() == "file" and path:
         try:
             first, last = snapshot_hours(path)
-        except (OSError, ValueError):
-            pass  # the run then fails naming the file; loading the definitions need not
+        except Exception as unusable:  # noqa: BLE001 (whatever is wrong with the data, the definitions load)
+            LOGGER.warning(
+                "%s=file: %s gives no hours (%s: %s); the partitions fall back to the window before the newest "
+                "published hour, and runs fail naming the file until it is fixed",
+                settings.SOURCE, path, type(unusable).__name__, unusable,
+            )
         else:
             return _hourly(start or hour_key(first), end_date=hour_key(last + HOUR))
     delay = settings.publication_delay()

@@ -43,6 +43,9 @@ GCS_PROJECT = "GOOGLE_CLOUD_PROJECT"
 GCS_BUCKET_NAME = "GOOGLE_CLOUD_BUCKET_NAME"
 GCS_SERVICE_ACCOUNT_JSON_PATH = "GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH"
 STORAGE_EMULATOR_HOST = "STORAGE_EMULATOR_HOST"
+# Operator alerts: the webhook that failed runs and overdue hours are posted to, and the hourly deadline.
+ALERT_WEBHOOK_URL = "ENERGY_ASSETS_ALERT_WEBHOOK_URL"
+FRESHNESS_DEADLINE_MINUTE = "ENERGY_ASSETS_FRESHNESS_DEADLINE_MINUTE"
 # Dagster's own: hand the event log an output's asset events (one per partition) in batches this large.
 DAGSTER_EVENT_BATCH_SIZE = "DAGSTER_EVENT_BATCH_SIZE"
 
@@ -59,6 +62,9 @@ DEFAULT_SOURCE_DATASET = "ConsumptionDE35Hour"
 DEFAULT_SOURCE_API_URL = "https://api.energidataservice.dk"
 # Bounds one whole fetch from the API: every page, retry and backoff wait.
 DEFAULT_SOURCE_DEADLINE_SECONDS = 120.0
+# The newest published hour's partitions are due by minute 45 of the hour they appear in: 40 minutes after
+# the schedule's default tick at minute 5, room for a retraining and the step's retries (30 s, then 60 s).
+DEFAULT_FRESHNESS_DEADLINE_MINUTE = 45
 # A 8,760-hour backfill writes each asset's materializations in 9 batches; 0 writes every event alone.
 DEFAULT_DAGSTER_EVENT_BATCH_SIZE = 1000
 
@@ -209,3 +215,25 @@ def feature_group_version() -> int:
 def serving_files_enabled() -> bool:
     """Whether the code location publishes the course's serving files at the bucket root (`on` by default)."""
     return choice(SERVING_FILES, ("on", "off"), "on") == "on"
+
+
+def alert_webhook_url() -> str | None:
+    """The webhook that failed runs and overdue hours are posted to (JSON), or None: alerts off.
+
+    Its value usually holds a secret, so an error names the variable but never shows the value.
+    """
+    value = text(ALERT_WEBHOOK_URL)
+    if value is None:
+        return None
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise SettingError(f"{ALERT_WEBHOOK_URL} is not an http(s) URL (its value is not shown: it may hold a secret)")
+    return value
+
+
+def freshness_deadline_minute() -> int:
+    """The minute of each hour by which the newest published hour's partitions must be materialized."""
+    minute = integer(FRESHNESS_DEADLINE_MINUTE, DEFAULT_FRESHNESS_DEADLINE_MINUTE, minimum=0)
+    if minute > 59:
+        raise SettingError(f"{FRESHNESS_DEADLINE_MINUTE}={minute} is not a minute of the hour (0 to 59)")
+    return minute

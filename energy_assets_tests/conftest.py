@@ -1,10 +1,11 @@
-"""Shared fixtures: the real extract's location and a private state directory per test."""
+"""Shared fixtures: the vendored real extract and a private state directory per test."""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 # The tests name hours from December 2022 on; partitions are built when the definitions are imported,
@@ -15,9 +16,10 @@ os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 pytest_plugins = ["energy_assets_tests.edsapi_server", "energy_assets_tests.gcs_emulator"]
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REAL_DATA_DIR = REPO_ROOT.parent / "shared" / "data" / "raw"
-REAL_DATA_CSV = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.csv"
-REAL_DATA_PARQUET = REAL_DATA_DIR / "ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet"
+# Three days of the real ConsumptionDE35Hour extract, vendored so every clone runs the tests on real rows
+# (data/SOURCE.md: origin, licence, what was cut).
+REAL_DATA_PARQUET = Path(__file__).resolve().parent / "data" / "ConsumptionDE35Hour_2023-01-02_2023-01-04.parquet"
+REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR = "2023-01-02T00:00Z", "2023-01-04T23:00Z"
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -31,11 +33,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture
-def real_data_dir() -> Path:
-    """The real ConsumptionDE35Hour extract, or a skip naming the folder that is missing."""
-    if not REAL_DATA_CSV.exists():
-        pytest.skip(f"real extract not found at {REAL_DATA_DIR} (it lives beside the repo in shared/data/raw)")
-    return REAL_DATA_DIR
+def real_data_csv(tmp_path) -> Path:
+    """The vendored rows as the dataset's own CSV download lays them out (`;`-separated, its column names):
+    written from the parquet, which gives byte for byte the shared extract's CSV of the same rows."""
+    path = tmp_path / REAL_DATA_PARQUET.with_suffix(".csv").name
+    pd.read_parquet(REAL_DATA_PARQUET).to_csv(path, sep=";", index=False)
+    return path
 
 
 @pytest.fixture(autouse=True)

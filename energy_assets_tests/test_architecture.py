@@ -11,7 +11,16 @@ from energy_assets_tests.conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "energy_assets"
 # Where Dagster belongs: the assets, the resources, the code location and its entry point for in-process runs.
-DAGSTER_ALLOWED = ("assets/", "resources/", "definitions.py", "schedules.py", "partitions.py", "app/demo.py")
+DAGSTER_ALLOWED = (
+    "assets/",
+    "resources/",
+    "definitions.py",
+    "schedules.py",
+    "sensors.py",
+    "partitions.py",
+    "app/demo.py",
+    "app/catch_up.py",
+)
 DAGSTER_MODULES = ("dagster", "dagster_gcp", "dagster_postgres", "dagster_graphql", "dagster_webserver")
 SDK_MODULES = ("dagster", "hopsworks", "hsfs", "hsml")
 

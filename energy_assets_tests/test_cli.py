@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
-from energy_assets.app.cli import main
-from energy_assets.schema import FORECAST_COLUMNS
+from energy_assets.app.cli import build_parser, main
+from energy_assets.schema import (
+    AREA,
+    AREA_CODES,
+    DATETIME,
+    FORECAST,
+    FORECAST_COLUMNS,
+    HORIZON,
+    ISSUED_AT,
+    MODEL_VERSION,
+    de35_series,
+    interval_column,
+)
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.buckets import LocalBucket
+from energy_assets.storage.objects import parquet_bytes, partition_object_key, to_arrow
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.test_forecast_store import ISSUED, consumption_object, publish, spoil, truncated
 
@@ -28,10 +43,86 @@ def published(isolated_state) -> LocalBucket:
 def test_latest_prints_the_selected_series(published, capsys):
     assert main(["latest", "--at", "2023-01-14-22:00", "--area", "DK2", "--consumer-type", "111"]) == 0
     lines = capsys.readouterr().out.splitlines()
-    # Every forecast column, the interval bounds included.
-    assert lines[0].split() == FORECAST_COLUMNS
-    assert len(lines) == 1 + 24
-    assert lines[1].split()[:3] == ["2", "111", "2023-01-14"] and "21:00:00+00:00" in lines[1]
+    assert lines[:2] == [
+        "energy_forecasts issued at 2023-01-14 21:00 UTC by model energy_consumption_forecaster version 7",
+        "1 series (DK2) x 24 hours ahead, in kWh, rounded (--format csv, json, parquet: exact values)",
+    ]
+    assert lines[2].split() == ["area", "type", "target", "(UTC)", "h", "forecast", "80%", "interval", "95%", "interval"]
+    assert len(lines) == 3 + 24
+    # forecast_rows: 100 x issue hour + horizon, the 80 % interval +-10 %, the 95 % +-20 %.
+    assert lines[3].split() == ["DK2", "111", "2023-01-14", "22:00", "1", "2,101", "1,891", "-", "2,311", "1,681", "-", "2,521"]
+
+
+def realistic_forecast(issued_key: str) -> pd.DataFrame:
+    """A forecast of every DE35 series 24 hours ahead, in the value range of the real extract (90 ... 1.65 million kWh)."""
+    issued = pd.to_datetime(issued_key, format="%Y-%m-%d-%H:%M", utc=True).as_unit("us")
+    series = de35_series()
+    frame = series.loc[series.index.repeat(24)].reset_index(drop=True)
+    frame[ISSUED_AT] = issued
+    frame[HORIZON] = np.tile(np.arange(1, 25), len(series))
+    frame[DATETIME] = issued + pd.to_timedelta(frame[HORIZON], unit="h")
+    frame[FORECAST] = np.geomspace(90.3, 1_654_321.7, len(frame))
+    frame[MODEL_VERSION] = 12
+    for coverage, spread in ((0.8, 0.1), (0.95, 0.25)):
+        frame[interval_column("lower", coverage)] = frame[FORECAST] * (1 - spread)
+        frame[interval_column("upper", coverage)] = frame[FORECAST] * (1 + spread)
+    return frame[FORECAST_COLUMNS]
+
+
+@pytest.fixture
+def published_full(isolated_state) -> pd.DataFrame:
+    bucket = LocalBucket(root_dir=str(isolated_state / "bucket"))
+    forecast = realistic_forecast("2023-01-14-23:00")
+    bucket.write_bytes(partition_object_key("energy_assets", ["energy_forecasts"], "2023-01-14-23:00"), parquet_bytes(to_arrow(forecast)))
+    return forecast
+
+
+def test_latest_for_one_area_is_a_rounded_table_within_120_columns(published_full, capsys):
+    assert main(["latest", "--area", "DK1"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[0] == "energy_forecasts issued at 2023-01-14 23:00 UTC by model energy_consumption_forecaster version 12"
+    assert lines[1].startswith("38 series (DK1) x 24 hours ahead")
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)
+    assert len(lines) == 3 + 38 * 24
+    rows = [line.split() for line in lines[3:]]
+    assert {row[0] for row in rows} == {"DK1"}
+    # Whole kWh with thousands separators: no exponent, no decimals, the largest value as written.
+    assert not any("e+" in line or "." in line for line in lines[3:])
+    dk1_largest = published_full[published_full[AREA] == 1][FORECAST].max()
+    assert f"{dk1_largest:,.0f}" in lines[-1]
+
+
+@pytest.mark.parametrize("format_", ["csv", "json"])
+def test_latest_in_a_text_format_keeps_every_column_unrounded(published_full, format_, capsys):
+    assert main(["latest", "--area", "DK2", "--format", format_]) == 0
+    printed = io.StringIO(capsys.readouterr().out)
+    if format_ == "csv":
+        read = pd.read_csv(printed, parse_dates=[ISSUED_AT, DATETIME])
+    else:
+        read = pd.read_json(printed, orient="records", convert_dates=[ISSUED_AT, DATETIME])
+    expected = published_full[published_full[AREA] == 2].reset_index(drop=True)
+    pd.testing.assert_frame_equal(read.astype(expected.dtypes.to_dict()), expected)
+
+
+def test_latest_as_parquet_writes_the_bytes_to_a_pipe(published_full, isolated_state):
+    environment = {**os.environ, "ENERGY_ASSETS_HOME": str(isolated_state)}
+    done = subprocess.run(
+        [sys.executable, "-m", "energy_assets.app.cli", "latest", "--area", "DK2", "--format", "parquet"],
+        cwd=REPO_ROOT, env=environment, capture_output=True, check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    expected = published_full[published_full[AREA] == 2].reset_index(drop=True)
+    read = pd.read_parquet(io.BytesIO(done.stdout))
+    pd.testing.assert_frame_equal(read.astype(expected.dtypes.to_dict()), expected)
+
+
+def test_a_format_that_disagrees_with_the_output_file_is_refused(published_full, tmp_path, capsys):
+    assert main(["latest", "--format", "json", "--output", str(tmp_path / "forecast.csv")]) == 1
+    assert "--format json does not match --output" in capsys.readouterr().err
+    assert not (tmp_path / "forecast.csv").exists()
+    assert main(["latest", "--output", str(tmp_path / "forecast.json")]) == 0
+    assert pd.read_json(tmp_path / "forecast.json", orient="records").shape == (76 * 24, len(FORECAST_COLUMNS))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -47,11 +138,38 @@ def test_gather_writes_the_range_to_a_file(published, tmp_path, suffix, capsys):
     pd.testing.assert_frame_equal(written, expected)
 
 
-def test_nothing_to_show_exits_1_with_the_reason(published, capsys):
+def test_nothing_to_show_exits_1_with_the_reason_and_the_folder_searched(published, isolated_state, capsys):
+    folder = f"file://{isolated_state}/bucket/energy_assets/energy_forecasts/"
     assert main(["gather", "--from", "2023-01-13-00:00", "--to", "2023-01-13-05:00"]) == 1
-    assert "no usable forecast issued from --from 2023-01-13 00:00 UTC to --to 2023-01-13 05:00 UTC" in capsys.readouterr().err
+    assert (
+        f"no usable forecast issued from --from 2023-01-13 00:00 UTC to --to 2023-01-13 05:00 UTC in {folder}"
+        in capsys.readouterr().err
+    )
     assert main(["latest", "--at", "2020-01-01"]) == 1
-    assert "no usable forecast issued at or before --at 2020-01-01 00:00 UTC" in capsys.readouterr().err
+    assert f"no usable forecast issued at or before --at 2020-01-01 00:00 UTC in {folder}" in capsys.readouterr().err
+
+
+def test_outside_the_demo_folder_latest_names_the_folder_it_searched_and_the_variable(tmp_path):
+    environment = {key: value for key, value in os.environ.items() if key != "ENERGY_ASSETS_HOME"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("energy-assets")), "latest"],
+        cwd=tmp_path, env=environment, capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 1
+    searched = f"file://{tmp_path.resolve()}/.energy_assets/bucket/energy_assets/energy_forecasts/"
+    assert "no usable forecast issued at or before --at" in done.stderr
+    assert f"in {searched} (the local bucket under ./.energy_assets: ENERGY_ASSETS_HOME is not set" in done.stderr
+
+
+def test_the_area_values_in_help_are_those_the_error_lists(capsys):
+    latest = build_parser()._subparsers._group_actions[0].choices["latest"]
+    area_help = next(action.help for action in latest._actions if "--area" in action.option_strings)
+    with pytest.raises(SystemExit):
+        main(["latest", "--area", "DK3"])
+    error = capsys.readouterr().err
+    listed = error.split("is not a price area: one of ")[1].strip()
+    assert listed in area_help
+    assert all(name in listed for name in AREA_CODES)
 
 
 @pytest.mark.parametrize(
@@ -60,7 +178,8 @@ def test_nothing_to_show_exits_1_with_the_reason(published, capsys):
         (["latest", "--area", "DK9"], "'DK9' is not a price area"),
         (["latest", "--at", "yesterday-ish"], "'yesterday-ish' is not a time"),
         (["gather", "--from", "2023-01-14"], "the following arguments are required: --to"),
-        (["latest", "--output", "forecast.xlsx"], "must end with .parquet or .csv"),
+        (["latest", "--output", "forecast.xlsx"], "must end with .csv or .json or .parquet"),
+        (["latest", "--format", "xlsx"], "invalid choice: 'xlsx' (choose from 'table', 'csv', 'json', 'parquet')"),
     ],
 )
 def test_bad_arguments_are_named(argv, message, capsys):
@@ -81,7 +200,7 @@ def test_runs_as_a_module(published, isolated_state):
         check=False,
     )
     assert done.returncode == 0, done.stderr
-    assert len(done.stdout.splitlines()) == 1 + 24 and "23:00:00+00:00" in done.stdout
+    assert len(done.stdout.splitlines()) == 3 + 24 and "issued at 2023-01-14 23:00 UTC" in done.stdout
 
 
 def test_unknown_series_are_answered_with_the_flags_and_what_exists(published, capsys):
@@ -104,7 +223,7 @@ def test_unusable_objects_are_named_and_the_hours_skipped(published, capsys):
     assert "skipped 2 issue hour(s) whose object is unusable" in captured.err
     assert f"2023-01-14 23:00 UTC ({truncated_uri}): not a readable parquet object" in captured.err
     assert f"2023-01-14 21:00 UTC ({raw_uri}): not a forecast: it has columns ['datetime_utc'" in captured.err
-    assert captured.out.splitlines()[1].split()[2:4] == ["2023-01-14", "20:00:00+00:00"]
+    assert "issued at 2023-01-14 20:00 UTC" in captured.out.splitlines()[0]
     assert main(["gather", "--from", "2023-01-14-21:00", "--to", "2023-01-14-23:00"]) == 1
     captured = capsys.readouterr()
     assert "skipped 2 issue hour(s)" in captured.err and "no usable forecast issued from --from" in captured.err
@@ -118,6 +237,7 @@ def test_a_raw_object_in_the_forecasts_place_is_never_printed_as_a_forecast(isol
     assert captured.out == "" and f"({uri}): not a forecast" in captured.err
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["zero-byte", "truncated", "every hour truncated"])
 def test_a_bad_object_never_aborts_the_process(published, isolated_state, bad):
     spoiled = ISSUED if bad == "every hour truncated" else ["2023-01-14-23:00"]
@@ -134,7 +254,7 @@ def test_a_bad_object_never_aborts_the_process(published, isolated_state, bad):
             assert done.returncode == 1 and "no usable forecast issued from --from" in done.stderr
         else:
             assert done.returncode == 0, done.stderr
-            assert len(done.stdout.splitlines()) == 1 + 2 * 48
+            assert len(done.stdout.splitlines()) == 3 + 2 * 48
 
 
 def test_a_prefix_leaving_the_bucket_is_refused_without_listing_outside(published, isolated_state, capsys):

@@ -34,6 +34,7 @@ def _environment(**overrides: str) -> dict[str, str]:
     return {**environment, **overrides}
 
 
+@pytest.mark.slow
 def test_prod_definitions_load_without_network_or_credentials(tmp_path):
     completed = subprocess.run(
         [DAGSTER, "definitions", "validate", "-m", "energy_assets.definitions"],
@@ -97,6 +98,41 @@ def test_prod_refuses_an_unchosen_or_synthetic_source_before_anything_is_written
     assert list(storage.Client(project="test").list_blobs(bucket_name)) == []
 
 
+@pytest.mark.slow
+def test_a_misconfigured_production_run_fails_at_once_naming_the_variable(tmp_path):
+    # `dagster asset materialize` runs steps in their own processes (the multiprocess executor), where
+    # Dagster retries a step whose resources fail to initialise by the op's RetryPolicy, whatever the error.
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    environment = {
+        key: value for key, value in _environment().items() if key not in ("ENERGY_ASSETS_SOURCE", "ENERGY_ASSETS_ALLOW_SYNTHETIC_IN_PROD")
+    }
+    completed = subprocess.run(
+        [DAGSTER, "asset", "materialize", "-m", "energy_assets.definitions", "--select", "consumption_raw",
+         "--partition", "2023-01-02-00:00"],
+        cwd=REPO_ROOT,
+        env={
+            **environment,
+            "ENERGY_ASSETS_DEPLOYMENT": "prod",
+            "DAGSTER_HOME": str(dagster_home),
+            "GOOGLE_CLOUD_BUCKET_NAME": "never-reached",
+            "STORAGE_EMULATOR_HOST": "",
+        },
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert completed.returncode != 0
+    instance = DagsterInstance.from_config(str(dagster_home))
+    [run] = instance.get_runs()
+    events = [record.dagster_event for record in instance.all_logs(run.run_id) if record.dagster_event]
+    assert [event.event_type_value for event in events if event.event_type_value == "STEP_UP_FOR_RETRY"] == []
+    failures = "\n".join(str(event.event_specific_data) for event in events if event.is_failure or event.is_resource_init_failure)
+    assert "ENERGY_ASSETS_SOURCE is not set: production needs the source chosen explicitly" in failures
+
+
+@pytest.mark.slow
 def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsworks_and_gcs(
     tmp_path, monkeypatch, gcs_emulator_env
 ):
@@ -163,6 +199,7 @@ def _sdk_models(backend) -> list:
     return [FakeModel.from_backend(None, path.parent) for path in backend.root.glob("models/*/*/model.json")]
 
 
+@pytest.mark.slow
 def test_the_dagster_cli_backfills_a_range_in_one_run(tmp_path):
     home = tmp_path / "state"
     completed = subprocess.run(

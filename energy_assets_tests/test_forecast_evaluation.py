@@ -39,6 +39,10 @@ def test_scores_overall_per_horizon_and_per_series():
     assert per_series.loc[(1, 111), "mape"] == pytest.approx(0.2)
     assert per_series.loc[(2, 999), "rmspe"] == pytest.approx(np.sqrt(0.04 / 2))
     assert per_series["n"].tolist() == [2, 2]
+    # WAPE: summed absolute errors over summed actuals, per group.
+    assert scores.overall["wape"].iloc[0] == pytest.approx((10 + 3 + 0 + 200) / 1160)
+    assert per_series.loc[(1, 111), "wape"] == pytest.approx(13 / 110)
+    assert per_series.loc[(1, 111), "mae"] == pytest.approx(6.5)
 
 
 def test_scoring_names_missing_columns_and_empty_input():
@@ -121,7 +125,32 @@ def test_scores_are_sktimes_percentage_errors_per_group():
     per_series = score_forecasts(frame).per_series.set_index(schema.SERIES_KEY)
 
     for key, rows in frame.groupby(schema.SERIES_KEY):
-        y_true, y_pred = (rows[[c]].set_axis(["y"], axis=1).reset_index(drop=True) for c in (schema.TARGET, schema.FORECAST))
+        # Actuals below 1 kWh are zero at the data's resolution: no percentage error, counted instead.
+        relative = rows[rows[schema.TARGET] >= 1.0]
+        y_true, y_pred = (relative[[c]].set_axis(["y"], axis=1).reset_index(drop=True) for c in (schema.TARGET, schema.FORECAST))
         for name, metric in METRICS.items():
             assert per_series.loc[key, name] == pytest.approx(np.asarray(metric(y_true, y_pred)).item(), rel=1e-12)
         assert per_series.loc[key, "n"] == len(rows)
+        assert per_series.loc[key, "zero_actuals"] == len(rows) - len(relative)
+    assert per_series["zero_actuals"].sum() == 2
+
+
+def test_zero_actuals_and_forecasts_have_scores_by_the_documented_rule():
+    frame = scored_frame().assign(
+        **{schema.TARGET: [100.0, 0.0, 0.0, 0.0], schema.FORECAST: [110.0, 7.0, 0.0, 0.0]}
+    )
+
+    scores = score_forecasts(frame)
+
+    overall = scores.overall.iloc[0]
+    # WAPE: every error over every actual; MAPE and RMSPE: the one row with a nonzero actual.
+    assert overall["wape"] == pytest.approx(17 / 100)
+    assert overall["mape"] == pytest.approx(0.1) and overall["rmspe"] == pytest.approx(0.1)
+    assert overall["mae"] == pytest.approx(17 / 4) and overall["mean_actual"] == pytest.approx(25)
+    assert (overall["n"], overall["zero_actuals"]) == (4, 3)
+    per_series = scores.per_series.set_index(schema.SERIES_KEY)
+    # A series with nothing consumed: no relative score, its error (none: forecasts of zero) in kWh.
+    assert per_series.loc[(2, 999), ["wape", "mape", "rmspe"]].isna().all()
+    assert per_series.loc[(2, 999), "mae"] == 0 and per_series.loc[(2, 999), "zero_actuals"] == 2
+    numbers = pd.concat([scores.overall, scores.per_horizon, scores.per_series]).select_dtypes("number")
+    assert np.isfinite(numbers.fillna(0)).all().all()

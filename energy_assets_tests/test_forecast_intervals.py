@@ -228,6 +228,19 @@ def test_interval_scores_leave_out_rows_without_bounds():
     assert np.isnan(interval_scores(actual[3:], lower[3:], upper[3:], 0.95)["coverage_95"])
 
 
+def test_a_zero_actual_is_covered_or_not_but_has_no_relative_winkler_score():
+    actual = np.array([5.0, 0.0, 0.0, 12.0])
+    lower = np.array([4.0, 0.0, 1.0, 8.0])
+    upper = np.array([6.0, 2.0, 3.0, 11.0])
+
+    scores = interval_scores(actual, lower, upper, 0.8)
+
+    assert scores["coverage_80"] == pytest.approx(2 / 4)
+    assert scores["winkler_80"] == pytest.approx(np.mean([2 / 5, (3 + 10 * 1) / 12]))
+    only_zeros = interval_scores(actual[1:3], lower[1:3], upper[1:3], 0.8)
+    assert only_zeros["coverage_80"] == 0.5 and np.isnan(only_zeros["winkler_80"])
+
+
 def test_a_model_saved_before_interval_scaling_forecasts_as_it_did():
     y = to_sktime(synthetic_history(days=12))
     forecaster = small_forecaster(interval_scale_hours=0).fit(y)

@@ -62,9 +62,9 @@ def test_train_forecaster_validates_and_reports_training_facts():
     assert result.data_cutoff == cutoff
     assert result.excluded_series.empty
     assert set(result.validation_metrics) == {
-        f"{m}_{s}" for m in ("model", "snaive24", "snaive168") for s in ("mape", "rmspe")
+        f"{m}_{s}" for m in ("model", "snaive24", "snaive168") for s in ("wape", "mape", "rmspe")
     }
-    assert result.validation_metrics["model_mape"] < 0.1
+    assert result.validation_metrics["model_mape"] < 0.1 and result.validation_metrics["model_wape"] < 0.1
     validation = result.validation_forecasts
     assert validation[schema.ISSUED_AT].min() == cutoff - pd.Timedelta(hours=24)
     assert validation[schema.DATETIME].max() == cutoff
@@ -189,7 +189,7 @@ def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closes
     assert table["coverage_miss"].iloc[0] < 0.1
 
 
-def test_search_hyperparameters_ranks_candidates_by_mape():
+def test_search_hyperparameters_ranks_candidates_by_wape():
     history = synthetic_history(days=14)
     cutoff = history[schema.DATETIME].max()
     # With one tree the model stays near its reference: last week (good) or the weekly mean (flat).
@@ -198,13 +198,42 @@ def test_search_hyperparameters_ranks_candidates_by_mape():
     best, results = search_hyperparameters(history, cutoff, grid, n_splits=2, base=FAST)
 
     assert len(results) == 2
-    assert results["mape"].is_monotonic_increasing
+    assert results["wape"].is_monotonic_increasing
     top = results.iloc[0][list(ForecasterConfig().to_dict())].to_dict()
     assert best == ForecasterConfig.from_dict(top)
     # Intervals are scored beside the point forecasts.
     assert {"coverage_80", "winkler_80", "coverage_95", "winkler_95"} <= set(results.columns)
     assert best.reference_lag == 168
+    assert results["wape"].iloc[1] > 2 * results["wape"].iloc[0]
     assert results["mape"].iloc[1] > 2 * results["mape"].iloc[0]
+
+
+def with_a_series_zero_throughout(history: pd.DataFrame) -> pd.DataFrame:
+    """`history` with its smallest series consuming nothing at any hour (a zero series passes the input checks)."""
+    first = (history[schema.AREA] == SERIES[0][0]) & (history[schema.CONSUMER_TYPE] == SERIES[0][1])
+    return history.assign(**{schema.TARGET: history[schema.TARGET].where(~first, 0.0)})
+
+
+def test_a_series_zero_throughout_leaves_the_validation_scores_finite_and_the_comparison_fair():
+    history = with_a_series_zero_throughout(synthetic_history(days=16))
+    cutoff = history[schema.DATETIME].max() - pd.Timedelta(hours=5)
+
+    metrics = train_forecaster(history, cutoff, FAST, validation_hours=24).validation_metrics
+
+    # sktime's epsilon rule made the model's MAPE 6e10 here: any forecast above zero on a zero.
+    assert all(np.isfinite(value) and value < 1e6 for value in metrics.values()), metrics
+    assert metrics["model_wape"] < metrics["snaive168_wape"] and metrics["model_mape"] < 0.1
+
+
+def test_a_search_ranks_on_wape_when_a_series_is_zero_throughout():
+    history = with_a_series_zero_throughout(synthetic_history(days=14))
+    grid = {"reference_lag": [0, 168], "n_estimators": [1]}
+
+    best, results = search_hyperparameters(history, history[schema.DATETIME].max(), grid, n_splits=2, base=FAST)
+
+    scores = results[["wape", "mape", "rmspe", "mae"]]
+    assert np.isfinite(scores).all().all() and (scores[["wape", "mape", "rmspe"]] < 1e6).all().all()
+    assert best.reference_lag == 168 and results["wape"].is_monotonic_increasing
 
 
 def test_a_search_over_a_list_of_grids_tries_each_grid_s_combinations():

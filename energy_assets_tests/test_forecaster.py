@@ -47,6 +47,7 @@ def small_forecaster(**params) -> GlobalLGBMForecaster:
     return GlobalLGBMForecaster(**{"n_estimators": 20, "n_jobs": 1, **params})
 
 
+@pytest.mark.slow
 def test_passes_sktime_estimator_checks():
     check_estimator(GlobalLGBMForecaster, raise_exceptions=True, verbose=False)
 

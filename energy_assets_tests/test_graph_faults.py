@@ -97,6 +97,29 @@ def _csv_cut_in_its_last_value(path: Path) -> Path:
     return path.with_suffix(".csv")
 
 
+def _hour_utc_with_an_offset_contradicting_hour_dk(path: Path) -> Path:
+    records = pd.DataFrame(de35_records(new_rows()))
+    # The hour 01:00 written with an offset: read on its own terms it is 00:00 UTC, which HourDK (02:00) contradicts.
+    records.loc[80, "HourUTC"] = records.loc[80, "HourUTC"] + "+01:00"
+    records.to_csv(path.with_suffix(".csv"), sep=";", index=False)
+    return path.with_suffix(".csv")
+
+
+def _empty_csv(path: Path) -> Path:
+    path.with_suffix(".csv").write_bytes(b"")
+    return path.with_suffix(".csv")
+
+
+def _header_only_csv(path: Path) -> Path:
+    new_rows().head(0).to_csv(path.with_suffix(".csv"), index=False)
+    return path.with_suffix(".csv")
+
+
+def _zero_byte_parquet(path: Path) -> Path:
+    path.with_suffix(".parquet").write_bytes(b"")
+    return path.with_suffix(".parquet")
+
+
 def _missing_file(path: Path) -> Path:
     return path.with_suffix(".csv")
 
@@ -113,10 +136,29 @@ def _folder(path: Path) -> Path:
         (_1e400_csv, r"snapshot.csv: 1 infinite value\(s\) in column 'energy_consumption' at lines 7: \['1e400'\]"),
         (_boolean_parquet, r"snapshot.parquet: 228 boolean value\(s\) where a number belongs in column 'energy_consumption'"),
         (_csv_cut_in_its_last_value, r"snapshot.csv: truncated: line 229, the last, does not end with a line break"),
+        (
+            _hour_utc_with_an_offset_contradicting_hour_dk,
+            r"snapshot.csv: 1 row\(s\) whose HourUTC and HourDK disagree .* at lines 82: "
+            r"HourUTC '2023-01-02T01:00:00\+01:00' \(read as 2023-01-02 00:00 UTC",
+        ),
+        (_empty_csv, r"snapshot.csv: empty file, expected a header line"),
+        (_header_only_csv, r"snapshot .*snapshot.csv holds no rows at all, only its columns"),
+        (_zero_byte_parquet, r"snapshot.parquet: not a readable parquet file"),
         (_missing_file, r"snapshot file not found: .*snapshot.csv"),
         (_folder, r"snapshot path .*snapshot is a folder, not a file"),
     ],
-    ids=["inf_in_parquet", "1e400_in_csv", "boolean_in_parquet", "csv_cut_in_last_value", "missing_file", "folder_as_file"],
+    ids=[
+        "inf_in_parquet",
+        "1e400_in_csv",
+        "boolean_in_parquet",
+        "csv_cut_in_last_value",
+        "hour_utc_offset_contradicting_hour_dk",
+        "empty_csv",
+        "header_only_csv",
+        "zero_byte_parquet",
+        "missing_file",
+        "folder_as_file",
+    ],
 )
 def test_a_bad_snapshot_fails_the_raw_asset_at_once_naming_it_and_stores_nothing(
     tmp_path, isolated_state, filled, write, named
@@ -239,3 +281,57 @@ def test_an_unavailable_api_is_retried_by_the_asset_and_heals(edsapi_server, iso
 
     assert result.success and retries(result) == 1
     assert len(stored_features()) == 3 * ROWS_PER_HOUR
+
+
+def check_metadata(result: ExecuteInProcessResult, check: str) -> dict:
+    return next(
+        e.asset_check_evaluation_data.metadata
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION" and e.asset_check_evaluation_data.check_name == check
+    )
+
+
+@pytest.mark.parametrize("value", [1e300, 0.0], ids=["1e300", "zero"])
+def test_an_implausible_value_is_refused_before_the_upsert_naming_the_row(tmp_path, isolated_state, filled, value):
+    rows = new_rows()
+    rows.loc[80, TARGET] = value
+    rows.to_parquet(tmp_path / "snapshot.parquet", index=False)
+    features_before = stored_features()
+
+    result = run_range(FIRST, LAST, RAW_AND_FEATURES, resources=with_file_source(tmp_path / "snapshot.parquet"), raise_on_error=False)
+
+    assert not result.success
+    assert {name for name, passed in check_results(result).items() if not passed} == {"plausible_consumption"}
+    metadata = check_metadata(result, "plausible_consumption")
+    assert metadata["offending_rows"].value == 1 and metadata["history_hours"].value == 0
+    message = failure_message(result, "energy_consumption_features")
+    assert "feature group not updated" in message and "plausible_consumption: 1 row(s), first: datetime_utc=2023-01-02 01:00" in message
+    assert f"consumer_type={rows.loc[80, 'consumer_type']}, energy_consumption={value:.6g}" in message
+    assert "accept_level_change" in message
+    assert retries(result) == 0
+    pd.testing.assert_frame_equal(stored_features(), features_before)
+
+
+def test_a_genuine_level_change_is_refused_until_its_series_is_named_in_the_run_config(tmp_path, isolated_state):
+    day_before = FIRST - pd.Timedelta(days=1)
+    assert run_range(day_before, FIRST - pd.Timedelta(hours=1), RAW_AND_FEATURES).success
+    rows = synthetic_consumption(FIRST, FIRST + pd.Timedelta(hours=1))[CONSUMPTION_COLUMNS]
+    changed = (rows["area"] == 1) & (rows["consumer_type"] == 111)
+    rows.loc[changed, TARGET] *= 100
+    rows.to_parquet(tmp_path / "snapshot.parquet", index=False)
+    resources = with_file_source(tmp_path / "snapshot.parquet")
+
+    refused = run_range(FIRST, FIRST, RAW_AND_FEATURES, resources=resources, raise_on_error=False)
+    accepted = run_range(
+        FIRST,
+        FIRST,
+        RAW_AND_FEATURES,
+        resources=resources,
+        run_config={"ops": {"energy_consumption_features": {"config": {"accept_level_change": ["1/111"]}}}},
+    )
+
+    assert check_results(refused)["plausible_consumption"] is False
+    assert check_metadata(refused, "plausible_consumption")["history_hours"].value == 24
+    assert accepted.success and check_metadata(accepted, "plausible_consumption")["accepted_series"].value == "1/111"
+    stored = stored_features()
+    assert stored.loc[(stored["area"] == 1) & (stored["consumer_type"] == 111), TARGET].tolist() == rows.loc[changed, TARGET].tolist()

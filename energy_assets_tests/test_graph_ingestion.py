@@ -24,7 +24,7 @@ def test_a_range_of_hours_runs_as_one_run_into_the_feature_group():
     result = run_range(FIRST, LAST, RAW_AND_FEATURES)
 
     assert result.success
-    assert all(check_results(result).values()) and len(check_results(result)) == 5
+    assert all(check_results(result).values()) and len(check_results(result)) == 6
     features = stored_features()
     assert len(features) == 6 * 76
     assert features[DATETIME].nunique() == 6

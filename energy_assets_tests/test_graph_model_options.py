@@ -1,6 +1,7 @@
 """Model options in real runs: hyperparameter search kept and reused, one booster or two, short series left out and named."""
 
 import pandas as pd
+import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.forecasting.training import ForecasterConfig, load_forecaster, min_training_hours
@@ -16,6 +17,7 @@ ISSUE = hour("2023-01-12 00:00")
 MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
 
 
+@pytest.mark.slow
 def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configuration():
     instance = DagsterInstance.ephemeral()
     search_history = min_training_hours(ForecasterConfig()) + 4 * 24
@@ -28,15 +30,16 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
     models = deployment_resources()["model_registry"].versions(MODEL_NAME)
     assert len(models) == 1, "the next hour reuses the searched model instead of retraining with defaults"
     trials = pd.DataFrame(models[0].extra["hyperparameter_search"])
-    assert len(trials) == 2 and trials["mape"].is_monotonic_increasing
+    assert len(trials) == 2 and trials["wape"].is_monotonic_increasing
     best = trials.iloc[0]
     assert models[0].config != ForecasterConfig().to_dict()
     assert models[0].config["num_leaves"] == best["num_leaves"]
     assert models[0].config["n_estimators"] == best["n_estimators"]
     metadata = result.asset_materializations_for_node("forecasting_model")[0].metadata
-    assert "mape" in metadata["hyperparameter_search"].value
+    assert "wape" in metadata["hyperparameter_search"].value
 
 
+@pytest.mark.slow
 def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     instance = DagsterInstance.ephemeral()
     run_range(ISSUE - (min_training_hours(ForecasterConfig()) + 24) * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
@@ -54,6 +57,7 @@ def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     assert len(load_forecaster(registry.download(second)).members_) == 2
 
 
+@pytest.mark.slow
 def test_series_with_too_little_history_are_left_out_and_named():
     history_hours = min_training_hours(ForecasterConfig()) + 24
     rows = synthetic_consumption(ISSUE - (history_hours - 1) * HOURS, ISSUE + HOURS)

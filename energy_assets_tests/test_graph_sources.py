@@ -8,7 +8,7 @@ from energy_assets.resources.data_source import EnergiDataServiceSource
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.files import read_window
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.conftest import REAL_DATA_CSV
+from energy_assets_tests.conftest import REAL_DATA_PARQUET
 from energy_assets_tests.edsapi_server import de35_records
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, check_results, hour, run_range
 
@@ -46,17 +46,17 @@ def test_an_empty_api_answer_fails_the_raw_asset_without_retrying(edsapi_server)
     assert len(edsapi_server.requests) == 1
 
 
-def test_the_real_extract_flows_through_the_file_source(real_data_dir, monkeypatch):
+def test_the_real_extract_flows_through_the_file_source(real_data_csv, monkeypatch):
     monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
-    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(REAL_DATA_CSV))
-    first, last = hour("2023-01-10 00:00"), hour("2023-01-10 23:00")
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(real_data_csv))
+    first, last = hour("2023-01-03 00:00"), hour("2023-01-03 23:00")
     end = last + pd.Timedelta(hours=1)
 
     result = run_range(first, last, RAW_AND_FEATURES, instance=DagsterInstance.ephemeral())
 
     assert result.success and all(check_results(result).values())
     stored = deployment_resources()["feature_store"].read(first, end).sort_values([DATETIME, "area", "consumer_type"])
-    expected = read_window(REAL_DATA_CSV, first, end)[CONSUMPTION_COLUMNS]
+    expected = read_window(REAL_DATA_PARQUET, first, end)[CONSUMPTION_COLUMNS]
     pd.testing.assert_frame_equal(
         stored.reset_index(drop=True)[CONSUMPTION_COLUMNS], expected.reset_index(drop=True), check_dtype=False
     )

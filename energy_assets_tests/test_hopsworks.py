@@ -190,6 +190,7 @@ def _probe(tmp_path, role: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-c", SESSION_PROBE, str(tmp_path), role], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_one_process_logging_out_leaves_the_certificates_of_the_others_on_the_same_host(tmp_path):
     (tmp_path / "host_tmp").mkdir()
     first = _probe(tmp_path, "first")
@@ -206,6 +207,7 @@ def test_one_process_logging_out_leaves_the_certificates_of_the_others_on_the_sa
     assert FakeHopsworks(tmp_path / "hopsworks").certificate_files() == []
 
 
+@pytest.mark.slow
 def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path):
     # The SDK's login and logout are replaced by the fake's for the whole process, exit included.
     script = f"""

@@ -107,6 +107,6 @@ def test_the_command_is_a_dry_run_unless_applied(isolated_state, capsys):
     assert main(["migrate-layout", "--apply"]) == 0
     assert "nothing to migrate under" in capsys.readouterr().out
     assert main(["latest", "--at", "2023-01-15", "--area", "DK1", "--consumer-type", "111"]) == 0
-    assert "23:00:00+00:00" in capsys.readouterr().out
+    assert "issued at 2023-01-14 23:00 UTC" in capsys.readouterr().out
     frame = pd.read_parquet(isolated_state / "bucket" / "energy_assets" / "energy_forecasts")
     assert len(frame) == len(ISSUED) * 48

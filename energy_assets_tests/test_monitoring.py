@@ -22,7 +22,7 @@ from energy_assets.monitoring.accuracy import (
     issue_hours_lacking_actuals,
     summarize_window,
 )
-from energy_assets.monitoring.plots import plot_mape_over_time
+from energy_assets.monitoring.plots import plot_score_over_time
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
@@ -85,7 +85,9 @@ def test_accuracy_scores_the_model_and_both_baselines_at_every_level():
     assert counts.index.get_level_values("model").unique().tolist() == ["model", "snaive168", "snaive24"]
     assert (counts[OVERALL] == 1).all() and (counts[PER_HORIZON] == 24).all() and (counts[PER_SERIES] == 76).all()
     model = accuracy[accuracy["model"] == "model"]
-    np.testing.assert_allclose(model[["mape", "rmspe"]].to_numpy(), 0.1)
+    np.testing.assert_allclose(model[["wape", "mape", "rmspe"]].to_numpy(), 0.1)
+    np.testing.assert_allclose(model["mae"], 0.1 * model["mean_actual"])
+    assert (accuracy["zero_actuals"] == 0).all()
     horizons = accuracy[accuracy[SCOPE] == PER_HORIZON]
     assert sorted(horizons[HORIZON].unique()) == list(range(1, 25)) and horizons[AREA].isna().all()
     series = accuracy[accuracy[SCOPE] == PER_SERIES]
@@ -140,6 +142,119 @@ def test_baselines_are_scored_only_on_the_series_the_model_forecast():
     assert set(accuracy.loc[accuracy[SCOPE] == OVERALL, "n"]) == {38 * 24}
 
 
+# The smallest synthetic series (about 300 kWh an hour), where the input checks let a zero through.
+SMALL_SERIES = (2, 215)
+# The most any stored score may be on inputs the checks let through (one zero made MAPE 1.8e17).
+PLAUSIBLE_SCORE = 1e6
+
+
+def of_series(frame: pd.DataFrame, key: tuple[int, int]) -> pd.Series:
+    return (frame[AREA] == key[0]) & (frame[CONSUMER_TYPE] == key[1])
+
+
+def stored_scores(accuracy: pd.DataFrame) -> pd.DataFrame:
+    """Every score column of stored accuracy rows (counts and keys left out)."""
+    return accuracy[[c for c in ACCURACY_DTYPES if ACCURACY_DTYPES[c] == "float64"]]
+
+
+def test_a_zero_actual_is_left_out_of_the_percentage_errors_counted_and_kept_in_wape():
+    zero_hour = FIRST_ISSUE + pd.Timedelta(hours=3)
+    history = HISTORY.copy()
+    zero = of_series(history, SMALL_SERIES) & (history[DATETIME] == zero_hour)
+    level = float(history.loc[zero, TARGET].iloc[0])
+    history.loc[zero, TARGET] = 0.0
+    forecasts = forecasts_off_by(1.01, history=history)
+    # What a model forecasts for that hour: the series' usual level.
+    forecasts.loc[of_series(forecasts, SMALL_SERIES) & (forecasts[DATETIME] == zero_hour), FORECAST] = level
+
+    accuracy = accuracy_by_issue_hour(forecasts, history)
+
+    scores = stored_scores(accuracy)
+    assert np.isfinite(scores.fillna(0)).all().all() and (scores.fillna(0) <= PLAUSIBLE_SCORE).all().all()
+    model = accuracy[accuracy["model"] == "model"]
+    assert model[["wape", "mape", "rmspe", "mae"]].notna().all().all()
+    # Every issue hour's 24 targets hold the zero once; MAPE and RMSPE are those of the other rows.
+    small = model[(model[SCOPE] == PER_SERIES) & of_series(model, SMALL_SERIES)]
+    assert small["zero_actuals"].tolist() == [1, 1, 1] and small["n"].tolist() == [24, 24, 24]
+    np.testing.assert_allclose(small[["mape", "rmspe"]], 0.01)
+    rows = forecasts[of_series(forecasts, SMALL_SERIES) & (forecasts[ISSUED_AT] == FIRST_ISSUE)]
+    actual = rows.merge(history, on=[*SERIES_KEY, DATETIME])[TARGET]
+    assert small["wape"].iloc[0] == pytest.approx(np.abs(actual - rows[FORECAST].to_numpy()).sum() / actual.sum())
+    assert (model.loc[model[SCOPE] == OVERALL, "zero_actuals"] == 1).all()
+    np.testing.assert_allclose(model.loc[model[SCOPE] == OVERALL, "mape"], 0.01)
+    summary = summarize_window(accuracy, window_hours=3)
+    assert summary.overall["zero_actuals"].tolist() == [3, 3, 3]
+    assert summary.score("model") < 0.02 and accuracy_alerts(summary, 0.10) == []
+
+
+def test_a_series_zero_throughout_neither_breaks_a_score_nor_tips_the_comparison():
+    history = HISTORY.copy()
+    history.loc[of_series(history, SMALL_SERIES), TARGET] = 0.0
+    forecasts = forecasts_off_by(1.01, history=history)
+    # The model forecasts half a kWh where nothing is consumed; the baselines repeat the zeros.
+    forecasts.loc[of_series(forecasts, SMALL_SERIES), FORECAST] = 0.5
+
+    accuracy = accuracy_by_issue_hour(forecasts, history)
+
+    scores = stored_scores(accuracy)
+    assert np.isfinite(scores.fillna(0)).all().all() and (scores.fillna(0) <= PLAUSIBLE_SCORE).all().all()
+    small = accuracy[(accuracy[SCOPE] == PER_SERIES) & of_series(accuracy, SMALL_SERIES)]
+    # Nothing to relate its errors to: no percentage error, its absolute error said in kWh.
+    assert small[["wape", "mape", "rmspe"]].isna().all().all()
+    assert (small["zero_actuals"] == 24).all() and (small["mean_actual"] == 0).all()
+    assert small.loc[small["model"] == "model", "mae"].tolist() == [0.5] * 3
+    assert (small.loc[small["model"] != "model", "mae"] == 0).all()  # the baselines' forecasts of zero are exact
+    # Every other score is defined and as before.
+    rest = accuracy.drop(small.index)
+    assert rest[["wape", "mape", "rmspe", "mae"]].notna().all().all()
+    model_overall = accuracy[(accuracy["model"] == "model") & (accuracy[SCOPE] == OVERALL)]
+    np.testing.assert_allclose(model_overall["mape"], 0.01)
+    assert model_overall["wape"].to_numpy() == pytest.approx(0.01, rel=1e-3)
+
+    summary = summarize_window(accuracy, window_hours=3)
+    assert accuracy_alerts(summary, 0.10) == []
+    assert summary.score("model") < summary.score("snaive168")
+    # It heads the worst series: forecast off with nothing consumed.
+    first = summary.worst_series.iloc[0]
+    assert (first[AREA], first[CONSUMER_TYPE]) == SMALL_SERIES
+    assert pd.isna(first["model_wape"]) and first["model_mae"] == 0.5 and first["zero_actuals"] == 3 * 24
+
+
+def test_forecasts_of_zero_score_a_whole_error_and_an_exact_zero_no_error():
+    history = HISTORY.copy()
+    history.loc[of_series(history, (1, 215)), TARGET] = 0.0
+    forecasts = forecasts_off_by(1.1, history=history)
+    forecasts.loc[of_series(forecasts, SMALL_SERIES) | of_series(forecasts, (1, 215)), FORECAST] = 0.0
+
+    accuracy = accuracy_by_issue_hour(forecasts, history)
+
+    series = accuracy[(accuracy["model"] == "model") & (accuracy[SCOPE] == PER_SERIES)].set_index(SERIES_KEY).sort_index()
+    np.testing.assert_allclose(series.loc[SMALL_SERIES, ["wape", "mape", "rmspe"]], 1.0)
+    exact = series.loc[(1, 215)]
+    assert (exact["mae"] == 0).all() and exact["wape"].isna().all() and (exact["zero_actuals"] == 24).all()
+    assert np.isfinite(stored_scores(accuracy).fillna(0)).all().all()
+    worst = summarize_window(accuracy, window_hours=3).worst_series.set_index(SERIES_KEY)
+    assert worst.index[0] == SMALL_SERIES and (1, 215) not in worst.index  # an exact forecast is nobody's worst
+
+
+def test_a_window_of_objects_written_before_wape_and_after_pools_each_score_over_the_rows_that_have_it():
+    accuracy = accuracy_of_four_hours(1.1)  # 5 % off for the first two hours, 10 % for the last two
+    first_two = accuracy[ISSUED_AT] < FIRST_ISSUE + pd.Timedelta(hours=2)
+    written_before = accuracy[first_two].drop(columns=["wape", "mae", "mean_actual", "zero_actuals"])
+    mixed = pd.concat([written_before, accuracy[~first_two]], ignore_index=True)
+
+    summary = summarize_window(mixed, window_hours=4)
+
+    assert summary.issue_hours == 4 and summary.issue_hours_before_wape == 2 and summary.judged_on == "wape"
+    assert summary.score("model") == pytest.approx(0.1)  # WAPE: the two hours that have it
+    assert summary.score("model", "mape") == pytest.approx(0.075)  # MAPE: all four
+    assert summary.per_area_over_time["wape"].isna().sum() == 2 * 2 * 3
+    only_before = summarize_window(written_before, window_hours=4)
+    assert only_before.judged_on == "mape" and only_before.score("model") == pytest.approx(0.05)
+    assert accuracy_alerts(only_before, 0.01)[0].startswith("model MAPE 5.00% exceeds")
+    assert list(only_before.worst_series.columns[:3]) == [AREA, CONSUMER_TYPE, "model_mape"]
+
+
 def test_issue_hours_whose_actuals_are_not_all_in_are_named_and_not_scored():
     forecasts = forecasts_off_by(1.1)
     # The actuals end with the target hour of the first issue hour's horizon 24.
@@ -175,12 +290,17 @@ def test_the_summary_pools_every_forecast_of_the_window_ending_at_the_newest_iss
 
     assert summary.last_issued == FIRST_ISSUE + pd.Timedelta(hours=3)
     assert summary.first_issued == FIRST_ISSUE + pd.Timedelta(hours=2)
-    assert summary.issue_hours == 2
-    assert summary.mape("model") == pytest.approx(0.1)
-    assert summarize_window(accuracy, window_hours=4).mape("model") == pytest.approx(0.075)
-    # Pooled over series and issue hours, the window's MAPE is the mean over all its forecast rows.
+    assert summary.issue_hours == 2 and summary.issue_hours_before_wape == 0
+    assert summary.judged_on == "wape"
+    assert summary.score("model") == pytest.approx(0.1)
+    assert summary.score("model", "mape") == pytest.approx(0.1)
+    assert summarize_window(accuracy, window_hours=4).score("model", "mape") == pytest.approx(0.075)
+    # Pooled over series and issue hours, the window's MAPE is the mean over all its forecast rows, and its
+    # WAPE the summed error over the summed actuals.
     window = accuracy[(accuracy[SCOPE] == OVERALL) & (accuracy[ISSUED_AT] >= summary.first_issued)]
-    assert summary.mape("snaive168") == pytest.approx(window.loc[window["model"] == "snaive168", "mape"].mean())
+    snaive168 = window[window["model"] == "snaive168"]
+    assert summary.score("snaive168", "mape") == pytest.approx(snaive168["mape"].mean())
+    assert summary.score("snaive168") == pytest.approx((snaive168["mae"] * snaive168["n"]).sum() / (snaive168["mean_actual"] * snaive168["n"]).sum())
     over_time = summary.per_area_over_time
     assert len(over_time) == 2 * 2 * 3 and set(over_time[AREA]) == {1, 2}
 
@@ -193,10 +313,14 @@ def test_the_worst_series_come_first_with_their_baselines_beside_them():
 
     worst = summarize_window(accuracy, window_hours=3, worst=3).worst_series
 
-    assert list(worst.columns) == [AREA, CONSUMER_TYPE, "model_mape", "snaive168_mape", "snaive24_mape"]
+    assert list(worst.columns) == [
+        AREA, CONSUMER_TYPE, "model_wape", "snaive168_wape", "snaive24_wape", "model_mape", "model_mae", "zero_actuals"
+    ]
     assert len(worst) == 3
     assert worst.iloc[0][[AREA, CONSUMER_TYPE]].tolist() == [2, 441]
+    assert worst.iloc[0]["model_wape"] == pytest.approx(1.05 * 1.5 - 1)
     assert worst.iloc[0]["model_mape"] == pytest.approx(1.05 * 1.5 - 1)
+    assert worst["model_wape"].is_monotonic_decreasing
 
 
 def test_the_summary_pools_interval_coverage_over_the_window_and_warns_beyond_the_tolerance():
@@ -221,7 +345,7 @@ def test_accuracy_stored_before_intervals_summarizes_without_interval_scores():
 
     summary = summarize_window(old, window_hours=4)
 
-    assert summary.mape("model") == pytest.approx(0.075)
+    assert summary.score("model", "mape") == pytest.approx(0.075)
     assert summary.intervals["n"].tolist() == [0, 0] and summary.intervals["coverage"].isna().all()
     assert coverage_alerts(summary, 0.05) == []
     assert {column: str(dtype) for column, dtype in accuracy.dtypes.items() if column in ACCURACY_DTYPES} == ACCURACY_DTYPES
@@ -231,7 +355,7 @@ def test_accuracy_stored_before_intervals_summarizes_without_interval_scores():
     ("model_factor", "threshold", "expected"),
     [
         (1.01, 0.10, []),
-        (1.01, 0.005, ["exceeds the threshold 0.50%"]),
+        (1.01, 0.005, ["model WAPE 1.00% exceeds the threshold 0.50%"]),
         (1.3, 0.50, ["worse than the 168 h seasonal naive baseline's"]),
         (1.3, 0.10, ["exceeds the threshold 10.00%", "worse than the 168 h seasonal naive baseline's"]),
     ],
@@ -246,7 +370,7 @@ def test_alerts_name_a_breached_threshold_and_a_model_worse_than_last_week(model
         assert text in alert
 
 
-def test_the_mape_plot_is_a_png():
+def test_the_score_plot_is_a_png():
     summary = summarize_window(accuracy_of_four_hours(1.1), window_hours=4)
-    png = plot_mape_over_time(summary.per_area_over_time)
-    assert png.startswith(b"\x89PNG")
+    for metric in ("wape", "mape"):
+        assert plot_score_over_time(summary.per_area_over_time, metric).startswith(b"\x89PNG")

@@ -5,9 +5,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from energy_assets_tests.conftest import REPO_ROOT
 
 
+@pytest.mark.slow
 def test_the_wheel_installs_and_loads_as_a_code_location(tmp_path):
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(tmp_path / "dist"), "."],

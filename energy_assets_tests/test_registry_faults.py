@@ -63,6 +63,7 @@ print(model.version)
 """
 
 
+@pytest.mark.slow
 def test_concurrent_registrations_of_one_training_keep_one_version(tmp_path):
     go = tmp_path / "go"
     processes = [
@@ -76,6 +77,7 @@ def test_concurrent_registrations_of_one_training_keep_one_version(tmp_path):
     assert [model.version for model in LocalModelRegistry(root_dir=str(tmp_path / "registry")).versions("m")] == [1]
 
 
+@pytest.mark.slow
 def test_two_model_runs_for_the_same_hour_register_one_version(isolated_state):
     from energy_assets.definitions import deployment_resources
     from energy_assets_tests.graph_helpers import RAW_AND_FEATURES

@@ -49,6 +49,7 @@ def test_retraining_is_due_when_missing_old_or_configured_otherwise(current, hou
     assert POLICY.needs_retraining(current, hour, config) is expected
 
 
+@pytest.mark.slow
 def test_a_range_trains_once_per_day_and_reuses_in_between(tmp_path):
     registry = LocalModelRegistry(root_dir=str(tmp_path))
     first = pd.Timestamp("2023-01-20 00:00", tz="UTC")

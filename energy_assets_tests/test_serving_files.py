@@ -20,7 +20,7 @@ from energy_assets.schema import INTERVAL_COLUMNS
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.forecasts import gather_forecasts
-from energy_assets.storage.serving import SERVING_OBJECTS
+from energy_assets.storage.serving import SERVING_OBJECTS, mape_per_hour
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets_tests.test_forecast_store import publish
@@ -101,6 +101,21 @@ def test_monitoring_views(served):
     assert len(metrics) == len(by_hour)
 
 
+def test_the_monitoring_mape_leaves_zero_observations_out_and_is_null_for_an_hour_of_zeros():
+    index = pd.MultiIndex.from_tuples(
+        [(1, 111, pd.Period(f"2023-01-15 0{h}:00", freq="h")) for h in (0, 1)]
+        + [(2, 212, pd.Period(f"2023-01-15 0{h}:00", freq="h")) for h in (0, 1)],
+        names=["area", "consumer_type", "datetime_utc"],
+    )
+    observed = pd.DataFrame({"energy_consumption": [100.0, 0.0, 0.0, 0.0]}, index=index)
+    predicted = pd.DataFrame({"energy_consumption": [110.0, 5.0, 3.0, 0.0]}, index=index)
+
+    metrics = mape_per_hour(predicted, observed)
+
+    assert metrics["MAPE"].tolist()[0] == pytest.approx(0.1)  # the zero of 2 / 212 is left out
+    assert pd.isna(metrics["MAPE"].tolist()[1]) and len(metrics) == 2
+
+
 def test_encoded_as_the_course_wrote_them(served):
     bucket, _ = served
     schema = pq.read_schema(gcsfs.GCSFileSystem(token="anon").open(f"{bucket.bucket_name}/predictions.parquet"))
@@ -125,6 +140,7 @@ def test_the_automation_requests_a_refresh_after_a_forecast_run():
     assert after_forecast.get_requested_partitions(AssetKey("serving_files")) == {None}
 
 
+@pytest.mark.slow
 def test_a_setting_turns_them_off(isolated_state):
     script = "from energy_assets.definitions import defs; print(sorted(key.to_user_string() for key in defs.resolve_all_asset_keys()), sorted(s.name for s in defs.sensors))"
     environment = {**os.environ, "ENERGY_ASSETS_HOME": str(isolated_state), "ENERGY_ASSETS_SERVING_FILES": "off"}

@@ -75,6 +75,7 @@ def _run(args: list[str], variables: dict[str, str]) -> subprocess.CompletedProc
 PROCESS_CASES = [BAD_VALUES[1], BAD_VALUES[3], BAD_VALUES[8]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variables", "message"), PROCESS_CASES, ids=[IDS[1], IDS[3], IDS[8]])
 def test_loading_the_code_location_ends_with_the_error_naming_the_variable(clean_environment, variables, message):
     loaded = _run(["-c", "import energy_assets.definitions"], variables)
@@ -83,6 +84,7 @@ def test_loading_the_code_location_ends_with_the_error_naming_the_variable(clean
     assert message in loaded.stderr.strip().splitlines()[-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("variables", "message"), PROCESS_CASES, ids=[IDS[1], IDS[3], IDS[8]])
 def test_the_demo_names_the_variable_and_exits_1(clean_environment, variables, message):
     done = _run(["-m", "energy_assets.app.cli", "demo"], variables)

@@ -63,7 +63,22 @@ def test_de35_window_is_paged_until_total(client, edsapi_server, published):
     assert [int(page["offset"]) for page in pages] == [0, 100, 200, 300, 400]
     # The API reads start/end as Danish local time (UTC+1 in January).
     assert (pages[0]["start"], pages[0]["end"]) == ("2023-01-01T21:00", "2023-01-02T03:00")
-    assert pages[0]["columns"] == "HourUTC,PriceArea,ConsumerType_DE35,TotalCon"
+    assert pages[0]["columns"] == "HourUTC,PriceArea,ConsumerType_DE35,TotalCon,HourDK"
+
+
+def test_an_hour_utc_that_disagrees_with_its_hour_dk_is_refused_naming_the_record(client, edsapi_server, published):
+    records = de35_records(published)
+    shifted = next(record for record in records if record["HourUTC"] == "2023-01-01T23:00:00")
+    # The same wall time with an offset: an hour early, which HourDK (2023-01-02T00:00:00) contradicts.
+    shifted["HourUTC"] = "2023-01-01T23:00:00+01:00"
+    edsapi_server.datasets[DE35] = records
+    with pytest.raises(
+        SourceFormatError,
+        match=r"ConsumptionDE35Hour at .*: 1 row\(s\) whose HourUTC and HourDK disagree .* at records \d+: "
+        r"HourUTC '2023-01-01T23:00:00\+01:00' \(read as 2023-01-01 22:00 UTC, 2023-01-01 23:00 in Denmark\) "
+        r"vs HourDK '2023-01-02T00:00:00'",
+    ):
+        client.fetch(DE35, START, END)
 
 
 def test_window_across_the_autumn_dst_fold_gets_every_hour(client, edsapi_server):
@@ -214,6 +229,14 @@ def test_consumption_industry_expected_series():
 def test_consumption_industry_rows_that_cannot_be_aggregated_are_errors(client, edsapi_server, record, message):
     edsapi_server.datasets[INDUSTRY] = _industry_hour("2024-03-01T10:00") + [record]
     with pytest.raises(SourceFormatError, match=message):
+        client.fetch(INDUSTRY, "2024-03-01T10:00Z", "2024-03-01T11:00Z")
+
+
+def test_consumption_industry_hour_dk_is_checked_against_hour_utc(client, edsapi_server):
+    records = _industry_hour("2024-03-01T10:00")
+    records[2]["HourDK"] = "2024-03-01T11:00:00+02:00"  # the right wall time with a summer offset in March: 09:00 UTC
+    edsapi_server.datasets[INDUSTRY] = records
+    with pytest.raises(SourceFormatError, match=r"1 row\(s\) whose HourUTC and HourDK disagree .* at records 2"):
         client.fetch(INDUSTRY, "2024-03-01T10:00Z", "2024-03-01T11:00Z")
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pandas as pd
 import pytest
 
@@ -9,8 +12,9 @@ from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETI
 from energy_assets.sources.errors import EmptySourceError, SourceConfigurationError, SourceFormatError
 from energy_assets.sources.files import read_snapshot, read_window
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.conftest import REAL_DATA_CSV, REAL_DATA_PARQUET
+from energy_assets_tests.conftest import REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR, REAL_DATA_PARQUET
 from energy_assets_tests.edsapi_server import de35_records
+from energy_assets_tests.test_partitions import without_root_file_access
 
 START, END = pd.Timestamp("2023-01-01T22:00Z"), pd.Timestamp("2023-01-02T01:00Z")
 
@@ -31,22 +35,22 @@ def _write_semicolon_csv(frame: pd.DataFrame, path) -> str:
     return path.read_text()
 
 
-def test_real_extract_csv_and_parquet_give_the_same_complete_frame(real_data_dir):
-    from_csv, from_parquet = read_snapshot(REAL_DATA_CSV), read_snapshot(REAL_DATA_PARQUET)
+def test_real_extract_csv_and_parquet_give_the_same_complete_frame(real_data_csv):
+    from_csv, from_parquet = read_snapshot(real_data_csv), read_snapshot(REAL_DATA_PARQUET)
     pd.testing.assert_frame_equal(from_csv, from_parquet)
     assert from_csv.dtypes.astype(str).to_dict() == CONSUMPTION_DTYPES
-    assert len(from_csv) == 44_384
+    assert len(from_csv) == 72 * 76
     assert len(from_csv[SERIES_KEY].drop_duplicates()) == 76
-    assert from_csv[DATETIME].nunique() == 584
-    assert from_csv[DATETIME].min() == pd.Timestamp("2022-12-21T16:00Z")
-    assert from_csv[DATETIME].max() == pd.Timestamp("2023-01-14T23:00Z")
+    assert from_csv[DATETIME].nunique() == 72
+    assert from_csv[DATETIME].min() == pd.Timestamp(REAL_DATA_FIRST_HOUR)
+    assert from_csv[DATETIME].max() == pd.Timestamp(REAL_DATA_LAST_HOUR)
     assert set(from_csv[AREA]) == {1, 2}
 
 
-def test_real_extract_window_is_half_open_and_sorted(real_data_dir):
-    window = read_window(REAL_DATA_CSV, "2023-01-01T00:00Z", "2023-01-01T03:00Z")
+def test_real_extract_window_is_half_open_and_sorted(real_data_csv):
+    window = read_window(real_data_csv, "2023-01-03T00:00Z", "2023-01-03T03:00Z")
     assert len(window) == 3 * 76
-    assert window[DATETIME].max() == pd.Timestamp("2023-01-01T02:00Z")
+    assert window[DATETIME].max() == pd.Timestamp("2023-01-03T02:00Z")
     assert window.equals(window.sort_values([DATETIME, AREA, CONSUMER_TYPE]).reset_index(drop=True))
 
 
@@ -184,3 +188,55 @@ def test_window_outside_the_snapshot_is_an_empty_source_error(tmp_path, dataset_
     dataset_layout.to_csv(path, sep=";", index=False)
     with pytest.raises(EmptySourceError, match=r"holds no rows for the window \[2024-01-01 00:00:00\+00:00"):
         read_window(path, "2024-01-01T00:00Z", "2024-01-02T00:00Z")
+
+
+def test_an_offset_on_one_hour_does_not_shift_the_hours_after_it(tmp_path, rows):
+    # pandas' vectorized ISO 8601 parse reads every offset-less value after the first offset in that offset.
+    text = rows.astype({DATETIME: str}).assign(**{DATETIME: rows[DATETIME].dt.strftime("%Y-%m-%dT%H:%M:%S")})
+    first_hour = text[DATETIME] == "2023-01-01T22:00:00"
+    text.loc[first_hour, DATETIME] = "2023-01-01T23:00:00+01:00"  # the same instant, written in Danish time
+    text.to_csv(tmp_path / "offsets.csv", index=False)
+    pd.testing.assert_frame_equal(read_snapshot(tmp_path / "offsets.csv"), rows)
+
+
+@pytest.mark.parametrize(
+    ("hour_utc", "hour_dk", "quoted"),
+    [
+        # An offset the HourDK beside it contradicts: the value would be stored an hour early.
+        ("2023-01-01T23:00:00+01:00", "2023-01-02T00:00:00", "HourUTC '2023-01-01T23:00:00\\+01:00' \\(read as 2023-01-01 22:00 UTC"),
+        ("2023-01-01T23:00:00", "2023-01-01T23:00:00", "HourUTC '2023-01-01T23:00:00' \\(read as 2023-01-01 23:00 UTC, 2023-01-02 00:00 in Denmark\\) vs HourDK '2023-01-01T23:00:00'"),
+        ("2023-01-01T23:00:00", "2023-01-02T00:00:00+02:00", "vs HourDK '2023-01-02T00:00:00\\+02:00'"),
+    ],
+    ids=["offset_on_hour_utc", "hour_dk_equal_to_utc", "hour_dk_with_a_wrong_offset"],
+)
+@pytest.mark.parametrize("suffix", ["csv", "parquet"])
+def test_an_hour_utc_that_disagrees_with_its_hour_dk_is_refused_naming_the_line(
+    tmp_path, dataset_layout, hour_utc, hour_dk, quoted, suffix
+):
+    bad = dataset_layout.copy()
+    row = int(bad.index[bad["HourUTC"] == "2023-01-01T23:00:00"][3])
+    bad.loc[row, ["HourUTC", "HourDK"]] = [hour_utc, hour_dk]
+    path = tmp_path / f"disagreeing.{suffix}"
+    bad.to_parquet(path) if suffix == "parquet" else bad.to_csv(path, sep=";", index=False)
+    where = f"lines {row + 2}" if suffix == "csv" else f"records {row}"
+    with pytest.raises(SourceFormatError, match=f"1 row\\(s\\) whose HourUTC and HourDK disagree .* at {where}: .*{quoted}"):
+        read_snapshot(path)
+
+
+@pytest.mark.parametrize("first", ["2023-03-25T22:00Z", "2023-10-28T22:00Z"], ids=["spring_forward", "fall_back"])
+def test_hour_dk_follows_the_danish_offset_of_its_date_across_dst(tmp_path, first):
+    rows = synthetic_consumption(pd.Timestamp(first), pd.Timestamp(first) + pd.Timedelta(hours=6))
+    pd.DataFrame(de35_records(rows)).to_csv(tmp_path / "dst.csv", sep=";", index=False)
+    pd.testing.assert_frame_equal(read_snapshot(tmp_path / "dst.csv"), rows)
+
+
+def test_an_unreadable_snapshot_is_a_configuration_error_naming_it(tmp_path, dataset_layout):
+    path = tmp_path / "unreadable.csv"
+    dataset_layout.to_csv(path, sep=";", index=False)
+    path.chmod(0)
+    program = f"from energy_assets.sources.files import read_snapshot\nread_snapshot({str(path)!r})"
+    # Root reads any file: the child gives up that right, as an ordinary user has none.
+    completed = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=120, preexec_fn=without_root_file_access
+    )
+    assert f"SourceConfigurationError: cannot read snapshot file {path}: Permission denied" in completed.stderr

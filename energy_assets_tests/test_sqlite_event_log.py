@@ -54,6 +54,7 @@ def stored(instance: DagsterInstance) -> dict:
     return facts
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", ["1000", "4"])
 def test_a_batched_backfill_stores_the_same_events_as_dagsters_sqlite_event_log(tmp_path, monkeypatch, batch_size):
     plain = stored(backfilled_instance(tmp_path / "plain", batched=False))

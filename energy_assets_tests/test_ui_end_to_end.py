@@ -1,4 +1,4 @@
-"""The graph driven as a user drives it: `dagster dev` on loopback, backfills launched through the UI's GraphQL API."""
+"""The graph driven as a user drives it: `dg dev` on loopback, backfills launched through the UI's GraphQL API."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from energy_assets_tests.graph_helpers import hour, partition_key
 
 pytestmark = pytest.mark.slow
 
-DAGSTER = Path(sys.executable).with_name("dagster")
+DG = Path(sys.executable).with_name("dg")
 # The model trains on min_training_hours + its validation day (264 hours) before the first forecast.
 HISTORY_START, FIRST, LAST = hour("2022-12-01 00:00"), hour("2022-12-12 00:00"), hour("2022-12-12 02:00")
 # Raw rows and features up to the actuals of the last forecast, so its accuracy can be scored too.
@@ -194,14 +194,17 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_dagster_dev(dagster_home: Path, energy_assets_home: Path, log_path: Path, environment=None) -> DagsterDev:
-    """`dagster dev` on a free loopback port with these homes, in its own session, once its code location loaded."""
+def start_dagster_dev(
+    dagster_home: Path, energy_assets_home: Path, log_path: Path, environment=None, command: list[str] | None = None
+) -> DagsterDev:
+    """`command` (default `dg dev` in the project) on a free loopback port with these homes, in its own session,
+    once its code location loaded."""
     port = free_port()
     env = {**(os.environ if environment is None else environment), "DAGSTER_HOME": str(dagster_home),
            "ENERGY_ASSETS_HOME": str(energy_assets_home)}
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(DAGSTER), "dev", "--host", "127.0.0.1", "--port", str(port)],
+            [*(command or [str(DG), "dev"]), "--host", "127.0.0.1", "--port", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdout=log,
@@ -271,10 +274,10 @@ def test_backfills_launched_as_in_the_ui_materialize_the_whole_graph(dagster_dev
     assert forecast_metadata["forecast_plot"]["mdStr"].startswith("![forecast issued at")
     (summary,) = dagster_dev.materializations("forecast_accuracy_summary")
     summary_metadata = {e["label"]: e for e in summary["metadataEntries"]}
-    assert summary_metadata["mape_over_time"]["mdStr"].startswith("![MAPE per issue hour](data:image/png;base64,")
-    assert 0 < summary_metadata["model_mape"]["floatValue"] < 1
+    assert summary_metadata["wape_over_time"]["mdStr"].startswith("![WAPE per issue hour](data:image/png;base64,")
+    assert 0 < summary_metadata["model_wape"]["floatValue"] < 1
     (check,) = dagster_dev.graphql(
-        CHECK_QUERY, assetKey={"path": ["forecast_accuracy_summary"]}, checkName="rolling_mape_acceptable"
+        CHECK_QUERY, assetKey={"path": ["forecast_accuracy_summary"]}, checkName="rolling_accuracy_acceptable"
     )["assetCheckExecutions"]
     assert check["status"] in ("SUCCEEDED", "FAILED") and check["evaluation"]["severity"] == "WARN"
     assert dagster_dev.backfill(ingestion)["status"] == "COMPLETED_SUCCESS"

@@ -39,7 +39,7 @@ def main(url: str) -> None:
         page.screenshot(path=DOCS / "forecast_partitions.png")
         for asset, plot, picture in (
             ("energy_forecasts", "forecast_plot", "forecast_plot.png"),
-            ("forecast_accuracy_summary", "mape_over_time", "accuracy_summary.png"),
+            ("forecast_accuracy_summary", "wape_over_time", "accuracy_summary.png"),
         ):
             page.goto(f"{url}/assets/{asset}?view=events")
             page.wait_for_timeout(5000)

@@ -1,10 +1,9 @@
-"""`energy-assets`: run the demo, read published forecasts from the deployment's bucket, migrate its layout."""
+"""`energy-assets`: the demo and its catch-up, the readers of the bucket's forecasts, the layout migration."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,15 +11,18 @@ import pandas as pd
 from dotenv import load_dotenv
 
 from energy_assets import settings
+from energy_assets.app.forecast_output import FORMATS, MACHINE_FORMATS, emit, format_of
 from energy_assets.schema import AREA_CODES, AREA_NAMES
-from energy_assets.storage.buckets import deployment_bucket
+from energy_assets.storage.buckets import Bucket, deployment_bucket
 from energy_assets.storage.forecasts import (
+    FORECASTS_ASSET,
     NoSuchSeriesError,
     SkippedHour,
     gather_forecasts,
     latest_forecast,
     select_series,
 )
+from energy_assets.storage.objects import asset_folder
 from energy_assets.timeline import parse_time
 
 
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_latest(subcommands, _forecast_options())
     _add_gather(subcommands, _forecast_options())
     _add_demo(subcommands)
+    _add_catch_up(subcommands)
     _add_migrate_layout(subcommands)
     _add_check_deployment(subcommands)
     return parser
@@ -76,15 +79,11 @@ def _add_demo(subcommands) -> None:
         "--scored-hours", type=int, default=24,
         help="issue hours to forecast and score; the 24 newer ones are forecast and await their actuals",
     )
-    demo.add_argument("--verbose", action="store_true", help="show Dagster's step logs and notices")
+    demo.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
     demo.set_defaults(run=_run_demo)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    if not args.verbose:
-        # Dagster calls single-run backfill policies and windows reaching before the first partition beta;
-        # no stable API does their job, and the notices would bury the demo's own lines.
-        warnings.filterwarnings("ignore", message=r"Parameter `\w+` of \w+ `[\w.]+` is currently in beta")
     # Imported here so that reading forecasts does not load the whole code location.
     from energy_assets.app.demo import describe_results, run_demo
 
@@ -93,11 +92,37 @@ def _run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_catch_up(subcommands) -> None:
+    catch_up = subcommands.add_parser(
+        "catch-up",
+        help="after the demo: run hourly_forecast_job over every hour published since the newest forecast, score the "
+        "hours whose actuals came in, refresh the summary and serving files",
+    )
+    catch_up.add_argument("--verbose", action="store_true", help="show Dagster's step logs")
+    catch_up.set_defaults(run=_run_catch_up)
+
+
+def _run_catch_up(args: argparse.Namespace) -> int:
+    from energy_assets.app.catch_up import catch_up
+
+    newest = catch_up(verbose=args.verbose)
+    if newest is not None:
+        print(f"energy_forecasts is materialized up to {_shown(newest)}; `energy-assets latest` prints that forecast")
+    return 0
+
+
 def _forecast_options() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(add_help=False)
-    options.add_argument("--area", type=_area, help="price area: DK1, DK2 (or 1, 2); default every area")
+    options.add_argument("--area", type=_area, help=f"price area: {_AREAS}; default every area")
     options.add_argument("--consumer-type", type=int, help="DE35 consumer type, e.g. 111; default every type")
-    options.add_argument("--output", type=_output_path, help="write to this .parquet or .csv file instead of printing")
+    options.add_argument(
+        "--format", choices=FORMATS,
+        help="table (default: rounded, for reading) or csv, json, parquet (every column unrounded, for programs)",
+    )
+    options.add_argument(
+        "--output", type=_output_path,
+        help=f"write to this file instead of printing: {', '.join(f'.{f}' for f in MACHINE_FORMATS)}, its suffix the format",
+    )
     options.add_argument(
         "--prefix",
         default=settings.bucket_prefix(),
@@ -136,9 +161,11 @@ def _run_latest(args: argparse.Namespace) -> int:
         raise LookupError(_no_such_series(error)) from None
     except LookupError:
         _report_skipped(skipped)
-        raise LookupError(f"no usable forecast issued at or before --at {_shown(args.at)}") from None
+        raise LookupError(
+            f"no usable forecast issued at or before --at {_shown(args.at)} in {_searched(args.prefix)}"
+        ) from None
     _report_skipped(skipped)
-    return _emit(forecast, args.output)
+    return _emit(forecast, args)
 
 
 def _run_gather(args: argparse.Namespace) -> int:
@@ -151,14 +178,26 @@ def _run_gather(args: argparse.Namespace) -> int:
     _report_skipped(skipped)
     span = f"from --from {_shown(args.issued_from)} to --to {_shown(args.issued_to)}"
     if gathered.empty:
-        raise LookupError(f"no usable forecast issued {span}")
+        raise LookupError(f"no usable forecast issued {span} in {_searched(args.prefix)}")
     forecasts = select_series(gathered, args.area, args.consumer_type)
     if forecasts.empty:
         raise LookupError(
             f"no forecast issued {span} has a series with {_asked(args.area, args.consumer_type)}; "
             + _no_such_series_in(gathered, args.area)
         )
-    return _emit(forecasts, args.output)
+    return _emit(forecasts, args)
+
+
+def _searched(prefix: str) -> str:
+    """The forecasts' folder in the deployment's bucket; for the local one, where its state directory comes from."""
+    bucket: Bucket = deployment_bucket()
+    folder = bucket.uri(asset_folder(prefix, [FORECASTS_ASSET]))
+    if settings.deployment_name() != "local" or settings.text(settings.HOME):
+        return folder
+    return (
+        f"{folder} (the local bucket under ./.energy_assets: {settings.HOME} is not set; set it to the state "
+        "directory `energy-assets demo` printed, or run from the folder the demo ran in)"
+    )
 
 
 def _shown(hour: pd.Timestamp) -> str:
@@ -199,16 +238,8 @@ def _report_skipped(skipped: list[SkippedHour]) -> None:
         print(f"energy-assets: skipped {len(skipped)} issue hour(s) whose object is unusable:\n  {lines}", file=sys.stderr)
 
 
-def _emit(forecasts: pd.DataFrame, output: Path | None) -> int:
-    if output is None:
-        print(forecasts.to_string(index=False))
-        return 0
-    output.parent.mkdir(parents=True, exist_ok=True)
-    if output.suffix == ".parquet":
-        forecasts.to_parquet(output, index=False)
-    else:
-        forecasts.to_csv(output, index=False)
-    print(f"wrote {len(forecasts)} rows to {output}", file=sys.stderr)
+def _emit(forecasts: pd.DataFrame, args: argparse.Namespace) -> int:
+    emit(forecasts, format_of(args.format, args.output), args.output)
     return 0
 
 
@@ -260,18 +291,24 @@ def _hour(value: str) -> pd.Timestamp:
         raise argparse.ArgumentTypeError(f"{value!r} is not a time, e.g. 2023-01-14T23:00 or 2023-01-14-23:00") from None
 
 
+# The --area values, in --help and in the error for any other value alike.
+_AREAS = f"{', '.join(AREA_CODES)} (or their codes {', '.join(str(code) for code in AREA_CODES.values())})"
+
+
 def _area(value: str) -> int:
     if value.upper() in AREA_CODES:
         return AREA_CODES[value.upper()]
     if value.isdigit() and int(value) in AREA_NAMES:
         return int(value)
-    raise argparse.ArgumentTypeError(f"{value!r} is not a price area: one of {', '.join(AREA_CODES)} or {sorted(AREA_NAMES)}")
+    raise argparse.ArgumentTypeError(f"{value!r} is not a price area: one of {_AREAS}")
 
 
 def _output_path(value: str) -> Path:
     path = Path(value)
-    if path.suffix not in (".parquet", ".csv"):
-        raise argparse.ArgumentTypeError(f"{value!r}: the output file must end with .parquet or .csv")
+    if path.suffix.lstrip(".") not in MACHINE_FORMATS:
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: the output file must end with {' or '.join(f'.{f}' for f in MACHINE_FORMATS)}"
+        )
     return path
 
 

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from energy_assets.assets.metadata import png_image
 from energy_assets.forecasting.evaluation import MODEL
+from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.monitoring.accuracy import (
     BASELINE_HISTORY_HOURS,
     COVERAGE_METRICS,
@@ -36,7 +37,7 @@ from energy_assets.monitoring.accuracy import (
     pooled_intervals,
     summarize_window,
 )
-from energy_assets.monitoring.plots import plot_mape_over_time
+from energy_assets.monitoring.plots import plot_score_over_time
 from energy_assets.storage.objects import UnusableObject, asset_folder, read_recent
 from energy_assets.partitions import future_hours, hourly_partitions
 from energy_assets.resources.feature_store import FeatureStore
@@ -57,7 +58,7 @@ SUMMARY_AUTOMATION = (
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
 )
-ROLLING_CHECK = "rolling_mape_acceptable"
+ROLLING_CHECK = "rolling_accuracy_acceptable"
 COVERAGE_CHECK = "interval_coverage_calibrated"
 READABLE_CHECK = "accuracy_objects_readable"
 
@@ -68,6 +69,16 @@ def coverage_metadata(intervals: pd.DataFrame) -> dict[str, MetadataValue]:
         f"{MODEL}_{COVERAGE_METRICS[row.nominal]}": MetadataValue.float(float(row.coverage)) if row.n else MetadataValue.null()
         for row in intervals.itertuples()
     }
+
+
+def _float_or_null(value: float) -> MetadataValue:
+    """A score as metadata: null where `forecasting.metrics`' rule leaves it undefined."""
+    return MetadataValue.null() if pd.isna(value) else MetadataValue.float(float(value))
+
+
+def _scores_metadata(scores: pd.DataFrame) -> dict[str, MetadataValue]:
+    """`<model>_wape` and `<model>_mape` of each model (index) of a score table, null where undefined."""
+    return {f"{model}_{metric}": _float_or_null(scores.loc[model, metric]) for model in scores.index for metric in (HEADLINE, "mape")}
 
 
 @asset(
@@ -84,9 +95,10 @@ def coverage_metadata(intervals: pd.DataFrame) -> dict[str, MetadataValue]:
     kinds={"pandas", "parquet"},
 )
 def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataFrame, feature_store: FeatureStore):
-    """MAPE and RMSPE of the forecasts issued at each hour H and of seasonal naive baselines issued at H, and the
-    empirical coverage and relative Winkler score of the model's 80 % and 95 % intervals, overall, per horizon
-    and per series, once the actuals of H+1 ... H+24 are in the feature group."""
+    """WAPE (the headline), MAPE, RMSPE and MAE of the forecasts issued at each hour H and of seasonal naive
+    baselines issued at H, and the empirical coverage and relative Winkler score of the model's 80 % and 95 %
+    intervals, overall, per horizon and per series, once the actuals of H+1 ... H+24 are in the feature group.
+    Zero actuals are scored by `forecasting.metrics`' rule (`zero_actuals` counts those MAPE leaves out)."""
     window = context.partition_time_window
     origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     history = feature_store.read(
@@ -116,7 +128,7 @@ def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataF
             "scores_of_last_issue_hour": MetadataValue.md(
                 last[METRICS].reset_index().to_markdown(index=False, floatfmt=".4f")
             ),
-            **{f"{model}_mape": MetadataValue.float(float(last.loc[model, "mape"])) for model in last.index},
+            **_scores_metadata(last),
             # Over every issue hour of the run (one partition: that hour).
             **coverage_metadata(pooled_intervals(overall[overall[MODEL] == MODEL])),
         },
@@ -127,7 +139,9 @@ class AccuracySummaryConfig(Config):
     """The rolling window the summary covers and when its check warns."""
 
     window_days: int = Field(default=7, ge=1, description="Days of issue hours, ending at the newest scored one.")
-    mape_threshold: float = Field(default=0.10, gt=0, description="Warn above this model MAPE (0.10 = 10 %).")
+    wape_threshold: float = Field(
+        default=0.10, gt=0, description="Warn above this model WAPE over the window (0.10 = 10 %)."
+    )
     worst_series: int = Field(default=10, ge=1, description="Series listed in the worst-series table.")
     coverage_tolerance: float = Field(
         default=0.05, gt=0, lt=1, description="Warn when an interval's coverage misses its nominal level by more (0.05 = 5 points)."
@@ -140,8 +154,8 @@ class AccuracySummaryConfig(Config):
         AssetCheckSpec(
             ROLLING_CHECK,
             asset="forecast_accuracy_summary",
-            description="Over the window, the model's MAPE is below the threshold and below the 168 h "
-            "seasonal naive baseline's.",
+            description="Over the window, the model's WAPE (well defined on zero actuals) is below the threshold "
+            "and below the 168 h seasonal naive baseline's.",
         ),
         AssetCheckSpec(
             READABLE_CHECK,
@@ -161,7 +175,7 @@ class AccuracySummaryConfig(Config):
     kinds={"pandas"},
 )
 def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySummaryConfig, bucket: BucketResource):
-    """Model against baselines over a rolling window of issue hours: MAPE over time per area, worst series."""
+    """Model against baselines over a rolling window of issue hours: WAPE over time per area, worst series."""
     unreadable: list[UnusableObject] = []
     try:
         accuracy = read_recent(
@@ -181,14 +195,18 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
     for problem in unreadable:
         context.log.warning(f"left out of the summary: {problem}")
     summary = summarize_window(accuracy, config.window_days * 24, worst=config.worst_series)
-    alerts = accuracy_alerts(summary, config.mape_threshold)
+    alerts = accuracy_alerts(summary, config.wape_threshold)
+    judged_on = summary.judged_on
     yield MaterializeResult(
         metadata={
             "window": f"{summary.first_issued.isoformat()} ... {summary.last_issued.isoformat()}",
             "issue_hours": summary.issue_hours,
+            "issue_hours_before_wape": summary.issue_hours_before_wape,
             "scores": MetadataValue.md(summary.overall.to_markdown(index=False, floatfmt=".4f")),
-            **{f"{row[MODEL]}_mape": MetadataValue.float(float(row["mape"])) for _, row in summary.overall.iterrows()},
-            "mape_over_time": png_image(plot_mape_over_time(summary.per_area_over_time), "MAPE per issue hour"),
+            **_scores_metadata(summary.overall.set_index(MODEL)),
+            f"{judged_on}_over_time": png_image(
+                plot_score_over_time(summary.per_area_over_time, judged_on), f"{judged_on.upper()} per issue hour"
+            ),
             "worst_series": MetadataValue.md(summary.worst_series.to_markdown(index=False, floatfmt=".4f")),
             "intervals": MetadataValue.md(summary.intervals.to_markdown(index=False, floatfmt=".4f")),
             **coverage_metadata(summary.intervals),
@@ -212,9 +230,11 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
         severity=AssetCheckSeverity.WARN,
         description="; ".join(alerts) or None,
         metadata={
-            "model_mape": summary.mape(MODEL),
-            f"{REFERENCE_BASELINE}_mape": summary.mape(REFERENCE_BASELINE),
-            "mape_threshold": config.mape_threshold,
+            "judged_on": judged_on,
+            f"{MODEL}_{judged_on}": _float_or_null(summary.score(MODEL)),
+            f"{REFERENCE_BASELINE}_{judged_on}": _float_or_null(summary.score(REFERENCE_BASELINE)),
+            "wape_threshold": config.wape_threshold,
+            "zero_actuals": int(summary.overall.set_index(MODEL).loc[MODEL, "zero_actuals"]),
         },
     )
     yield coverage_check(summary.intervals, coverage_alerts(summary, config.coverage_tolerance), config.coverage_tolerance)

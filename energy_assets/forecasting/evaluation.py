@@ -1,4 +1,4 @@
-"""Rolling-origin backtests and MAPE / RMSPE scores overall, per horizon and per series."""
+"""Rolling-origin backtests and their scores (`metrics`' rule) overall, per horizon and per series."""
 
 from __future__ import annotations
 
@@ -15,22 +15,22 @@ from energy_assets import schema
 from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.intervals import ConformalErrors, bound_columns, interval_scores, seasonal_scale
+from energy_assets.forecasting.metrics import HEADLINE, score_groups
 from energy_assets.forecasting.panel import Panel, to_sktime
 
 MODEL = "model"
-# The definitions the scores follow (tests hold `_scores` to them); sktime divides by |actual| or, if smaller, this.
+# The definitions MAPE and RMSPE follow on the rows that have a relative error (tests hold `_scores` to them).
 METRICS = {
     "mape": MeanAbsolutePercentageError(symmetric=False, multilevel="raw_values"),
     "rmspe": MeanSquaredPercentageError(symmetric=False, square_root=True, multilevel="raw_values"),
 }
-EPSILON = np.finfo(np.float64).eps
 
 
 @dataclass(frozen=True)
 class ForecastScores:
-    """MAPE and RMSPE of one forecast column against the actuals, at three levels of detail."""
+    """Point scores (`metrics.POINT_SCORES`) of one forecast column against the actuals, at three levels of detail."""
 
-    overall: pd.DataFrame  # one row: mape, rmspe, n
+    overall: pd.DataFrame  # one row: wape, mape, rmspe, mae, mean_actual, n, zero_actuals
     per_horizon: pd.DataFrame  # index horizon
     per_series: pd.DataFrame  # index (area, consumer_type)
 
@@ -50,7 +50,7 @@ def score_forecasts(
 def overall_scores(
     frame: pd.DataFrame, forecast: str = schema.FORECAST, actual: str = schema.TARGET
 ) -> pd.Series:
-    """mape, rmspe and n over every row of the frame (the `overall` row of `score_forecasts`)."""
+    """The point and interval scores of every row of the frame (the `overall` row of `score_forecasts`)."""
     return _scores(_scorable(frame, forecast, actual), [], forecast, actual).iloc[0]
 
 
@@ -66,16 +66,11 @@ def _scorable(frame: pd.DataFrame, forecast: str, actual: str) -> pd.DataFrame:
 
 
 def _scores(frame: pd.DataFrame, by: list[str], forecast: str, actual: str) -> pd.DataFrame:
-    """MAPE, RMSPE and n per group of `by` (one row without), as sktime's `METRICS` define them, in one
-    groupby: sktime's metrics take a hierarchical frame and a call per metric, 40 ms a retraining."""
-    y_true = frame[actual].to_numpy(dtype="float64")
-    relative = (y_true - frame[forecast].to_numpy(dtype="float64")) / np.maximum(np.abs(y_true), EPSILON)
-    errors = pd.DataFrame({"mape": np.abs(relative), "rmspe": relative**2})
-    keys = [frame[c].to_numpy() for c in by] or [np.zeros(len(frame), dtype="int64")]
-    grouped = errors.groupby(keys, sort=True)
-    table = grouped.mean()
-    table["rmspe"] = np.sqrt(table["rmspe"])
-    table["n"] = grouped.size()
+    """Point scores per group of `by` (one row without) by `metrics`' rule, MAPE and RMSPE as sktime's
+    `METRICS` define them on the rows they score, in one groupby: sktime's metrics take a hierarchical
+    frame and a call per metric, 40 ms a retraining."""
+    keys = [frame[c].to_numpy() for c in by]
+    table = score_groups(frame[actual].to_numpy(dtype="float64"), frame[forecast].to_numpy(dtype="float64"), keys)
     table.index.names = by or ["all"]
     bounds = [c for c in schema.INTERVAL_COVERAGES if schema.interval_column("lower", c) in frame]
     if bounds:
@@ -243,7 +238,8 @@ def seasonal_naive_with_intervals(
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:
-    """Overall scores of each model of a `backtest` frame (the `overall_scores` of its rows), best MAPE first."""
+    """Overall scores of each model of a `backtest` frame (the `overall_scores` of its rows), best headline
+    score (`metrics.HEADLINE`) first."""
     scored = _scorable(frame, schema.FORECAST, schema.TARGET)
     table = _scores(scored, [MODEL], schema.FORECAST, schema.TARGET).set_index(MODEL)
-    return table.astype({"n": "float64"}).sort_values("mape")
+    return table.astype({"n": "float64", "zero_actuals": "float64"}).sort_values(HEADLINE)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from energy_assets.forecasting.metrics import has_relative_error
 from energy_assets.schema import interval_column
 
 # Score quantiles are kept at these levels (order statistics; a level between two is rounded up, so an
@@ -146,16 +147,18 @@ def interval_metric_names(coverage: float) -> tuple[str, str]:
 
 def interval_scores(actual: np.ndarray, lower: np.ndarray, upper: np.ndarray, coverage: float) -> dict[str, float]:
     """`coverage_<pct>`: share of actuals inside the interval; `winkler_<pct>`: mean Winkler score relative
-    to the actual (scale-free, as MAPE is, so large series do not drown small ones). Rows without bounds
-    (a model without intervals, an object written before them) are left out; NaN when none is left."""
+    to the actual (scale-free, as MAPE is, so large series do not drown small ones), over the rows with a
+    relative error by `metrics`' rule (zero actuals are covered or not, but have no relative score). Rows
+    without bounds (a model without intervals, an object written before them) are left out; NaN when none is left."""
     covered, winkler = interval_metric_names(coverage)
-    scored = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(actual) & (actual != 0)
-    if not scored.any():
-        return {covered: np.nan, winkler: np.nan}
-    a, lo, up = actual[scored], lower[scored], upper[scored]
+    bounded = np.isfinite(lower) & np.isfinite(upper) & np.isfinite(actual)
+    relative = bounded & has_relative_error(actual)
+    a, lo, up = actual[bounded], lower[bounded], upper[bounded]
     return {
-        covered: float(np.mean((lo <= a) & (a <= up))),
-        winkler: float(np.mean(winkler_score(a, lo, up, coverage) / np.abs(a))),
+        covered: float(np.mean((lo <= a) & (a <= up))) if bounded.any() else np.nan,
+        winkler: float(np.mean(winkler_score(actual, lower, upper, coverage)[relative] / np.abs(actual[relative])))
+        if relative.any()
+        else np.nan,
     }
 
 

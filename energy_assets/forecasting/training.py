@@ -17,6 +17,7 @@ from energy_assets import schema
 from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.panel import InsufficientHistoryError, to_sktime
 from energy_assets.timeline import to_utc_hour
 
@@ -40,6 +41,9 @@ _MODEL_DEFAULTS = GlobalLGBMForecaster.get_param_defaults()
 # Newest hours of features a model learns from (its calibration fit learns from as many hours ending
 # calibration_hours earlier: `ForecasterConfig.read_hours`).
 TRAINING_WINDOW_HOURS = 30 * 24
+
+# The scores a validation records for each forecaster, the headline first.
+VALIDATION_METRICS = (HEADLINE, "mape", "rmspe")
 
 
 @dataclass(frozen=True)
@@ -114,7 +118,7 @@ class TrainingResult:
     training_start: pd.Timestamp
     data_cutoff: pd.Timestamp
     excluded_series: pd.DataFrame  # area, consumer_type, hours_available
-    validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{mape,rmspe}
+    validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{wape,mape,rmspe}
     validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
     validation_cutoff: pd.Timestamp  # newest row the model that forecast the validation window was fitted on
 
@@ -173,7 +177,7 @@ def train_forecaster(
         validation = backtest(rows, origins, template, retrain_every=validation_hours)
     scores = score_models(validation)
     metrics = {
-        f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in ("mape", "rmspe")
+        f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS
     }
     return TrainingResult(
         forecaster=forecaster,
@@ -248,7 +252,8 @@ def search_hyperparameters(
     base: ForecasterConfig | None = None,
     random_state: int = 0,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
-    """Time-series cross-validated search; returns the config with the lowest MAPE and all results.
+    """Time-series cross-validated search; returns the config with the lowest headline score (`metrics.HEADLINE`,
+    WAPE) and all results, best first.
 
     `candidates` is a list of configs, or a grid {field: values} (or a list of grids, as sklearn's
     ParameterGrid takes them) over `base`: all combinations, or `n_iter` random ones. Folds come from
@@ -287,12 +292,12 @@ def search_hyperparameters(
         results.append(
             {
                 **config.to_dict(),
-                **scores.drop("n").to_dict(),  # mape, rmspe, and coverage / winkler of each interval
+                **scores.drop(["n", "zero_actuals"]).to_dict(),  # point scores, coverage / winkler of each interval
                 "seconds": time.perf_counter() - started,
             }
         )
-    table = pd.DataFrame(results).sort_values("mape", kind="stable").reset_index(drop=True)
-    best = configs[int(np.argmin([r["mape"] for r in results]))]
+    table = pd.DataFrame(results).sort_values(HEADLINE, kind="stable").reset_index(drop=True)
+    best = configs[int(pd.Series([r[HEADLINE] for r in results]).sort_values(kind="stable").index[0])]
     return best, table
 
 

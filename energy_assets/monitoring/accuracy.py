@@ -10,6 +10,7 @@ import pandas as pd
 from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
 from energy_assets.forecasting.evaluation import MODEL, ForecastScores, score_forecasts, with_actuals
 from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.metrics import HEADLINE, POINT_SCORES, RESOLUTION_KWH, pool, relative_rows
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.schema import (
     AREA,
@@ -35,17 +36,26 @@ OVERALL, PER_HORIZON, PER_SERIES = "overall", "horizon", "series"
 INTERVAL_METRICS: dict[float, list[str]] = {coverage: list(interval_metric_names(coverage)) for coverage in INTERVAL_COVERAGES}
 COVERAGE_METRICS = {coverage: names[0] for coverage, names in INTERVAL_METRICS.items()}
 WINKLER_METRICS = {coverage: names[1] for coverage, names in INTERVAL_METRICS.items()}
-METRICS = ["mape", "rmspe", "n", *(name for names in INTERVAL_METRICS.values() for name in names)]
+# Objects written before WAPE hold only these of the point scores (MAPE and RMSPE then divided a zero actual
+# by machine epsilon, and no row was left out).
+POINT_SCORES_BEFORE_WAPE = ["mape", "rmspe", "n"]
+METRICS = [
+    *POINT_SCORES_BEFORE_WAPE,
+    *(name for names in INTERVAL_METRICS.values() for name in names),
+    *(name for name in POINT_SCORES if name not in POINT_SCORES_BEFORE_WAPE),
+]
 ACCURACY_COLUMNS = [ISSUED_AT, MODEL, SCOPE, HORIZON, AREA, CONSUMER_TYPE, *METRICS]
-# Nullable: a row fills only the keys of its scope (horizon rows a horizon, series rows a series), and the
+# Nullable: a row fills only the keys of its scope (horizon rows a horizon, series rows a series), the
 # interval metrics only for forecasts with bounds (not the baselines, nor objects written before intervals,
-# which lack these columns altogether).
+# which lack these columns altogether), and the scores only where `metrics`' rule defines them.
 ACCURACY_DTYPES = {
     ISSUED_AT: "datetime64[us, UTC]",
     HORIZON: "Int16",
     AREA: "Int8",
     CONSUMER_TYPE: "Int32",
     "n": "int64",
+    "zero_actuals": "int64",
+    **{name: "float64" for name in POINT_SCORES if name not in ("n", "zero_actuals")},
     **{name: "float64" for names in INTERVAL_METRICS.values() for name in names},
 }
 
@@ -75,7 +85,8 @@ def issue_hours_lacking_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) 
 
 
 def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
-    """MAPE and RMSPE of the model's forecasts and of the seasonal naive baselines issued at the same hours.
+    """Point scores (`metrics.POINT_SCORES`) of the model's forecasts and of the seasonal naive baselines issued
+    at the same hours, and the interval scores of the model's.
 
     `forecasts` are the model's rows (energy_forecasts); `history` holds the actuals of their target
     hours and the week before each issue hour. Returns one tidy row per issue hour, model and scope:
@@ -97,8 +108,10 @@ def accuracy_by_issue_hour(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd
 
 
 def readable_accuracy(frame: pd.DataFrame) -> pd.DataFrame:
-    """Stored accuracy rows in today's columns and dtypes: objects written before intervals lack their metrics."""
-    return frame.reindex(columns=ACCURACY_COLUMNS).astype(ACCURACY_DTYPES)
+    """Stored accuracy rows in today's columns and dtypes: objects written before intervals lack their metrics,
+    and objects written before WAPE lack it, MAE and the mean actual (null) and scored every row (0 zero actuals)."""
+    frame = frame.reindex(columns=ACCURACY_COLUMNS)
+    return frame.assign(zero_actuals=frame["zero_actuals"].fillna(0)).astype(ACCURACY_DTYPES)
 
 
 def _tidy(scores: ForecastScores, issued_at: pd.Timestamp, model: str) -> pd.DataFrame:
@@ -108,38 +121,25 @@ def _tidy(scores: ForecastScores, issued_at: pd.Timestamp, model: str) -> pd.Dat
     return frame.assign(**{ISSUED_AT: issued_at, MODEL: model}).reindex(columns=ACCURACY_COLUMNS)
 
 
-def pooled(scores: pd.DataFrame, by: list[str]) -> pd.DataFrame:
-    """MAPE and RMSPE over all the rows behind several score rows (weighted by their n), per group."""
-    weights = scores["n"].astype("float64")
-    frame = pd.DataFrame(
-        {
-            **{column: scores[column] for column in by},
-            "ape_sum": scores["mape"] * weights,
-            "spe_sum": scores["rmspe"] ** 2 * weights,
-            "n": weights,
-        }
-    )
-    sums = frame.groupby(by, sort=True).sum()
-    return pd.DataFrame(
-        {"mape": sums["ape_sum"] / sums["n"], "rmspe": np.sqrt(sums["spe_sum"] / sums["n"]), "n": sums["n"].astype("int64")}
-    ).reset_index()
-
-
 def pooled_intervals(scores: pd.DataFrame) -> pd.DataFrame:
     """Per nominal coverage: the empirical coverage and relative Winkler score pooled over score rows (weighted
-    by their n), and the n behind them; rows without interval metrics (baselines, forecasts without bounds)
-    are left out, so a level without any has NaN scores and n 0."""
+    by the rows behind each: all for coverage, those with a relative error for the Winkler score), and the n
+    behind the coverage; rows without interval metrics (baselines, forecasts without bounds) are left out, so
+    a level without any has NaN scores and n 0."""
     records = []
     for coverage in INTERVAL_COVERAGES:
         coverage_column, winkler_column = COVERAGE_METRICS[coverage], WINKLER_METRICS[coverage]
-        rows = scores[scores[coverage_column].notna() & scores[winkler_column].notna()]
+        rows = scores[scores[coverage_column].notna()]
         weights = rows["n"].astype("float64")
         total = float(weights.sum())
+        relative = relative_rows(rows).where(rows[winkler_column].notna(), 0.0)
         records.append(
             {
                 "nominal": coverage,
                 "coverage": float((rows[coverage_column] * weights).sum() / total) if total else np.nan,
-                "winkler": float((rows[winkler_column] * weights).sum() / total) if total else np.nan,
+                "winkler": float((rows[winkler_column].fillna(0.0) * relative).sum() / relative.sum())
+                if relative.sum()
+                else np.nan,
                 "n": int(total),
             }
         )
@@ -153,14 +153,21 @@ class AccuracySummary:
     first_issued: pd.Timestamp
     last_issued: pd.Timestamp
     issue_hours: int
-    overall: pd.DataFrame  # per model: mape, rmspe, n
-    per_area_over_time: pd.DataFrame  # issued_at, area, model, mape, rmspe, n
-    worst_series: pd.DataFrame  # area, consumer_type, model MAPE and each baseline's, worst model MAPE first
+    issue_hours_before_wape: int  # of those, hours whose objects were written before WAPE (MAPE and RMSPE only)
+    overall: pd.DataFrame  # per model: `metrics.POINT_SCORES`
+    per_area_over_time: pd.DataFrame  # issued_at, area, model and their point scores
+    worst_series: pd.DataFrame  # area, consumer_type, each model's `judged_on` score, the model's MAPE, MAE, zero actuals
     intervals: pd.DataFrame  # the model's, per nominal coverage: nominal, coverage, winkler, n (0: no bounds stored)
 
-    def mape(self, model: str) -> float:
-        """The window's pooled MAPE of one model."""
-        return float(self.overall.set_index(MODEL).loc[model, "mape"])
+    @property
+    def judged_on(self) -> str:
+        """The score the window is judged on: the headline (WAPE), or MAPE when every object in the window was
+        written before WAPE."""
+        return HEADLINE if self.issue_hours_before_wape < self.issue_hours else "mape"
+
+    def score(self, model: str, metric: str | None = None) -> float:
+        """The window's pooled `metric` (default: `judged_on`) of one model; NaN where the rule leaves it undefined."""
+        return float(self.overall.set_index(MODEL).loc[model, metric or self.judged_on])
 
 
 def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10) -> AccuracySummary:
@@ -171,34 +178,50 @@ def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10)
     last = accuracy[ISSUED_AT].max()
     first = last - pd.Timedelta(hours=window_hours - 1)
     series = accuracy[(accuracy[SCOPE] == PER_SERIES) & (accuracy[ISSUED_AT] >= first)]
-    per_series = pooled(series, [*SERIES_KEY, MODEL])
-    worst_series = (
-        per_series.pivot(index=SERIES_KEY, columns=MODEL, values="mape")
-        .add_suffix("_mape")
-        .sort_values(f"{MODEL}_mape", ascending=False)
-        .head(worst)
-        .reset_index()
-    )
-    worst_series.columns.name = None
+    issue_hours = series[ISSUED_AT].nunique()
+    before_wape = series.loc[series["mae"].isna(), ISSUED_AT].nunique()
+    judged_on = HEADLINE if before_wape < issue_hours else "mape"
     return AccuracySummary(
         first_issued=series[ISSUED_AT].min(),
         last_issued=last,
-        issue_hours=series[ISSUED_AT].nunique(),
-        overall=pooled(series, [MODEL]),
-        per_area_over_time=pooled(series, [ISSUED_AT, AREA, MODEL]),
-        worst_series=worst_series,
+        issue_hours=issue_hours,
+        issue_hours_before_wape=before_wape,
+        overall=pool(series, [MODEL]),
+        per_area_over_time=pool(series, [ISSUED_AT, AREA, MODEL]),
+        worst_series=_worst_series(pool(series, [*SERIES_KEY, MODEL]), judged_on, worst),
         intervals=pooled_intervals(series[series[MODEL] == MODEL]),
     )
 
 
-def accuracy_alerts(summary: AccuracySummary, mape_threshold: float) -> list[str]:
-    """Why the model's accuracy over the window needs attention; empty when it does not."""
-    model, reference = summary.mape(MODEL), summary.mape(REFERENCE_BASELINE)
+def _worst_series(per_series: pd.DataFrame, metric: str, worst: int) -> pd.DataFrame:
+    """The `worst` series by the model's `metric`, each model's beside it, and the model's MAPE, MAE and zero actuals."""
+    table = per_series.pivot(index=SERIES_KEY, columns=MODEL, values=metric).add_suffix(f"_{metric}")
+    model = per_series[per_series[MODEL] == MODEL].set_index(SERIES_KEY)
+    extra = [] if metric == "mape" else ["mape"]
+    table = table.join(model[[*extra, "mae"]].add_prefix(f"{MODEL}_")).join(model["zero_actuals"])
+    # A series without consumption to relate its error to (WAPE undefined) but forecast off ranks first.
+    undefined = np.where(table[f"{MODEL}_mae"] > 0, np.inf, -np.inf)
+    rank = table[f"{MODEL}_{metric}"].fillna(pd.Series(undefined, index=table.index))
+    table = table.loc[rank.sort_values(ascending=False, kind="stable").index].head(worst).reset_index()
+    table.columns.name = None
+    return table
+
+
+def accuracy_alerts(summary: AccuracySummary, threshold: float) -> list[str]:
+    """Why the model's accuracy over the window needs attention, judged on `summary.judged_on`; empty when it
+    does not."""
+    name = summary.judged_on.upper()
+    model, reference = summary.score(MODEL), summary.score(REFERENCE_BASELINE)
+    if np.isnan(model):
+        return [
+            f"model {name} is undefined over the window: its actuals total less than {RESOLUTION_KWH:g} kWh "
+            f"(model MAE {summary.score(MODEL, 'mae'):.4g} kWh)"
+        ]
     alerts = []
-    if model > mape_threshold:
-        alerts.append(f"model MAPE {model:.2%} exceeds the threshold {mape_threshold:.2%}")
+    if model > threshold:
+        alerts.append(f"model {name} {model:.2%} exceeds the threshold {threshold:.2%}")
     if model > reference:
-        alerts.append(f"model MAPE {model:.2%} is worse than the 168 h seasonal naive baseline's {reference:.2%}")
+        alerts.append(f"model {name} {model:.2%} is worse than the 168 h seasonal naive baseline's {reference:.2%}")
     return alerts
 
 

@@ -9,14 +9,16 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter
 from matplotlib.figure import Figure
 
 from energy_assets.forecasting.evaluation import MODEL
+from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.schema import AREA, AREA_NAMES, ISSUED_AT
 
 LABELS = {"model": "model", "snaive24": "seasonal naive 24 h", "snaive168": "seasonal naive 168 h"}
 STYLES = {"model": {"linewidth": 2.0}, "snaive24": {"linestyle": ":"}, "snaive168": {"linestyle": "--"}}
 
 
-def plot_mape_over_time(per_area_over_time: pd.DataFrame) -> bytes:
-    """MAPE of each issue hour's forecasts, model against baselines, one panel per price area."""
+def plot_score_over_time(per_area_over_time: pd.DataFrame, metric: str = HEADLINE) -> bytes:
+    """`metric` (a score of `metrics.POINT_SCORES`, as a percentage) of each issue hour's forecasts, model against
+    baselines, one panel per price area."""
     areas = sorted(per_area_over_time[AREA].unique())
     # Figure rather than pyplot: no global state, safe in a multi-threaded process.
     figure = Figure(figsize=(9, 2.4 * len(areas)), layout="constrained")
@@ -24,9 +26,9 @@ def plot_mape_over_time(per_area_over_time: pd.DataFrame) -> bytes:
     for ax, area in zip(axes, areas):
         rows = per_area_over_time[per_area_over_time[AREA] == area]
         for model, series in rows.groupby(MODEL):
-            ax.plot(series[ISSUED_AT], series["mape"] * 100, label=LABELS.get(model, model), **STYLES.get(model, {}))
+            ax.plot(series[ISSUED_AT], series[metric] * 100, label=LABELS.get(model, model), **STYLES.get(model, {}))
         ax.set_title(AREA_NAMES.get(int(area), str(area)), loc="left")
-        ax.set_ylabel("MAPE (%)")
+        ax.set_ylabel(f"{metric.upper()} (%)")
         ax.grid(alpha=0.3)
     locator = AutoDateLocator()
     axes[-1].xaxis.set_major_locator(locator)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from energy_assets.sources.canonical import utc_times
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
@@ -31,7 +32,7 @@ def coerce_consumption(frame: pd.DataFrame) -> pd.DataFrame:
         raise CleaningError(f"consumption rows lack the columns {absent}; got {list(frame.columns)}")
     return pd.DataFrame(
         {
-            DATETIME: pd.to_datetime(frame[DATETIME], utc=True, errors="coerce"),
+            DATETIME: utc_times(frame[DATETIME]),
             AREA: pd.to_numeric(frame[AREA], errors="coerce"),
             CONSUMER_TYPE: pd.to_numeric(frame[CONSUMER_TYPE], errors="coerce"),
             TARGET: pd.to_numeric(frame[TARGET], errors="coerce").astype("float64"),

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
 from energy_assets.quality.cleaning import coerce_consumption, missing_columns, unparseable_values
+from energy_assets.quality.plausibility import REFERENCE_DAYS, Plausibility, series_name
 from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, SERIES_KEY, TARGET
 
 
@@ -18,6 +19,8 @@ class RuleResult:
     rule: str
     description: str
     offending_rows: pd.DataFrame
+    # What the rule judged by, for the check's metadata (e.g. the plausibility factor).
+    facts: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
@@ -30,6 +33,11 @@ RULES: dict[str, str] = {
     "known_areas_and_consumer_types": "every area and consumer type is one the source publishes",
     "finite_non_negative_consumption": "energy_consumption is a finite number >= 0 (not inf)",
     "complete_hours": "every expected series appears exactly once in every hour of the window",
+    "plausible_consumption": (
+        "energy_consumption lies within the plausibility factor (default 30) of its series' median over the "
+        f"{REFERENCE_DAYS} days before the window and the window itself, compared as 1 + kWh: a value far from "
+        "its series' recent level, or a zero in a series far above zero, is refused"
+    ),
 }
 
 
@@ -38,8 +46,14 @@ def validate_consumption(
     expected_series: pd.DataFrame,
     window_start: pd.Timestamp,
     window_end: pd.Timestamp,
+    history: pd.DataFrame | None = None,
+    plausibility: Plausibility = Plausibility(),
 ) -> list[RuleResult]:
-    """Run every rule in RULES on rows meant to cover hours window_start <= H < window_end."""
+    """Run every rule in RULES on rows meant to cover hours window_start <= H < window_end.
+
+    `history` holds the stored rows of the days before the window that `plausible_consumption`
+    judges each series against (with the window's own rows); none judges each series by its own rows.
+    """
     absent = missing_columns(rows)
     if absent:
         offending = pd.DataFrame({"missing_column": absent})
@@ -73,6 +87,16 @@ def validate_consumption(
             "complete_hours",
             RULES["complete_hours"],
             _completeness_problems(coerced, expected_series, window_start, window_end),
+        ),
+        RuleResult(
+            "plausible_consumption",
+            RULES["plausible_consumption"],
+            plausibility.implausible_rows(rows, history),
+            {
+                "plausibility_factor": plausibility.factor,
+                "history_hours": 0 if history is None else int(history[DATETIME].nunique()),
+                "accepted_series": ", ".join(sorted(series_name(*series) for series in plausibility.accepted)) or "none",
+            },
         ),
     ]
 

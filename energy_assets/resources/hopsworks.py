@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib
 import json
 import logging
 import os
@@ -16,7 +17,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import hopsworks  # called as `hopsworks.login`/`logout` at use time, so tests can patch the SDK
 import pandas as pd
 from dagster import ConfigurableResource
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
@@ -75,6 +75,25 @@ MODEL_FILES_DIR = "model"
 FACTS_FILE = "energy_assets_facts.json"
 # Each process's folder for its client certificates and downloaded model files: <prefix><pid>_<random>.
 SESSION_FOLDER_PREFIX = "energy_assets_hopsworks_"
+
+
+def _imported_keeping_root_logging(name: str):
+    """Import `name`, undoing any change it makes to the root logger.
+
+    The Hopsworks SDK calls `logging.basicConfig(level=INFO)` on import: in every process that loads the
+    code location (the CLI, `dg dev`'s code server, each run), every library's INFO would then reach
+    stderr (alembic's migration lines on a fresh instance, Dagster's own log lines a second time).
+    """
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    module = importlib.import_module(name)
+    root.setLevel(level)
+    root.handlers[:] = handlers
+    return module
+
+
+# Called as `hopsworks.login`/`logout` at use time, so tests can patch the SDK.
+hopsworks = _imported_keeping_root_logging("hopsworks")
 
 
 class HopsworksLoginError(RuntimeError):

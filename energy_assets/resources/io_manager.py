@@ -25,6 +25,7 @@ from dagster import (
 )
 
 from energy_assets.resources.bucket import BucketResource
+from energy_assets.resources.retries import retry_transient
 from energy_assets.storage.buckets import cannot_heal
 from energy_assets.storage.objects import (
     asset_folder,
@@ -86,7 +87,8 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                     context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
         except Exception as error:
             if not cannot_heal(error):
-                raise  # a transient storage error: the asset's RetryPolicy, if any, tries again
+                where = f"asset {asset}: writing to {self.bucket.get_bucket().uri(self.prefix)}"
+                raise retry_transient(error, context.step_context.previous_attempt_count, where) from error
             raise Failure(
                 description=f"asset {asset}: cannot write to {self.bucket.get_bucket().uri(self.prefix)}: {error}",
                 allow_retries=False,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 import numpy as np
 import pandas as pd
 
-from energy_assets.timeline import to_utc_hour
+from energy_assets.timeline import DANISH_TIME_ZONE, to_utc_hour
 from energy_assets.schema import (
     AREA,
     AREA_CODES,
@@ -21,6 +22,8 @@ from energy_assets.sources.errors import SourceFormatError
 
 # Column names of the Energi Data Service dataset ConsumptionDE35Hour (API and its CSV download).
 HOUR_UTC = "HourUTC"
+# Optional beside HourUTC: the same hour as Danish wall-clock time; where present, the two must agree.
+HOUR_DK = "HourDK"
 PRICE_AREA = "PriceArea"
 DE35_CODE = "ConsumerType_DE35"
 TOTAL_CON = "TotalCon"
@@ -83,11 +86,76 @@ def _reject_nulls(values: pd.Series, column: str, origin: RowOrigin) -> None:
 
 
 def parse_hours(values: pd.Series, column: str, origin: RowOrigin) -> pd.Series:
-    """ISO 8601 hours (naive ones taken as UTC) as datetime64[us, UTC]."""
+    """ISO 8601 hours as datetime64[us, UTC], each value on its own terms (`utc_times`); an empty or
+    unparseable value is an error naming the rows."""
     _reject_nulls(values, column, origin)
-    parsed = pd.to_datetime(values, utc=True, format="ISO8601", errors="coerce")
+    parsed = utc_times(values)
     _reject(parsed.isna().to_numpy(), values, column, "unparseable timestamp(s)", origin)
     return parsed.astype(CONSUMPTION_DTYPES[DATETIME])
+
+
+def utc_times(values: pd.Series) -> pd.Series:
+    """Times as UTC, each value on its own terms: one with an offset in that offset, one without in UTC
+    (a vectorized ISO 8601 parse reads every value after the first offset in it); NaT where a value is
+    empty or not ISO 8601."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = pd.DatetimeIndex(values)
+        return pd.Series(stamps.tz_localize("UTC") if stamps.tz is None else stamps.tz_convert("UTC"), index=values.index)
+    instants, walls = _parse_iso_times(values)
+    return instants.fillna(walls.dt.tz_localize("UTC"))
+
+
+def _parse_iso_times(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Per value, parsed on its own terms: (the UTC instant of a value with an offset, NaT otherwise;
+    the wall time of a value without one, NaT otherwise); both NaT for a value that is not ISO 8601."""
+    codes, uniques = pd.factorize(values)
+    parsed = [_iso_time(value) for value in uniques]
+    # One NaT more at the end, for the empty values that factorize codes as -1.
+    instants = pd.DatetimeIndex([p if p is not None and p.tzinfo is not None else pd.NaT for p in parsed] + [pd.NaT], tz="UTC")
+    walls = pd.DatetimeIndex([p if p is not None and p.tzinfo is None else pd.NaT for p in parsed] + [pd.NaT])
+    return (
+        pd.Series(instants.take(codes), index=values.index),
+        pd.Series(walls.take(codes), index=values.index),
+    )
+
+
+def _iso_time(value) -> pd.Timestamp | None:
+    """One ISO 8601 time: in UTC when it has an offset, naive wall time when it has none, None when it is not ISO 8601."""
+    if isinstance(value, (datetime, np.datetime64)):
+        stamp = pd.Timestamp(value)
+    elif isinstance(value, str):
+        try:
+            stamp = pd.Timestamp(datetime.fromisoformat(value.strip()))
+        except ValueError:
+            return None
+    else:
+        return None
+    return stamp if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def check_danish_hours(frame: pd.DataFrame, hours: pd.Series, origin: RowOrigin) -> None:
+    """Refuse rows whose HourDK is not their HourUTC (parsed as `hours`) in Danish time, with that date's offset.
+
+    A local value without an offset is compared as wall-clock time; one with an offset as an instant.
+    """
+    local_values = frame[HOUR_DK]
+    _reject_nulls(local_values, HOUR_DK, origin)
+    instants, walls = _parse_iso_times(local_values)
+    _reject((instants.isna() & walls.isna()).to_numpy(), local_values, HOUR_DK, "unparseable timestamp(s)", origin)
+    utc = pd.Series(pd.DatetimeIndex(hours).tz_convert("UTC"), index=local_values.index)
+    danish_walls = utc.dt.tz_convert(DANISH_TIME_ZONE).dt.tz_localize(None)
+    disagree = np.where(instants.notna(), instants != utc, walls != danish_walls)
+    positions = np.flatnonzero(disagree)
+    if positions.size:
+        examples = [
+            f"{HOUR_UTC} {frame[HOUR_UTC].iloc[p]!r} (read as {utc.iloc[p]:%Y-%m-%d %H:%M} UTC, "
+            f"{danish_walls.iloc[p]:%Y-%m-%d %H:%M} in Denmark) vs {HOUR_DK} {local_values.iloc[p]!r}"
+            for p in positions[:_QUOTED_VALUES]
+        ]
+        raise SourceFormatError(
+            f"{origin.where}: {positions.size} row(s) whose {HOUR_UTC} and {HOUR_DK} disagree ({HOUR_DK} must be "
+            f"{HOUR_UTC} in Danish time, {DANISH_TIME_ZONE}) at {origin.locate(positions)}: {'; '.join(examples)}"
+        )
 
 
 def _as_floats(values: pd.Series) -> pd.Series:
@@ -183,8 +251,12 @@ def _from_columns(frame: pd.DataFrame, names: list[str], parse_area, origin: Row
 
 
 def from_de35_columns(frame: pd.DataFrame, origin: RowOrigin) -> pd.DataFrame:
-    """Canonical rows from the ConsumptionDE35Hour columns (HourUTC, PriceArea, ConsumerType_DE35, TotalCon)."""
-    return _from_columns(frame, DE35_COLUMNS, parse_area_names, origin)
+    """Canonical rows from the ConsumptionDE35Hour columns (HourUTC, PriceArea, ConsumerType_DE35, TotalCon),
+    each HourUTC checked against HourDK where that column is present."""
+    rows = _from_columns(frame, DE35_COLUMNS, parse_area_names, origin)
+    if HOUR_DK in frame.columns:
+        check_danish_hours(frame, rows[DATETIME], origin)
+    return rows
 
 
 def from_canonical_columns(frame: pd.DataFrame, origin: RowOrigin) -> pd.DataFrame:

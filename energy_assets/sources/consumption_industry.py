@@ -5,7 +5,7 @@ The dataset has no price area and no DE35 code, so both are derived, then summed
 
 | source column | canonical | mapping |
 |---|---|---|
-| `HourUTC` | `datetime_utc` | as is (UTC) |
+| `HourUTC` | `datetime_utc` | as is (UTC); `HourDK`, when present, must be it in Danish time |
 | `MunicipalityNo` | `area` | municipality -> price area (`municipalities.py`): 1 = DK1 (Jutland, Funen), 2 = DK2 (Zealand, Lolland-Falster, Bornholm) |
 | `Branche` = `Erhverv` | `consumer_type` = 1001 | businesses (meters with a CVR number, private sector) |
 | `Branche` = `Offentligt` | `consumer_type` = 1002 | public sector |
@@ -24,8 +24,10 @@ import pandas as pd
 
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_DTYPES, DATETIME, SERIES_KEY, TARGET
 from energy_assets.sources.canonical import (
+    HOUR_DK,
     RowOrigin,
     canonical_frame,
+    check_danish_hours,
     map_known,
     parse_hours,
     parse_integers,
@@ -68,6 +70,8 @@ def from_industry_columns(frame: pd.DataFrame, origin: RowOrigin) -> pd.DataFram
             TARGET: parse_numbers(frame[CONSUMPTION], CONSUMPTION, origin),
         }
     )
+    if HOUR_DK in frame.columns:
+        check_danish_hours(frame, detailed[DATETIME], origin)
     repeated = detailed.duplicated([DATETIME, MUNICIPALITY, BRANCHE], keep=False).to_numpy()
     if repeated.any():
         raise SourceFormatError(

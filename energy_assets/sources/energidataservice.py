@@ -30,6 +30,7 @@ from energy_assets.timeline import DANISH_TIME_ZONE
 from energy_assets.sources.canonical import (
     DE35_CODE,
     DE35_COLUMNS,
+    HOUR_DK,
     HOUR_UTC,
     PRICE_AREA,
     RowOrigin,
@@ -58,6 +59,7 @@ class Dataset:
     """What the client needs to know about one dataset."""
 
     name: str
+    # The columns asked for: the dataset's own, and HourDK to cross-check every HourUTC.
     columns: list[str]
     sort: str
     to_canonical: Callable[[pd.DataFrame, RowOrigin], pd.DataFrame]
@@ -69,14 +71,14 @@ DATASETS: dict[str, Dataset] = {
     for dataset in (
         Dataset(
             DE35_DATASET,
-            DE35_COLUMNS,
+            [*DE35_COLUMNS, HOUR_DK],
             f"{HOUR_UTC},{PRICE_AREA},{DE35_CODE}",
             from_de35_columns,
             de35_series,
         ),
         Dataset(
             consumption_industry.DATASET,
-            consumption_industry.COLUMNS,
+            [*consumption_industry.COLUMNS, HOUR_DK],
             f"{HOUR_UTC},{consumption_industry.MUNICIPALITY},{consumption_industry.BRANCHE}",
             consumption_industry.from_industry_columns,
             consumption_industry.industry_series,

@@ -1,8 +1,8 @@
 """Consumption rows from a snapshot file: the dataset's own `;` CSV download, a comma CSV, or parquet.
 
 Either layout is accepted in every format: the dataset's columns (HourUTC, PriceArea,
-ConsumerType_DE35, TotalCon; HourDK and other extra columns are ignored) or the canonical ones
-(datetime_utc, area, consumer_type, energy_consumption).
+ConsumerType_DE35, TotalCon; HourDK, when present, must be HourUTC in Danish time; other extra columns
+are ignored) or the canonical ones (datetime_utc, area, consumer_type, energy_consumption).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME
 from energy_assets.sources.canonical import (
     DE35_COLUMNS,
+    HOUR_DK,
     RowOrigin,
     cut_to_window,
     from_canonical_columns,
@@ -38,16 +39,20 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
         raise SourceConfigurationError(f"snapshot path {path} is a folder, not a file")
     if not path.is_file():
         raise SourceConfigurationError(f"snapshot file not found: {path}")
-    if path.suffix.lower() in PARQUET_SUFFIXES:
-        table, origin = _read_parquet(path), RowOrigin(str(path))
-    else:
-        # Line 1 is the header, so data row i sits on line i + 2.
-        table, origin = _read_csv(path), RowOrigin(str(path), first_line=2)
+    try:
+        if path.suffix.lower() in PARQUET_SUFFIXES:
+            table, origin = _read_parquet(path), RowOrigin(str(path))
+        else:
+            # Line 1 is the header, so data row i sits on line i + 2.
+            table, origin = _read_csv(path), RowOrigin(str(path), first_line=2)
+    except OSError as unreadable:
+        raise SourceConfigurationError(f"cannot read snapshot file {path}: {unreadable.strerror or unreadable}") from None
     columns = table.column_names
     if not missing_columns(columns, CONSUMPTION_COLUMNS):
         return from_canonical_columns(table.select(CONSUMPTION_COLUMNS).to_pandas(), origin)
     if not missing_columns(columns, DE35_COLUMNS):
-        return from_de35_columns(table.select(DE35_COLUMNS).to_pandas(), origin)
+        cross_check = [HOUR_DK] if HOUR_DK in columns else []
+        return from_de35_columns(table.select(DE35_COLUMNS + cross_check).to_pandas(), origin)
     raise SourceFormatError(
         f"{path}: neither layout found: missing {missing_columns(columns, DE35_COLUMNS)} for the "
         f"dataset layout {DE35_COLUMNS}, or {missing_columns(columns, CONSUMPTION_COLUMNS)} for the "
@@ -57,24 +62,32 @@ def read_snapshot(path: str | Path) -> pd.DataFrame:
 
 def snapshot_hours(path: str | Path) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first and last UTC hour a snapshot file holds."""
-    hours = read_snapshot(path)[DATETIME]
-    if hours.empty:
-        raise EmptySourceError(f"snapshot {path} holds no rows")
+    hours = _rows_of(path)[DATETIME]
     return hours.min(), hours.max()
 
 
 def read_window(path: str | Path, start, end) -> pd.DataFrame:
     """The snapshot's rows with start <= datetime_utc < end, sorted; a window it does not cover is an error."""
     start, end = window_bounds(start, end)
-    rows = cut_to_window(read_snapshot(path), start, end)
+    rows = cut_to_window(_rows_of(path), start, end)
     if rows.empty:
         raise EmptySourceError(f"snapshot {path} holds no rows for the window [{start}, {end})")
+    return rows
+
+
+def _rows_of(path: str | Path) -> pd.DataFrame:
+    """Every row of the snapshot; a snapshot without any (a header only) is an error."""
+    rows = read_snapshot(path)
+    if rows.empty:
+        raise EmptySourceError(f"snapshot {path} holds no rows at all, only its columns")
     return rows
 
 
 def _read_parquet(path: Path) -> pa.Table:
     try:
         return pq.read_table(path)
+    except PermissionError:
+        raise
     except (pa.ArrowException, OSError) as error:
         raise SourceFormatError(f"{path}: not a readable parquet file: {error}") from error
 

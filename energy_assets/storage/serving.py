@@ -16,6 +16,7 @@ import io
 import pandas as pd
 from sktime.performance_metrics.forecasting import mean_absolute_percentage_error
 
+from energy_assets.forecasting.metrics import has_relative_error
 from energy_assets.schema import AREA, CONSUMER_TYPE, DATETIME, FORECAST, ISSUED_AT, SERIES_KEY, TARGET
 
 # The API's `/predictions` view returns the last week of `y`; the monitoring files cover the same week.
@@ -68,17 +69,21 @@ def serving_frames(history: pd.DataFrame, forecast: pd.DataFrame, recent_forecas
 
 def mape_per_hour(predictions: pd.DataFrame, observations: pd.DataFrame) -> pd.DataFrame:
     """MAPE across series for each hour that has both a prediction and an observation, indexed by datetime_utc,
-    column `MAPE`, as the course's `monitoring.py: compute` scores with sktime's non-symmetric MAPE."""
+    column `MAPE`, as the course's `monitoring.py: compute` scores with sktime's non-symmetric MAPE, over the
+    observations with a relative error by `forecasting.metrics`' rule (zero ones left out; null for an hour
+    without any)."""
     paired = predictions.join(observations, how="inner", lsuffix="_predictions", rsuffix="_observations")
     if paired.empty:
         return pd.DataFrame({MAPE: pd.Series(dtype="float64")}, index=pd.PeriodIndex([], freq="h", name=DATETIME))
+    relative = paired[has_relative_error(paired[f"{TARGET}_observations"].to_numpy())]
     scores = {
         hour: mean_absolute_percentage_error(
             group[f"{TARGET}_observations"], group[f"{TARGET}_predictions"], symmetric=False
         )
-        for hour, group in paired.groupby(level=DATETIME)
+        for hour, group in relative.groupby(level=DATETIME)
     }
-    metrics = pd.DataFrame({MAPE: pd.Series(scores, dtype="float64")})
+    hours = paired.index.get_level_values(DATETIME).unique().sort_values()
+    metrics = pd.DataFrame({MAPE: pd.Series(scores, dtype="float64").reindex(hours)})
     metrics.index = pd.PeriodIndex(metrics.index, freq="h", name=DATETIME)
     return metrics
 

@@ -1,0 +1,273 @@
+"""Late hours and failed runs reach an operator: freshness checks on the hourly assets, and alerts posted to a
+loopback webhook by the real sensors, evaluated in process and by the daemon of `dagster dev`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import httpx
+import pandas as pd
+import pytest
+from dagster import (
+    AssetSelection,
+    DagsterInstance,
+    DefaultSensorStatus,
+    SkipReason,
+    build_run_status_sensor_context,
+    build_sensor_context,
+    materialize,
+)
+
+from energy_assets import settings
+from energy_assets.definitions import defs, deployment_resources, forecast_freshness_checks
+from energy_assets.monitoring.alerts import AlertNotSent, post_alert
+from energy_assets.partitions import hourly_partitions
+from energy_assets.sensors import run_failure_alert_sensor
+from energy_assets.timeline import hour_key, newest_published_hour
+from energy_assets_tests.conftest import REPO_ROOT
+from energy_assets_tests.test_ui_end_to_end import DAGSTER_YAML, start_dagster_dev
+from energy_assets_tests.webhook_server import webhook  # noqa: F401 (fixture)
+
+SUMMARY = AssetSelection.assets("forecast_accuracy_summary")
+
+
+def failed_summary_run(instance: DagsterInstance):
+    """A real failing run: the accuracy summary with no accuracy stored yet."""
+    result = materialize(
+        list(defs.assets), selection=SUMMARY, resources=deployment_resources(), instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    return result
+
+
+def failure_context(instance: DagsterInstance, result):
+    """The context the daemon gives the run-failure sensor for that failed run."""
+    return build_run_status_sensor_context(
+        sensor_name="run_failure_alert",
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        dagster_event=result.get_run_failure_event(),
+    ).for_run_failure()
+
+
+def run_freshness_checks(instance: DagsterInstance):
+    """The freshness checks evaluated once, as their sensor's runs evaluate them."""
+    checks = AssetSelection.checks(*forecast_freshness_checks)
+    result = materialize([*defs.assets, *forecast_freshness_checks], selection=checks, resources=deployment_resources(), instance=instance)
+    return {e.asset_key.to_user_string(): e for e in result.get_asset_check_evaluations()}
+
+
+def expected_partition() -> str:
+    """The partition the checks wait for now: the newest published hour as of the last deadline (minute 45 by
+    default); a partition appears each hour, `ENERGY_ASSETS_PUBLICATION_DELAY_HOURS` after its hour ends."""
+    now = pd.Timestamp.now(tz="UTC")
+    deadline = now.floor("h") + pd.Timedelta(minutes=settings.freshness_deadline_minute())
+    if deadline > now:
+        deadline -= pd.Timedelta(hours=1)
+    return hour_key(newest_published_hour(deadline, settings.publication_delay()))
+
+
+def materialize_raw(instance: DagsterInstance, partition_keys: list[str]) -> None:
+    for key in partition_keys:
+        materialize(
+            list(defs.assets), selection=AssetSelection.assets("consumption_raw"), partition_key=key,
+            resources=deployment_resources(), instance=instance,
+        )
+
+
+def test_the_freshness_checks_wait_for_the_newest_published_hour_of_each_hourly_asset():
+    instance = DagsterInstance.ephemeral()
+    # The two newest partitions, so the check passes whichever side of a deadline it runs on.
+    materialize_raw(instance, hourly_partitions.get_partition_keys()[-2:])
+
+    before = expected_partition()
+    evaluations = run_freshness_checks(instance)
+    waited_for = {before, expected_partition()}
+
+    assert sorted(evaluations) == ["consumption_raw", "energy_consumption_features", "energy_forecasts", "forecasting_model"]
+    assert evaluations["consumption_raw"].passed
+    late = evaluations["energy_forecasts"]
+    assert not late.passed and late.severity.value == "ERROR"
+    assert any(f"expect partition {key} to have arrived" in late.description for key in waited_for)
+    assert late.metadata["dagster/freshness_params"].value["deadline_cron"] == "45 * * * *"
+    # The hourly job fills hours; it does not judge how late the newest is.
+    job_checks = defs.resolve_job_def("hourly_forecast_job").asset_layer.asset_graph.asset_check_keys
+    assert not {key for check in forecast_freshness_checks for key in check.check_keys} & set(job_checks)
+
+
+def test_a_failed_run_is_posted_to_the_webhook_by_the_run_failure_sensor(webhook, monkeypatch, caplog, capfd):
+    monkeypatch.setenv(settings.ALERT_WEBHOOK_URL, webhook.url)
+    instance = DagsterInstance.ephemeral()
+    result = failed_summary_run(instance)
+
+    run_failure_alert_sensor(failure_context(instance, result))
+
+    [post] = webhook.posts
+    assert post["content_type"] == "application/json" and post["path"] == f"/hooks/{webhook.secret}"
+    body = post["body"]
+    assert body["event"] == "run_failure" and body["run_id"] == result.run_id
+    assert body["job"] == result.dagster_run.job_name
+    assert body["error"].startswith("forecast_accuracy_summary: ") and "materialize forecast_accuracy first" in body["error"]
+    assert body["text"].startswith(f"energy_assets: run {result.run_id} of {body['job']} failed: forecast_accuracy_summary:")
+    out, err = capfd.readouterr()
+    assert webhook.secret not in caplog.text + out + err
+
+
+def test_an_overdue_hour_is_posted_once_per_hour_waited_for(webhook, monkeypatch):
+    monkeypatch.setenv(settings.ALERT_WEBHOOK_URL, webhook.url)
+    instance = DagsterInstance.ephemeral()
+    materialize_raw(instance, hourly_partitions.get_partition_keys()[-2:])
+    run_freshness_checks(instance)
+    overdue = defs.resolve_sensor_def("overdue_hour_alert")
+
+    first = build_sensor_context(instance=instance)
+    assert overdue(first) is None
+    run_freshness_checks(instance)  # evaluated again, still waiting for the same hour
+    again = build_sensor_context(instance=instance, cursor=first.cursor)
+    skipped = overdue(again)
+
+    bodies = [post["body"] for post in webhook.posts]
+    assert sorted(body["asset"] for body in bodies) == ["energy_consumption_features", "energy_forecasts", "forecasting_model"]
+    forecasts = next(body for body in bodies if body["asset"] == "energy_forecasts")
+    assert forecasts["event"] == "overdue_hour" and "to have arrived" in forecasts["description"]
+    assert forecasts["text"].startswith("energy_assets: energy_forecasts is late (deadline ")
+    assert pd.Timestamp(forecasts["deadline"]).minute == 45
+    assert isinstance(skipped, SkipReason) and len(webhook.posts) == 3
+
+
+def test_a_webhook_error_is_retried_and_a_refusal_names_the_setting_never_the_url(webhook, monkeypatch):
+    webhook.statuses.extend([503])
+    post_alert(webhook.url, {"event": "test"})
+    assert [post["status"] for post in webhook.posts] == [503, 200]
+
+    webhook.statuses.extend([403])
+    with pytest.raises(AlertNotSent, match=r"\(ENERGY_ASSETS_ALERT_WEBHOOK_URL\) answered HTTP 403 after 3 attempt") as refused:
+        post_alert(webhook.url, {"event": "test"})
+    assert len(webhook.posts) == 3  # a refusal is not retried
+    closed = webhook.url.replace(webhook.url.split(":")[2].split("/")[0], "9")  # port 9 (discard): refused
+    with pytest.raises(AlertNotSent, match=r"could not be reached \(ConnectError\)") as unreachable:
+        post_alert(closed, {"event": "test"}, attempts=2)
+    # The whole traceback, as the sensor's failed tick shows it, holds no trace of the URL.
+    for error in (refused.value, unreachable.value):
+        assert webhook.secret not in "".join(traceback.format_exception(error))
+
+    # The sensor's tick fails with that error, so the alert is retried at its next tick.
+    monkeypatch.setenv(settings.ALERT_WEBHOOK_URL, webhook.url)
+    webhook.statuses.extend([403])
+    instance = DagsterInstance.ephemeral()
+    context = failure_context(instance, failed_summary_run(instance))
+    with pytest.raises(AlertNotSent, match="ENERGY_ASSETS_ALERT_WEBHOOK_URL"):
+        run_failure_alert_sensor(context)
+
+
+def test_without_a_webhook_the_alerts_are_off_and_say_why(webhook, monkeypatch):
+    monkeypatch.delenv(settings.ALERT_WEBHOOK_URL, raising=False)
+    instance = DagsterInstance.ephemeral()
+    context = failure_context(instance, failed_summary_run(instance))
+
+    skipped = run_failure_alert_sensor(context)
+
+    assert isinstance(skipped, SkipReason) and "ENERGY_ASSETS_ALERT_WEBHOOK_URL is not set" in skipped.skip_message
+    assert defs.resolve_sensor_def("run_failure_alert").default_status == DefaultSensorStatus.STOPPED
+    assert webhook.posts == []
+    # With a webhook set, both alert sensors run from the start; a value that is no URL stops the code
+    # location naming the variable, not the value.
+    program = (
+        "from energy_assets.definitions import defs\n"
+        "print(sorted((s.name, s.default_status.value) for s in defs.sensors if s.name.endswith('alert')))\n"
+    )
+    env = {**os.environ, settings.ALERT_WEBHOOK_URL: webhook.url}
+    shown = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert shown.stdout.strip() == "[('overdue_hour_alert', 'RUNNING'), ('run_failure_alert', 'RUNNING')]", shown.stderr
+    env[settings.ALERT_WEBHOOK_URL] = f"hooks.example/{webhook.secret}"
+    refused = subprocess.run([sys.executable, "-c", program], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert refused.returncode != 0 and "ENERGY_ASSETS_ALERT_WEBHOOK_URL is not an http(s) URL" in refused.stderr
+    assert webhook.secret not in refused.stderr + refused.stdout
+
+
+SENSORS_QUERY = """
+query { repositoriesOrError { ... on RepositoryConnection { nodes { name location { name }
+  sensors { name sensorState { status ticks(limit: 1) { status } } } } } } }
+"""
+LAUNCH_RUN = """
+mutation ($params: ExecutionParams!) { launchPipelineExecution(executionParams: $params) { __typename
+  ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } ... on InvalidSubsetError { message }
+  ... on RunConfigValidationInvalid { errors { message } } } }
+"""
+START_SENSOR = """
+mutation ($selector: SensorSelector!) { startSensor(sensorSelector: $selector) { __typename
+  ... on Sensor { sensorState { status } } ... on PythonError { message } } }
+"""
+
+
+@pytest.mark.slow
+def test_the_daemon_posts_a_failed_run_and_an_overdue_hour(webhook, tmp_path):
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    (dagster_home / "dagster.yaml").write_text(DAGSTER_YAML)
+    environment = {**os.environ, settings.ALERT_WEBHOOK_URL: webhook.url}
+    state = tmp_path / "energy_assets_home"
+    server = start_dagster_dev(dagster_home, state, tmp_path / "dagster_dev.log", environment)
+    try:
+        # A run-failure sensor watches the runs that fail after its first tick.
+        repository, sensors = sensor_states(server)
+        assert sensors["run_failure_alert"]["status"] == "RUNNING" and sensors["overdue_hour_alert"]["status"] == "RUNNING"
+        deadline = time.monotonic() + 90
+        while not sensor_states(server)[1]["run_failure_alert"]["ticks"]:
+            assert time.monotonic() < deadline, f"run_failure_alert never ticked:\n{server.log_tail()}"
+            time.sleep(1)
+        started = server.graphql(START_SENSOR, selector={**repository, "sensorName": "freshness_checks_sensor"})
+        assert started["startSensor"]["sensorState"]["status"] == "RUNNING", started
+
+        # What the UI's "Materialize" button sends: a run of the implicit asset job, launched by the webserver.
+        launched = server.graphql(
+            LAUNCH_RUN,
+            params={
+                "selector": {**repository, "pipelineName": "__ASSET_JOB", "assetSelection": [{"path": ["forecast_accuracy_summary"]}]},
+                "mode": "default",
+                "executionMetadata": {"tags": []},
+            },
+        )["launchPipelineExecution"]
+        assert launched["__typename"] == "LaunchRunSuccess", launched
+        run_id = launched["run"]["runId"]
+
+        failure = webhook.wait_for("run_failure", timeout=180)["body"]
+        assert failure["run_id"] == run_id and "materialize forecast_accuracy first" in failure["error"]
+        late = webhook.wait_for("overdue_hour", timeout=240)["body"]
+        assert late["asset"] in ("consumption_raw", "energy_consumption_features", "energy_forecasts", "forecasting_model")
+        assert "to have arrived" in late["description"]
+    finally:
+        server.kill()
+    # Nothing the webserver, the daemon, the code server or the run printed names the webhook.
+    log = Path(server.log_path).read_text(errors="replace")
+    assert webhook.secret not in log
+
+
+def sensor_states(server) -> tuple[dict[str, str], dict[str, dict]]:
+    """The code location's repository selector, and each sensor's state with its newest tick."""
+    [repository] = server.graphql(SENSORS_QUERY)["repositoriesOrError"]["nodes"]
+    selector = {"repositoryLocationName": repository["location"]["name"], "repositoryName": repository["name"]}
+    return selector, {sensor["name"]: sensor["sensorState"] for sensor in repository["sensors"]}
+
+
+def test_httpx_s_request_log_never_names_the_webhook(webhook, caplog):
+    with caplog.at_level(logging.DEBUG):
+        post_alert(webhook.url, {"event": "test"})
+        httpx.get(f"{webhook.url.rsplit('/hooks/', 1)[0]}/other")  # other requests are still logged
+
+    assert webhook.posts and webhook.secret not in caplog.text
+    assert "HTTP Request: GET" in caplog.text
+
+
+def test_the_deadline_is_a_minute_of_the_hour(monkeypatch):
+    monkeypatch.setenv(settings.FRESHNESS_DEADLINE_MINUTE, "75")
+    with pytest.raises(settings.SettingError, match=r"ENERGY_ASSETS_FRESHNESS_DEADLINE_MINUTE=75 is not a minute of the hour"):
+        settings.freshness_deadline_minute()
+    monkeypatch.setenv(settings.FRESHNESS_DEADLINE_MINUTE, "20")
+    assert settings.freshness_deadline_minute() == 20
