@@ -286,3 +286,25 @@ def test_the_env_default_copied_to_env_loads_the_local_deployment(tmp_path):
         cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120, check=False,
     )
     assert loaded.stdout.strip() == "local", loaded.stderr[-3000:]
+
+
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors of a page's headings, as GitHub and MkDocs' toc both make them (lowercase, punctuation
+    dropped, spaces to hyphens)."""
+    return {
+        re.sub(r"\s", "-", re.sub(r"[^\w\s-]", "", heading.strip().lower()))
+        for heading in re.findall(r"^#{1,6} (.+)$", markdown, flags=re.MULTILINE)
+    }
+
+
+def test_the_readme_links_to_pages_and_sections_that_exist():
+    """MkDocs checks the links between the pages of docs/ (--strict); the README is outside its site."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    links = re.findall(r"\]\(((?:docs/)?[\w./-]*)(?:#([\w-]+))?\)", readme)
+    assert len(links) > 10
+    broken = []
+    for target, anchor in links:
+        page = REPO_ROOT / target if target else REPO_ROOT / "README.md"
+        if not page.is_file() or (anchor and anchor not in heading_anchors(page.read_text())):
+            broken.append(f"{target}#{anchor}")
+    assert broken == []
