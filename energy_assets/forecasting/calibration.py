@@ -77,11 +77,19 @@ class ConformalErrors:
 
     @classmethod
     def from_forecasts(
-        cls, actual: np.ndarray, forecast: np.ndarray, log_space: bool, scale: np.ndarray | float = 1.0
+        cls,
+        actual: np.ndarray,
+        forecast: np.ndarray,
+        log_space: bool,
+        scale: np.ndarray | float = 1.0,
+        mask: np.ndarray | None = None,
     ) -> ConformalErrors:
         """Errors of (..., horizon) forecasts against actuals (NaN where there is none to score), in units
-        of `scale` (broadcast against them; a NaN scale leaves its errors out)."""
+        of `scale` (broadcast against them; a NaN scale leaves its errors out); with `mask` (broadcast
+        against them), only the forecasts where it is True."""
         scores = absolute_scores(actual, forecast, log_space) / scale
+        if mask is not None:
+            scores = np.where(mask, scores, np.nan)
         scores = scores.reshape(-1, scores.shape[-1])
         scored = np.isfinite(scores)
         counts = scored.sum(axis=0)
@@ -160,11 +168,13 @@ def calibrate(
     layout: FeatureLayout,
     shrink_to_reference: bool,
     scale: np.ndarray,
+    mask: np.ndarray | None = None,
 ) -> tuple[Calibration, np.ndarray]:
     """The calibration of (series, origins, horizon) out-of-sample `forecast`s (target units, NaN past the
     newest point) issued after grid positions `origins` of (series, points) `values` (`model_space` is
     them gap-filled and transformed), with errors in units of the (series, origins, 1) `scale`; and the
-    forecasts as the calibrated model would issue them (shrunk towards the reference when asked)."""
+    forecasts as the calibrated model would issue them (shrunk towards the reference when asked). `mask`
+    (broadcast against the forecasts): which forecasts count, for the shrinkage weights and the errors alike."""
     horizon = forecast.shape[-1]
     targets = origins[:, None] + np.arange(1, horizon + 1)
     padded = np.concatenate([values, np.full((len(values), horizon), np.nan)], axis=1)
@@ -175,10 +185,13 @@ def calibrate(
         within = min(horizon, layout.reference_lag)
         reference = model_space[:, targets[:, :within] - layout.reference_lag]
         deviation = layout.transform(forecast[..., :within]) - reference
-        weights = least_squares_weights(layout.transform(actual[..., :within]) - reference, deviation)
+        observed = layout.transform(actual[..., :within]) - reference
+        if mask is not None:
+            observed = np.where(np.broadcast_to(mask, actual.shape)[..., :within], observed, np.nan)
+        weights = least_squares_weights(observed, deviation)
         forecast = forecast.copy()
         forecast[..., :within] = layout.inverse(reference + weights * deviation)
-    errors = ConformalErrors.from_forecasts(actual, forecast, log_space=layout.log_target, scale=scale)
+    errors = ConformalErrors.from_forecasts(actual, forecast, log_space=layout.log_target, scale=scale, mask=mask)
     return Calibration(errors, weights), forecast
 
 

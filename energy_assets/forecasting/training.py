@@ -18,6 +18,7 @@ from energy_assets import schema
 from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.history_gaps import HistoryGaps, issue_rule
 from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
 from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.model import CalibrationForecasts, GlobalModel, KeptForecasts
@@ -32,6 +33,7 @@ __all__ = [
     "SavedModelFormatError",
     "TrainingResult",
     "forecast_origins",
+    "forecasts_and_gaps",
     "load_forecaster",
     "min_training_hours",
     "required_history_hours",
@@ -129,6 +131,7 @@ class TrainingResult:
     training_start: pd.Timestamp
     data_cutoff: pd.Timestamp
     excluded_series: pd.DataFrame  # area, consumer_type, hours_available
+    training_gaps: pd.DataFrame  # area, consumer_type, rows_left_out, missing_hours: rows not learned (`history_gaps`)
     validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{wape,mape,rmspe}
     validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
     validation_cutoff: pd.Timestamp  # newest row the model that forecast the validation window was fitted on
@@ -165,8 +168,10 @@ def train_forecaster(
     Validation forecasts the window from every hour in it (targets up to the cutoff), beside
     seasonal naive 24 h and 168 h issued at the same hours, with a model that saw no row of the
     window: the fit's own calibration fit when its held-out hours span the window (its forecasts are
-    already made: no extra work), else a second fit on the rows before the window. A fit whose members
-    one of the `earlier` models has (the same hyperparameters and points) is taken from it.
+    already made: no extra work), else a second fit on the rows before the window; only forecasts the
+    `history_gaps` rule issues are scored, and a forecaster with none to score has no metrics.
+    `InsufficientHistoryError` when no hour of the window has a row. A fit whose members one of the
+    `earlier` models has (the same hyperparameters and points) is taken from it.
     """
     cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
@@ -177,13 +182,18 @@ def train_forecaster(
         best = int(hours["hours_available"].max()) if len(hours) else 0
         raise InsufficientHistoryError(needed, best, f"training up to {cutoff}")
     rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
+    validation_start = cutoff - validation_hours * HOUR
+    validated = pd.date_range(validation_start + HOUR, cutoff, freq=HOUR)
+    if not validated.isin(rows[schema.DATETIME]).any():
+        raise InsufficientHistoryError(
+            validation_hours, 0, f"validating a model trained up to {cutoff:%Y-%m-%d %H:%M}", missing_hours=validated
+        )
     panel = Panel.from_long(rows)
     model, calibration = engine.fit(panel, config.params(), earlier)
     learned = rows
     if config.training_window is not None:
         learned = rows[rows[schema.DATETIME] > cutoff - config.training_window * HOUR]
 
-    validation_start = cutoff - validation_hours * HOUR
     if calibration is not None and panel.grid[calibration.origins[0]] <= validation_start:
         # The calibration fit's first origin is the newest hour it was fitted on.
         validation_cutoff = panel.grid[calibration.origins[0]]
@@ -191,14 +201,13 @@ def train_forecaster(
         # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
         issued = forecasts[forecasts[schema.ISSUED_AT] >= validation_start]
         validation = beside_baselines(issued, rows, validation_cutoff, panel=panel)
+        refused = validation.pop(REFUSED_BY_RULE)  # the baselines' rows: NaN
+        validation = validation[refused.ne(True)].reset_index(drop=True)
     else:
         validation_cutoff = validation_start
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
         validation = backtest(rows, origins, config.forecaster(), retrain_every=validation_hours)
-    scores = score_models(validation)
-    metrics = {
-        f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS
-    }
+    metrics = _validation_metrics(validation)
     return TrainingResult(
         model=model,
         config=config,
@@ -206,6 +215,7 @@ def train_forecaster(
         training_start=learned[schema.DATETIME].min(),
         data_cutoff=cutoff,
         excluded_series=excluded.astype({**schema.SERIES_DTYPES, "hours_available": "int64"}),
+        training_gaps=engine.training_gaps(panel, config.params()).astype(schema.SERIES_DTYPES),
         validation_metrics=metrics,
         validation_forecasts=validation,
         validation_cutoff=validation_cutoff,
@@ -213,12 +223,28 @@ def train_forecaster(
     )
 
 
+def _validation_metrics(validation: pd.DataFrame) -> dict[str, float]:
+    """`VALIDATION_METRICS` of each forecaster of the validation frame that has a forecast to score."""
+    if validation.dropna(subset=[schema.FORECAST, schema.TARGET]).empty:
+        return {}
+    scores = score_models(validation)
+    return {f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS}
+
+
+# Column of `_calibration_frame`: whether the `history_gaps` rule refuses the row's forecast.
+REFUSED_BY_RULE = "refused_by_rule"
+
+
 def _calibration_frame(model: GlobalModel, calibration: CalibrationForecasts) -> pd.DataFrame:
-    """The calibration forecasts as `forecast_frame` rows, with the bounds this calibration gives them."""
+    """The calibration forecasts as `forecast_frame` rows, with the bounds this calibration gives them and whether
+    the `history_gaps` rule refuses them (`REFUSED_BY_RULE`)."""
     panel, forecast = calibration.panel, calibration.forecast
-    steps = np.arange(1, forecast.shape[-1] + 1)
+    horizon = forecast.shape[-1]
+    steps = np.arange(1, horizon + 1)
     bounds = bound_columns(model.calibration.errors, forecast, steps, schema.INTERVAL_COVERAGES, panel.name, calibration.scale)
-    return panel.origin_frame(panel.grid[calibration.origins], forecast, schema.DATETIME).assign(**bounds)
+    _, refused = issue_rule(panel.values, calibration.origins, model.forecast_reads(horizon))
+    frame = panel.origin_frame(panel.grid[calibration.origins], forecast, schema.DATETIME).assign(**bounds)
+    return frame.assign(**{REFUSED_BY_RULE: np.repeat(refused.ravel(), horizon)})
 
 
 def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: ForecasterConfig) -> pd.DataFrame:
