@@ -67,7 +67,7 @@ def coverage_per_series(interval_scale_hours: int) -> tuple[pd.DataFrame, pd.Ser
     y = to_sktime(synthetic_history(days=30, seed=3, noise=noise))
     times = y.index.get_level_values(-1)
     cutoff = times.min() + pd.Timedelta(days=21)
-    forecaster = small_forecaster(n_estimators=50, calibration_hours=96, interval_scale_lag=168, interval_scale_hours=interval_scale_hours)
+    forecaster = small_forecaster(n_estimators=50, calibration_hours=96, interval_scale_lags=(168,), interval_scale_hours=interval_scale_hours)
     forecaster.fit(y[times <= cutoff])
     origins = pd.date_range(cutoff, times.max() - pd.Timedelta(hours=24), freq="h")
     forecasts = forecaster.predict_origins(y, origins, horizon=24)

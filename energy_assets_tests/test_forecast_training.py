@@ -47,9 +47,9 @@ def test_history_requirements_follow_the_config():
     features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
     assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
     # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
-    assert required_history_hours(ForecasterConfig(**features, interval_scale_lag=168, interval_scale_hours=168)) == 336
+    assert required_history_hours(ForecasterConfig(**features, interval_scale_lags=(168,), interval_scale_hours=168)) == 336
     assert min_training_hours(ForecasterConfig(min_target_hours=10)) == 24 + 168 + 10
-    assert min_training_hours(ForecasterConfig(interval_scale_lag=168, min_target_hours=10)) == 24 + 168 + 10
+    assert min_training_hours(ForecasterConfig(interval_scale_lags=(168,), min_target_hours=10)) == 24 + 168 + 10
 
 
 def test_train_forecaster_validates_and_reports_training_facts():
@@ -179,18 +179,24 @@ def test_save_and_load_give_the_same_forecasts(tmp_path):
         load_forecaster(tmp_path / "elsewhere")
 
 
-def test_a_model_saved_in_format_1_is_refused_with_a_message_to_retrain(tmp_path):
+def test_models_saved_in_older_or_newer_formats_are_refused_with_a_message_to_retrain(tmp_path):
     # What energy_assets saved before format 2: sktime's zip of the pickled estimator.
     old = tmp_path / "v1"
     old.mkdir()
     (old / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
     with pytest.raises(SavedModelFormatError, match="format 1 .* retrain it"):
         load_forecaster(old)
-    newer = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
-    description = json.loads((newer / "model.json").read_text())
-    (newer / "model.json").write_text(json.dumps({**description, "format": 3}))
-    with pytest.raises(SavedModelFormatError, match="format 3; this version reads format 2: retrain it"):
-        load_forecaster(newer)
+    saved = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
+    description = json.loads((saved / "model.json").read_text())
+    assert description["format"] == 3
+    # Format 2: the same files, with one interval scale lag and no series factors.
+    params = {k: v for k, v in description["params"].items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
+    (saved / "model.json").write_text(json.dumps({**description, "format": 2, "params": {**params, "interval_scale_lag": 24}}))
+    with pytest.raises(SavedModelFormatError, match=r"format 2 \(one interval scale lag and no per-series interval widths\); this version reads format 3: retrain it"):
+        load_forecaster(saved)
+    (saved / "model.json").write_text(json.dumps({**description, "format": 4}))
+    with pytest.raises(SavedModelFormatError, match="format 4; this version reads format 3: retrain it"):
+        load_forecaster(saved)
 
 
 def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closest_to_nominal():
@@ -199,15 +205,15 @@ def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closes
     history = synthetic_history(days=16, noise=noise)
     cutoff = history[schema.DATETIME].max()
 
-    chosen, table = search_intervals(history, cutoff, FAST, [0, 24, 48], [(24, 0), (168, 168)], n_splits=2)
+    chosen, table = search_intervals(history, cutoff, FAST, [0, 24, 48], [((24,), 0), ((168,), 168)], n_splits=2)
 
     assert len(table) == 6
-    assert (chosen.interval_scale_lag, chosen.interval_scale_hours) == (168, 168)
+    assert (chosen.interval_scale_lags, chosen.interval_scale_hours) == ((168,), 168)
     scaled = table[table["interval_scale_hours"] == 168]
     assert scaled["winkler"].mean() < table.loc[table["interval_scale_hours"] == 0, "winkler"].mean()
     # 0 hours gives no intervals: it cannot be chosen while another calibrates.
     assert chosen.calibration_hours == scaled.sort_values("coverage_miss")["calibration_hours"].iloc[0] != 0
-    assert chosen == replace(FAST, calibration_hours=chosen.calibration_hours, interval_scale_lag=168, interval_scale_hours=168)
+    assert chosen == replace(FAST, calibration_hours=chosen.calibration_hours, interval_scale_lags=(168,), interval_scale_hours=168)
     assert table.loc[table["calibration_hours"] == 0, "coverage_80"].isna().all()
     assert table["coverage_miss"].iloc[0] < 0.1
 

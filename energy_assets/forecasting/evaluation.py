@@ -14,7 +14,7 @@ from sktime.performance_metrics.forecasting import (
 from energy_assets import schema
 from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.baselines import seasonal_naive_panel
-from energy_assets.forecasting.calibration import ConformalErrors, seasonal_scale
+from energy_assets.forecasting.calibration import IntervalMethod, conformal_errors
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.intervals import bound_columns, interval_scores
 from energy_assets.forecasting.metrics import HEADLINE, score_groups
@@ -139,7 +139,7 @@ def backtest(
         frame = engine.forecast_frame(model, panel, block_origins, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME)
         frames.append(frame.assign(**{MODEL: "model"}))
         blocks.append((cutoff, block_origins))
-    return _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, *_interval_settings(params))
+    return _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, IntervalMethod.of(params))
 
 
 def beside_baselines(
@@ -166,14 +166,9 @@ def beside_baselines(
             "its forecasts would score it on data it was trained on"
         )
     frame = model_forecasts.assign(**{MODEL: "model"})
-    intervals = (0, (0, 0)) if intervals_like is None else _interval_settings(intervals_like.get_params())
+    intervals = IntervalMethod() if intervals_like is None else IntervalMethod.of(intervals_like.get_params())
     panel = Panel.from_long(history) if panel is None else panel
-    return _with_baselines([frame], history, panel, [(cutoff, origins)], horizon, seasonal_periods, *intervals)
-
-
-def _interval_settings(params) -> tuple[int, tuple[int, int]]:
-    """How the model calibrates intervals, for baselines calibrated the same way."""
-    return params["calibration_hours"], (params["interval_scale_lag"], params["interval_scale_hours"])
+    return _with_baselines([frame], history, panel, [(cutoff, origins)], horizon, seasonal_periods, intervals)
 
 
 def _with_baselines(
@@ -183,21 +178,18 @@ def _with_baselines(
     blocks: list[tuple[pd.Timestamp, pd.DatetimeIndex]],
     horizon: int,
     seasonal_periods: tuple[int, ...],
-    calibration_hours: int,
-    interval_scale: tuple[int, int],
+    intervals: IntervalMethod,
 ) -> pd.DataFrame:
     """Model forecasts beside seasonal naive ones from the same origins, with actuals attached.
 
     Each block is (the cutoff of the model that forecast it, its origins); a baseline's intervals are
-    calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff, in
-    units of the same seasonal scale.
+    calibrated like the model's (`intervals`): on its own errors over the calibration hours up to that
+    cutoff, in units of the same scale, with series factors where the model has them.
     """
     for sp in seasonal_periods:
         for cutoff, origins in blocks:
             frames.append(
-                seasonal_naive_with_intervals(
-                    panel, cutoff, origins, horizon, sp, calibration_hours, interval_scale
-                ).assign(
+                seasonal_naive_with_intervals(panel, cutoff, origins, horizon, sp, intervals).assign(
                     **{MODEL: f"snaive{sp}"}
                 )
             )
@@ -211,33 +203,31 @@ def seasonal_naive_with_intervals(
     origins: pd.DatetimeIndex,
     horizon: int,
     sp: int,
-    calibration_hours: int,
-    interval_scale: tuple[int, int] = (0, 0),
+    intervals: IntervalMethod = IntervalMethod(),
     coverage: tuple[float, ...] = schema.INTERVAL_COVERAGES,
 ) -> pd.DataFrame:
-    """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are:
-    from its errors, per horizon and in log space, forecasting the `calibration_hours` up to `cutoff`,
-    in units of `seasonal_scale` with the model's (`interval_scale_lag`, `interval_scale_hours`); 0 hours: unscaled."""
+    """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are
+    (`intervals`): from its errors, per horizon and in log space, forecasting the calibration hours up to
+    `cutoff`, in units of the model's interval scale and with its series factors (none for 0 calibration hours)."""
     positions = panel.position(origins)
     values = seasonal_naive_panel(panel, positions, horizon, sp)
     frame = panel.origin_frame(origins, values, schema.DATETIME)
     end = int(panel.position(pd.Index([cutoff]))[0])
-    calibration = np.arange(max(sp - 1, end - calibration_hours), end)
+    calibration = np.arange(max(sp - 1, end - intervals.calibration_hours), end)
     steps = np.arange(1, horizon + 1)
-
-    def scale(at: np.ndarray) -> np.ndarray | float:
-        lag, hours = interval_scale
-        if not hours:
-            return 1.0
-        return seasonal_scale(panel.values, at, lag, hours, log_space=True)[..., None]
-
+    scale = intervals.scale(panel.values, positions, log_space=True)[..., None]
     errors = None
-    if calibration_hours > 0 and len(calibration):
+    if intervals.calibration_hours > 0 and len(calibration):
         targets = calibration[:, None] + steps
         actual = np.where(targets <= end, panel.values[:, np.minimum(targets, end)], np.nan)
         forecast = seasonal_naive_panel(panel, calibration, horizon, sp)
-        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=True, scale=scale(calibration))
-    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET, scale(positions)))
+        calibration_scale = intervals.scale(panel.values, calibration, log_space=True)[..., None]
+        errors, series = conformal_errors(
+            actual, forecast, calibration, True, calibration_scale, panel.keys, intervals.series_prior_hours
+        )
+        if series is not None:
+            scale = scale * series.factors[:, None, None]
+    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET, scale))
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:

@@ -336,11 +336,11 @@ def search_intervals(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     calibration_hours: list[int],
-    scales: list[tuple[int, int]],
+    scales: list[tuple[tuple[int, ...], int]],
     n_splits: int = 3,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
     """`config` with the interval scale and calibration hours the search's folds choose, and every candidate's
-    scores (each of `calibration_hours` with each (interval_scale_lag, interval_scale_hours) of `scales`).
+    scores (each of `calibration_hours` with each (interval_scale_lags, interval_scale_hours) of `scales`).
 
     Two questions, each judged by what it decides. The scale spreads the width over series and origins:
     the scale with the lowest interval score (mean over `schema.INTERVAL_COVERAGES`, a proper scoring
@@ -349,22 +349,28 @@ def search_intervals(
     closest to nominal (mean absolute miss; the interval score breaks ties).
     """
     candidates = [
-        replace(config, calibration_hours=hours, interval_scale_lag=lag, interval_scale_hours=scale_hours)
-        for lag, scale_hours in scales
+        replace(config, calibration_hours=hours, interval_scale_lags=lags, interval_scale_hours=scale_hours)
+        for lags, scale_hours in scales
         for hours in calibration_hours
     ]
     _, table = search_hyperparameters(history, cutoff, candidates, n_splits=n_splits)
+    table["interval_scale_lags"] = table["interval_scale_lags"].map(tuple)  # hashable, for grouping
     misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
     winkler = [table[interval_metric_names(c)[1]] for c in schema.INTERVAL_COVERAGES]
     table["winkler"] = sum(winkler) / len(winkler)
     if table["coverage_miss"].isna().all():
         raise ValueError(f"no candidate of calibration_hours {calibration_hours} calibrated intervals before {cutoff}")
-    scale = ["interval_scale_lag", "interval_scale_hours"]
+    scale = ["interval_scale_lags", "interval_scale_hours"]
     table["scale_winkler"] = table.groupby(scale)["winkler"].transform("mean")
     table = table.sort_values(["scale_winkler", *scale, "coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
     best = table.iloc[0]
-    return replace(config, **{name: best[name].item() for name in ["calibration_hours", *scale]}), table
+    return replace(config, **{name: _python(best[name]) for name in ["calibration_hours", *scale]}), table
+
+
+def _python(value):
+    """A table cell as the config field holds it (numpy scalars as Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _candidate_configs(
