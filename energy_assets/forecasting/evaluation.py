@@ -16,7 +16,7 @@ from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.calibration import IntervalMethod, conformal_errors
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import bound_columns, interval_scores
+from energy_assets.forecasting.intervals import bound_columns, interval_metric_names, interval_scores, series_coverage_stats
 from energy_assets.forecasting.metrics import HEADLINE, score_groups
 from energy_assets.forecasting.panel import Panel
 
@@ -92,6 +92,32 @@ def _interval_table(frame: pd.DataFrame, by: list[str], actual: str, coverages: 
             scores.update(interval_scores(group[actual].to_numpy(), lower, upper, c))
         table.append(scores)
     return pd.DataFrame(table)
+
+
+def interval_calibration(frame: pd.DataFrame) -> dict[str, float]:
+    """How well the intervals of a frame of scored forecasts (`score_forecasts`' input, with bounds) cover,
+    pooled and per series, per nominal coverage: `coverage_<pct>` and `winkler_<pct>` pooled, the largest
+    miss of nominal at any horizon (`horizon_miss_<pct>`), the per-series statistics of
+    `intervals.series_coverage_stats` (`series_median_<pct>`, ...) and the median and 90th-percentile series'
+    relative Winkler score (`series_winkler_median_<pct>`, `series_winkler_p90_<pct>`); then `winkler`, `horizon_miss` and
+    `series_miss`: the mean Winkler score, the largest horizon miss and the mean series miss over the levels."""
+    scores = score_forecasts(frame)
+    record = {}
+    for coverage in schema.INTERVAL_COVERAGES:
+        pct = round(coverage * 100)
+        covered, winkler = interval_metric_names(coverage)
+        record[covered] = float(scores.overall[covered].iloc[0])
+        record[winkler] = float(scores.overall[winkler].iloc[0])
+        record[f"horizon_miss_{pct}"] = float((scores.per_horizon[covered] - coverage).abs().max())
+        stats = series_coverage_stats(scores.per_series[covered].to_numpy(), coverage)
+        record.update({f"{name}_{pct}": value for name, value in stats.items()})
+        series_winkler = scores.per_series[winkler].dropna()
+        record[f"series_winkler_median_{pct}"] = float(series_winkler.median())
+        record[f"series_winkler_p90_{pct}"] = float(series_winkler.quantile(0.9))
+    for name in ("winkler", "horizon_miss", "series_miss"):
+        values = [record[f"{name}_{round(c * 100)}"] for c in schema.INTERVAL_COVERAGES]
+        record[name] = float(max(values) if name == "horizon_miss" else np.mean(values))
+    return record
 
 
 def with_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
