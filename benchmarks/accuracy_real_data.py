@@ -17,7 +17,7 @@ Every model's intervals, the baselines' included, are split-conformal from its o
 calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, per-series coverage
 (median, tenth percentile and worst series per level), and the issue 14 and issue 27 goals.
 Run: PYTHONPATH=. python benchmarks/accuracy_real_data.py [--course-every 6 | --no-course] [--variants]
-[--check-defaults]
+[--check-defaults] [--real PATH]
 """
 
 from __future__ import annotations
@@ -310,14 +310,15 @@ def main() -> None:
     parser.add_argument(
         "--check-defaults",
         action="store_true",
-        help="re-run both searches on every daily fold of the extract and say whether the shipped defaults are their choice",
+        help="re-run the searches on every daily fold of the extract and say whether the shipped defaults are their choice",
     )
+    parser.add_argument("--real", type=Path, default=REAL_DATA, help="the real extract (parquet or CSV)")
     args = parser.parse_args()
-    if not REAL_DATA.exists():
-        sys.exit(f"real extract not found at {REAL_DATA} (it lives beside the repo in shared/data/raw)")
+    if not args.real.exists():
+        sys.exit(f"real extract not found at {args.real} (it lives beside the repo in shared/data/raw; or pass --real)")
     warnings.simplefilter("ignore")
 
-    history = read_snapshot(REAL_DATA)
+    history = read_snapshot(args.real)
     last = history[schema.DATETIME].max()
     origins = pd.date_range(last - 168 * HOUR, last - HORIZON * HOUR, freq=HOUR)
     print(f"extract {history[schema.DATETIME].min()} .. {last}, {history.groupby(schema.SERIES_KEY).ngroups} series")
