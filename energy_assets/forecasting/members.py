@@ -23,8 +23,9 @@ NOT_IN_THE_TREES = frozenset(
         "calibration_hours",
         "calibration_horizon",
         "shrink_to_reference",
-        "interval_scale_lag",
+        "interval_scale_lags",
         "interval_scale_hours",
+        "interval_series_prior_hours",
     }
 )
 

@@ -13,8 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy_assets.forecasting.calibration import Calibration, calibrate, interval_scale, shrink
 from energy_assets.forecasting import history_gaps
+from energy_assets.forecasting.calibration import Calibration, IntervalMethod, calibrate, shrink
 from energy_assets.forecasting.features import FeatureLayout, grid_calendar
 from energy_assets.forecasting.intervals import bound_columns
 from energy_assets.forecasting.members import Member, feature_layout, fit_members, member_layouts, members_digest
@@ -49,7 +49,7 @@ class CalibrationForecasts:
     panel: Panel
     origins: np.ndarray  # grid positions
     forecast: np.ndarray  # (series, origins, horizon), target units, NaN past the panel's end
-    scale: np.ndarray  # (series, origins, 1) interval scale
+    scale: np.ndarray  # (series, origins, 1) interval scale, with the calibrated model's series factors
     kept: KeptForecasts | None  # the origins all of whose steps were forecast, for reuse
 
 
@@ -69,11 +69,6 @@ class GlobalModel:
     def layout(self) -> FeatureLayout:
         """The features of the first member (all of them): its history is every member's."""
         return self.members[0].layout
-
-    @property
-    def interval_scale(self) -> tuple[int, int]:
-        """(interval_scale_lag, interval_scale_hours); 0 hours: unscaled."""
-        return self.params["interval_scale_lag"], self.params["interval_scale_hours"]
 
     @property
     def forecast_reach(self) -> int:
@@ -151,9 +146,12 @@ class GlobalModel:
         return found
 
     def scale(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
-        """(series, origins) units of the calibration errors and interval widths at each origin."""
-        lag, hours = self.interval_scale
-        return interval_scale(panel.values, origins, lag, hours, self.layout.log_target)
+        """(series, origins) units of the calibration errors and interval widths at each origin: the interval
+        scale, times each series' width factor where the calibration has them."""
+        scale = IntervalMethod.of(self.params).scale(panel.values, origins, self.layout.log_target)
+        if self.calibration is not None and self.calibration.series is not None:
+            scale = scale * self.calibration.series.of(panel.keys)[:, None]
+        return scale
 
     def key_codes(self, keys: pd.Index) -> np.ndarray:
         """(series, levels) integer category of each key level; -1 (missing) for unseen values."""
@@ -176,8 +174,8 @@ def history_length(params: Mapping[str, Any]) -> int:
 def forecast_reach(params: Mapping[str, Any]) -> int:
     """Time points up to an origin that its forecasts and their intervals read: a feature row's history, or
     the interval scale's if longer."""
-    hours = params["interval_scale_hours"]
-    return max(history_length(params), params["interval_scale_lag"] + hours if hours else 0)
+    lags, hours = params["interval_scale_lags"], params["interval_scale_hours"]
+    return max(history_length(params), max(lags) + hours if hours and lags else 0)
 
 
 def fit(
@@ -213,8 +211,10 @@ def fit(
         _, refused = history_gaps.issue_rule(panel.values, origins, calibrating.forecast_reads(horizon))
         calibration, issued = calibrate(
             panel.values, model_space, origins, layout.inverse(mean), layout, params["shrink_to_reference"], scale,
-            mask=~refused[..., None],
+            panel.keys, params["interval_series_prior_hours"], mask=~refused[..., None],
         )
+        if calibration.series is not None:
+            scale = scale * calibration.series.factors[:, None, None]  # as the calibrated model scales them
         whole = origins[origins + horizon <= len(panel.grid) - 1]  # every step forecast
         kept = None
         if len(whole):
@@ -243,7 +243,7 @@ def _fitted_members(
     digest = members_digest(params, points)
     for model in earlier:
         if model.digest == digest:
-            return replace(model, calibration=None)
+            return replace(model, params=params, calibration=None)  # the same trees; its interval settings are ours
     width = len(points.grid)
     if width <= layout.history:
         raise InsufficientHistoryError(layout.history + 1, width, "fitting")

@@ -16,7 +16,7 @@ from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
 from energy_assets.forecasting import model as engine
-from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
+from energy_assets.forecasting.evaluation import backtest, beside_baselines, interval_calibration, overall_scores, score_models
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.history_gaps import HistoryGaps, issue_rule
 from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
@@ -40,6 +40,7 @@ __all__ = [
     "save_forecaster",
     "search_intervals",
     "search_hyperparameters",
+    "search_series_intervals",
     "train_forecaster",
 ]
 
@@ -362,11 +363,11 @@ def search_intervals(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     calibration_hours: list[int],
-    scales: list[tuple[int, int]],
+    scales: list[tuple[tuple[int, ...], int]],
     n_splits: int = 3,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
     """`config` with the interval scale and calibration hours the search's folds choose, and every candidate's
-    scores (each of `calibration_hours` with each (interval_scale_lag, interval_scale_hours) of `scales`).
+    scores (each of `calibration_hours` with each (interval_scale_lags, interval_scale_hours) of `scales`).
 
     Two questions, each judged by what it decides. The scale spreads the width over series and origins:
     the scale with the lowest interval score (mean over `schema.INTERVAL_COVERAGES`, a proper scoring
@@ -375,22 +376,70 @@ def search_intervals(
     closest to nominal (mean absolute miss; the interval score breaks ties).
     """
     candidates = [
-        replace(config, calibration_hours=hours, interval_scale_lag=lag, interval_scale_hours=scale_hours)
-        for lag, scale_hours in scales
+        replace(config, calibration_hours=hours, interval_scale_lags=lags, interval_scale_hours=scale_hours)
+        for lags, scale_hours in scales
         for hours in calibration_hours
     ]
     _, table = search_hyperparameters(history, cutoff, candidates, n_splits=n_splits)
+    table["interval_scale_lags"] = table["interval_scale_lags"].map(tuple)  # hashable, for grouping
     misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
     winkler = [table[interval_metric_names(c)[1]] for c in schema.INTERVAL_COVERAGES]
     table["winkler"] = sum(winkler) / len(winkler)
     if table["coverage_miss"].isna().all():
         raise ValueError(f"no candidate of calibration_hours {calibration_hours} calibrated intervals before {cutoff}")
-    scale = ["interval_scale_lag", "interval_scale_hours"]
+    scale = ["interval_scale_lags", "interval_scale_hours"]
     table["scale_winkler"] = table.groupby(scale)["winkler"].transform("mean")
     table = table.sort_values(["scale_winkler", *scale, "coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
     best = table.iloc[0]
-    return replace(config, **{name: best[name].item() for name in ["calibration_hours", *scale]}), table
+    return replace(config, **{name: _python(best[name]) for name in ["calibration_hours", *scale]}), table
+
+
+# Issue 27's goals, as the per-series search holds its candidates to them on the days before the window it
+# chooses for: pooled coverage within 3 points of nominal at each level, within 5 at every horizon.
+POOLED_COVERAGE_TOLERANCE = 0.03
+HORIZON_COVERAGE_TOLERANCE = 0.05
+
+
+def search_series_intervals(
+    history: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    reference: ForecasterConfig,
+    candidates: list[ForecasterConfig],
+    retrain_every: int = 24,
+) -> tuple[ForecasterConfig, pd.DataFrame]:
+    """Of `reference` (the intervals as they are) and `candidates` (other interval settings of the same
+    model), the one whose intervals are right for the most series without giving up what is right pooled,
+    and every candidate's scores (`evaluation.interval_calibration`), chosen first.
+
+    Each is backtested from every hour of `origins` (refitted every `retrain_every` hours on the rows up to
+    then, the fits shared: interval settings change no tree) for 24 hours, scored on the actuals in
+    `history` (pass only the rows before a window the choice must not see).
+    Eligible: pooled coverage within `POOLED_COVERAGE_TOLERANCE` of nominal at each level, within
+    `HORIZON_COVERAGE_TOLERANCE` at every horizon, and a mean relative Winkler score no worse than the
+    reference's. Of those, the lowest mean absolute miss of nominal over the series (`series_miss`, averaged
+    over the levels; candidate order breaks ties); the reference when none is eligible.
+    """
+    configs = list(dict.fromkeys([reference, *candidates]))
+    fitted: list[GlobalModel] = []
+    records = []
+    for config in configs:
+        forecasts = backtest(history, origins, config.forecaster(), retrain_every=retrain_every, seasonal_periods=(), fitted=fitted)
+        records.append({**config.to_dict(), **interval_calibration(forecasts)})
+    table = pd.DataFrame(records)
+    pooled = np.logical_and.reduce(
+        [(table[interval_metric_names(c)[0]] - c).abs() <= POOLED_COVERAGE_TOLERANCE for c in schema.INTERVAL_COVERAGES]
+    )
+    table["eligible"] = pooled & (table["horizon_miss"] <= HORIZON_COVERAGE_TOLERANCE) & (table["winkler"] <= table["winkler"].iloc[0])
+    order = table.assign(rank=np.where(table["eligible"], table["series_miss"], np.inf), position=np.arange(len(table)))
+    chosen = int(order.sort_values(["rank", "position"], kind="stable")["position"].iloc[0]) if table["eligible"].any() else 0
+    table["chosen"] = np.arange(len(table)) == chosen
+    return configs[chosen], table.sort_values(["chosen", "eligible", "series_miss"], ascending=[False, False, True], kind="stable").reset_index(drop=True)
+
+
+def _python(value):
+    """A table cell as the config field holds it (numpy scalars as Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _candidate_configs(
