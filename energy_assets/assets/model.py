@@ -168,6 +168,8 @@ def _model_metadata(models: ModelsInEffect) -> dict:
         ),
         **{name: MetadataValue.float(float(value)) for name, value in metrics.items()},
     }
+    if "training_rows_left_out" in latest.extra:  # models registered before the count existed: no false 0
+        metadata["training_rows_left_out"] = latest.extra["training_rows_left_out"]
     return metadata
 
 
@@ -187,6 +189,9 @@ def _model_figures(models: ModelsInEffect) -> dict:
     excluded = pd.DataFrame(latest.extra.get("excluded_series", []))
     if not excluded.empty:
         metadata["excluded_series"] = table_preview(excluded, rows=100)
+    training_gaps = pd.DataFrame(latest.extra.get("training_gaps", []))
+    if not training_gaps.empty:
+        metadata["training_gaps"] = table_preview(training_gaps, rows=100)
     if retrainings:
         newest = retrainings[-1].result
         metadata["validation_plot"] = png_image(

@@ -16,6 +16,7 @@ from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.baselines import seasonal_naive_panel
 from energy_assets.forecasting.calibration import IntervalMethod, conformal_errors
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.history_gaps import HistoryGaps
 from energy_assets.forecasting.intervals import bound_columns, interval_metric_names, interval_scores, series_coverage_stats
 from energy_assets.forecasting.metrics import HEADLINE, score_groups
 from energy_assets.forecasting.panel import Panel
@@ -147,7 +148,8 @@ def backtest(
     history at or before the origin. A fit that a model in `fitted` already made on the same points (a
     later cutoff's calibration fit is an earlier cutoff's model) is taken from it; each new model is
     added to `fitted`, so backtests sharing the list share their fits. Returns long rows: keys,
-    issued_at, datetime_utc, horizon, model, forecast and actual.
+    issued_at, datetime_utc, horizon, model, forecast and actual; a (series, origin) whose forecast the
+    `history_gaps` rule refuses has no rows, of the model or the baselines (all are scored on the same).
     """
     origins = pd.DatetimeIndex(origins).sort_values()
     panel = Panel.from_long(history)
@@ -155,7 +157,7 @@ def backtest(
     cutoffs = retraining_cutoffs(origins, retrain_every)
     block = np.searchsorted(cutoffs, origins, side="right") - 1
     fitted = [] if fitted is None else fitted
-    frames, blocks = [], []
+    frames, blocks, refused = [], [], []
     for i, cutoff in enumerate(cutoffs):
         block_origins = origins[block == i]
         if block_origins.empty:
@@ -165,7 +167,18 @@ def backtest(
         frame = engine.forecast_frame(model, panel, block_origins, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME)
         frames.append(frame.assign(**{MODEL: "model"}))
         blocks.append((cutoff, block_origins))
-    return _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, IntervalMethod.of(params))
+        refused.append(HistoryGaps.of(panel, block_origins, model.forecast_reads(horizon)).refused)
+    forecasts = _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, IntervalMethod.of(params))
+    return without_refused(forecasts, pd.concat(refused, ignore_index=True))
+
+
+def without_refused(forecasts: pd.DataFrame, refused: pd.DataFrame) -> pd.DataFrame:
+    """`forecasts` without the rows of any forecaster issued for the (series, issued_at) pairs of `refused`."""
+    on = [*schema.SERIES_KEY, schema.ISSUED_AT]
+    if refused.empty:
+        return forecasts
+    pairs = pd.MultiIndex.from_frame(refused[on].astype({schema.ISSUED_AT: forecasts[schema.ISSUED_AT].dtype}))
+    return forecasts[~pd.MultiIndex.from_frame(forecasts[on]).isin(pairs)].reset_index(drop=True)
 
 
 def beside_baselines(

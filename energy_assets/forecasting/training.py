@@ -16,9 +16,16 @@ from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
 from energy_assets.forecasting import model as engine
-from energy_assets.forecasting.evaluation import backtest, beside_baselines, interval_calibration, overall_scores, score_models
+from energy_assets.forecasting.evaluation import (
+    backtest,
+    beside_baselines,
+    interval_calibration,
+    overall_scores,
+    score_models,
+    without_refused,
+)
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.history_gaps import HistoryGaps, issue_rule
+from energy_assets.forecasting.history_gaps import HistoryGaps
 from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
 from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.model import CalibrationForecasts, GlobalModel, KeptForecasts
@@ -202,8 +209,10 @@ def train_forecaster(
         # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
         issued = forecasts[forecasts[schema.ISSUED_AT] >= validation_start]
         validation = beside_baselines(issued, rows, validation_cutoff, panel=panel)
-        refused = validation.pop(REFUSED_BY_RULE)  # the baselines' rows: NaN
-        validation = validation[refused.ne(True)].reset_index(drop=True)
+        horizon = calibration.forecast.shape[-1]
+        origins = panel.grid[calibration.origins]
+        refused = HistoryGaps.of(panel, origins[origins >= validation_start], model.forecast_reads(horizon)).refused
+        validation = without_refused(validation, refused)  # scored as issued: the model's and baselines' alike
     else:
         validation_cutoff = validation_start
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
@@ -232,20 +241,12 @@ def _validation_metrics(validation: pd.DataFrame) -> dict[str, float]:
     return {f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS}
 
 
-# Column of `_calibration_frame`: whether the `history_gaps` rule refuses the row's forecast.
-REFUSED_BY_RULE = "refused_by_rule"
-
-
 def _calibration_frame(model: GlobalModel, calibration: CalibrationForecasts) -> pd.DataFrame:
-    """The calibration forecasts as `forecast_frame` rows, with the bounds this calibration gives them and whether
-    the `history_gaps` rule refuses them (`REFUSED_BY_RULE`)."""
+    """The calibration forecasts as `forecast_frame` rows, with the bounds this calibration gives them."""
     panel, forecast = calibration.panel, calibration.forecast
-    horizon = forecast.shape[-1]
-    steps = np.arange(1, horizon + 1)
+    steps = np.arange(1, forecast.shape[-1] + 1)
     bounds = bound_columns(model.calibration.errors, forecast, steps, schema.INTERVAL_COVERAGES, panel.name, calibration.scale)
-    _, refused = issue_rule(panel.values, calibration.origins, model.forecast_reads(horizon))
-    frame = panel.origin_frame(panel.grid[calibration.origins], forecast, schema.DATETIME).assign(**bounds)
-    return frame.assign(**{REFUSED_BY_RULE: np.repeat(refused.ravel(), horizon)})
+    return panel.origin_frame(panel.grid[calibration.origins], forecast, schema.DATETIME).assign(**bounds)
 
 
 def _training_rows(history: pd.DataFrame, cutoff: pd.Timestamp, config: ForecasterConfig) -> pd.DataFrame:
@@ -268,20 +269,56 @@ def forecast_origins(
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
-    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose history
-    starts too late for an origin (no value one reference season back) gets no rows for it. Origins
-    whose forecasts `kept` holds (made by the same members from the same history) take them.
+    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose
+    history lacks hours its forecast reads follows the `history_gaps` rule: refused (no rows for that origin)
+    or issued with the count in `history_hours_missing`; `forecasts_and_gaps` also says which. Origins whose
+    forecasts `kept` holds (made by the same members from the same history) take them.
+    """
+    return forecasts_and_gaps(model, history_long, origins, horizon, kept)[0]
+
+
+def forecasts_and_gaps(
+    model: GlobalModel,
+    history_long: pd.DataFrame,
+    origins: pd.DatetimeIndex | list,
+    horizon: int = 24,
+    kept: KeptForecasts | None = None,
+) -> tuple[pd.DataFrame, HistoryGaps]:
+    """`forecast_origins`, and the gaps its forecasts read: every (series, origin) refused or flagged.
+
+    `InsufficientHistoryError` when the history has no row in the hours the first origin reads, or none at an
+    origin itself (a forecast issued at H is made with the data of H): its `missing_hours` says which.
     """
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
+    reach = model.forecast_reach
     # Only the hours these origins read (the window `issuing.history_window` reads for one origin),
     # so the cost follows the origins, not the history passed in.
-    first_read = issued.min() - model.forecast_reach * HOUR
+    first_read = issued.min() - reach * HOUR
     times = history_long[schema.DATETIME]
-    panel = Panel.from_long(history_long[(times >= first_read) & (times <= issued.max())])
-    frame = engine.forecast_frame(model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept)
+    window = history_long[(times >= first_read) & (times <= issued.max())]
+    _check_issue_hours(window, issued, reach)
+    panel = Panel.from_long(window)
+    frame = engine.forecast_frame(
+        model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept, refuse_gaps=True
+    )
+    gaps = HistoryGaps.of(panel, issued, model.forecast_reads(horizon))
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c not in schema.MODEL_COLUMNS]
-    return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
+    return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns}), gaps
+
+
+def _check_issue_hours(window: pd.DataFrame, issued: pd.DatetimeIndex, reach: int) -> None:
+    """`InsufficientHistoryError` (with the hours no series has) when an issue hour has no row, or the hours
+    the first one reads have none."""
+    present = pd.DatetimeIndex(window[schema.DATETIME].unique())
+    absent = issued[~issued.isin(present)]
+    origin = absent[0] if len(absent) else issued.min()
+    reads = pd.date_range(origin - (reach - 1) * HOUR, origin, freq=HOUR)
+    available = int(reads.isin(present).sum())
+    if len(absent) or not available:
+        raise InsufficientHistoryError(
+            reach, available, f"a forecast issued at {origin:%Y-%m-%d %H:%M}", missing_hours=absent if available else reads
+        )
 
 
 def save_forecaster(result: TrainingResult | GlobalModel, directory: str | Path) -> Path:
