@@ -325,3 +325,16 @@ def test_search_needs_history_for_every_fold():
 
     with pytest.raises(InsufficientHistoryError, match="the search needs"):
         search_hyperparameters(history, history[schema.DATETIME].max(), [FAST], n_splits=3)
+
+
+def test_forecasting_without_history_says_too_little_history_as_training_does():
+    history = synthetic_history(days=14)
+    last = history[schema.DATETIME].max()
+    forecaster = train_forecaster(history, last, FAST).model
+    empty = history.iloc[:0]
+
+    with pytest.raises(InsufficientHistoryError, match=r"needs 192 hours of history; only 0 available") as raised:
+        forecast_origins(forecaster, empty, [last])
+    assert raised.value.missing_hours[-1] == last and len(raised.value.missing_hours) == 192
+    with pytest.raises(InsufficientHistoryError, match=r"needs \d+ hours of history; only 0 available"):
+        train_forecaster(empty, last, FAST)
