@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
+from energy_assets.assets.model import beats_reference_check
 from energy_assets.forecasting.history_gaps import (
     MAX_FILLED_HOURS,
     forecast_reads,
@@ -15,6 +16,7 @@ from energy_assets.forecasting.history_gaps import (
     partition_ranges,
 )
 from energy_assets.forecasting.panel import Panel, to_sktime
+from energy_assets.forecasting.provenance import registry_metrics
 from energy_assets.forecasting.training import (
     ForecasterConfig,
     forecast_origins,
@@ -152,3 +154,17 @@ def test_training_leaves_out_the_rows_whose_features_read_a_missing_hour_and_say
     # The fit learned from every other row: as many as a training on the holed history's observed targets minus these.
     clean = train_forecaster(history, cutoff, FAST)
     assert clean.training_gaps.empty
+
+
+def test_a_validation_window_with_nothing_to_score_gives_no_metrics_and_a_failed_check_not_a_key_error():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max()
+    # Every series lacks the 25 hours up to 4 hours before the cutoff: each forecast of the validation window
+    # reads more than MAX_FILLED_HOURS of them, and the few actuals left are not enough to score any.
+    holed = history[~history[schema.DATETIME].between(cutoff - 28 * HOUR, cutoff - 4 * HOUR)]
+
+    result = train_forecaster(holed, cutoff, FAST)
+    check = beats_reference_check(1, registry_metrics(result.validation_metrics))
+
+    assert result.validation_metrics == {}
+    assert not check.passed and "v1 has no validation score" in check.description

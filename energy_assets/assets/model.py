@@ -129,6 +129,17 @@ def beats_reference_check(version: int, metrics: Mapping[str, float]) -> AssetCh
     models registered before WAPE recorded only MAPE, and are judged on it."""
     judged_on = HEADLINE if registry_metric_name("model", HEADLINE) in metrics else "mape"
     model_name, reference_name = registry_metric_name("model", judged_on), registry_metric_name(REFERENCE, judged_on)
+    if model_name not in metrics or reference_name not in metrics:
+        return AssetCheckResult(
+            check_name="beats_seasonal_naive_168",
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=(
+                f"v{version} has no validation score: no forecast of its validation window could be scored (the window's"
+                " actuals are missing from the feature group, or the history_gaps rule refused every forecast of it)"
+            ),
+            metadata={"model_version": version, "judged_on": judged_on},
+        )
     model, reference = metrics[model_name], metrics[reference_name]
     passed = bool(model < reference)  # False where either is undefined (NaN)
     return AssetCheckResult(
