@@ -125,10 +125,10 @@ def test_issued_forecasts_reuse_the_calibration_forecasts_a_later_version_kept(t
     assert [m.extra.get(CALIBRATED_BY_KEY) for m in registered] == [None, None, 1]  # the third calibrated by the first
     origins = hours[:24]  # version 1 in effect
     models = models_for(origins, registered)
-    expected = issue_forecasts(models, history, registry.download)
+    expected, _ = issue_forecasts(models, history, registry.download)
     predictions = counting(monkeypatch, lgb.Booster, "predict")
 
-    reused = issue_forecasts(models, history, registry.download, registered)
+    reused, _ = issue_forecasts(models, history, registry.download, registered)
 
     pd.testing.assert_frame_equal(reused, expected)  # byte-identical
     assert predictions == []  # every origin's forecasts were kept with version 3
