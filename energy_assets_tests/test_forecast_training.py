@@ -44,7 +44,9 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 
 def test_history_requirements_follow_the_config():
-    assert required_history_hours(ForecasterConfig()) == 24 + 168
+    # The default scale reads seasonal naive 168's errors over a week: two weeks; a daily scale alone, 8 days.
+    assert required_history_hours(ForecasterConfig()) == 168 + 168
+    assert required_history_hours(ForecasterConfig(interval_scale_lags=(24,))) == 24 + 168
     features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
     assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
     # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
