@@ -44,7 +44,9 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 
 def test_history_requirements_follow_the_config():
-    assert required_history_hours(ForecasterConfig()) == 24 + 168
+    # The default scale reads seasonal naive 168's errors over a week: two weeks; a daily scale alone, 8 days.
+    assert required_history_hours(ForecasterConfig()) == 168 + 168
+    assert required_history_hours(ForecasterConfig(interval_scale_lags=(24,))) == 24 + 168
     features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
     assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
     # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
@@ -190,6 +192,26 @@ def test_save_and_load_give_the_same_forecasts(tmp_path, config):
         load_forecaster(tmp_path / "elsewhere")
 
 
+def format_2_config(config: ForecasterConfig) -> dict:
+    """`config.to_dict()` as format 2 (main at d5305c3) registered it: one interval scale lag, no series prior."""
+    values = {k: v for k, v in config.to_dict().items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
+    return {**values, "interval_scale_lag": config.interval_scale_lags[0]}
+
+
+def as_format_2(directory) -> None:
+    """Rewrite a saved format-3 model without series factors as format 2 wrote it (main at d5305c3, checked
+    against a model its save_forecaster wrote): `interval_scale_lag` for the lags, no `series_keys`."""
+    description = json.loads((directory / "model.json").read_text())
+    assert description["calibration"]["series_keys"] is None
+    params = {k: v for k, v in description["params"].items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
+    description.update(
+        format=2,
+        params={**params, "interval_scale_lag": description["params"]["interval_scale_lags"][0]},
+        calibration={k: v for k, v in description["calibration"].items() if k != "series_keys"},
+    )
+    (directory / "model.json").write_text(json.dumps(description))
+
+
 def test_models_saved_in_older_or_newer_formats_are_refused_with_a_message_to_retrain(tmp_path):
     # What energy_assets saved before format 2: sktime's zip of the pickled estimator.
     old = tmp_path / "v1"
@@ -200,9 +222,7 @@ def test_models_saved_in_older_or_newer_formats_are_refused_with_a_message_to_re
     saved = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
     description = json.loads((saved / "model.json").read_text())
     assert description["format"] == 3
-    # Format 2: the same files, with one interval scale lag and no series factors.
-    params = {k: v for k, v in description["params"].items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
-    (saved / "model.json").write_text(json.dumps({**description, "format": 2, "params": {**params, "interval_scale_lag": 24}}))
+    as_format_2(saved)
     with pytest.raises(SavedModelFormatError, match=r"format 2 \(one interval scale lag and no per-series interval widths\); this version reads format 3: retrain it"):
         load_forecaster(saved)
     (saved / "model.json").write_text(json.dumps({**description, "format": 4}))

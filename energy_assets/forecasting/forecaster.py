@@ -120,10 +120,12 @@ class GlobalLGBMForecaster(BaseForecaster):
     combine_without_level_lags : bool, default=True
         Also fit the booster without `level_lags` (every other setting equal) and forecast the mean of
         both members in model space; without level lags there is one member either way.
-    interval_scale_lags : tuple of int, default=(24,)
+    interval_scale_lags : tuple of int, default=(24, 168)
         Periods of the seasonal naive forecasts whose recent errors scale the intervals; with several,
         the scale is the geometric mean of each period's (a series whose day-over-day changes are large
         and whose week-over-week ones are small gets a width between the two). Empty: no scaling.
+        With the week's lag, forecasts read `168 + interval_scale_hours` hours up to their origin
+        (`forecast_reach`), and a series younger than that has unbounded intervals.
     interval_scale_hours : int, default=168
         Hours up to the origin over which each period's error is averaged (`calibration.seasonal_scale`,
         in the errors' own log or relative space): the unit of calibration errors and interval widths,
@@ -193,7 +195,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         shrink_to_reference: bool = False,
         training_window: int | None = None,
         combine_without_level_lags: bool = True,
-        interval_scale_lags: tuple[int, ...] = (24,),
+        interval_scale_lags: tuple[int, ...] = (24, 168),
         interval_scale_hours: int = 168,
         interval_series_prior_hours: int | None = None,
     ):
