@@ -353,8 +353,9 @@ def test_forecasting_without_history_says_too_little_history_as_training_does():
     forecaster = train_forecaster(history, last, FAST).model
     empty = history.iloc[:0]
 
-    with pytest.raises(InsufficientHistoryError, match=r"needs 192 hours of history; only 0 available") as raised:
+    reach = forecaster.forecast_reach  # the hours up to an origin its forecasts and intervals read
+    with pytest.raises(InsufficientHistoryError, match=f"needs {reach} hours of history; only 0 available") as raised:
         forecast_origins(forecaster, empty, [last])
-    assert raised.value.missing_hours[-1] == last and len(raised.value.missing_hours) == 192
+    assert raised.value.missing_hours[-1] == last and len(raised.value.missing_hours) == reach
     with pytest.raises(InsufficientHistoryError, match=r"needs \d+ hours of history; only 0 available"):
         train_forecaster(empty, last, FAST)

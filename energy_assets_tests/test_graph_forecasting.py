@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.assets.model import beats_reference_check
+from energy_assets.forecasting.model import forecast_reach
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import partition_object_key
@@ -29,6 +30,8 @@ HOURS = pd.Timedelta(hours=1)
 # Enough history for a training with its 24-hour validation window.
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
 FIRST_ISSUE = hour("2023-01-12 00:00")
+# Hours up to an issue hour that its forecasts and their intervals read.
+FORECAST_REACH = forecast_reach(ForecasterConfig().params())
 WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts") | RAW_AND_FEATURES
 
 
@@ -192,10 +195,11 @@ def test_forecasting_and_training_on_an_empty_feature_group_both_say_too_little_
         for asset in ("energy_forecasts", "forecasting_model")
     )
 
+    first_read = cutoff - (FORECAST_REACH - 1) * HOURS
     assert (
-        "a forecast issued at 2023-01-11 23:00 needs 192 hours of history; only 0 available: "
-        "energy_consumption_features has no rows for 2023-01-04 00:00 .. 2023-01-11 23:00 (192 h); "
-        "materialize energy_consumption_features for 2023-01-04-00:00...2023-01-11-23:00 first"
+        f"a forecast issued at 2023-01-11 23:00 needs {FORECAST_REACH} hours of history; only 0 available: "
+        f"energy_consumption_features has no rows for {first_read:%Y-%m-%d %H:%M} .. 2023-01-11 23:00 ({FORECAST_REACH} h); "
+        f"materialize energy_consumption_features for {first_read:%Y-%m-%d-%H:%M}...2023-01-11-23:00 first"
     ) in step_failure(forecasts)
     assert (
         f"needs {HISTORY_HOURS} hours of history; only 0 available; "
@@ -212,7 +216,7 @@ def test_forecasting_an_hour_whose_features_are_missing_names_the_asset_and_hour
     result = run_range(FIRST_ISSUE, FIRST_ISSUE, forecasts, instance=instance, raise_on_error=False)
 
     assert (
-        "a forecast issued at 2023-01-12 00:00 needs 192 hours of history; only 191 available: "
+        f"a forecast issued at 2023-01-12 00:00 needs {FORECAST_REACH} hours of history; only {HISTORY_HOURS} available: "
         "energy_consumption_features has no rows for 2023-01-12 00:00; "
         "materialize energy_consumption_features for 2023-01-12-00:00 first"
     ) in step_failure(result)

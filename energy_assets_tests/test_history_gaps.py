@@ -52,7 +52,7 @@ def test_a_forecast_reads_exactly_the_hours_forecast_reads_names(combine):
     before = model.forecast(panel, origin, 24)
 
     changed = []
-    for back in range(model.forecast_reach):
+    for back in range(min(model.forecast_reach, origin[0] + 1)):  # every point the forecast may read
         values = panel.values.copy()
         values[:, origin[0] - back] *= 1.5
         after = model.forecast(Panel(panel.keys, panel.grid, values, panel.name), origin, 24)
