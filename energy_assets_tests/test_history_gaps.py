@@ -12,9 +12,11 @@ from energy_assets.forecasting.history_gaps import (
     MAX_FILLED_HOURS,
     forecast_reads,
     hour_ranges,
+    issue_rule,
     missing_reads,
     partition_ranges,
 )
+from energy_assets.forecasting.model import fit
 from energy_assets.forecasting.panel import Panel, to_sktime
 from energy_assets.forecasting.provenance import registry_metrics
 from energy_assets.forecasting.training import (
@@ -168,3 +170,22 @@ def test_a_validation_window_with_nothing_to_score_gives_no_metrics_and_a_failed
 
     assert result.validation_metrics == {}
     assert not check.passed and "v1 has no validation score" in check.description
+
+
+def test_calibration_scores_only_the_forecasts_the_rule_issues():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max()
+    # A hole in one series inside the calibration window: its forecasts from the hours after it are refused.
+    holed = without(history, HOLED, cutoff - 30 * HOUR, 8)
+    panel = Panel.from_long(holed)
+
+    model, calibration = fit(panel, FAST.params(n_jobs=1))
+
+    horizon = calibration.forecast.shape[-1]
+    _, refused = issue_rule(panel.values, calibration.origins, model.forecast_reads(horizon))
+    targets = calibration.origins[:, None] + np.arange(1, horizon + 1)
+    padded = np.concatenate([panel.values, np.full((len(panel.keys), horizon), np.nan)], axis=1)
+    observed = np.isfinite(padded[:, targets]) & np.isfinite(calibration.scale)
+    assert refused.any() and not refused.all()
+    expected = (observed & ~refused[..., None]).reshape(-1, horizon).sum(axis=0)
+    assert model.calibration.errors.counts.tolist() == expected.tolist()
