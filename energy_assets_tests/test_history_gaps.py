@@ -17,7 +17,7 @@ from energy_assets.forecasting.history_gaps import (
     partition_ranges,
 )
 from energy_assets.forecasting.model import fit
-from energy_assets.forecasting.panel import Panel, to_sktime
+from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, to_sktime
 from energy_assets.forecasting.provenance import registry_metrics
 from energy_assets.forecasting.training import (
     ForecasterConfig,
@@ -189,3 +189,12 @@ def test_calibration_scores_only_the_forecasts_the_rule_issues():
     assert refused.any() and not refused.all()
     expected = (observed & ~refused[..., None]).reshape(-1, horizon).sum(axis=0)
     assert model.calibration.errors.counts.tolist() == expected.tolist()
+
+
+def test_a_validation_window_without_a_row_says_which_hours_are_missing():
+    history = synthetic_history(days=16)
+    cutoff = history[schema.DATETIME].max() + 24 * HOUR  # the last day has no row yet
+
+    with pytest.raises(InsufficientHistoryError, match="validating a model trained up to .* only 0 available") as raised:
+        train_forecaster(history, cutoff, FAST)
+    assert raised.value.missing_hours.tolist() == list(pd.date_range(cutoff - 23 * HOUR, cutoff, freq="h"))
