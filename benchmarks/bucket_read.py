@@ -29,7 +29,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from energy_assets.schema import FORECAST_SCHEMA, de35_series  # noqa: E402
+from energy_assets.schema import FORECAST_SCHEMA, INTERVAL_COLUMNS, de35_series  # noqa: E402
 from energy_assets.storage.buckets import Bucket, GCSBucket, LocalBucket  # noqa: E402
 from energy_assets.storage.objects import legacy_partition_object_key, parquet_bytes, partition_object_key, to_arrow  # noqa: E402
 from energy_assets.timeline import hour_key  # noqa: E402
@@ -51,6 +51,9 @@ def forecast_object(issued: pd.Timestamp, series: pd.DataFrame) -> bytes:
             "horizon": np.tile(horizons, len(series)),
             "energy_consumption_forecast": 1000.0 + np.arange(len(series) * 24),
             "model_version": 1,
+            # The columns added since (null bounds: a model without intervals).
+            "model_training_sha256": "0" * 64,
+            **{name: np.nan for name in INTERVAL_COLUMNS},
         }
     )[FORECAST_SCHEMA.names]
     return parquet_bytes(to_arrow(rows))

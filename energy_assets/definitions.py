@@ -10,6 +10,11 @@ from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_pr
 from energy_assets import settings
 from energy_assets.assets.forecasts import energy_forecasts
 from energy_assets.assets.ingestion import consumption_raw, energy_consumption_features
+from energy_assets.assets.maintenance import (
+    feature_group_compaction,
+    feature_group_maintenance_job,
+    feature_group_maintenance_schedule,
+)
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
 from energy_assets.assets.serving import serving_automation_sensor, serving_files
@@ -49,6 +54,8 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 # newest energy_forecasts + forecast_accuracy -> serving_files (the course's files at the bucket root);
 # ENERGY_ASSETS_SERVING_FILES=off leaves them out.
 serving_assets = [serving_files] if settings.serving_files_enabled() else []
+# energy_consumption_features' storage -> feature_group_compaction (daily, feature_group_maintenance_schedule)
+maintenance_assets = [feature_group_compaction]
 # The newest published hour of each hourly asset the job fills, due by a minute of the hour it appears in;
 # a late hour fails its freshness_check, and failed runs and overdue hours are posted to the alert webhook.
 forecast_freshness_checks = freshness_checks(forecast_assets)
@@ -137,10 +144,10 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 
 
 defs = Definitions(
-    assets=[*forecast_assets, *monitoring_assets, *serving_assets],
+    assets=[*forecast_assets, *monitoring_assets, *serving_assets, *maintenance_assets],
     asset_checks=forecast_freshness_checks,
-    jobs=[hourly_forecast_job],
-    schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions)],
+    jobs=[hourly_forecast_job, feature_group_maintenance_job],
+    schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions), feature_group_maintenance_schedule],
     sensors=[
         monitoring_automation_sensor,
         *([serving_automation_sensor] if serving_assets else []),

@@ -22,6 +22,7 @@ ISSUED_AT = "issued_at"
 HORIZON = "horizon"
 FORECAST = "energy_consumption_forecast"
 MODEL_VERSION = "model_version"
+MODEL_TRAINING_SHA256 = "model_training_sha256"
 
 # Price areas as the source names them; 0 is the whole country.
 AREA_CODES: dict[str, int] = {"DK": 0, "DK1": 1, "DK2": 2}
@@ -74,6 +75,13 @@ FORECAST_SCHEMA = pa.schema(
         _field(HORIZON, pa.int16(), f"Hours from issue to target, 1 ... {FORECAST_HORIZON_HOURS}."),
         _field(FORECAST, pa.float64(), "Forecast consumption in the target hour, kWh."),
         _field(MODEL_VERSION, pa.int32(), "Registry version of the model that issued the forecast."),
+        _field(
+            MODEL_TRAINING_SHA256,
+            pa.string(),
+            "SHA-256 (hex) of what the issuing model was trained on: data cutoff, training start, feature group version, "
+            "configuration and training rows. Names one model even where a registry reused a version number (a reset "
+            "local registry, a deleted Hopsworks version); null in objects written before it.",
+        ).with_nullable(True),
         *[
             _field(
                 interval_column(side, coverage),
@@ -101,6 +109,10 @@ PARTITION_SCHEMA = pa.schema(
 RAW_CONSUMPTION_SCHEMA = pa.schema([field.with_nullable(True) for field in CONSUMPTION_SCHEMA])
 CONSUMPTION_COLUMNS = CONSUMPTION_SCHEMA.names
 FORECAST_COLUMNS = FORECAST_SCHEMA.names
+# What issuing adds to a forecaster's output: which model issued it.
+MODEL_COLUMNS = [MODEL_VERSION, MODEL_TRAINING_SHA256]
+# Forecast columns that objects written by earlier releases lack; readers add them as nulls.
+LATER_FORECAST_COLUMNS = [MODEL_TRAINING_SHA256, *INTERVAL_COLUMNS]
 # The schemas of the tables kept in the bucket: raw consumption as published, and forecasts.
 CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (RAW_CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
 

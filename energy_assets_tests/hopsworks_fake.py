@@ -12,13 +12,22 @@ here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
 - `get_feature_group`, `get_feature_view`, `get_model` return None when absent (the SDK catches the
   404); without a version they warn and mean version 1.
 - `get_or_create_feature_group` is lazy: nothing is stored until the first `insert`.
-- `insert` is asynchronous unless `write_options={"wait_for_job": True}` or `wait=True`: rows land
-  in a queued job and become readable only when jobs run (`FakeHopsworks.run_pending_jobs`).
-  Jobs upsert on primary key + event time, the key of the SDK's merge.
+- `insert` into a DELTA group is what the python engine of 5.2 does, run by the SDK's own
+  `DeltaEngine._write_delta_rs_dataset` on a local Delta table: synchronous (`wait_for_job` changes
+  nothing), the first insert a plain write, every later one a delta-rs MERGE on primary key + event
+  time (`when_matched_update_all().when_not_matched_insert_all()`), one commit and new small files
+  per insert; rows with the same key within one insert are all stored (delta-rs doubles them, the
+  backend does not deduplicate). `optimize()` and `delta_vacuum()` run the SDK's delta-rs compaction
+  and vacuum on that table. With statistics enabled the backend starts a statistics job for every
+  commit (`FakeHopsworks.statistics_jobs`).
 - Features get the offline types the SDK derives (int8 -> int); later inserts must match them.
-- `get_batch_data` reads start_time <= event time < end_time (documented in the SDK), returns
-  timestamps tz-naive UTC in no particular order, and leaves out primary key and event time
-  unless asked for.
+- `get_batch_data` reads start_time <= event time < end_time (documented in the SDK) and casts each
+  column as the SDK's python engine does after an Arrow Flight read (`Engine._cast_columns`:
+  nullable `Int32`/`Int64`/`Float64`, timestamps tz-naive UTC), in no particular order, and leaves out
+  primary key and event time unless asked for.
+- `login` resolves its settings from the arguments and the HOPSWORKS_* / REST_ENDPOINT environment
+  variables exactly as `hopsworks.login` does (`login_settings`), and keeps the client certificates
+  where the SDK's external client does.
 - `create_feature_view` of an existing name and version fails like the backend does.
 - `create_training_data` materializes a window as the next training dataset version, readable by
   `get_training_data` only once its job ran (`wait_for_job`, or `run_pending_jobs`).
@@ -26,8 +35,10 @@ here too. Semantics and limits kept from hopsworks 5.2.1 and its backend:
   (at most 63 characters) and versions below 1, as the backend does.
 - `Model.save` numbers versions highest + 1, copies the files and refuses an existing version;
   the backend refuses a description over 1000 characters (VARCHAR(1000)); when registration
-  outlasts `await_registration`, `save` returns None although the version appears later
-  (`FakeHopsworks.unconfirmed_saves`).
+  outlasts `await_registration` (`FakeHopsworks.unconfirmed_saves`), the version is registered but
+  not yet visible (`get_model` answers None for the next `registration_lag_lookups` lookups) and
+  `save` raises AttributeError as hsml 5.2 does: `_poll_model_available` returns None and `_save`
+  then calls `None.get_url()`, outside the step loop that would remove the uploaded version.
 State lives under one folder, so fakes built on the same folder share one backend.
 """
 
@@ -54,8 +65,12 @@ import pyarrow as pa
 import requests
 from hopsworks.client.exceptions import FeatureStoreException, ProjectException, RestAPIError
 import hopsworks_common.connection
+from hopsworks_common import constants
 from hopsworks_common import util as sdk_util
 from hopsworks_common.core.type_systems import _convert_pandas_dtype_to_offline_type
+from deltalake import DeltaTable
+from hsfs.core.delta_engine import DeltaEngine
+from hsfs.engine.python import Engine as PythonEngine
 from hsfs.feature_group import FeatureGroup, FeatureGroupBase
 from hsfs.feature_store import FeatureStore
 from hsfs.feature_view import FeatureView
@@ -64,6 +79,8 @@ from hsml.model import Model
 from hsml.model_registry import ModelRegistry
 from hsml.python import signature as python_signature
 from hsml.python.model import Model as PythonModel
+from hopsworks_common.core.dataset_api import DatasetApi
+from hopsworks_common.core.job_api import JobApi
 from hopsworks_common.project import Project
 
 from energy_assets.resources.hopsworks import CONNECTION, HopsworksFeatureStore, HopsworksModelRegistry
@@ -77,10 +94,14 @@ OFFLINE_DTYPES = {"int": "int32", "bigint": "int64", "double": "float64", "float
 DESCRIPTION_COLUMN_CHARACTERS = 1000  # model_version.description is VARCHAR(1000)
 FEATURE_VIEW_NAME = re.compile(r"[a-z0-9_]{1,63}")
 CLOSED_CLIENT_MESSAGE = "Couldn't find client. Try reconnecting to Hopsworks."  # hopsworks_common.client._get_instance
+CERT_FOLDER_DEFAULT = constants.CLIENT.CERT_FOLDER_DEFAULT  # "/tmp": the SDK then nests <host>/<project>/<user>
+SAAS_HOST = constants.HOSTS.SAAS_HOST
+FAKE_USERNAME = "energy_assets_test_user"
 
 
-def mirrors(real: Callable) -> Callable[[Callable], Callable]:
-    """Make a fake method accept exactly the arguments the real SDK function or method accepts."""
+def mirrors(real: Callable, scopes: tuple[str, ...] = ()) -> Callable[[Callable], Callable]:
+    """Make a fake method accept exactly the arguments the real SDK function or method accepts, and need the
+    API key scopes its REST calls need (the class's `_scope` and `scopes`)."""
     signature = inspect.signature(real)
     real_is_method = next(iter(signature.parameters), None) == "self"
 
@@ -92,6 +113,8 @@ def mirrors(real: Callable) -> Callable[[Callable], Callable]:
             connection = getattr(fake_self, "_connection", None)
             if connection is not None and not connection.open:
                 raise Exception(CLOSED_CLIENT_MESSAGE)  # the SDK raises a bare Exception here
+            if connection is not None:
+                connection.backend.require(*filter(None, (getattr(fake_self, "_scope", None), *scopes)), path=real.__qualname__)
             return fake(fake_self, *args, **kwargs)
 
         return checked
@@ -99,13 +122,20 @@ def mirrors(real: Callable) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def rest_api_error(status: int, message: str, path: str) -> RestAPIError:
+def rest_api_error(status: int, message: str, path: str, error_code: int = 0) -> RestAPIError:
     """The SDK's RestAPIError as the backend would cause it."""
     response = requests.Response()
     response.status_code = status
-    response.reason = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 500: "Internal Server Error"}[status]
-    response._content = json.dumps({"errorCode": 0, "errorMsg": message, "usrMsg": message}).encode()
+    response.reason = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 500: "Internal Server Error"}[status]
+    response._content = json.dumps({"errorCode": error_code, "errorMsg": message, "usrMsg": message}).encode()
     return RestAPIError(f"https://{FAKE_HOST}/hopsworks-api/api/{path}", response)
+
+
+# The API key scopes of Hopsworks 5.2 (Account settings -> API keys); the backend answers a call whose endpoint
+# needs a scope the key lacks with 403 and RESTCodes.ApiKeyErrorCode 320004, the scopes in brackets (the form
+# the SDK's own CLI parses, hopsworks/cli/main.py).
+API_KEY_SCOPES = frozenset({"PROJECT", "FEATURESTORE", "MODELREGISTRY", "DATASET_VIEW", "DATASET_CREATE", "DATASET_DELETE", "JOB", "SERVING", "KAFKA"})
+NO_VALID_SCOPE = 320004
 
 
 def _default_version(kind: str, name: str, version: int | None) -> int:
@@ -126,19 +156,86 @@ def _write_json(path: Path, content: dict[str, Any]) -> None:
     os.replace(temp, path)
 
 
-class FakeConnection:
-    """One login's connection; its client certificates live in the temp folder until it closes."""
+def login_settings(
+    host: str | None,
+    port: int,
+    project: str | None,
+    api_key_value: str | None,
+    api_key_file: str | None,
+    hostname_verification: bool,
+    trust_store_path: str | None,
+    cert_folder: str | None,
+    engine: str | None,
+) -> dict[str, Any]:
+    """What `hopsworks.login` (hopsworks 5.2.1) connects with, from its arguments and the environment: inside
+    Hopsworks (REST_ENDPOINT) the job's own project, whatever was passed; else each HOPSWORKS_* variable fills
+    an argument left unset, except HOPSWORKS_PORT, which replaces the default port 443, and
+    HOPSWORKS_HOSTNAME_VERIFICATION and HOPSWORKS_TRUST_STORE_PATH, which replace whatever was passed."""
+    if engine is None and "HOPSWORKS_ENGINE" in os.environ:
+        engine = os.environ["HOPSWORKS_ENGINE"]
+    if "REST_ENDPOINT" in os.environ:
+        return {
+            "inside_hopsworks": True, "host": os.environ["REST_ENDPOINT"], "port": None, "api_key": None,
+            "project": os.environ["HOPSWORKS_PROJECT_NAME"], "engine": engine, "cert_folder": None,
+            "hostname_verification": os.environ.get("HOPSWORKS_HOSTNAME_VERIFICATION", f"{hostname_verification}").lower() in ("true", "1", "y", "yes"),
+            "trust_store_path": None,
+        }
+    api_key = os.environ.get("HOPSWORKS_API_KEY") if api_key_value is None and api_key_file is None else None
+    if api_key_value is not None:
+        api_key = api_key_value
+    elif api_key_file is not None:
+        api_key = Path(api_key_file).read_text()
+    if project is None and "HOPSWORKS_PROJECT" in os.environ:
+        project = os.environ["HOPSWORKS_PROJECT"]
+    if host is None:
+        host = os.environ.get("HOPSWORKS_HOST", SAAS_HOST)
+    if port == 443 and "HOPSWORKS_PORT" in os.environ:
+        port = os.environ["HOPSWORKS_PORT"]
+    return {
+        "inside_hopsworks": False, "host": host, "port": port, "api_key": api_key, "project": project, "engine": engine,
+        "hostname_verification": os.getenv("HOPSWORKS_HOSTNAME_VERIFICATION", f"{hostname_verification}").lower() in ("true", "1", "y", "yes"),
+        "trust_store_path": os.getenv("HOPSWORKS_TRUST_STORE_PATH", trust_store_path),
+        "cert_folder": cert_folder if cert_folder is not None else os.getenv("HOPSWORKS_CERT_FOLDER", CERT_FOLDER_DEFAULT),
+    }
 
-    def __init__(self, backend: FakeHopsworks):
+
+class FakeConnection:
+    """One login's connection and its client certificates, where the SDK's external client keeps them:
+    `cert_folder` itself when one is given, else `<temp>/<host>/<project>/<user>` (the SDK's default `/tmp`,
+    here the backend's `temp/`), one folder for every process of the host."""
+
+    CERTIFICATE_FILES = ("keyStore.jks", "trustStore.jks", "material_passwd", "ca_chain.pem", "client_cert.pem", "client_key.pem")
+
+    def __init__(self, backend: FakeHopsworks, host: str, cert_folder: str | None):
         self.backend = backend
-        self.cert_dir = backend.cert_root / f"connection-{uuid.uuid4().hex}"
-        self.cert_dir.mkdir(parents=True)
-        for name in ("ca_chain.pem", "client_cert.pem", "client_key.pem"):
-            (self.cert_dir / name).write_text(f"fake {name}")
+        if cert_folder is None:  # inside Hopsworks (REST_ENDPOINT): the job's own material, nothing written
+            self.cert_dir = None
+        else:
+            if cert_folder == CERT_FOLDER_DEFAULT:
+                self.cert_dir = backend.temp_root / host / backend.project_name / FAKE_USERNAME
+            else:
+                self.cert_dir = Path(cert_folder)
+            self.cert_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            for name in self.CERTIFICATE_FILES:
+                (self.cert_dir / name).write_text(f"fake {name}")
+            backend.cert_dirs.add(self.cert_dir)
         self.open = True
 
+    def check_certificates(self) -> None:
+        """Delta-rs writes (PEMS_DIR) and Arrow Flight reads open the client certificates on every use."""
+        if self.cert_dir is not None:
+            for name in ("ca_chain.pem", "client_cert.pem", "client_key.pem"):
+                open(self.cert_dir / name).close()  # FileNotFoundError as the SDK's `open` raises it
+
     def close(self) -> None:
-        shutil.rmtree(self.cert_dir, ignore_errors=True)
+        """The external client's `_close`: its six files removed, then the folder if it is empty."""
+        if self.cert_dir is not None:
+            for name in self.CERTIFICATE_FILES:
+                (self.cert_dir / name).unlink(missing_ok=True)
+            try:
+                self.cert_dir.rmdir()
+            except OSError:
+                pass
         self.open = False
 
 
@@ -150,10 +247,23 @@ class FakeHopsworks:
         self.api_key = api_key
         self.project_name = project
         self.logins: list[dict[str, Any]] = []
-        self.cert_root = self.root / "client_certificates"  # the SDK's are in the temp folder
+        self.temp_root = self.root / "temp"  # the host's /tmp, shared by the fakes on this root (processes of one host)
+        self.cert_dirs: set[Path] = set()
         self.connection: FakeConnection | None = None
         self.unconfirmed_saves = 0  # the next n `Model.save` calls outlast await_registration
+        self.registration_lag_lookups = 1  # lookups of such a version that still find nothing
+        self.registering: dict[tuple[str, int], int] = {}  # (name, version) -> lookups left before it shows
         self.downloads: list[tuple[str, int]] = []
+        self.statistics_jobs: list[tuple[str, int]] = []  # (group, version) of every statistics job the backend started
+        self.api_key_scopes = set(API_KEY_SCOPES)  # the scopes of the one API key; tests take some away
+        self.datasets: set[str] = {"Models", "Resources"}  # the project's datasets (Models: the Serving service)
+        self.jobs: list[str] = []
+
+    def require(self, *scopes: str, path: str) -> None:
+        """RestAPIError as the backend answers a call whose endpoint needs a scope the API key lacks."""
+        missing = [scope for scope in scopes if scope not in self.api_key_scopes]
+        if missing:
+            raise rest_api_error(403, f"No valid scope found for this invocation {missing}".replace("'", ""), path, NO_VALID_SCOPE)
 
     @mirrors(hopsworks.login)
     def login(
@@ -162,19 +272,30 @@ class FakeHopsworks:
         port: int = 443,
         project: str | None = None,
         api_key_value: str | None = None,
-        **_: Any,
+        api_key_file: str | None = None,
+        hostname_verification: bool = False,
+        trust_store_path: str | None = None,
+        cert_folder: str | None = None,
+        engine: str | None = None,
     ) -> FakeProject:
-        """Log in like `hopsworks.login` with an API key: log out first, and never prompt."""
+        """Log in like `hopsworks.login`: log out first, resolve each setting from the arguments and the
+        HOPSWORKS_* / REST_ENDPOINT environment variables as the SDK does (`login_settings`), never prompt."""
         self.logout()
-        if api_key_value is None or project is None:
-            raise AssertionError("the fake login needs api_key_value and project: the real one would prompt")
-        self.logins.append({"host": host, "port": port, "project": project})
-        if api_key_value != self.api_key:
-            raise rest_api_error(401, "Authentication failed", "auth/session")
+        resolved = login_settings(host, port, project, api_key_value, api_key_file, hostname_verification, trust_store_path, cert_folder, engine)
+        self.logins.append({name: value for name, value in resolved.items() if name != "api_key"})
+        if resolved["inside_hopsworks"]:
+            project = resolved["project"]
+        else:
+            if resolved["api_key"] is None or resolved["project"] is None:
+                raise AssertionError("the fake login needs an API key and a project: the real one would prompt")
+            if resolved["api_key"] != self.api_key:
+                raise rest_api_error(401, "Authentication failed", "auth/session")
+            project = resolved["project"]
         if project != self.project_name:
             raise ProjectException(f"Could not find project {project}")
-        self.connection = FakeConnection(self)
-        hopsworks_common.connection._hsfs_engine_type = "python"  # as login(engine="python") sets it
+        self.require("PROJECT", path="project/getProjectInfo")
+        self.connection = FakeConnection(self, resolved["host"], resolved["cert_folder"])
+        hopsworks_common.connection._hsfs_engine_type = resolved["engine"] or "python"  # as login(engine=...) sets it
         return FakeProject(self.connection)
 
     @mirrors(hopsworks.logout)
@@ -186,13 +307,11 @@ class FakeHopsworks:
             hopsworks_common.connection._hsfs_engine_type = None  # as Connection._close resets it
 
     def certificate_files(self) -> list[Path]:
-        """Client certificate files the fake client has left in the temp folder."""
-        return sorted(self.cert_root.rglob("*.pem"))
+        """Client certificate files left in the folders this backend's logins wrote to."""
+        return sorted(path for folder in self.cert_dirs if folder.is_dir() for path in folder.iterdir())
 
     def run_pending_jobs(self) -> None:
-        """Finish every queued insert job, oldest first, as the cluster eventually would."""
-        for group_dir in sorted(self.root.glob("feature_groups/*/*")):
-            FakeFeatureGroup.load(self, group_dir).run_jobs()
+        """Finish every queued training-dataset job, oldest first, as the cluster eventually would."""
         for pending in sorted(self.root.glob("training_datasets/*/*/*.pending.parquet")):
             pending.rename(pending.with_name(pending.name.replace(".pending", "")))
 
@@ -221,7 +340,6 @@ class FakeHopsworks:
                 {"name": "consumer_type", "type": "bigint", "description": None},
                 {"name": "energy_consumption", "type": "double", "description": None},
             ],
-            "next_job": 1,
             **changes,
         }
         _write_json(self.feature_group_dir(name, version) / "metadata.json", metadata)
@@ -252,6 +370,54 @@ class FakeProject:
     def get_model_registry(self) -> FakeModelRegistry:
         return FakeModelRegistry(self._connection)
 
+    @mirrors(Project.get_dataset_api)
+    def get_dataset_api(self) -> FakeDatasetApi:
+        return FakeDatasetApi(self._connection)
+
+    @mirrors(Project.get_job_api)
+    def get_job_api(self) -> FakeJobApi:
+        return FakeJobApi(self._connection)
+
+
+class FakeDatasetApi:
+    """The project's datasets, as far as the model registry and the pre-flight check use them."""
+
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+
+    @mirrors(DatasetApi.exists, scopes=("DATASET_VIEW",))
+    def exists(self, path: str) -> bool:
+        return path.strip("/") in self._backend.datasets
+
+    @mirrors(DatasetApi.mkdir, scopes=("DATASET_CREATE",))
+    def mkdir(self, path: str) -> str:
+        parent = path.strip("/").rsplit("/", 1)[0]
+        if "/" in path.strip("/") and parent not in self._backend.datasets:
+            raise rest_api_error(404, f"Dataset {parent} not found", "dataset")
+        self._backend.datasets.add(path.strip("/"))
+        return path
+
+    @mirrors(DatasetApi.remove, scopes=("DATASET_DELETE",))
+    def remove(self, path: str) -> None:
+        if path.strip("/") not in self._backend.datasets:
+            raise rest_api_error(404, f"{path} not found", "dataset")
+        self._backend.datasets.discard(path.strip("/"))
+
+
+class FakeJobApi:
+    """The project's jobs."""
+
+    _scope = "JOB"
+
+    def __init__(self, connection: FakeConnection):
+        self._connection = connection
+        self._backend = connection.backend
+
+    @mirrors(JobApi.get_jobs)
+    def get_jobs(self) -> list[Any]:
+        return list(self._backend.jobs)
+
 
 class FakeQuery:
     """`select_all()` of one feature group."""
@@ -262,6 +428,8 @@ class FakeQuery:
 
 class FakeFeatureStore:
     """The project's feature store."""
+
+    _scope = "FEATURESTORE"
 
     def __init__(self, connection: FakeConnection):
         self._connection = connection
@@ -305,7 +473,6 @@ class FakeFeatureStore:
             "time_travel_format": time_travel_format or "DELTA",  # the SDK's fallback in 5.2
             "expectation_suite": None,
             "features": [],
-            "next_job": 1,
         }
         return FakeFeatureGroup(self._backend, metadata, saved=False, connection=self._connection)
 
@@ -371,7 +538,9 @@ def feature_view_payload(metadata: dict[str, Any], group: FakeFeatureGroup) -> d
 
 
 class FakeFeatureGroup:
-    """A feature group: committed rows plus queued insert jobs; its metadata is the SDK's FeatureGroup."""
+    """A feature group: a local Delta table written and compacted by the SDK's delta engine; its metadata is the SDK's FeatureGroup."""
+
+    _scope = "FEATURESTORE"
 
     def __init__(
         self, backend: FakeHopsworks, metadata: dict[str, Any], saved: bool, connection: FakeConnection | None = None
@@ -422,6 +591,8 @@ class FakeFeatureGroup:
         if not metadata["features"]:
             # An unsaved group (the SDK builds it from arguments) keeps the keys it was created with.
             payload.update(primaryKey=metadata["primary_key"], partitionKey=[], foreignKey=[])
+        if metadata["statistics_config"] is not None:
+            payload["statisticsConfig"] = metadata["statistics_config"]
         if metadata["expectation_suite"] is not None:
             payload["expectationSuite"] = {
                 **metadata["expectation_suite"], "id": metadata["id"], "featureStoreId": 1, "featureGroupId": metadata["id"]
@@ -442,10 +613,6 @@ class FakeFeatureGroup:
     def _dir(self) -> Path:
         return self._backend.feature_group_dir(self.name, self.version)
 
-    @property
-    def _data_path(self) -> Path:
-        return self._dir / "data.parquet"
-
     @mirrors(FeatureGroup.delete)
     def delete(self, force: bool = False, delete_feature_views: bool = False) -> None:
         views = [path for path in self._backend.root.glob("feature_views/*/*.json") if _read_json(path)["group"] == [self.name, self.version]]
@@ -462,6 +629,20 @@ class FakeFeatureGroup:
     @mirrors(FeatureGroupBase.get_feature)
     def get_feature(self, name: str) -> Any:
         return self._sdk.get_feature(name)
+
+    @property
+    def statistics_config(self) -> Any:
+        return self._sdk.statistics_config
+
+    @statistics_config.setter
+    def statistics_config(self, config: Any) -> None:
+        self._sdk.statistics_config = config  # the SDK's setter; persisted by update_statistics_config
+
+    @mirrors(FeatureGroupBase.update_statistics_config)
+    def update_statistics_config(self) -> FakeFeatureGroup:
+        self._metadata["statistics_config"] = self._sdk.statistics_config.to_dict()
+        self._save_metadata()
+        return self
 
     @mirrors(FeatureGroupBase.update_feature_description)
     def update_feature_description(self, feature_name: str, description: str) -> FakeFeatureGroup:
@@ -482,49 +663,61 @@ class FakeFeatureGroup:
         wait: bool = False,
         **_: Any,
     ) -> tuple[None, None]:
+        self._connection.check_certificates()
         if self.expectation_suite is not None:
             # The course's group: Great Expectations validates every insert; STRICT rejects failures.
             raise AssertionError("the fake does not run Great Expectations: an adapter must never insert into a suite-guarded group")
+        if (self.time_travel_format or "").upper() != "DELTA":
+            raise AssertionError("the fake writes DELTA groups only (a HUDI group is written by a Spark job in 5.2)")
         dataframe = self._offline_frame(features)
         if not self.saved:
             self._create(dataframe)
         else:
             self._verify_schema(dataframe)
-        job_id = self._metadata["next_job"]
-        self._metadata["next_job"] = job_id + 1
-        jobs = self._dir / "jobs"
-        jobs.mkdir(exist_ok=True)
-        dataframe.to_parquet(jobs / f"{job_id:08d}.parquet", index=False)
-        (jobs / f"{job_id:08d}.json").write_text(json.dumps({"overwrite": overwrite, "operation": operation}))
-        self._save_metadata()
-        if (write_options or {}).get("wait_for_job", wait):
-            self.run_jobs()
-        return None, None  # (job, validation report): the adapter must not rely on either
+        if overwrite:
+            shutil.rmtree(self._table_path, ignore_errors=True)  # the SDK's _delete_content, then a bulk insert
+        self._delta_engine()._write_delta_rs_dataset(
+            dataframe, write_options=write_options or {}, operation="bulk_insert" if overwrite else operation
+        )
+        if (self._metadata["statistics_config"] or {}).get("enabled", True):
+            self._backend.statistics_jobs.append((self.name, self.version))  # the backend's ingestion-triggered job
+        return None, None  # (job, validation report): no job with delta-rs; the adapter must not rely on either
 
-    def run_jobs(self) -> None:
-        """Apply queued jobs in order: upsert on primary key + event time (or overwrite)."""
-        for job_path in sorted((self._dir / "jobs").glob("*.parquet")):
-            options = json.loads(job_path.with_suffix(".json").read_text())
-            rows = pd.read_parquet(job_path)
-            if self._data_path.exists() and not options["overwrite"]:
-                stored = pd.read_parquet(self._data_path)
-                if options["operation"] == "upsert":
-                    rows = pd.concat([stored, rows], ignore_index=True).drop_duplicates(self._merge_key, keep="last")
-                else:
-                    rows = pd.concat([stored, rows], ignore_index=True)
-            temp = self._data_path.with_suffix(".tmp")
-            rows.to_parquet(temp, index=False)
-            os.replace(temp, self._data_path)
-            job_path.with_suffix(".json").unlink()
-            job_path.unlink()
+    @mirrors(FeatureGroup.optimize)
+    def optimize(self, full: bool = False, strategy: str | None = None, columns: list[str] | None = None, **_: Any) -> dict[str, Any] | None:
+        """The SDK's delta-rs compaction of the group's table (its metrics dict)."""
+        self._connection.check_certificates()
+        return self._delta_engine()._optimize(full=full, strategy=strategy, columns=columns)
+
+    @mirrors(FeatureGroup.delta_vacuum)
+    def delta_vacuum(self, retention_hours: int | None = None) -> None:
+        """The SDK's delta-rs vacuum: files no version newer than the retention references are deleted."""
+        self._connection.check_certificates()
+        self._delta_engine()._vacuum(retention_hours)
+
+    def data_files(self) -> list[str]:
+        """The data files the table's current version references (what a reader opens, what compaction acts on)."""
+        return DeltaTable(str(self._table_path)).file_uris() if self._table_path.exists() else []
 
     def read_committed(self) -> pd.DataFrame:
-        """The rows a reader sees now, with offline dtypes."""
-        if not self._data_path.exists():
+        """The rows a reader sees now, in the offline types as stored."""
+        if not self._table_path.exists():
             return pd.DataFrame(
                 {feature["name"]: pd.Series(dtype=OFFLINE_DTYPES[feature["type"]]) for feature in self._metadata["features"]}
             )
-        return pd.read_parquet(self._data_path)
+        return DeltaTable(str(self._table_path)).to_pyarrow_table().to_pandas()
+
+    @property
+    def _table_path(self) -> Path:
+        return self._dir / "delta"
+
+    def _delta_engine(self) -> DeltaEngine:
+        """The SDK's delta engine for this group, on its local table (HopsFS set-up and location replaced)."""
+        with mock.patch.object(DeltaEngine, "_setup_delta_rs", lambda engine: None):
+            engine = DeltaEngine(1, f"{self._backend.project_name}_featurestore", self._sdk, None, None)
+        engine._get_delta_rs_location = lambda: str(self._table_path)
+        engine._get_delta_rs_storage_options = lambda: {}
+        return engine
 
     @property
     def _merge_key(self) -> list[str]:
@@ -581,6 +774,8 @@ class FakeFeatureGroup:
 class FakeFeatureView:
     """A feature view over `select_all()` of one feature group."""
 
+    _scope = "FEATURESTORE"
+
     def __init__(self, connection: FakeConnection, metadata: dict[str, Any]):
         self._connection = connection
         self._backend = connection.backend
@@ -613,6 +808,7 @@ class FakeFeatureView:
     ) -> pd.DataFrame:
         if dataframe_type not in ("default", "pandas"):
             raise ValueError("the fake returns pandas frames only")
+        self._connection.check_certificates()  # an Arrow Flight read
         group = self.get_root_fg()
         frame = group.read_committed()
         # The SDK turns each bound into epoch milliseconds, naive times taken as UTC.
@@ -623,7 +819,9 @@ class FakeFeatureView:
             in_window &= times >= start
         if end is not None:
             in_window &= times < end
-        frame = frame[in_window]
+        # What the python engine does to an Arrow Flight answer: each column cast to its offline type's
+        # pandas dtype (nullable Int32/Float64, naive UTC times).
+        frame = PythonEngine._cast_columns(frame[in_window].reset_index(drop=True), group._sdk.columns)
         dropped = [*([] if primary_key else group.primary_key), *([] if event_time else [group.event_time])]
         # No order is promised: shuffle so callers must sort.
         return frame.drop(columns=dropped).sample(frac=1, random_state=0).reset_index(drop=True)
@@ -673,6 +871,8 @@ class FakeFeatureView:
 class FakeModelRegistry:
     """The project's model registry."""
 
+    _scope = "MODELREGISTRY"
+
     def __init__(self, connection: FakeConnection):
         self._connection = connection
         self._backend = connection.backend
@@ -680,18 +880,27 @@ class FakeModelRegistry:
 
     @mirrors(ModelRegistry.get_model)
     def get_model(self, name: str, version: int | None = None) -> FakeModel | None:
-        directory = self._backend.model_dir(name, _default_version("model", name, version))
+        version = _default_version("model", name, version)
+        if self._backend.registering.get((name, version), 0) > 0:  # registered, not yet visible
+            self._backend.registering[(name, version)] -= 1
+            return None
+        directory = self._backend.model_dir(name, version)
         return FakeModel.from_backend(self._connection, directory) if (directory / "model.json").exists() else None
 
     @mirrors(ModelRegistry.get_models)
     def get_models(self, name: str) -> list[FakeModel]:
-        directories = [path.parent for path in self._backend.root.glob(f"models/{name}/*/model.json")]
+        directories = [
+            path.parent for path in self._backend.root.glob(f"models/{name}/*/model.json")
+            if self._backend.registering.get((name, int(path.parent.name)), 0) == 0  # not yet visible
+        ]
         # Newest first: the backend promises no order.
         return [FakeModel.from_backend(self._connection, d) for d in sorted(directories, key=lambda d: -int(d.name))]
 
 
 class FakePythonModels:
     """`model_registry.python`: generic python models."""
+
+    _scope = "MODELREGISTRY"
 
     def __init__(self, connection: FakeConnection):
         self._connection = connection
@@ -709,6 +918,7 @@ class FakeModel(PythonModel):
     """The SDK's python Model with save and download served by the fake backend."""
 
     _connection: FakeConnection
+    _scope = "MODELREGISTRY"
 
     @classmethod
     def from_backend(cls, connection: FakeConnection, directory: Path) -> FakeModel:
@@ -723,10 +933,14 @@ class FakeModel(PythonModel):
     def _backend(self) -> FakeHopsworks:
         return self._connection.backend
 
-    @mirrors(Model.save)
+    @mirrors(Model.save, scopes=("DATASET_VIEW", "DATASET_CREATE"))  # the files go to the Models dataset
     def save(self, model_path: str, await_registration: int = 480, **_: Any) -> FakeModel | None:
         sdk_util._validate_metrics(self.training_metrics)
         sdk_util._validate_model_name(self.name)
+        if "Models" not in self._backend.datasets:
+            raise AssertionError(
+                "Models dataset does not exist in this project. Please enable the Serving service or create it manually."
+            )
         source = Path(model_path) if os.path.isabs(model_path) else Path.cwd() / model_path
         if not source.exists():
             raise OSError(f"Could not find path {model_path} in the local filesystem or in Hopsworks File System")
@@ -747,7 +961,7 @@ class FakeModel(PythonModel):
         shutil.rmtree(staging, ignore_errors=True)
         (shutil.copytree if source.is_dir() else _copy_file_into)(source, staging / "Files")
         payload = {
-            "id": f"{self.name}_{self.version}",
+            "id": uuid.uuid4().int % 10**12,  # the backend's own: a version registered again gets another
             "name": self.name,
             "version": self.version,
             "description": self.description,
@@ -762,14 +976,16 @@ class FakeModel(PythonModel):
         self.update_from_response_json(payload)  # the SDK updates the instance from the PUT's answer
         if self._backend.unconfirmed_saves > 0:
             self._backend.unconfirmed_saves -= 1
-            return None  # "Model not available during polling, set a higher value for await_registration"
+            self._backend.registering[(self.name, self.version)] = self._backend.registration_lag_lookups
+            model_instance = None  # hsml's _poll_model_available: "Model not available during polling, ..."
+            print("Model created, explore it at " + model_instance.get_url())  # raises AttributeError, as hsml 5.2
         return FakeModel.from_backend(self._connection, directory)
 
     @mirrors(Model.delete)
     def delete(self) -> None:
         shutil.rmtree(self._backend.model_dir(self.name, self.version))
 
-    @mirrors(Model.download)
+    @mirrors(Model.download, scopes=("DATASET_VIEW",))
     def download(self, local_path: str | None = None) -> str:
         """Copy the files to `local_path` or the download cache and return that folder."""
         target = Path(local_path) if local_path else self._backend.root / "download_cache" / self.name / str(self.version)

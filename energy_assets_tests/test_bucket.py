@@ -9,11 +9,14 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import google.auth.transport.requests
 import pytest
 
 from energy_assets.settings import GCS_SERVICE_ACCOUNT_JSON_PATH as SERVICE_ACCOUNT_VARIABLE
-from energy_assets.storage.buckets import GCSBucket, LocalBucket, deployment_bucket
+from energy_assets.storage.buckets import GCSBucket, LocalBucket, cannot_heal, deployment_bucket
+from energy_assets_tests.gcs_emulator import emulator_bucket
 
+READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 KEY = "energy_assets/energy_forecasts/2023-01-14-23:00.parquet"
 
 
@@ -164,9 +167,9 @@ def forbidding_storage(monkeypatch):
 
 def test_gcs_missing_permission_names_the_role(forbidding_storage):
     bucket = GCSBucket(bucket_name="locked")
-    with pytest.raises(PermissionError, match="permission denied to write gs://locked/.*'Storage Object Admin'"):
+    with pytest.raises(PermissionError, match="permission denied to write gs://locked/.*storage.objects.create.*Storage Object User"):
         bucket.write_bytes(KEY, b"x")
-    with pytest.raises(PermissionError, match="'Storage Object Viewer'"):
+    with pytest.raises(PermissionError, match="storage.objects.list.*Storage Object Viewer"):
         bucket.list_keys("")
 
 
@@ -214,3 +217,44 @@ def test_local_listing_refuses_a_prefix_leaving_the_bucket(tmp_path, prefix):
     bucket.write_bytes(KEY, b"x")
     with pytest.raises(ValueError, match=f"invalid prefix {prefix!r}"):
         bucket.list_keys(prefix)
+
+
+def test_every_client_s_service_account_credentials_carry_the_storage_scope(no_emulator, service_account_key, oauth_token_endpoint):
+    # Google refuses a token request without a scope (invalid_scope); storage.Client adds its scopes to the
+    # credentials it is given, gcsfs uses them as they are: the readers failed while the writes worked.
+    bucket = GCSBucket(bucket_name="b", project="energy-assets-test", service_account_json_path=str(service_account_key))
+    filesystem, _ = bucket.arrow_filesystem()
+    clients = {
+        "gcsfs (the file layer, the readers' pyarrow file system)": filesystem.handler.fs.credentials.credentials,
+        "google-cloud-storage (the compute logs)": bucket.client()._credentials,
+    }
+
+    for client, credentials in clients.items():
+        credentials.refresh(google.auth.transport.requests.Request())
+        assert credentials.token and oauth_token_endpoint.grants[-1]["scope"] == READ_WRITE_SCOPE, client
+
+
+def test_a_missing_object_is_told_from_a_missing_bucket_with_object_roles_alone(iam_gcs, gcs_emulator):
+    # bucket.exists() needs storage.buckets.get, which no object role has: its 403 escaped as a retryable error.
+    iam_gcs.grant("roles/storage.objectViewer")
+    bucket = GCSBucket(bucket_name=emulator_bucket(gcs_emulator))
+
+    with pytest.raises(FileNotFoundError, match=f"no object at {bucket.uri(KEY)}"):
+        bucket.read_bytes(KEY)
+    with pytest.raises(FileNotFoundError, match="GCS bucket 'never-created' does not exist"):
+        GCSBucket(bucket_name="never-created").read_bytes(KEY)
+
+
+def test_a_missing_permission_is_named_and_cannot_heal(iam_gcs, gcs_emulator):
+    bucket = GCSBucket(bucket_name=emulator_bucket(gcs_emulator))
+    iam_gcs.grant("roles/storage.objectUser")
+    bucket.write_bytes(KEY, b"first")
+
+    iam_gcs.grant("roles/storage.objectCreator")  # may create objects, not replace them
+    with pytest.raises(PermissionError, match="lacks storage.objects.delete on bucket .*Storage Object User") as replacing:
+        bucket.write_bytes(KEY, b"second")
+    iam_gcs.grant()
+    with pytest.raises(PermissionError, match="lacks storage.objects.get") as reading:
+        bucket.read_bytes(KEY)
+
+    assert cannot_heal(replacing.value) and cannot_heal(reading.value)

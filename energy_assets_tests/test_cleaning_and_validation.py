@@ -9,6 +9,7 @@ from energy_assets.schema import CONSUMPTION_DTYPES, TARGET, de35_series
 from energy_assets.quality.validation import RULES, validate_consumption
 from energy_assets.sources.files import read_snapshot
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets_tests.conftest import REAL_DATA_PARQUET
 
 START = pd.Timestamp("2023-01-01 00:00", tz="UTC")
 END = START + pd.Timedelta(hours=3)
@@ -175,8 +176,9 @@ def test_accepted_series_and_factors_that_are_not_ones_are_refused():
         Plausibility(factor=0.5)
 
 
-def test_no_row_of_the_real_extract_is_refused_in_daily_runs(real_data_dir):
-    real = read_snapshot(real_data_dir / "ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet")
+def test_no_row_of_the_vendored_real_extract_is_refused_in_daily_runs():
+    # The whole shared extract, every scenario: benchmarks/plausibility_thresholds.py.
+    real = read_snapshot(REAL_DATA_PARQUET)
     days = pd.date_range(real["datetime_utc"].min().floor("D"), real["datetime_utc"].max(), freq="D")
     refused = 0
     for day in days:

@@ -21,6 +21,7 @@ from energy_assets.schema import (
     FORECAST_COLUMNS,
     HORIZON,
     ISSUED_AT,
+    MODEL_TRAINING_SHA256,
     MODEL_VERSION,
     de35_series,
     interval_column,
@@ -63,6 +64,7 @@ def realistic_forecast(issued_key: str) -> pd.DataFrame:
     frame[DATETIME] = issued + pd.to_timedelta(frame[HORIZON], unit="h")
     frame[FORECAST] = np.geomspace(90.3, 1_654_321.7, len(frame))
     frame[MODEL_VERSION] = 12
+    frame[MODEL_TRAINING_SHA256] = "c0ffee" * 10 + "0123"
     for coverage, spread in ((0.8, 0.1), (0.95, 0.25)):
         frame[interval_column("lower", coverage)] = frame[FORECAST] * (1 - spread)
         frame[interval_column("upper", coverage)] = frame[FORECAST] * (1 + spread)

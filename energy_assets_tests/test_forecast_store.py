@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,7 +10,6 @@ import fsspec.implementations.local
 import pandas as pd
 import pyarrow as pa
 import pytest
-from pyarrow.fs import FSSpecHandler, PyFileSystem
 
 from energy_assets.storage.forecasts import SkippedHour, UnusableForecastError, gather_forecasts, latest_forecast
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame, to_arrow
@@ -17,13 +17,14 @@ from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.schema import FORECAST, FORECAST_COLUMNS, conform, FORECAST_SCHEMA, INTERVAL_COLUMNS, interval_column
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
+MODEL_7_SHA256 = hashlib.sha256(b"the training of model version 7").hexdigest()
 
 
 def forecast_rows(issued_key: str) -> pd.DataFrame:
     """A forecast issued at `issued_key` for two series, 24 hours ahead; the value encodes the issue hour."""
     issued = pd.to_datetime(issued_key, format="%Y-%m-%d-%H:%M", utc=True).as_unit("us")
     rows = [
-        (area, 111, issued, issued + pd.Timedelta(hours=horizon), horizon, 100.0 * issued.hour + horizon, 7)
+        (area, 111, issued, issued + pd.Timedelta(hours=horizon), horizon, 100.0 * issued.hour + horizon, 7, MODEL_7_SHA256)
         for area in (1, 2)
         for horizon in range(1, 25)
     ]
@@ -116,7 +117,7 @@ def test_gather_of_an_empty_range_has_the_forecast_columns(tmp_path):
 
 
 class CountingFileSystem(fsspec.implementations.local.LocalFileSystem):
-    """A local fsspec file system that records what it lists and opens."""
+    """A local fsspec file system that records what it lists and reads."""
 
     def __init__(self, calls: list[str]):
         super().__init__()
@@ -130,35 +131,36 @@ class CountingFileSystem(fsspec.implementations.local.LocalFileSystem):
         self.calls.append(f"find {path}")
         return super().find(path, *args, **kwargs)
 
-    def open(self, path, *args, **kwargs):
-        self.calls.append(f"open {path}")
-        return super().open(path, *args, **kwargs)
+    def cat_file(self, path, *args, **kwargs):
+        self.calls.append(f"read {path}")
+        return super().cat_file(path, *args, **kwargs)
 
 
 @dataclass(frozen=True)
 class CountingBucket(LocalBucket):
-    """A LocalBucket whose pyarrow file system records its listings and reads."""
+    """A LocalBucket whose file system records its listings and reads."""
 
     _calls: list[str] = field(default_factory=list, compare=False)
 
-    def arrow_filesystem(self):
-        _, root = super().arrow_filesystem()
-        return PyFileSystem(FSSpecHandler(CountingFileSystem(self._calls))), root
+    @property
+    def filesystem(self):
+        return CountingFileSystem(self._calls)
 
 
 def test_latest_lists_only_the_dates_and_the_day_it_reads(tmp_path):
     bucket = CountingBucket(root_dir=str(tmp_path))
     publish(bucket, ["2023-01-12-05:00", *ISSUED])
+    bucket._calls.clear()
     latest_forecast(bucket, "2023-01-14 22:00")
-    folder = f"{Path(bucket.root_dir).resolve()}/energy_assets/energy_forecasts/"
-    # fsspec's local find walks with ls; on GCS each find is one listing request.
-    assert [call for call in bucket._calls if call.startswith("find")] == [
-        f"find {folder}",
-        f"find {folder}utc_date=2023-01-14/",
+    folder = f"{Path(bucket.root_dir).resolve()}/energy_assets/energy_forecasts"
+    # The dataset's date folders (one listing, not recursive), then the day asked for; on GCS each is one request.
+    assert [call for call in bucket._calls if call.startswith(("ls", "find"))][:2] == [
+        f"ls {folder}",
+        f"find {folder}/utc_date=2023-01-14",
     ]
     assert not any("utc_date=2023-01-12" in call for call in bucket._calls)
-    opened = {call.split(" ", 1)[1] for call in bucket._calls if call.startswith("open")}
-    assert opened == {f"{folder}utc_date=2023-01-14/utc_hour=21/part-0.parquet"}
+    read = [call.split(" ", 1)[1] for call in bucket._calls if call.startswith("read")]
+    assert read == [f"{folder}/utc_date=2023-01-14/utc_hour=21/part-0.parquet"]
 
 
 def test_objects_are_hive_partitioned_without_colons(tmp_path):

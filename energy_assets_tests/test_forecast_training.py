@@ -154,7 +154,7 @@ def test_forecast_origins_has_the_forecast_schema():
 
     forecasts = forecast_origins(model, history, origins, horizon=24)
 
-    expected = [(f.name, f.type) for f in schema.FORECAST_SCHEMA if f.name != schema.MODEL_VERSION]
+    expected = [(f.name, f.type) for f in schema.FORECAST_SCHEMA if f.name not in schema.MODEL_COLUMNS]
     table = pa.Table.from_pandas(forecasts, preserve_index=False)
     assert [(f.name, f.type) for f in table.schema] == expected
     assert len(forecasts) == len(SERIES) * 3 * 24

@@ -5,10 +5,14 @@ from __future__ import annotations
 import builtins
 import getpass
 import json
+import os
 import subprocess
 import sys
+import tempfile
+import time
 import traceback
 import warnings
+from pathlib import Path
 
 import dagster as dg
 import hopsworks
@@ -31,7 +35,10 @@ from energy_assets.resources.hopsworks import (
     HopsworksFeatureStore,
     HopsworksLoginError,
     HopsworksModelRegistry,
+    ModelRegistrationError,
     OFFLINE_TYPES,
+    SAAS_HOST,
+    remove_abandoned_session_folders,
 )
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, FEATURE_GROUP_NAME, TARGET
 from energy_assets_tests.conftest import REPO_ROOT
@@ -39,6 +46,8 @@ from energy_assets_tests.hopsworks_fake import (
     FAKE_API_KEY,
     FAKE_HOST,
     FAKE_PROJECT,
+    FAKE_USERNAME,
+    FakeHopsworks,
     FakeModel,
     fake_hopsworks,
     hopsworks_feature_store,
@@ -130,18 +139,72 @@ def test_a_resource_logs_in_again_after_the_session_was_closed(tmp_path):
         assert len(backend.logins) == 2
 
 
-def test_the_fake_login_closes_the_previous_connection_and_deletes_its_certificates(tmp_path):
+def test_the_fake_login_closes_the_previous_connection_and_keeps_certificates_in_one_folder_per_host(tmp_path):
     with fake_hopsworks(tmp_path) as backend:
         first = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
         first_certificates = backend.certificate_files()
         second = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
 
-        assert len(first_certificates) == 3 and not any(path.exists() for path in first_certificates)
+        # The SDK's default: /tmp/<host>/<project>/<user>, the same folder for every process of the host.
+        assert {path.name for path in first_certificates} == {
+            "keyStore.jks", "trustStore.jks", "material_passwd", "ca_chain.pem", "client_cert.pem", "client_key.pem"
+        }
+        assert {path.parent.relative_to(backend.temp_root) for path in first_certificates} == {
+            Path(SAAS_HOST) / FAKE_PROJECT / FAKE_USERNAME
+        }
         with pytest.raises(Exception, match="Couldn't find client"):
             first.get_models(NAME)
         assert second.get_models(NAME) == []
         hopsworks.logout()
         assert backend.certificate_files() == []
+
+
+SESSION_PROBE = """
+import sys, time
+from pathlib import Path
+from unittest import mock
+import hopsworks, pandas as pd
+from energy_assets.resources.hopsworks import HopsworksFeatureStore
+from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeHopsworks
+from energy_assets_tests.test_hopsworks import START, rows
+
+root, role = Path(sys.argv[1]), sys.argv[2]
+backend = FakeHopsworks(root / "hopsworks")
+mock.patch.object(hopsworks, "login", backend.login).start()
+mock.patch.object(hopsworks, "logout", backend.logout).start()
+store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
+store.insert(rows()) if role == "first" else store.read(START, START + pd.Timedelta(hours=1))
+(root / f"{role}.ready").touch()
+if role == "first":
+    while not (root / "second.ready").exists() or not (root / "second.exited").exists():
+        time.sleep(0.05)
+    # The other process logged out at its exit; this one still reads and writes.
+    assert len(store.read(START, START + pd.Timedelta(hours=4))) == 8
+    store.insert(rows(value=2.0))
+"""
+
+
+def _probe(tmp_path, role: str) -> subprocess.Popen:
+    # The temp folder of this test stands for the host's: the processes' session folders go there.
+    env = {**os.environ, "TMPDIR": str(tmp_path / "host_tmp")}
+    return subprocess.Popen([sys.executable, "-c", SESSION_PROBE, str(tmp_path), role], cwd=REPO_ROOT, env=env, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.slow
+def test_one_process_logging_out_leaves_the_certificates_of_the_others_on_the_same_host(tmp_path):
+    (tmp_path / "host_tmp").mkdir()
+    first = _probe(tmp_path, "first")
+    while not (tmp_path / "first.ready").exists():
+        assert first.poll() is None, first.stderr.read()[-2000:]
+        time.sleep(0.05)
+    second = _probe(tmp_path, "second")
+    assert second.wait(timeout=120) == 0, second.stderr.read()[-2000:]
+    (tmp_path / "second.exited").touch()
+
+    assert first.wait(timeout=120) == 0, first.stderr.read()[-2000:]
+    # Each process's certificates and downloads were in a folder of its own, removed at its exit.
+    assert list((tmp_path / "host_tmp").iterdir()) == []
+    assert FakeHopsworks(tmp_path / "hopsworks").certificate_files() == []
 
 
 @pytest.mark.slow
@@ -151,19 +214,34 @@ def test_the_process_logs_out_at_exit_so_no_client_certificates_remain(tmp_path)
 from pathlib import Path
 from unittest import mock
 import hopsworks
-from energy_assets.resources.hopsworks import HopsworksModelRegistry
+from energy_assets.resources.hopsworks import CONNECTION, HopsworksModelRegistry
 from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeHopsworks
 
 backend = FakeHopsworks(Path({str(tmp_path)!r}) / "hopsworks")
 mock.patch.object(hopsworks, "login", backend.login).start()
 mock.patch.object(hopsworks, "logout", backend.logout).start()
 HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT).versions("m")
-assert len(backend.certificate_files()) == 3
+assert len(backend.certificate_files()) == 6
+assert CONNECTION.folder() in backend.certificate_files()[0].parents
+print(CONNECTION.folder())
 """
     completed = subprocess.run([sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
 
     assert completed.returncode == 0, completed.stderr[-2000:]
-    assert list((tmp_path / "hopsworks" / "client_certificates").rglob("*.pem")) == []
+    assert not Path(completed.stdout.strip()).exists()
+
+
+def test_a_session_folder_left_by_a_killed_process_is_removed_by_the_next_login(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    abandoned = tmp_path / f"energy_assets_hopsworks_{dead.stdout.strip()}_x1y2"
+    (abandoned / "certificates").mkdir(parents=True)
+    (abandoned / "certificates" / "client_key.pem").write_text("a private key")
+    live = tmp_path / f"energy_assets_hopsworks_{os.getpid()}_a1b2"
+    live.mkdir()
+
+    assert remove_abandoned_session_folders() == [abandoned]
+    assert not abandoned.exists() and live.is_dir()
 
 
 @pytest.mark.parametrize(
@@ -226,6 +304,39 @@ def test_an_unknown_project_fails_with_the_sdk_error_as_cause(tmp_path):
     assert isinstance(raised.value.__cause__, ProjectException)
 
 
+def test_sdk_variables_that_only_fill_unset_arguments_change_nothing(tmp_path, monkeypatch):
+    for variable, value in {"HOPSWORKS_API_KEY": "someone-elses-key", "HOPSWORKS_PROJECT": "other", "HOPSWORKS_HOST": "elsewhere.test",
+                            "HOPSWORKS_CERT_FOLDER": str(tmp_path / "shared"), "HOPSWORKS_ENGINE": "spark"}.items():
+        monkeypatch.setenv(variable, value)
+    with fake_hopsworks(tmp_path) as backend:
+        HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST).versions(NAME)
+
+    login = backend.logins[-1]
+    assert (login["host"], login["port"], login["project"], login["engine"]) == (FAKE_HOST, 443, FAKE_PROJECT, "python")
+    assert hopsworks_connection.folder() in Path(login["cert_folder"]).parents
+
+
+def test_sdk_variables_that_replace_the_project_s_settings_are_named(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("HOPSWORKS_PORT", "8181")
+    monkeypatch.setenv("HOPSWORKS_HOSTNAME_VERIFICATION", "false")
+    with fake_hopsworks(tmp_path) as backend:
+        HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT, host=FAKE_HOST).versions(NAME)
+
+    assert (backend.logins[-1]["port"], backend.logins[-1]["hostname_verification"]) == ("8181", False)
+    assert "HOPSWORKS_PORT=8181 replaces port 443" in caplog.text
+    assert "HOPSWORKS_HOSTNAME_VERIFICATION=false replaces hostname_verification=True" in caplog.text
+
+
+def test_inside_a_hopsworks_cluster_another_project_than_the_configured_one_is_refused(tmp_path, monkeypatch):
+    # With REST_ENDPOINT set the SDK connects to the cluster's own project, whatever project was asked for.
+    monkeypatch.setenv("REST_ENDPOINT", "https://hopsworks.internal:8181")
+    monkeypatch.setenv("HOPSWORKS_PROJECT_NAME", FAKE_PROJECT)
+    with fake_hopsworks(tmp_path):
+        assert HopsworksModelRegistry(api_key=FAKE_API_KEY, project=FAKE_PROJECT).versions(NAME) == []
+        with pytest.raises(HopsworksLoginError, match=f"gave project '{FAKE_PROJECT}', not FS_PROJECT_NAME='production'.*REST_ENDPOINT"):
+            HopsworksModelRegistry(api_key=FAKE_API_KEY, project="production").versions(NAME)
+
+
 def test_bad_rows_are_refused_before_logging_in(unreachable_login):
     store = HopsworksFeatureStore(api_key=FAKE_API_KEY, project=FAKE_PROJECT)
 
@@ -236,22 +347,51 @@ def test_bad_rows_are_refused_before_logging_in(unreachable_login):
 # --- feature store ----------------------------------------------------------------------------------
 
 
-def test_the_fake_insert_is_asynchronous_unless_waited_for(tmp_path):
-    with fake_hopsworks(tmp_path) as backend:
+def test_the_fake_insert_is_the_sdk_s_synchronous_delta_rs_merge_which_keeps_duplicate_keys(tmp_path):
+    with fake_hopsworks(tmp_path):
         feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
         group = feature_store.get_or_create_feature_group(
-            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME
+            name="probe", version=1, primary_key=[AREA, CONSUMER_TYPE], event_time=DATETIME, time_travel_format="DELTA"
         )
-        group.insert(rows())
+        group.insert(rows())  # no wait: delta-rs writes before insert returns
         view = feature_store.create_feature_view(name="probe_view", version=1, query=group.select_all())
         window = {"start_time": START.to_pydatetime(), "end_time": (START + pd.Timedelta(hours=4)).to_pydatetime()}
-
-        assert view.get_batch_data(**window).empty
-        backend.run_pending_jobs()
         assert len(view.get_batch_data(**window)) == 8
 
-        group.insert(rows(value=5.0), write_options={"wait_for_job": True})
-        assert set(view.get_batch_data(**window)[TARGET]) == {5.0}
+        # A MERGE matches each source row on primary key + event time: a key twice in one insert is written twice.
+        group.insert(pd.concat([rows(hours=1, value=5.0), rows(hours=1, value=6.0)]))
+        read = view.get_batch_data(**window, primary_key=True, event_time=True)
+        first_hour = read[read[DATETIME] == START.tz_localize(None)]
+
+        assert sorted(first_hour[TARGET]) == [5.0, 5.0, 6.0, 6.0] and len(read) == 10
+        # Each insert of new hours (what the hourly schedule does) adds a file until the table is compacted.
+        files = len(group.data_files())
+        group.insert(rows(hours=1).assign(**{DATETIME: START + pd.Timedelta(hours=4)}))
+        assert len(group.data_files()) == files + 1
+
+
+def test_the_fake_reads_back_the_sdk_s_nullable_dtypes_and_the_adapter_the_canonical_ones(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(rows())
+    raw = store._view().get_batch_data(primary_key=True, event_time=True)
+
+    assert {column: str(dtype) for column, dtype in raw.dtypes.items()} == {
+        DATETIME: "datetime64[us]", AREA: "Int32", CONSUMER_TYPE: "Int32", TARGET: "Float64"
+    }
+    read = store.read(START, START + pd.Timedelta(hours=4))
+    assert {column: str(dtype) for column, dtype in read.dtypes.items()} == {
+        DATETIME: "datetime64[us, UTC]", AREA: "int8", CONSUMER_TYPE: "int32", TARGET: "float64"
+    }
+
+
+def test_the_adapter_stores_one_row_per_key_when_an_insert_repeats_one(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    store.insert(pd.concat([rows(value=1.0), rows(value=2.0)]))
+    store.insert(pd.concat([rows(value=3.0), rows(value=4.0)]))
+
+    read = store.read(START, START + pd.Timedelta(hours=4))
+
+    assert len(read) == 8 and set(read[TARGET]) == {4.0}
 
 
 def test_the_adapter_waits_so_a_read_right_after_an_insert_sees_it(tmp_path):
@@ -264,8 +404,11 @@ def test_the_adapter_waits_so_a_read_right_after_an_insert_sees_it(tmp_path):
     assert len(result) == 8 and set(result[TARGET]) == {2.0}
 
 
-def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descriptions(tmp_path):
-    hopsworks_feature_store(tmp_path).insert(rows())
+def test_the_feature_group_is_created_with_keys_event_time_descriptions_and_no_statistics_per_insert(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    for hour in range(3):
+        store.insert(rows(hours=1).assign(**{DATETIME: START + pd.Timedelta(hours=hour)}))
+    assert store._session._connection.backend.statistics_jobs == []  # no Hopsworks job per hourly insert
 
     with fake_hopsworks(tmp_path):
         feature_store = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_feature_store()
@@ -273,7 +416,7 @@ def test_the_feature_group_is_created_with_keys_event_time_statistics_and_descri
 
     assert group.primary_key == [AREA, CONSUMER_TYPE] and group.event_time == DATETIME
     assert group._metadata["online_enabled"] is False
-    assert group._metadata["statistics_config"] == {"enabled": True}
+    assert group._metadata["statistics_config"] == {"enabled": False}
     assert {feature.name: feature.description for feature in group.columns} == FEATURE_DESCRIPTIONS
     assert group.time_travel_format == "DELTA" and group.expectation_suite is None
 
@@ -293,6 +436,40 @@ def test_the_feature_view_is_created_once_and_reused_across_runs(tmp_path):
     view = hopsworks_feature_store(tmp_path)._view()
     assert isinstance(view._sdk, FeatureView)
     assert [feature.name for feature in view._sdk.features] == list(OFFLINE_TYPES)
+
+
+def test_a_group_an_earlier_release_created_with_statistics_gets_none_per_insert_from_then_on(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    backend = store._session._connection.backend
+    store.insert(rows())
+    metadata_path = backend.feature_group_dir(FEATURE_GROUP_NAME, 1) / "metadata.json"
+    metadata_path.write_text(json.dumps({**json.loads(metadata_path.read_text()), "statistics_config": {"enabled": True}}))
+
+    hopsworks_feature_store(tmp_path).insert(rows(value=2.0))
+    hopsworks_feature_store(tmp_path).insert(rows(value=3.0))
+
+    assert backend.statistics_jobs == [] and json.loads(metadata_path.read_text())["statistics_config"]["enabled"] is False
+
+
+def test_maintenance_compacts_the_hourly_inserts_into_one_file_and_keeps_every_row(tmp_path):
+    store = hopsworks_feature_store(tmp_path)
+    for hour in range(24):  # a day of the hourly schedule: one MERGE commit and one new file each
+        store.insert(rows(hours=1, value=float(hour)).assign(**{DATETIME: START + pd.Timedelta(hours=hour)}))
+    group = store._store().get_feature_group(FEATURE_GROUP_NAME, version=1)
+    before = store.read(START, START + pd.Timedelta(days=1))
+    assert len(group.data_files()) == 24
+
+    facts = store.maintain()
+
+    assert (facts["data_files_before"], facts["data_files_after"], facts["files_rewritten"]) == (24, 1, 24)
+    assert len(group.data_files()) == 1
+    pd.testing.assert_frame_equal(store.read(START, START + pd.Timedelta(days=1)), before)
+    store.insert(rows(hours=1, value=9.0))  # writes go on after a compaction
+    assert set(store.read(START, START + pd.Timedelta(hours=1))[TARGET]) == {9.0}
+
+
+def test_maintenance_before_the_group_exists_does_nothing(tmp_path):
+    assert hopsworks_feature_store(tmp_path).maintain() == {"compaction": "none: the feature group does not exist yet"}
 
 
 def test_a_view_of_another_feature_group_version_is_refused(tmp_path):
@@ -449,14 +626,38 @@ def test_the_fake_answers_with_the_sdk_model_so_metric_names_come_back_decameliz
 
 
 def test_a_save_that_outlasts_its_wait_is_confirmed_by_looking_the_version_up(tmp_path):
-    registry = hopsworks_model_registry(tmp_path)
+    # hsml 5.2 raises AttributeError (None.get_url()) when its wait for the registration runs out.
+    registry = hopsworks_model_registry(tmp_path).model_copy(update={"registration_wait_seconds": 0.5})
     register(registry, tmp_path, "first")
-    registry._session._connection.backend.unconfirmed_saves = 1
+    backend = registry._session._connection.backend
+    backend.unconfirmed_saves, backend.registration_lag_lookups = 1, 2
 
     second = register(registry, tmp_path, "second")
 
     assert second.version == 2 and second.config == {"tag": "second"}
     assert [model.version for model in registry.versions(NAME)] == [1, 2]
+
+
+def test_a_registration_never_confirmed_fails_naming_the_version(tmp_path):
+    registry = hopsworks_model_registry(tmp_path).model_copy(update={"registration_wait_seconds": 0.2})
+    backend = registry._session._connection.backend
+    backend.unconfirmed_saves, backend.registration_lag_lookups = 1, 10**6
+
+    with pytest.raises(ModelRegistrationError, match=f"did not confirm model '{NAME}' version 1"):
+        register(registry, tmp_path, "first")
+
+
+def test_the_fake_save_fails_as_hsml_does_when_the_registration_outlasts_its_wait(tmp_path):
+    with fake_hopsworks(tmp_path) as backend:
+        model_registry = hopsworks.login(api_key_value=FAKE_API_KEY, project=FAKE_PROJECT).get_model_registry()
+        backend.unconfirmed_saves = 1
+        model = model_registry.python.create_model(name=NAME)
+        with pytest.raises(AttributeError, match="'NoneType' object has no attribute 'get_url'"):
+            model.save(str(model_dir(tmp_path, "a")))
+
+        assert model.version == 1  # set before the upload, as hsml's _set_model_version does
+        assert model_registry.get_model(NAME, version=1) is None  # registered, not yet visible
+        assert model_registry.get_model(NAME, version=1).version == 1
 
 
 # --- the course's feature group -------------------------------------------------------------------------

@@ -81,6 +81,7 @@ def forecasts(context) -> pd.DataFrame:
             "horizon": 1,
             "energy_consumption_forecast": 5.0,
             "model_version": 3,
+            "model_training_sha256": "3" * 64,
             **{column: 5.0 for column in INTERVAL_COLUMNS},
         }
     )[FORECAST_COLUMNS]
@@ -255,7 +256,25 @@ def test_an_unreadable_object_is_named_when_loaded(any_bucket):
     any_bucket.write_bytes(key, whole[: len(whole) // 2])
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     context = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-05:00")
-    with pytest.raises(ValueError) as raised:
+    with pytest.raises(Failure) as raised:
         manager.load_input(context)
-    assert f"{any_bucket.uri(key)} is not a readable parquet object ({len(whole) // 2} bytes): " in str(raised.value)
-    assert "<Buffer>" not in str(raised.value)
+    assert f"{any_bucket.uri(key)} is not a readable parquet object ({len(whole) // 2} bytes): " in raised.value.description
+    assert "<Buffer>" not in raised.value.description and raised.value.allow_retries is False
+
+
+def test_an_object_holding_another_hour_s_rows_is_named_when_loaded(any_bucket):
+    # A copy of 05:00 at 06:00 used to load as 06:00 and fail downstream with a misleading message.
+    run(any_bucket, [readings], partition_key="2023-01-14-05:00")
+    key = partition_object_key("energy_assets", ["readings"], "2023-01-14-05:00")
+    other = any_bucket.write_bytes(partition_object_key("energy_assets", ["readings"], "2023-01-14-06:00"), any_bucket.read_bytes(key))
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
+    upstream = build_output_context(asset_key="readings", definition_metadata={"partition_column": "datetime_utc"})
+    context = build_input_context(
+        asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-06:00", upstream_output=upstream
+    )
+
+    with pytest.raises(Failure) as raised:
+        manager.load_input(context)
+
+    assert f"{other} is not partition 2023-01-14-06:00: its rows have datetime_utc 2023-01-14T05:00:00+00:00 ... " in raised.value.description
+    assert "outside [2023-01-14T06:00:00+00:00, 2023-01-14T07:00:00+00:00)" in raised.value.description

@@ -1,7 +1,10 @@
 """The prod path against a real Hopsworks project and a real GCS bucket (opt-in: `pytest -m live`).
 
 Everything is written to throw-away names (a new feature group version with its feature view, a
-suffixed model name, a unique bucket prefix) and deleted afterwards, also when the test fails.
+suffixed model name, a unique bucket prefix) and deleted afterwards, also when the test fails. Besides the
+graph, the first real run exercises what the fakes could only imitate (issue 24): the scoped credentials of
+every GCS client, the compute-log manager and the pre-flight check on the object roles, one process's logout
+beside another's session, a save whose registration wait runs out, and the feature group's compaction.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from energy_assets.definitions import deployment_resources
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.resources.hopsworks import CONNECTION, SAAS_HOST, HopsworksModelRegistry
 from energy_assets.schema import FEATURE_GROUP_NAME, MODEL_NAME
+from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
 
 pytestmark = pytest.mark.live
@@ -122,3 +126,116 @@ def test_the_prod_path_runs_against_hopsworks_and_gcs_and_finds_the_model_in_eff
     bucket = storage.Client(project=settings.text(settings.GCS_PROJECT)).bucket(os.environ[settings.GCS_BUCKET_NAME])
     names = [blob.name for blob in bucket.list_blobs(prefix=f"{live_project['prefix']}/energy_forecasts/")]
     assert len(names) == 25
+
+
+def test_every_gcs_client_gets_a_token_and_the_compute_logs_and_pre_flight_work_on_the_real_bucket(live_project, tmp_path):
+    # Issue 24 items 1 and 2: gcsfs (the file layer, the readers) and google-cloud-storage (the compute logs)
+    # hold scoped credentials; the compute-log manager loads and writes with object roles alone.
+    import google.auth.transport.requests
+    import yaml
+    from dagster._core.storage.compute_log_manager import ComputeIOType
+    from dagster._serdes import ConfigurableClassData
+
+    from energy_assets.app.deployment_check import check_bucket
+    from energy_assets.storage.buckets import deployment_bucket
+    from energy_assets_tests.conftest import REPO_ROOT
+
+    bucket = deployment_bucket()
+    for credentials in (bucket.filesystem.credentials.credentials, bucket.client()._credentials):
+        credentials.refresh(google.auth.transport.requests.Request())
+        assert credentials.token
+    key = f"{live_project['prefix']}/probe/part-0.parquet"
+    bucket.write_bytes(key, b"written through gcsfs")
+    assert bucket.read_bytes(key) == b"written through gcsfs" and bucket.list_keys(f"{live_project['prefix']}/probe/") == [key]
+
+    section = yaml.safe_load((REPO_ROOT / "deploy" / "dagster.yaml").read_text())["compute_logs"]
+    config = {**section["config"], "local_dir": str(tmp_path), "prefix": f"{live_project['prefix']}/compute_logs"}
+    manager = ConfigurableClassData(section["module"], section["class"], yaml.safe_dump(config)).rehydrate()
+    (tmp_path / "step.out").write_text("a step's output")
+    with open(tmp_path / "step.out", "rb") as data:
+        manager._upload_file_obj(data, ["live-run", "step"], ComputeIOType.STDOUT)
+    assert manager.cloud_storage_has_logs(["live-run", "step"], ComputeIOType.STDOUT)
+
+    findings = check_bucket(bucket, live_project["prefix"])
+    assert all(finding.ok for finding in findings), [str(finding) for finding in findings if not finding.ok]
+
+
+def test_the_pre_flight_check_passes_against_the_real_project(live_project):
+    from energy_assets.app.deployment_check import check_hopsworks
+
+    findings = check_hopsworks(
+        os.environ[settings.FS_API_KEY], os.environ[settings.FS_PROJECT_NAME], settings.text(settings.FS_HOST)
+    )
+
+    optional = "scope JOB" if not settings.flag(settings.TRAINING_DATASETS) else None
+    missing = [str(finding) for finding in findings if not finding.ok and not (optional and optional in finding.subject)]
+    assert missing == []
+
+
+LIVE_OTHER_PROCESS = """
+import os
+from energy_assets.resources.hopsworks import SAAS_HOST, HopsworksModelRegistry
+from energy_assets import settings
+registry = HopsworksModelRegistry(api_key=os.environ[settings.FS_API_KEY], project=os.environ[settings.FS_PROJECT_NAME],
+                                  host=settings.text(settings.FS_HOST) or SAAS_HOST)
+registry.versions("energy_consumption_forecaster")
+"""
+
+
+def test_another_process_logging_out_leaves_this_one_s_session_working(live_project):
+    # Issue 24 item 3: a process's logout at exit deleted the certificates every process of the host used.
+    import subprocess
+    import sys
+
+    from energy_assets.resources.hopsworks import CONNECTION
+
+    feature_store = live_project["resources"]["feature_store"].process_config_and_initialize()
+    rows = synthetic_consumption(hour("2023-01-01 00:00"), hour("2023-01-01 02:00"))
+    feature_store.insert(rows)
+    assert (CONNECTION.folder() / "certificates" / "client_key.pem").is_file()  # this process's own folder
+
+    other = subprocess.run([sys.executable, "-c", LIVE_OTHER_PROCESS], capture_output=True, text=True, timeout=600)
+
+    assert other.returncode == 0, other.stderr[-2000:]
+    assert len(feature_store.read(hour("2023-01-01 00:00"), hour("2023-01-01 03:00"))) == len(rows)  # Arrow Flight
+    feature_store.insert(rows.assign(energy_consumption=rows["energy_consumption"] + 1))  # delta-rs
+
+
+def test_a_save_whose_registration_wait_runs_out_is_confirmed_by_looking_it_up(live_project, tmp_path, monkeypatch):
+    # Issue 24 item 4: hsml 5.2 raises AttributeError when await_registration runs out; 0 makes it run out at once.
+    from hsml.model import Model
+
+    save = Model.save
+    monkeypatch.setattr(Model, "save", lambda model, path, **options: save(model, path, **{**options, "await_registration": 0}))
+    registry = live_project["resources"]["model_registry"].process_config_and_initialize()
+    files = tmp_path / "model"
+    files.mkdir()
+    (files / "weights.txt").write_text("not a real model")
+
+    registered = registry.register(
+        MODEL_NAME, files, data_cutoff=hour("2023-01-01 00:00"), training_start=hour("2022-12-01 00:00"),
+        feature_group_version=live_project["version"], config={"probe": "item 4"}, metrics={"model_mape": 0.1},
+    )
+
+    assert registry.get(MODEL_NAME, registered.version).config == {"probe": "item 4"}
+
+
+def test_the_feature_group_is_compacted_without_statistics_per_insert(live_project):
+    # Issue 24 item 5: hourly inserts are delta-rs MERGEs, one small file each; the maintenance asset compacts them.
+    from dagster import materialize
+
+    from energy_assets.assets.maintenance import feature_group_compaction
+
+    feature_store = live_project["resources"]["feature_store"].process_config_and_initialize()
+    start = hour("2023-01-02 00:00")
+    for offset in range(3):
+        feature_store.insert(synthetic_consumption(start + offset * HOURS, start + (offset + 1) * HOURS))
+    before = feature_store.read(start, start + 3 * HOURS)
+
+    result = materialize([feature_group_compaction], resources={"feature_store": live_project["resources"]["feature_store"]})
+
+    metadata = result.asset_materializations_for_node("feature_group_compaction")[0].metadata
+    assert metadata["data_files_after"].value <= metadata["data_files_before"].value
+    pd.testing.assert_frame_equal(feature_store.read(start, start + 3 * HOURS), before)
+    group = feature_store.project_handle().get_feature_store().get_feature_group(FEATURE_GROUP_NAME, version=live_project["version"])
+    assert group.statistics_config.enabled is False

@@ -67,10 +67,24 @@ def test_an_interrupted_run_resumes_and_a_conflict_is_left_alone(any_bucket):
     assert any_bucket.read_bytes(new_key(second)) == b"other bytes"
 
 
+def test_an_hour_written_since_the_plan_is_not_overwritten_by_its_old_object(any_bucket):
+    # On GCS the copy is conditional on the hive key not existing (ifGenerationMatch=0).
+    written = publish_old_layout(any_bucket)
+    move = planned_moves(any_bucket, "energy_assets")[0]
+    any_bucket.write_bytes(move.new_key, b"a newer forecast of that hour")  # a run, between the plan and the copy
+
+    with pytest.raises(FileExistsError, match=f"{any_bucket.uri(move.new_key)} exists"):
+        apply_move(any_bucket, move)
+
+    assert any_bucket.read_bytes(move.new_key) == b"a newer forecast of that hour"
+    assert any_bucket.read_bytes(move.old_key) == written[move.old_key]
+    assert {m.old_key: m.action for m in planned_moves(any_bucket, "energy_assets")}[move.old_key] == CONFLICT
+
+
 def test_a_copy_that_does_not_read_back_keeps_the_old_object(tmp_path):
     class LossyBucket(LocalBucket):
-        def write_bytes(self, key: str, data: bytes) -> str:
-            return super().write_bytes(key, data[:-1])
+        def write_bytes(self, key: str, data: bytes, create_only: bool = False) -> str:
+            return super().write_bytes(key, data[:-1], create_only)
 
     bucket = LossyBucket(root_dir=str(tmp_path))
     written = publish_old_layout(LocalBucket(root_dir=str(tmp_path)))

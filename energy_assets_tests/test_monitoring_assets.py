@@ -18,7 +18,7 @@ from dagster import (
     materialize,
 )
 
-from energy_assets.assets.monitoring import COVERAGE_CHECK, ROLLING_CHECK
+from energy_assets.assets.monitoring import COVERAGE_CHECK, READABLE_CHECK, ROLLING_CHECK
 from energy_assets.definitions import defs
 from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, SCOPE
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame
@@ -329,3 +329,60 @@ def test_the_coverage_check_passes_saying_so_when_no_bounds_are_stored(instance)
     check = summary_check(result, COVERAGE_CHECK)
     assert check.passed and "no forecast in the window has interval bounds" in check.description
     assert check.metadata["forecasts_with_bounds"].value == 0
+
+
+def test_an_unreadable_accuracy_object_is_left_out_named_and_flagged_not_a_failed_summary(instance):
+    # A truncated object used to fail the summary for the 7 days it stayed in the window.
+    actuals_arrive(1, 25, instance)
+    run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+    bucket = deployment_bucket()
+    key = partition_object_key("energy_assets", ["forecast_accuracy"], partition_key(H0))
+    whole = bucket.read_bytes(key)
+    uri = bucket.write_bytes(key, whole[: len(whole) // 2])
+
+    result = summarize(instance)
+
+    assert result.success
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["issue_hours"].value == 1 and metadata["window"].value.startswith("2022-12-12T01:00:00")
+    assert metadata["unreadable_objects"].value == 1 and uri in metadata["unreadable"].value
+    check = summary_check(result, READABLE_CHECK)
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
+    assert f"{uri}: not a readable parquet object ({len(whole) // 2} bytes)" in check.description
+    assert summary_check(summarize_with_all_objects_readable(instance, bucket, key, whole), READABLE_CHECK).passed
+
+
+def summarize_with_all_objects_readable(instance, bucket, key: str, whole: bytes) -> ExecuteInProcessResult:
+    bucket.write_bytes(key, whole)
+    return summarize(instance)
+
+
+def test_a_window_of_unreadable_accuracy_objects_fails_naming_them(instance):
+    actuals_arrive(1, 24, instance)
+    run_range(H0, H0, AssetSelection.assets(ACCURACY), instance=instance)
+    bucket = deployment_bucket()
+    key = partition_object_key("energy_assets", ["forecast_accuracy"], partition_key(H0))
+    uri = bucket.write_bytes(key, b"")
+
+    result = materialize(
+        list(defs.assets), selection=[SUMMARY], resources=deployment_resources(), instance=instance, raise_on_error=False
+    )
+
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert f"no readable accuracy object in the window: {uri}: not a readable parquet object (0 bytes)" in failure.event_specific_data.error.message
+
+
+def test_a_forecast_object_holding_another_hour_s_forecasts_is_named_with_the_hours(instance):
+    # It used to fail with "seasonal naive needs 168 hours of history; only 166 available".
+    actuals_arrive(1, 25, instance)
+    bucket = deployment_bucket()
+    copied = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(H0))
+    uri = bucket.write_bytes(partition_object_key("energy_assets", ["energy_forecasts"], partition_key(after(1))), bucket.read_bytes(copied))
+
+    result = run_range(after(1), after(1), AssetSelection.assets(ACCURACY), instance=instance, raise_on_error=False)
+
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE").event_specific_data.error.message
+    assert f"cannot load asset energy_forecasts partition 2022-12-12-01:00: {uri} is not partition 2022-12-12-01:00" in failure
+    assert "its rows have issued_at 2022-12-12T00:00:00+00:00 ... 2022-12-12T00:00:00+00:00" in failure
+    assert "seasonal naive" not in failure
+    assert deployment_bucket().list_keys(ACCURACY_FOLDER) == []

@@ -470,7 +470,7 @@ def test_backfill_through_the_webserver_writes_the_bucket_and_postgres(deploymen
     _assert_same_as_uninterrupted(deployment, reference, first, last)
     ingested_hours = len(pd.date_range(HISTORY_START, INGESTED_LAST, freq="h"))
     assert len(deployment.materialization_counts("energy_consumption_features", HISTORY_START, INGESTED_LAST)) == ingested_hours
-    # Step output went to the bucket through dagster-gcp's GCSComputeLogManager.
+    # Step output went to the bucket through the instance's compute-log manager (dagster-gcp's, on the project's credentials).
     compute_logs = deployment.compute_log_bucket.list_keys("dagster/compute_logs/")
     assert any(finished["runs"][0]["runId"] in key for key in compute_logs), compute_logs[:5]
 

@@ -47,7 +47,26 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo(subcommands)
     _add_catch_up(subcommands)
     _add_migrate_layout(subcommands)
+    _add_check_deployment(subcommands)
     return parser
+
+
+def _add_check_deployment(subcommands) -> None:
+    check = subcommands.add_parser(
+        "check-deployment",
+        help="verify what this process needs of the bucket (and, in prod, of Hopsworks) against the real services; "
+        "exit 1 naming what is missing",
+    )
+    check.set_defaults(run=_run_check_deployment)
+
+
+def _run_check_deployment(args: argparse.Namespace) -> int:
+    from energy_assets.app.deployment_check import check_deployment
+
+    print(f"{settings.DEPLOYMENT}={settings.deployment_name()}: checking with this process's settings and credentials")
+    missing = [finding for finding in check_deployment(print) if not finding.ok]
+    print(f"{len(missing)} missing" if missing else "everything this deployment needs is there")
+    return 1 if missing else 0
 
 
 def _add_demo(subcommands) -> None:

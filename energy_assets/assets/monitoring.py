@@ -42,7 +42,7 @@ from energy_assets.monitoring.accuracy import (
     summarize_window,
 )
 from energy_assets.monitoring.plots import plot_score_over_time
-from energy_assets.storage.objects import asset_folder, read_recent
+from energy_assets.storage.objects import UnusableObject, asset_folder, read_recent
 from energy_assets.partitions import future_hours, hourly_partitions
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.bucket import BucketResource
@@ -64,6 +64,7 @@ SUMMARY_AUTOMATION = (
 )
 ROLLING_CHECK = "rolling_accuracy_acceptable"
 COVERAGE_CHECK = "interval_coverage_calibrated"
+READABLE_CHECK = "accuracy_objects_readable"
 
 
 def coverage_metadata(intervals: pd.DataFrame) -> dict[str, MetadataValue]:
@@ -190,6 +191,12 @@ class AccuracySummaryConfig(Config):
             "and below the 168 h seasonal naive baseline's.",
         ),
         AssetCheckSpec(
+            READABLE_CHECK,
+            asset="forecast_accuracy_summary",
+            description="Every accuracy object of the window could be read; one that cannot is left out of the "
+            "summary and named here.",
+        ),
+        AssetCheckSpec(
             COVERAGE_CHECK,
             asset="forecast_accuracy_summary",
             description="Over the window, the empirical coverage of the model's 80 % and 95 % prediction intervals "
@@ -204,14 +211,24 @@ class AccuracySummaryConfig(Config):
 )
 def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySummaryConfig, bucket: BucketResource):
     """Model against baselines over a rolling window of issue hours: WAPE over time per area, worst series."""
+    unreadable: list[UnusableObject] = []
     try:
         accuracy = read_recent(
-            bucket.get_bucket(), asset_folder(bucket.prefix, forecast_accuracy.key.path), config.window_days * 24
+            bucket.get_bucket(), asset_folder(bucket.prefix, forecast_accuracy.key.path), config.window_days * 24, unreadable
         )
     except FileNotFoundError as nothing_yet:
         raise Failure(
             description=f"{nothing_yet}; materialize forecast_accuracy first", allow_retries=False
         ) from nothing_yet
+    if accuracy.empty:
+        raise Failure(
+            description=f"no readable accuracy object in the window: {'; '.join(map(str, unreadable))}; "
+            "rematerialize those hours of forecast_accuracy",
+            allow_retries=False,
+        )
+    # One damaged object must not blank the summary for the days it stays in the window: it is left out, named.
+    for problem in unreadable:
+        context.log.warning(f"left out of the summary: {problem}")
     summary = summarize_window(
         accuracy, config.window_days * 24, worst=config.worst_series, series_tolerance=config.series_coverage_tolerance
     )
@@ -234,7 +251,19 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
             "worst_covered_series": MetadataValue.md(
                 worst_covered(summary.series_coverage, config.worst_series).to_markdown(index=False, floatfmt=".4f")
             ),
+            "unreadable_objects": len(unreadable),
+            **({"unreadable": MetadataValue.md(_unreadable_table(unreadable))} if unreadable else {}),
         }
+    )
+    yield AssetCheckResult(
+        check_name=READABLE_CHECK,
+        passed=not unreadable,
+        severity=AssetCheckSeverity.WARN,
+        description=(
+            f"{len(unreadable)} accuracy object(s) of the window could not be read and are left out of the summary "
+            "(rematerialize those hours of forecast_accuracy): " + "; ".join(map(str, unreadable))
+        ) if unreadable else None,
+        metadata={"unreadable_objects": len(unreadable)},
     )
     yield AssetCheckResult(
         check_name=ROLLING_CHECK,
@@ -257,6 +286,11 @@ def worst_covered(coverage: pd.DataFrame, count: int) -> pd.DataFrame:
     """The `count` series whose coverage is furthest from nominal (mean miss over the levels), each level's beside it."""
     misses = sum((coverage[column] - nominal).abs() for nominal, column in COVERAGE_METRICS.items())
     return coverage.loc[misses.sort_values(ascending=False, kind="stable").index[:count]]
+
+
+def _unreadable_table(unreadable: list[UnusableObject]) -> str:
+    """The objects left out of the summary, as a markdown table."""
+    return pd.DataFrame({"object": [problem.uri for problem in unreadable], "reason": [problem.reason for problem in unreadable]}).to_markdown(index=False)
 
 
 def coverage_check(intervals: pd.DataFrame, alerts: list[str], config: AccuracySummaryConfig) -> AssetCheckResult:

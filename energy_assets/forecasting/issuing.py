@@ -8,7 +8,13 @@ from pathlib import Path
 import pandas as pd
 
 from energy_assets.forecasting.model import KeptForecasts
-from energy_assets.forecasting.retraining import CALIBRATED_BY_KEY, RegisteredModel, model_format, model_in_effect
+from energy_assets.forecasting.retraining import (
+    CALIBRATED_BY_KEY,
+    RegisteredModel,
+    model_format,
+    model_in_effect,
+    training_sha256,
+)
 from energy_assets.forecasting.saved_model import load_kept_forecasts
 from energy_assets.forecasting.training import (
     MODEL_FORMAT,
@@ -23,7 +29,9 @@ from energy_assets.schema import (
     FORECAST_HORIZON_HOURS,
     HORIZON,
     ISSUED_AT,
+    MODEL_COLUMNS,
     MODEL_NAME,
+    MODEL_TRAINING_SHA256,
     MODEL_VERSION,
     SERIES_KEY,
 )
@@ -76,9 +84,10 @@ def issue_forecasts(
         forecaster = load_forecaster(download(model))
         kept = _kept_forecasts(model, registered, download)
         part = forecast_origins(forecaster, history, origins, horizon=FORECAST_HORIZON_HOURS, kept=kept)
-        parts.append(part.assign(**{MODEL_VERSION: version}))
+        # The version alone is ambiguous once a registry reuses numbers (a reset local one, a deleted Hopsworks version).
+        parts.append(part.assign(**{MODEL_VERSION: version, MODEL_TRAINING_SHA256: training_sha256(model)}))
     forecasts = pd.concat(parts, ignore_index=True).sort_values([ISSUED_AT, *SERIES_KEY, HORIZON])
-    forecasts = forecasts[FORECAST_COLUMNS].astype({MODEL_VERSION: FORECAST_DTYPES[MODEL_VERSION]})
+    forecasts = forecasts[FORECAST_COLUMNS].astype({column: FORECAST_DTYPES[column] for column in MODEL_COLUMNS})
     missing = pd.DatetimeIndex(list(models)).difference(pd.DatetimeIndex(forecasts[ISSUED_AT].unique()))
     if len(missing):
         raise CannotForecast(f"no series had enough history to forecast from {[m.isoformat() for m in missing[:3]]}")

@@ -3,6 +3,7 @@ and what a registration records. Plain Python: the registry and feature store co
 
 from __future__ import annotations
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Callable, Mapping
@@ -77,6 +78,20 @@ def same_training(model: RegisteredModel, data_cutoff, training_start, feature_g
         and model.feature_group_version == int(feature_group_version)
         and model.config == json_normal(config)
     )
+
+
+def training_sha256(model: RegisteredModel) -> str:
+    """A content hash of what defines a registered model: the facts `same_training` compares and the hash of the
+    rows it was trained on (when its registration recorded them). Registries number versions; this names the
+    model, the same in every registry and unchanged by a reset."""
+    facts = {
+        "data_cutoff": model.data_cutoff.isoformat(),
+        "training_start": model.training_start.isoformat(),
+        "feature_group_version": int(model.feature_group_version),
+        "config": json_normal(model.config),
+        "training_rows_sha256": (model.extra.get("training_data") or {}).get("sha256"),
+    }
+    return hashlib.sha256(json.dumps(facts, sort_keys=True).encode()).hexdigest()
 
 
 def first_registration(models: list[RegisteredModel], **training) -> RegisteredModel | None:

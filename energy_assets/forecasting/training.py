@@ -242,7 +242,7 @@ def forecast_origins(
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
-    Columns and dtypes are schema.FORECAST_COLUMNS without model_version. A series whose history
+    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose history
     starts too late for an origin (no value one reference season back) gets no rows for it. Origins
     whose forecasts `kept` holds (made by the same members from the same history) take them.
     """
@@ -254,7 +254,7 @@ def forecast_origins(
     panel = Panel.from_long(history_long[(times >= first_read) & (times <= issued.max())])
     frame = engine.forecast_frame(model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept)
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
-    columns = [c for c in schema.FORECAST_COLUMNS if c != schema.MODEL_VERSION]
+    columns = [c for c in schema.FORECAST_COLUMNS if c not in schema.MODEL_COLUMNS]
     return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
 
 

@@ -31,6 +31,10 @@ class FeatureStore(ConfigurableResource):
         """Canonical rows with start_time <= datetime_utc < end_time, optionally only the given
         (area, consumer_type) series, sorted by area, consumer_type, datetime_utc."""
 
+    @abstractmethod
+    def maintain(self) -> dict[str, Any]:
+        """Compact the group's stored files; what was done, as metadata for the UI."""
+
     def data_source(self, start_time: pd.Timestamp, end_time: pd.Timestamp) -> dict[str, Any]:
         """Where a training's read of start_time <= datetime_utc < end_time comes from, as its model's provenance records it."""
         return {"feature_group": self.feature_group_name, "feature_group_version": self.feature_group_version}

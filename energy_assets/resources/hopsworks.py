@@ -7,10 +7,12 @@ import hashlib
 import importlib
 import json
 import logging
+import os
 import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +32,7 @@ from energy_assets.forecasting.provenance import (
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
 from energy_assets.forecasting.retraining import RegisteredModel, first_registration
 from energy_assets.resources.model_registry import ModelRegistry
+from energy_assets.storage.files import process_runs
 from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     AREA,
@@ -62,11 +65,16 @@ FEATURE_DESCRIPTIONS = {
 FEATURE_VIEW_DESCRIPTION = "Every consumption feature, read by training and forecasting."
 # Written explicitly: the SDK's default has changed between releases (HUDI before, DELTA in 5.x).
 TIME_TRAVEL_FORMAT = "DELTA"
+# No statistics per insert: with statistics on, the backend starts a statistics job over the group for every
+# commit, one Hopsworks job an hour for 76 rows that the blocking asset checks have already validated.
+STATISTICS_CONFIG = {"enabled": False}
 # The offline (Hive) type Hopsworks gives each canonical column, derived as the SDK derives it.
 OFFLINE_TYPES = {field.name: _convert_pandas_dtype_to_offline_type(field.type) for field in CONSUMPTION_SCHEMA}
 # Model files go under MODEL_FILES_DIR of a version; the facts too large for its description beside them.
 MODEL_FILES_DIR = "model"
 FACTS_FILE = "energy_assets_facts.json"
+# Each process's folder for its client certificates and downloaded model files: <prefix><pid>_<random>.
+SESSION_FOLDER_PREFIX = "energy_assets_hopsworks_"
 
 
 def _imported_keeping_root_logging(name: str):
@@ -100,8 +108,9 @@ class ModelRegistrationError(RuntimeError):
     """Hopsworks accepted a model's files but never confirmed the version."""
 
 
-def login(api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
-    """The Hopsworks project, logged in without ever prompting; the API key never appears in errors."""
+def login(api_key: str, project: str, host: str, port: int, hostname_verification: bool, cert_folder: Path) -> Any:
+    """The Hopsworks project, logged in without ever prompting, its client certificates in `cert_folder`;
+    the API key never appears in errors."""
     missing = [
         variable
         for variable, value in ((API_KEY_VARIABLE, api_key), (PROJECT_VARIABLE, project), (HOST_VARIABLE, host))
@@ -112,17 +121,30 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
         raise HopsworksLoginError(
             f"Hopsworks login impossible: {', '.join(missing)} empty; set it in the environment or .env (see .env.default)"
         )
+    overrides = sdk_environment_overrides(port, hostname_verification)
+    for override in overrides:
+        LOG.warning("Hopsworks login: %s", override)
     try:
-        return hopsworks.login(
+        logged_in = hopsworks.login(
             host=host,
             port=port,
             project=project,
             api_key_value=api_key,
             hostname_verification=hostname_verification,
+            cert_folder=str(cert_folder),
             engine="python",
         )
     except Exception as error:
         failure = error
+    else:
+        if logged_in.name != project:  # inside a Hopsworks cluster the SDK ignores the project asked for
+            hopsworks.logout()
+            raise HopsworksLoginError(
+                f"Hopsworks login gave project {logged_in.name!r}, not {PROJECT_VARIABLE}={project!r}: " + "; ".join(overrides)
+            )
+        return logged_in
+    if overrides:
+        failure = RuntimeError(f"{failure} ({'; '.join(overrides)})")
     if api_key in str(failure):
         # Raised outside the except block so the original, key-bearing exception is not chained.
         redacted = str(failure).replace(api_key, f"<{API_KEY_VARIABLE}>")
@@ -130,17 +152,44 @@ def login(api_key: str, project: str, host: str, port: int, hostname_verificatio
     raise HopsworksLoginError(f"Hopsworks login to project {project!r} at {host} failed: {failure}") from failure
 
 
+def sdk_environment_overrides(port: int, hostname_verification: bool) -> list[str]:
+    """The environment variables with which `hopsworks.login` (5.2) replaces what the project passes it.
+
+    Every other HOPSWORKS_* variable only fills an argument left unset, and the project sets them all.
+    """
+    overrides = []
+    if "REST_ENDPOINT" in os.environ:
+        overrides.append(
+            f"REST_ENDPOINT is set (a process inside a Hopsworks cluster): the SDK connects to that cluster's project "
+            f"as its job user, whatever {HOST_VARIABLE}, {API_KEY_VARIABLE} and {PROJECT_VARIABLE} say"
+        )
+    if port == 443 and os.environ.get("HOPSWORKS_PORT", "443").strip() != "443":
+        overrides.append(f"HOPSWORKS_PORT={os.environ['HOPSWORKS_PORT']} replaces port 443")
+    verification = os.environ.get("HOPSWORKS_HOSTNAME_VERIFICATION")
+    if verification is not None and (verification.lower() in ("true", "1", "y", "yes")) != hostname_verification:
+        overrides.append(f"HOPSWORKS_HOSTNAME_VERIFICATION={verification} replaces hostname_verification={hostname_verification}")
+    if os.environ.get("HOPSWORKS_TRUST_STORE_PATH"):
+        overrides.append(f"HOPSWORKS_TRUST_STORE_PATH={os.environ['HOPSWORKS_TRUST_STORE_PATH']} replaces the trust store")
+    return overrides
+
+
 class _SharedConnection:
-    """The process's one Hopsworks session.
+    """The process's one Hopsworks session, with a folder of its own.
 
     `hopsworks.login` first logs out, closing every other connection of the process and deleting
     its client certificates: resources must share one login instead of each making their own.
+    The SDK keeps those certificates in one folder per host, project and user (`/tmp/<host>/<project>/<user>`)
+    unless told otherwise, so one process's logout at exit deleted the files every other step process,
+    run and sensor-launched run on the machine was still using for its delta-rs writes and Arrow Flight
+    reads. Each process therefore keeps them, and the model files it downloads, in a folder of its own
+    (`energy_assets_hopsworks_<pid>_*` in the temp folder), removed when it exits; a folder left by a
+    process that was killed is removed by the next process that logs in.
     """
 
     def __init__(self) -> None:
         self.settings: tuple | None = None
         self.project: Any = None
-        self._exit_hook = False
+        self._folder: tuple[int, Path] | None = None  # (owning process id, folder)
         self._lock = threading.RLock()
 
     def get(self, api_key: str, project: str, host: str, port: int, hostname_verification: bool) -> Any:
@@ -149,13 +198,22 @@ class _SharedConnection:
         with self._lock:
             if self.project is None or self.settings != settings:
                 self.logout()
-                self.project = login(api_key, project, host, port, hostname_verification)
+                certificates = self.folder() / "certificates"
+                certificates.mkdir(mode=0o700, exist_ok=True)
+                self.project = login(api_key, project, host, port, hostname_verification, certificates)
                 self.settings = settings
-                if not self._exit_hook:
-                    # Logging out removes the client's private-key PEM files from the temp folder.
-                    atexit.register(self.logout)
-                    self._exit_hook = True
             return self.project
+
+    def folder(self) -> Path:
+        """This process's folder for client certificates and downloaded model files, created on first use."""
+        with self._lock:
+            if self._folder is None or self._folder[0] != os.getpid():
+                remove_abandoned_session_folders()
+                folder = Path(tempfile.mkdtemp(prefix=f"{SESSION_FOLDER_PREFIX}{os.getpid()}_"))
+                if self._folder is None:
+                    atexit.register(self.close)
+                self._folder = (os.getpid(), folder)
+            return self._folder[1]
 
     def logout(self) -> None:
         """Close the session, if any; the next use logs in again."""
@@ -164,6 +222,26 @@ class _SharedConnection:
                 return
             self.project, self.settings = None, None
             hopsworks.logout()
+
+    def close(self) -> None:
+        """Log out and remove this process's folder (at exit); a forked child leaves its parent's alone."""
+        with self._lock:
+            if self._folder is None or self._folder[0] != os.getpid():
+                return
+            self.logout()
+            shutil.rmtree(self._folder[1], ignore_errors=True)
+            self._folder = None
+
+
+def remove_abandoned_session_folders() -> list[Path]:
+    """Remove the session folders of processes that no longer run (killed before their exit hook); return them."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{SESSION_FOLDER_PREFIX}*_*"):
+        owner = folder.name[len(SESSION_FOLDER_PREFIX) :].split("_", 1)[0]
+        if folder.is_dir() and owner.isdigit() and not process_runs(int(owner)):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
 
 
 CONNECTION = _SharedConnection()
@@ -183,6 +261,10 @@ class HopsworksProject(ConfigurableResource):
     hostname_verification: bool = Field(default=True, description="Verify the TLS certificate of the host.")
 
     _session: Any = PrivateAttr(default=None)
+
+    def project_handle(self) -> Any:
+        """The SDK's project, logged in through the process's shared session (the pre-flight check uses it)."""
+        return self._hopsworks_project()
 
     def _hopsworks_project(self) -> Any:
         project = CONNECTION.get(self.api_key, self.project, self.host, self.port, self.hostname_verification)
@@ -226,13 +308,15 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
             primary_key=SERIES_KEY,
             event_time=DATETIME,
             online_enabled=False,
-            statistics_config={"enabled": True},
+            statistics_config=STATISTICS_CONFIG,
             time_travel_format=TIME_TRAVEL_FORMAT,
         )
         if group.id is not None:  # an existing group: get_or_create never updates it
             self._check_group(group)
-        # Inserts are asynchronous by default: wait, so a read right after sees these rows.
-        group.insert(frame, write_options={"wait_for_job": True})
+        # With the python engine an insert into a DELTA group is a delta-rs MERGE on primary key + event
+        # time, committed before insert() returns (no Hopsworks job, nothing to wait for): a read right
+        # after sees these rows. Each adds a commit and a small file: feature_group_compaction compacts them.
+        group.insert(frame)
         for name, description in FEATURE_DESCRIPTIONS.items():
             if group.get_feature(name).description != description:
                 group.update_feature_description(name, description)
@@ -292,6 +376,25 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         )
         return canonical_consumption(features).sort_values(SORT_KEY).reset_index(drop=True)
 
+    def maintain(self) -> dict[str, Any]:
+        """Compact the group's Delta table (`optimize()`: delta-rs rewrites the small files of the hourly
+        inserts into larger ones), then delete the files no version of the table's retention period
+        (7 days by default) references (`delta_vacuum()`); the compaction's figures."""
+        group = self._store().get_feature_group(self.feature_group_name, version=self.feature_group_version)
+        if group is None:
+            return {"compaction": "none: the feature group does not exist yet"}
+        self._check_group(group)
+        metrics = group.optimize() or {}
+        group.delta_vacuum()
+        considered, removed, added = (int(metrics.get(key, 0)) for key in ("totalConsideredFiles", "numFilesRemoved", "numFilesAdded"))
+        return {
+            "data_files_before": considered,
+            "data_files_after": considered - removed + added,
+            "files_rewritten": removed,
+            "files_written": added,
+            "vacuum": "deleted the files no version within the table's retention (7 days by default) references",
+        }
+
     def _forget_handles(self) -> None:
         self._feature_store, self._feature_view = None, None
 
@@ -306,6 +409,11 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
         if self._group_checked:
             return
         differences = group_differences(group)
+        if not differences and group.statistics_config.enabled:
+            # Created by an earlier release, with statistics on: a statistics job for every hourly insert.
+            LOG.warning("feature group %r v%s: turning off statistics per insert", group.name, group.version)
+            group.statistics_config = STATISTICS_CONFIG
+            group.update_statistics_config()
         if differences:
             taken = [existing.version for existing in self._store().get_feature_groups(self.feature_group_name)]
             raise FeatureGroupMismatchError(
@@ -424,9 +532,8 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         with tempfile.TemporaryDirectory() as staging:
             shutil.copytree(source, Path(staging) / MODEL_FILES_DIR)
             (Path(staging) / FACTS_FILE).write_text(json.dumps(moved, sort_keys=True))
-            saved = model.save(staging, keep_original_files=True)
+            saved = _saved_or_none(model, staging)
         if saved is None:
-            # save() returns None when the registration outlasts its await_registration.
             saved = self._confirmed(name + self.model_name_suffix, model.version)
         registered = self._registered_model(saved)
         # Hopsworks numbers versions as they are saved, so two runs training for the same cutoff both get
@@ -473,7 +580,20 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
         return model
 
     def _downloaded(self, name: str, version: int) -> Path:
-        return Path(self._model(name, version).download())
+        """The files of one version, downloaded once per process into the process's own folder (the SDK's
+        shared cache under /tmp is written by every process of the machine at once). The backend's model id
+        names the folder, as in the SDK's cache: a version deleted and registered again is downloaded again."""
+        model = self._model(name, version)
+        target = CONNECTION.folder() / "models" / self.project / model.name / str(int(version)) / str(model.id)
+        if not target.is_dir():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staging = target.with_name(f".{target.name}.{uuid.uuid4().hex}")
+            model.download(local_path=str(staging))
+            try:
+                staging.rename(target)
+            except OSError:  # another thread of the process downloaded it first
+                shutil.rmtree(staging, ignore_errors=True)
+        return target
 
     def _confirmed(self, name: str, version: int | None) -> Any:
         """The saved version, looked up until `registration_wait_seconds` pass."""
@@ -484,9 +604,9 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
                 return model
             if time.monotonic() >= deadline:
                 break
-            time.sleep(min(5.0, self.registration_wait_seconds))
+            time.sleep(min(5.0, max(self.registration_wait_seconds / 10, 0.1)))
         raise ModelRegistrationError(
-            f"Hopsworks did not confirm model {name!r} version {version} within {self.registration_wait_seconds:.0f} s "
+            f"Hopsworks did not confirm model {name!r} version {version} within {self.registration_wait_seconds:g} s "
             "of uploading its files; check the project's Models page, delete a half-registered version, and rerun"
         )
 
@@ -512,6 +632,22 @@ class HopsworksModelRegistry(ModelRegistry, HopsworksProject):
 
     def _facts_in_files(self, name: str, version: int) -> Mapping[str, Any]:
         return json.loads((self._downloaded(name, version) / FACTS_FILE).read_text())
+
+
+def _saved_or_none(model: Any, files: str) -> Any:
+    """`model.save(files)`, or None when the SDK stopped waiting for the registration it had sent.
+
+    hsml 5.2 then fails on its own answer: `_poll_model_available` returns None after `await_registration`
+    seconds and `_save` calls `None.get_url()`, raising AttributeError after the files were uploaded and the
+    version registered (outside the step that would remove them); `model.version` names that version.
+    """
+    try:
+        return model.save(files, keep_original_files=True)
+    except AttributeError as error:
+        if "'NoneType' object has no attribute 'get_url'" not in str(error):
+            raise
+        LOG.warning("Hopsworks had not confirmed model %r version %s when the SDK stopped waiting; looking it up", model.name, model.version)
+        return None
 
 
 def _series_keys(series: pd.DataFrame) -> pd.DataFrame:

@@ -7,9 +7,12 @@ Layout (owned by `storage.objects`): a hive-partitioned dataset per partitioned 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 from dagster import (
     ConfigurableIOManager,
     Failure,
@@ -97,16 +100,17 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
 
         A partition never written is an error, unless the input has metadata
         {"allow_missing_partitions": True} (useful with AllPartitionMapping, which asks for every
-        partition since the start date).
+        partition since the start date). An object that is not readable parquet, or whose rows lie
+        outside the hour its name gives, fails the step naming it (a retry would read the same bytes).
         """
         asset = context.asset_key.to_user_string()
         asset_path = context.asset_key.path
         if not context.has_asset_partitions:
-            return self._read_one(asset, unpartitioned_object_key(self.prefix, asset_path))
+            return self._read(context, asset, {None: unpartitioned_object_key(self.prefix, asset_path)})
         # Dagster lists the partitions of a time-window subset in time order.
         keys = context.asset_partition_keys
         if len(keys) == 1:
-            return self._read_one(f"{asset} partition {keys[0]}", partition_object_key(self.prefix, asset_path, keys[0]))
+            return self._read(context, f"{asset} partition {keys[0]}", {keys[0]: partition_object_key(self.prefix, asset_path, keys[0])})
         # Many partitions: one listing tells which are missing before any object is read.
         stored = partition_keys_in(self.bucket.get_bucket(), asset_folder(self.prefix, asset_path))
         missing = [key for key in keys if key not in stored]
@@ -119,13 +123,40 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 f"first {self.bucket.get_bucket().uri(partition_object_key(self.prefix, asset_path, missing[0]))}, "
                 f"last {self.bucket.get_bucket().uri(partition_object_key(self.prefix, asset_path, missing[-1]))}"
             )
-        return read_frame(self.bucket.get_bucket(), [stored[key] for key in keys])
+        return self._read(context, asset, {key: stored[key] for key in keys})
 
-    def _read_one(self, what: str, object_key: str) -> pd.DataFrame:
+    def _read(self, context: InputContext, what: str, objects: dict[str | None, str]) -> pd.DataFrame:
+        """The objects (partition key -> object key, in order) as one frame, each checked against its hour."""
         try:
-            return read_frame(self.bucket.get_bucket(), [object_key])
+            return read_frame(self.bucket.get_bucket(), list(objects.values()), _rows_in_their_hour(context, objects))
         except FileNotFoundError as error:
             raise FileNotFoundError(f"cannot load asset {what}: {error}") from None
+        except ValueError as unusable:
+            raise Failure(description=f"cannot load asset {what}: {unusable}", allow_retries=False) from None
+
+
+def _rows_in_their_hour(context: InputContext, objects: dict[str | None, str]) -> Callable[[str, pa.Table], str | None] | None:
+    """A check that each object's rows lie in the time window its partition key names, by the partition column
+    its asset wrote them by (an object holding another hour's rows is named, not mistaken for that hour)."""
+    partitions_def = context.asset_partitions_def if context.has_asset_partitions else None
+    if not isinstance(partitions_def, TimeWindowPartitionsDefinition) or context.upstream_output is None:
+        return None  # no hours, or no upstream output to say which column the rows were partitioned by
+    column = (context.upstream_output.definition_metadata or {}).get(PARTITION_COLUMN_METADATA, DATETIME)
+    windows = {object_key: (key, partitions_def.time_window_for_partition_key(key)) for key, object_key in objects.items()}
+
+    def check(object_key: str, table: pa.Table) -> str | None:
+        key, window = windows[object_key]
+        if table.num_rows == 0 or column not in table.column_names:
+            return None
+        first, last = (pd.Timestamp(value.as_py()) for value in (pc.min(table[column]), pc.max(table[column])))
+        if pd.isna(first) or (first >= window.start and last < window.end):
+            return None
+        return (
+            f"not partition {key}: its rows have {column} {first.isoformat()} ... {last.isoformat()}, "
+            f"outside [{pd.Timestamp(window.start).isoformat()}, {pd.Timestamp(window.end).isoformat()})"
+        )
+
+    return check
 
 
 def _encode_by_partition(

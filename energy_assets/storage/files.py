@@ -62,7 +62,7 @@ def remove_orphaned_temporaries(path: Path, suffix: str) -> list[Path]:
     removed = []
     for candidate in path.parent.glob(f"{glob.escape(prefix)}*{glob.escape(suffix)}"):
         writer = candidate.name[len(prefix) :].split(".", 1)[0]
-        if writer.isdigit() and not _process_runs(int(writer)):
+        if writer.isdigit() and not process_runs(int(writer)):
             candidate.unlink(missing_ok=True)
             removed.append(candidate)
     return removed
@@ -72,7 +72,8 @@ def _temporary_prefix(path: Path) -> str:
     return f".{path.name}."
 
 
-def _process_runs(pid: int) -> bool:
+def process_runs(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -1,29 +1,26 @@
 """Published forecasts read straight from the bucket's hive-partitioned dataset, for consumers without Dagster.
 
-Through the bucket's pyarrow file system, only the date folders and the dates asked for are listed, never
-the whole dataset; each object is opened once, its schema and issue hour checked, and one that is
-unreadable or is not a forecast is named, then skipped or raised, as the caller chooses.
+Only the date folders and the dates asked for are listed, never the whole dataset; each object is read
+once by the project's one parquet reader, its schema and issue hour checked, and one that is unreadable
+or is not a forecast is named, then skipped or raised, as the caller chooses.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
-from pyarrow import fs as arrow_fs
 
 from energy_assets.schema import (
     AREA,
     AREA_NAMES,
     CONSUMER_TYPE,
     FORECAST_SCHEMA,
-    INTERVAL_COLUMNS,
     ISSUED_AT,
+    LATER_FORECAST_COLUMNS,
     PARTITION_DATE,
     empty_frame,
     schema_mismatch,
@@ -31,12 +28,10 @@ from energy_assets.schema import (
 )
 from energy_assets.settings import DEFAULT_BUCKET_PREFIX
 from energy_assets.storage.buckets import Bucket, check_prefix
-from energy_assets.storage.objects import asset_folder, date_folder, hour_of_object
+from energy_assets.storage.objects import asset_folder, date_folder, hour_of_object, read_tables
 from energy_assets.timeline import to_utc_hour
 
 FORECASTS_ASSET = "energy_forecasts"
-# Reads are network round trips on GCS; a few in flight hide most of the latency.
-_READ_THREADS = 8
 
 
 @dataclass(frozen=True)
@@ -82,22 +77,18 @@ class NoSuchSeriesError(LookupError):
 
 
 class ForecastDataset:
-    """The hive-partitioned `energy_forecasts` dataset of a bucket, seen through a pyarrow file system."""
+    """The hive-partitioned `energy_forecasts` dataset of a bucket."""
 
     def __init__(self, bucket: Bucket, prefix: str = DEFAULT_BUCKET_PREFIX):
         self.bucket = bucket
         self.folder = asset_folder(prefix, [FORECASTS_ASSET])
         check_prefix(self.folder)
-        self.filesystem, root = bucket.arrow_filesystem()
-        self.path = f"{root}/{self.folder}"
 
     def issue_dates(self) -> list[dt.date]:
         """The dates that have a date folder, oldest first (one non-recursive listing)."""
-        infos = self.filesystem.get_file_info(arrow_fs.FileSelector(self.path, allow_not_found=True))
         dates = []
-        for info in infos:
-            name = info.base_name
-            if info.type == arrow_fs.FileType.Directory and name.startswith(f"{PARTITION_DATE}="):
+        for name in self.bucket.list_folders(self.folder):
+            if name.startswith(f"{PARTITION_DATE}="):
                 try:
                     dates.append(dt.date.fromisoformat(name.split("=", 1)[1]))
                 except ValueError:
@@ -105,68 +96,45 @@ class ForecastDataset:
         return sorted(dates)
 
     def issue_hours_on(self, date: dt.date) -> dict[pd.Timestamp, str]:
-        """Issue hour -> object path of every forecast issued on a UTC date (one listing of that date)."""
-        date_path = self.path + date_folder(pd.Timestamp(date))
-        infos = self.filesystem.get_file_info(arrow_fs.FileSelector(date_path, allow_not_found=True, recursive=True))
+        """Issue hour -> object key of every forecast issued on a UTC date (one listing of that date)."""
         hours = {}
-        for info in infos:
-            hour = hour_of_object(info.path[len(self.path) :]) if info.type == arrow_fs.FileType.File else None
+        for key in self.bucket.list_keys(self.folder + date_folder(pd.Timestamp(date))):
+            hour = hour_of_object(key[len(self.folder) :])
             if hour is not None:
-                hours[hour] = info.path
+                hours[hour] = key
         return dict(sorted(hours.items()))
 
     def issue_hours(self, start: pd.Timestamp, end: pd.Timestamp) -> dict[pd.Timestamp, str]:
-        """Issue hour -> object path of every forecast issued from `start` to `end`, listing only those dates."""
-        dates = [date for date in self.issue_dates() if start.date() <= date <= end.date()]
+        """Issue hour -> object key of every forecast issued from `start` to `end`, listing only those dates."""
         hours = {}
-        if not dates:
-            return hours
-        # One listing per date, several in flight: on GCS each is a round trip.
-        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(dates))) as pool:
-            for listed in pool.map(self.issue_hours_on, dates):
-                hours.update({hour: path for hour, path in listed.items() if start <= hour <= end})
+        for date in self.issue_dates():
+            if start.date() <= date <= end.date():
+                hours.update({hour: key for hour, key in self.issue_hours_on(date).items() if start <= hour <= end})
         return hours
 
-    def uri(self, path: str) -> str:
-        """The bucket URI of an object path of this dataset."""
-        return self.bucket.uri(self.folder + path[len(self.path) :])
-
     def read(self, hours: dict[pd.Timestamp, str], skipped: list[SkippedHour] | None) -> dict[pd.Timestamp, pa.Table]:
-        """Each hour's forecast table, read concurrently; an unusable object is appended to `skipped`
-        (or raised as `UnusableForecastError` when `skipped` is None)."""
-        if not hours:
-            return {}
-        with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(hours))) as pool:
-            # Every read finishes inside the pool, errors included, before any is reported.
-            results = dict(zip(hours, pool.map(lambda item: self._read_one(*item), hours.items())))
-        tables = {}
-        for hour, result in results.items():
-            if isinstance(result, pa.Table):
-                tables[hour] = result
-                continue
-            problem = SkippedHour(hour, self.uri(hours[hour]), result)
+        """Each hour's forecast table; an unusable object is appended to `skipped` (or raised as
+        `UnusableForecastError` when `skipped` is None)."""
+        hour_of = {key: hour for hour, key in hours.items()}
+        tables, unusable = read_tables(self.bucket, list(hours.values()), lambda key, table: _not_a_forecast(hour_of[key], table))
+        for problem in sorted(unusable, key=lambda problem: hour_of[problem.key]):
+            skipped_hour = SkippedHour(hour_of[problem.key], problem.uri, problem.reason)
             if skipped is None:
-                raise UnusableForecastError(problem)
-            skipped.append(problem)
-        return tables
+                raise UnusableForecastError(skipped_hour)
+            skipped.append(skipped_hour)
+        return {hour_of[key]: with_absent_columns(table, FORECAST_SCHEMA) for key, table in tables.items()}
 
 
-    def _read_one(self, hour: pd.Timestamp, path: str) -> pa.Table | str:
-        """The forecast in one object, opened once, or why it is not one."""
-        try:
-            with self.filesystem.open_input_file(path) as handle:
-                parquet = pq.ParquetFile(handle)
-                # Objects written before forecasts carried intervals lack their columns: read as nulls.
-                problem = schema_mismatch(parquet.schema_arrow, FORECAST_SCHEMA, optional=INTERVAL_COLUMNS)
-                if problem:
-                    return f"not a forecast: it {problem}"
-                table = parquet.read()
-        except (pa.ArrowException, OSError) as error:
-            return f"not a readable parquet object: {error}"
-        issued = pc.unique(table[ISSUED_AT]).to_pylist()
-        if any(to_utc_hour(value) != hour for value in issued):
-            return f"holds forecasts issued at {sorted(map(str, issued))[:3]}, not at the hour its name gives"
-        return with_absent_columns(table, FORECAST_SCHEMA)
+def _not_a_forecast(hour: pd.Timestamp, table: pa.Table) -> str | None:
+    """Why a table is not the forecast issued at `hour`, or None when it is."""
+    # Objects written before forecasts carried intervals or the model's hash lack those columns: read as nulls.
+    problem = schema_mismatch(table.schema, FORECAST_SCHEMA, optional=LATER_FORECAST_COLUMNS)
+    if problem:
+        return f"not a forecast: it {problem}"
+    issued = pc.unique(table[ISSUED_AT]).to_pylist()
+    if any(to_utc_hour(value) != hour for value in issued):
+        return f"holds forecasts issued at {sorted(map(str, issued))[:3]}, not at the hour its name gives"
+    return None
 
 
 def latest_forecast(
@@ -193,7 +161,7 @@ def latest_forecast(
             forecast = tables[hour].to_pandas()
             selected = select_series(forecast, area, consumer_type)
             if selected.empty:
-                raise NoSuchSeriesError(hour, dataset.uri(path), area, consumer_type, forecast)
+                raise NoSuchSeriesError(hour, bucket.uri(path), area, consumer_type, forecast)
             return selected
     when = "" if at is None else f" at or before {at}"
     raise LookupError(f"no usable forecast issued{when} in {bucket.uri(dataset.folder)}")

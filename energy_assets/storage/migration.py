@@ -53,7 +53,8 @@ def apply_move(bucket: Bucket, move: Move) -> None:
         return
     data = bucket.read_bytes(move.old_key)
     if move.action == COPY:
-        bucket.write_bytes(move.new_key, data)
+        # Only if the hive key is still free: a run may have written the hour since the plan (FileExistsError).
+        bucket.write_bytes(move.new_key, data, create_only=True)
     if bucket.read_bytes(move.new_key) != data:
         raise OSError(
             f"{bucket.uri(move.new_key)} does not hold the bytes of {bucket.uri(move.old_key)} after copying; "

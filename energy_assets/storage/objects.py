@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import pandas as pd
 import pyarrow as pa
@@ -25,8 +25,6 @@ from energy_assets.timeline import hour_key, parse_hour_key
 SUFFIX = ".parquet"
 # One object per partition; the name follows Spark's and pyarrow's `part-<n>` so tools that glob for it find it.
 PART_NAME = "part-0" + SUFFIX
-# Reads are network round trips on GCS; a few in flight hide most of the latency.
-_READ_THREADS = 8
 _HIVE_PART = re.compile(
     rf"{PARTITION_DATE}=(?P<date>\d{{4}}-\d{{2}}-\d{{2}})/{PARTITION_HOUR}=(?P<hour>\d{{1,2}})/{re.escape(PART_NAME)}$"
 )
@@ -129,42 +127,71 @@ def parquet_bytes(table: pa.Table) -> bytes:
     return buffer.getvalue()
 
 
-def read_table(bucket: Bucket, key: str) -> pa.Table:
-    """One parquet object as an arrow table; a `ValueError` naming the object when it is not parquet."""
-    data = bucket.read_bytes(key)
-    try:
-        return pq.read_table(io.BytesIO(data))
-    except (pa.ArrowInvalid, OSError) as error:
-        # pyarrow names the in-memory buffer, not the object: the URI replaces it.
-        reason = str(error).replace("Could not open Parquet input source '<Buffer>': ", "")
-        raise ValueError(f"{bucket.uri(key)} is not a readable parquet object ({len(data)} bytes): {reason}") from None
+@dataclass(frozen=True)
+class UnusableObject:
+    """An object that is not what its place in the bucket says it is, and why."""
+
+    key: str
+    uri: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.reason}"
 
 
-def read_frame(bucket: Bucket, keys: Sequence[str]) -> pd.DataFrame:
-    """The parquet objects at `keys`, read concurrently, concatenated in the order given into one frame."""
+def read_tables(
+    bucket: Bucket, keys: Sequence[str], check: Callable[[str, pa.Table], str | None] | None = None
+) -> tuple[dict[str, pa.Table], list[UnusableObject]]:
+    """The project's one parquet reader: each object as an arrow table, fetched in one batch.
+
+    An object that is not readable parquet, or that `check(key, table)` refuses (it returns why), is left
+    out and returned apart with the reason; the caller skips or raises. Missing objects and storage
+    errors raise.
+    """
+    tables, unusable = {}, []
+    for key, data in bucket.read_many(keys).items():
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (pa.ArrowInvalid, OSError) as error:
+            # pyarrow names the in-memory buffer, not the object: the caller names the object.
+            reason = str(error).replace("Could not open Parquet input source '<Buffer>': ", "")
+            unusable.append(UnusableObject(key, bucket.uri(key), f"not a readable parquet object ({len(data)} bytes): {reason}"))
+            continue
+        problem = check(key, table) if check else None
+        if problem:
+            unusable.append(UnusableObject(key, bucket.uri(key), problem))
+        else:
+            tables[key] = table
+    return tables, unusable
+
+
+def read_frame(bucket: Bucket, keys: Sequence[str], check: Callable[[str, pa.Table], str | None] | None = None) -> pd.DataFrame:
+    """The objects at `keys` concatenated in the order given into one frame; `ValueError` naming the first
+    unusable one."""
     if not keys:
         return pd.DataFrame()
-    with ThreadPoolExecutor(max_workers=min(_READ_THREADS, len(keys))) as pool:
-        # Every read finishes (or fails) inside the pool; only then is the first failure raised.
-        results = list(pool.map(lambda key: _read_or_error(bucket, key), keys))
-    failures = [result for result in results if isinstance(result, Exception)]
-    if failures:
-        raise failures[0]
+    tables, unusable = read_tables(bucket, keys, check)
+    if unusable:
+        raise ValueError(f"{unusable[0].uri} is {unusable[0].reason}")
     # Objects written before a nullable column was added lack it: it reads as nulls for their rows.
-    return pa.concat_tables(results, promote_options="default").to_pandas()
+    return pa.concat_tables([tables[key] for key in keys], promote_options="default").to_pandas()
 
 
-def _read_or_error(bucket: Bucket, key: str) -> pa.Table | Exception:
-    try:
-        return read_table(bucket, key)
-    except (ValueError, OSError) as error:
-        return error
+def read_recent(bucket: Bucket, folder: str, hours: int, skipped: list[UnusableObject] | None = None) -> pd.DataFrame:
+    """The hourly objects in `folder` of the last `hours` hours up to the newest one stored (one listing).
 
-
-def read_recent(bucket: Bucket, folder: str, hours: int) -> pd.DataFrame:
-    """The hourly objects in `folder` of the last `hours` hours up to the newest one stored, in one listing."""
+    An unreadable object is appended to `skipped` and left out, or, without `skipped`, raised as a
+    `ValueError` naming it.
+    """
     stored = hourly_objects(bucket, folder)
     if not stored:
         raise FileNotFoundError(f"nothing stored yet in {bucket.uri(folder)}")
     newest = max(stored)
-    return read_frame(bucket, [key for hour, key in stored.items() if hour > newest - pd.Timedelta(hours=hours)])
+    keys = [key for hour, key in stored.items() if hour > newest - pd.Timedelta(hours=hours)]
+    if skipped is None:
+        return read_frame(bucket, keys)
+    tables, unusable = read_tables(bucket, keys)
+    skipped.extend(unusable)
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables([tables[key] for key in keys if key in tables], promote_options="default").to_pandas()
