@@ -10,9 +10,10 @@ on SEARCH_GRID by MAPE, then search_intervals (interval scale by interval score,
 coverage), both on every whole daily fold before the window's first origin, then search_series_intervals
 (issue 27: per-series interval settings, by the rule in its docstring) on a backtest of the same days
 shaped as the window (every hour, all 24 horizons, targets before the window). The shipped defaults of
-ForecasterConfig may differ: they are chosen on every fold of the extract (data before the later January
-hours the project is judged on), this window included, so on this window they are in sample and printed
-as "model_defaults" only.
+ForecasterConfig may differ: their features and calibration are chosen on every fold of the extract (data
+before the later January hours the project is judged on), this window included, so on this window they are
+in sample and printed as "model_defaults" only; their per-series interval settings are the rule's choice
+before the window.
 Every model's intervals, the baselines' included, are split-conformal from its own errors over the
 calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, per-series coverage
 (median, tenth percentile and worst series per level), and the issue 14 and issue 27 goals.
@@ -278,8 +279,12 @@ def series_candidates(config: ForecasterConfig) -> list[ForecasterConfig]:
     ]
 
 
-def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig) -> None:
-    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin."""
+def check_shipped_defaults(
+    history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig, series_choice: ForecasterConfig
+) -> None:
+    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin.
+    The per-series interval settings are not searched again: the shipped ones are `series_choice`'s, the rule's
+    choice on the week before the window."""
     hours = (last - history[schema.DATETIME].min()) // HOUR + 1
     folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
     interval_settings = ["calibration_hours", "interval_scale_lags", "interval_scale_hours", "interval_series_prior_hours"]
@@ -289,13 +294,13 @@ def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: F
         history, last, replace(chosen, interval_scale_lags=(24,), interval_series_prior_hours=None), CALIBRATION_HOURS,
         INTERVAL_SCALES, n_splits=folds,
     )
-    origins = pd.date_range(last - folds * RETRAIN_EVERY * HOUR, last - HORIZON * HOUR, freq=HOUR)
-    chosen, series = search_series_intervals(history, origins, chosen, series_candidates(chosen))
+    series_settings = ["interval_scale_lags", "interval_series_prior_hours"]
+    chosen = replace(chosen, **{name: getattr(series_choice, name) for name in series_settings})
     print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
     print(table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
     print(calibration[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"per-series interval choice on every hourly origin {origins[0]} .. {origins[-1]}:")
-    print(series[SERIES_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"per-series interval settings: the rule's choice before the window, {series_choice.to_dict()['interval_scale_lags']}, "
+          f"prior {series_choice.interval_series_prior_hours}")
     agree = "yes" if chosen == shipped else f"NO (they chose {chosen.to_dict()})"
     print(f"ForecasterConfig() equals their choice: {agree}")
 
@@ -348,7 +353,7 @@ def main() -> None:
     print(series_table[SERIES_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
     if args.check_defaults:
-        check_shipped_defaults(history, last, shipped)
+        check_shipped_defaults(history, last, shipped, config)
     print(f"\nmodel config (chosen before the window): {config.to_dict()}")
     if shipped != config:
         differ = {k: v for k, v in shipped.to_dict().items() if config.to_dict()[k] != v}

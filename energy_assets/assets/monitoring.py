@@ -247,12 +247,12 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
             "worst_series": MetadataValue.md(summary.worst_series.to_markdown(index=False, floatfmt=".4f")),
             "intervals": MetadataValue.md(summary.intervals.to_markdown(index=False, floatfmt=".4f")),
             **coverage_metadata(summary.intervals),
-            "unreadable_objects": len(unreadable),
-            **({"unreadable": MetadataValue.md(_unreadable_table(unreadable))} if unreadable else {}),
             **series_coverage_metadata(summary.intervals),
             "worst_covered_series": MetadataValue.md(
                 worst_covered(summary.series_coverage, config.worst_series).to_markdown(index=False, floatfmt=".4f")
             ),
+            "unreadable_objects": len(unreadable),
+            **({"unreadable": MetadataValue.md(_unreadable_table(unreadable))} if unreadable else {}),
         }
     )
     yield AssetCheckResult(
@@ -282,15 +282,15 @@ def forecast_accuracy_summary(context: AssetExecutionContext, config: AccuracySu
     yield coverage_check(summary.intervals, alerts, config)
 
 
-def _unreadable_table(unreadable: list[UnusableObject]) -> str:
-    """The objects left out of the summary, as a markdown table."""
-    return pd.DataFrame({"object": [problem.uri for problem in unreadable], "reason": [problem.reason for problem in unreadable]}).to_markdown(index=False)
-
-
 def worst_covered(coverage: pd.DataFrame, count: int) -> pd.DataFrame:
     """The `count` series whose coverage is furthest from nominal (mean miss over the levels), each level's beside it."""
     misses = sum((coverage[column] - nominal).abs() for nominal, column in COVERAGE_METRICS.items())
     return coverage.loc[misses.sort_values(ascending=False, kind="stable").index[:count]]
+
+
+def _unreadable_table(unreadable: list[UnusableObject]) -> str:
+    """The objects left out of the summary, as a markdown table."""
+    return pd.DataFrame({"object": [problem.uri for problem in unreadable], "reason": [problem.reason for problem in unreadable]}).to_markdown(index=False)
 
 
 def coverage_check(intervals: pd.DataFrame, alerts: list[str], config: AccuracySummaryConfig) -> AssetCheckResult:
