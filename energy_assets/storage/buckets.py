@@ -14,7 +14,6 @@ import errno
 import os
 import re
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +25,12 @@ from fsspec.implementations.local import LocalFileSystem
 from pyarrow import fs as arrow_fs
 
 from energy_assets import settings
-from energy_assets.storage.files import write_atomically
+from energy_assets.storage.files import write_atomically, write_concurrently
 
 # A file being written is hidden (leading dot) and ends with this; keys can never look like that.
 _PARTIAL_SUFFIX = ".partial"
 READ_WRITE_SCOPE = "https://www.googleapis.com/auth/devstorage.read_write"
 READS_IN_FLIGHT = 16
-# Local writes at once: each waits on its own fsync, and the disk journals concurrent ones together.
-LOCAL_WRITES_IN_FLIGHT = 8
 
 
 def check_prefix(prefix: str) -> None:
@@ -175,10 +172,9 @@ class LocalBucket(Bucket):
 
     def write_many(self, objects: Sequence[tuple[str, bytes]]) -> list[str]:
         """Several objects at a time: one after another, a long backfill's objects waited on one fsync each."""
-        if len(objects) < 2 or len({key for key, _ in objects}) < len(objects):
+        if len({key for key, _ in objects}) < len(objects):
             return super().write_many(objects)  # a key given twice: the later bytes win, as in order
-        with ThreadPoolExecutor(LOCAL_WRITES_IN_FLIGHT) as pool:
-            return list(pool.map(lambda item: self.write_bytes(*item), objects))
+        return write_concurrently(lambda item: self.write_bytes(*item), objects)
 
     def arrow_filesystem(self) -> tuple[arrow_fs.FileSystem, str]:
         """pyarrow's own local file system (what it makes of fsspec's), and the folder's absolute path."""
