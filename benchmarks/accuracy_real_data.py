@@ -7,14 +7,18 @@ The course pipeline predicts in ~20-30 s per origin, so it runs on a subsample (
 `--course-every` hours); the table for that subsample scores every model on the same origins.
 How the "model" row's configuration is chosen, without the evaluation window: search_hyperparameters
 on SEARCH_GRID by MAPE, then search_intervals (interval scale by interval score, calibration hours by
-coverage), both on every whole daily fold before the window's first origin. The shipped defaults of ForecasterConfig may differ: they are
-chosen on every fold of the extract (data before the later January hours the project is judged on),
-this window included, so on this window they are in sample and printed as "model_defaults" only.
+coverage), both on every whole daily fold before the window's first origin, then search_series_intervals
+(issue 27: per-series interval settings, by the rule in its docstring) on a backtest of the same days
+shaped as the window (every hour, all 24 horizons, targets before the window). The shipped defaults of
+ForecasterConfig may differ: their features and calibration are chosen on every fold of the extract (data
+before the later January hours the project is judged on), this window included, so on this window they are
+in sample and printed as "model_defaults" only; their per-series interval settings are the rule's choice
+before the window.
 Every model's intervals, the baselines' included, are split-conformal from its own errors over the
-calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, and the
-issue 14 goals.
+calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, per-series coverage
+(median, tenth percentile and worst series per level), and the issue 14 and issue 27 goals.
 Run: PYTHONPATH=. python benchmarks/accuracy_real_data.py [--course-every 6 | --no-course] [--variants]
-[--check-defaults]
+[--check-defaults] [--real PATH]
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from energy_assets.forecasting.baselines import course_exogenous, course_pipelin
 from energy_assets.forecasting.evaluation import (
     MODEL,
     backtest,
+    interval_calibration,
     retraining_cutoffs,
     score_forecasts,
     score_models,
@@ -47,6 +52,7 @@ from energy_assets.forecasting.training import (
     min_training_hours,
     search_hyperparameters,
     search_intervals,
+    search_series_intervals,
 )
 from energy_assets.sources.files import read_snapshot
 
@@ -75,17 +81,42 @@ SEARCH_BASE = ForecasterConfig(
     shrink_to_reference=False,
     combine_without_level_lags=False,
     calibration_hours=48,
+    interval_scale_lags=(24,),
     interval_scale_hours=0,
+    interval_series_prior_hours=None,
 )
 # At least twice the horizon: with 24, horizon 24 would be calibrated on one origin's errors (one per
 # series: fewer than 19 series cannot bound a 95 % interval there).
 CALIBRATION_HOURS = [48, 72, 120]
-# (interval_scale_lag, interval_scale_hours): unscaled, or errors in units of each series' mean daily or
+# (interval_scale_lags, interval_scale_hours): unscaled, or errors in units of each series' mean daily or
 # weekly seasonal-naive error over its last week (added in the sixth session). A whole week each, so the
 # scale does not rise and fall with the weekday of the origin.
-INTERVAL_SCALES = [(24, 0), (24, 168), (168, 168)]
+INTERVAL_SCALES = [((24,), 0), ((24,), 168), ((168,), 168)]
+# Issue 27's per-series candidates on top of the interval choice (its calibration hours and scale hours):
+# each series' scale from its daily, weekly, or both seasonal-naive errors (geometric mean), each without
+# or with per-series width factors shrunk towards the pooled width by these prior hours (Mondrian).
+SERIES_SCALE_LAGS = [(24,), (168,), (24, 168)]
+SERIES_PRIOR_HOURS = [None, 192, 96, 48]
+SERIES_COLUMNS = [
+    "interval_scale_lags",
+    "interval_series_prior_hours",
+    "coverage_80",
+    "coverage_95",
+    "horizon_miss",
+    "winkler_80",
+    "winkler_95",
+    "series_median_80",
+    "series_p10_80",
+    "series_worst_80",
+    "series_median_95",
+    "series_p10_95",
+    "series_worst_95",
+    "series_miss",
+    "eligible",
+    "chosen",
+]
 INTERVAL_COLUMNS = [
-    "interval_scale_lag",
+    "interval_scale_lags",
     "interval_scale_hours",
     "calibration_hours",
     "coverage_80",
@@ -106,6 +137,10 @@ VARIANTS = {
     for members, change in MEMBERS.items()
     for shrink in _HOLIDAY_AND_SHRINK["shrink_to_reference"]
 }
+# Issue 27's bars: the tenth-percentile series' coverage, and the model's figures before it (main at 3e4c50b).
+SERIES_P10_GOAL = {0.8: 0.65, 0.95: 0.85}
+WINKLER_BEFORE_SERIES_INTERVALS = {0.8: 0.373, 0.95: 0.610}
+MAPE_BEFORE_SERIES_INTERVALS = 0.0672
 # The course pipeline's MAPE on the every-6-h subsample, from the last run that included it.
 PREVIOUS_COURSE = {"mape": 0.1068, "origins_every": 6}
 
@@ -196,16 +231,76 @@ def check_goals(ours: pd.DataFrame, horizons: dict[str, pd.DataFrame]) -> None:
         print(f"  {'met    ' if met else 'NOT met'}  {goal}")
 
 
-def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig) -> None:
-    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin."""
+def check_series_goals(model: dict[str, float], mape: float) -> None:
+    """Issue 27's bars on the hourly-origin table: intervals right for each series, and as right pooled as before."""
+    goals = {}
+    for coverage in schema.INTERVAL_COVERAGES:
+        pct = round(coverage * 100)
+        median, p10 = model[f"series_median_{pct}"], model[f"series_p10_{pct}"]
+        goals[f"{pct}% median series covered within 5 points of nominal ({median:.3f})"] = abs(median - coverage) <= 0.05
+        goals[f"{pct}% tenth-percentile series covered >= {SERIES_P10_GOAL[coverage]} ({p10:.3f})"] = p10 >= SERIES_P10_GOAL[coverage]
+        covered = model[interval_metric_names(coverage)[0]]
+        goals[f"{pct}% pooled coverage within 3 points ({covered:.3f})"] = abs(covered - coverage) <= 0.03
+        miss = model[f"horizon_miss_{pct}"]
+        goals[f"{pct}% coverage within 5 points at every horizon (largest miss {miss:.3f})"] = miss <= 0.05
+        winkler = model[interval_metric_names(coverage)[1]]
+        before = WINKLER_BEFORE_SERIES_INTERVALS[coverage]
+        goals[f"{pct}% relative Winkler score not worse than before issue 27 ({winkler:.3f} against {before})"] = (
+            round(winkler, 3) <= before
+        )
+    goals[f"MAPE unchanged ({mape:.4f} against {MAPE_BEFORE_SERIES_INTERVALS})"] = round(mape, 4) == MAPE_BEFORE_SERIES_INTERVALS
+    print("\nIssue 27 goals on the last 7 days:")
+    for goal, met in goals.items():
+        print(f"  {'met    ' if met else 'NOT met'}  {goal}")
+
+
+def print_series_intervals(forecasts: pd.DataFrame, title: str) -> dict[str, dict[str, float]]:
+    """Per-series coverage and relative Winkler scores of each model with intervals, pooled beside them."""
+    scored = forecasts[forecasts[schema.interval_column("lower", schema.INTERVAL_COVERAGES[0])].notna()]
+    records = {model: interval_calibration(rows) for model, rows in scored.groupby(MODEL)}
+    print(f"\n{title}")
+    print(pd.DataFrame(records).T.to_string(float_format=lambda v: f"{v:.3f}"))
+    return records
+
+
+def week_before(history: pd.DataFrame, first: pd.Timestamp, days: int) -> tuple[pd.DataFrame, pd.DatetimeIndex]:
+    """The rows before `first` (the window's first origin) and the hourly origins of the `days` before it whose 24
+    hours end by then: the window's shape, on data the window never saw."""
+    origins = pd.date_range(first - days * RETRAIN_EVERY * HOUR, first - HORIZON * HOUR, freq=HOUR)
+    return history[history[schema.DATETIME] <= first], origins
+
+
+def series_candidates(config: ForecasterConfig) -> list[ForecasterConfig]:
+    """Issue 27's per-series interval settings on top of `config`'s interval choice."""
+    return [
+        replace(config, interval_scale_lags=lags, interval_series_prior_hours=prior)
+        for lags in SERIES_SCALE_LAGS
+        for prior in SERIES_PRIOR_HOURS
+    ]
+
+
+def check_shipped_defaults(
+    history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig, series_choice: ForecasterConfig
+) -> None:
+    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin.
+    The per-series interval settings are not searched again: the shipped ones are `series_choice`'s, the rule's
+    choice on the week before the window."""
     hours = (last - history[schema.DATETIME].min()) // HOUR + 1
     folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
-    base = replace(SEARCH_BASE, **{name: getattr(shipped, name) for name in INTERVAL_COLUMNS[:3]})
+    interval_settings = ["calibration_hours", "interval_scale_lags", "interval_scale_hours", "interval_series_prior_hours"]
+    base = replace(SEARCH_BASE, **{name: getattr(shipped, name) for name in interval_settings})
     chosen, table = search_hyperparameters(history, last, SEARCH_GRID, n_splits=folds, base=base)
-    chosen, calibration = search_intervals(history, last, chosen, CALIBRATION_HOURS, INTERVAL_SCALES, n_splits=folds)
+    chosen, calibration = search_intervals(
+        history, last, replace(chosen, interval_scale_lags=(24,), interval_series_prior_hours=None), CALIBRATION_HOURS,
+        INTERVAL_SCALES, n_splits=folds,
+    )
+    series_settings = ["interval_scale_lags", "interval_series_prior_hours"]
+    chosen = replace(chosen, **{name: getattr(series_choice, name) for name in series_settings})
     print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
     print(table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
     print(calibration[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
+    print(f"per-series interval settings: the rule's choice before the window, {series_choice.to_dict()['interval_scale_lags']}, "
+          f"prior {series_choice.interval_series_prior_hours}")
     agree = "yes" if chosen == shipped else f"NO (they chose {chosen.to_dict()})"
     print(f"ForecasterConfig() equals their choice: {agree}")
 
@@ -220,14 +315,15 @@ def main() -> None:
     parser.add_argument(
         "--check-defaults",
         action="store_true",
-        help="re-run both searches on every daily fold of the extract and say whether the shipped defaults are their choice",
+        help="re-run the searches on every daily fold of the extract and say whether the shipped defaults are their choice",
     )
+    parser.add_argument("--real", type=Path, default=REAL_DATA, help="the real extract (parquet or CSV)")
     args = parser.parse_args()
-    if not REAL_DATA.exists():
-        sys.exit(f"real extract not found at {REAL_DATA} (it lives beside the repo in shared/data/raw)")
+    if not args.real.exists():
+        sys.exit(f"real extract not found at {args.real} (it lives beside the repo in shared/data/raw; or pass --real)")
     warnings.simplefilter("ignore")
 
-    history = read_snapshot(REAL_DATA)
+    history = read_snapshot(args.real)
     last = history[schema.DATETIME].max()
     origins = pd.date_range(last - 168 * HOUR, last - HORIZON * HOUR, freq=HOUR)
     print(f"extract {history[schema.DATETIME].min()} .. {last}, {history.groupby(schema.SERIES_KEY).ngroups} series")
@@ -245,9 +341,19 @@ def main() -> None:
         f"over calibration_hours {CALIBRATION_HOURS}, then its hours covering closest to nominal"
     )
     print(calibration_table[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
+    before_intervals = config
+    seen, before_origins = week_before(history, origins[0], folds)
+    config, series_table = search_series_intervals(seen, before_origins, config, series_candidates(config))
+    print(
+        f"\nper-series interval choice (issue 27) on every hourly origin {before_origins[0]} .. {before_origins[-1]}, "
+        f"24 horizons, actuals up to {origins[0]} (no window data): of the reference (first) and the scale lags "
+        f"{SERIES_SCALE_LAGS} x series prior hours {SERIES_PRIOR_HOURS}, those within 3 points pooled at each level, "
+        "5 at every horizon and with a Winkler score no worse than the reference's; of them the lowest mean series miss"
+    )
+    print(series_table[SERIES_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
     if args.check_defaults:
-        check_shipped_defaults(history, last, shipped)
+        check_shipped_defaults(history, last, shipped, config)
     print(f"\nmodel config (chosen before the window): {config.to_dict()}")
     if shipped != config:
         differ = {k: v for k, v in shipped.to_dict().items() if config.to_dict()[k] != v}
@@ -258,6 +364,8 @@ def main() -> None:
     hourly = backtest(history, origins, config.forecaster(), retrain_every=RETRAIN_EVERY)
     print(f"our backtest (7 fits, {len(origins)} origins): {time.perf_counter() - began:.1f} s")
     extra = {"model_defaults": shipped} if shipped != config else {}
+    if before_intervals != config:
+        extra["model_intervals_before_issue_27"] = before_intervals
     if args.variants:
         variants = {f"model_{name}": replace(config, **change) for name, change in VARIANTS.items()}
         extra.update({name: variant for name, variant in variants.items() if variant not in (config, shipped)})
@@ -266,6 +374,7 @@ def main() -> None:
         hourly = pd.concat([hourly, scored.replace({MODEL: {"model": name}})], ignore_index=True)
     ours = print_table("All hourly origins", hourly)
     horizons = print_horizons(hourly, ["model", REFERENCE, "snaive24"])
+    series = print_series_intervals(hourly, "Intervals per series (all hourly origins; series_* over the 76 series' own coverage):")
 
     sub = origins[:: args.course_every]
     subsample = hourly[hourly[schema.ISSUED_AT].isin(sub)]
@@ -287,6 +396,7 @@ def main() -> None:
     print(f"\ngoal: model's MAPE below every baseline's on both tables -> {'met' if beaten else 'NOT met'}")
     print("model's config came from the searches before the window; other model_* rows are comparisons only.")
     check_goals(ours, horizons)
+    check_series_goals(series["model"], ours.loc["model", "mape"])
 
 
 if __name__ == "__main__":

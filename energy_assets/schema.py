@@ -23,6 +23,7 @@ HORIZON = "horizon"
 FORECAST = "energy_consumption_forecast"
 MODEL_VERSION = "model_version"
 MODEL_TRAINING_SHA256 = "model_training_sha256"
+HISTORY_HOURS_MISSING = "history_hours_missing"
 
 # Price areas as the source names them; 0 is the whole country.
 AREA_CODES: dict[str, int] = {"DK": 0, "DK1": 1, "DK2": 2}
@@ -92,6 +93,13 @@ FORECAST_SCHEMA = pa.schema(
             for coverage in INTERVAL_COVERAGES
             for side in ("lower", "upper")
         ],
+        _field(
+            HISTORY_HOURS_MISSING,
+            pa.int16(),
+            "Hours of its series' history that the forecast read and the feature group lacks, each read as the last "
+            "observed hour before it: 0 for none, at most forecasting.history_gaps.MAX_FILLED_HOURS (a forecast reading "
+            "more is not issued); null in objects written before the count existed.",
+        ).with_nullable(True),
     ]
 )
 # Hive partition columns of every partitioned asset in the bucket: the UTC date and hour of the partition key
@@ -111,8 +119,9 @@ CONSUMPTION_COLUMNS = CONSUMPTION_SCHEMA.names
 FORECAST_COLUMNS = FORECAST_SCHEMA.names
 # What issuing adds to a forecaster's output: which model issued it.
 MODEL_COLUMNS = [MODEL_VERSION, MODEL_TRAINING_SHA256]
-# Forecast columns that objects written by earlier releases lack; readers add them as nulls.
-LATER_FORECAST_COLUMNS = [MODEL_TRAINING_SHA256, *INTERVAL_COLUMNS]
+# Forecast columns that objects written by earlier releases lack: every reader adds them as nulls of their type
+# (`with_later_columns`), never as a value (a null count is unknown, not 0).
+LATER_FORECAST_COLUMNS = [MODEL_TRAINING_SHA256, *INTERVAL_COLUMNS, HISTORY_HOURS_MISSING]
 # The schemas of the tables kept in the bucket: raw consumption as published, and forecasts.
 CANONICAL_SCHEMAS: tuple[pa.Schema, ...] = (RAW_CONSUMPTION_SCHEMA, FORECAST_SCHEMA)
 
@@ -182,6 +191,15 @@ def with_absent_columns(table: pa.Table, schema: pa.Schema) -> pa.Table:
         for field in schema
     ]
     return pa.Table.from_arrays(columns, schema=schema)
+
+
+def with_later_columns(table: pa.Table) -> pa.Table:
+    """A stored table as today's schema has it: a forecast object of an earlier release, which lacks some of
+    `LATER_FORECAST_COLUMNS`, in `FORECAST_SCHEMA` with those as nulls; any other table as it is. Every reader
+    of stored objects applies this one rule."""
+    if schema_mismatch(table.schema, FORECAST_SCHEMA, optional=LATER_FORECAST_COLUMNS) is None:
+        return with_absent_columns(table, FORECAST_SCHEMA)
+    return table
 
 
 def conform_frame(frame: pd.DataFrame, schema: pa.Schema, what: str) -> pd.DataFrame:

@@ -14,7 +14,14 @@ import pytest
 from dagster import HourlyPartitionsDefinition, PartitionKeyRange, build_input_context, build_output_context
 
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
-from energy_assets.schema import FORECAST_COLUMNS, FORECAST_SCHEMA, INTERVAL_COLUMNS, PARTITION_SCHEMA, conform
+from energy_assets.schema import (
+    FORECAST_COLUMNS,
+    FORECAST_SCHEMA,
+    HISTORY_HOURS_MISSING,
+    INTERVAL_COLUMNS,
+    PARTITION_SCHEMA,
+    conform,
+)
 from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import hive_partitioning, parquet_bytes, partition_object_key
@@ -26,6 +33,8 @@ HOURLY = HourlyPartitionsDefinition(start_date="2023-01-14-00:00")
 KEYS = PartitionKeyRange("2023-01-14-22:00", "2023-01-15-01:00")
 ISSUED = ["2023-01-14-22:00", "2023-01-14-23:00", "2023-01-15-00:00", "2023-01-15-01:00"]
 ORDER = ["issued_at", "area", "consumer_type", "horizon"]
+# Columns an object written before intervals lacks (the columns added since; the model hash is kept here).
+BEFORE_INTERVALS = [*INTERVAL_COLUMNS, HISTORY_HOURS_MISSING]
 
 
 @pytest.fixture
@@ -59,8 +68,10 @@ def fsspec_of(bucket: Bucket):
 
 
 def forecast_part(frame: pd.DataFrame) -> pd.DataFrame:
-    """The forecast columns in the IO manager's dtypes and row order."""
-    return frame[FORECAST_COLUMNS].astype(FORECAST_SCHEMA.empty_table().to_pandas().dtypes.to_dict()).sort_values(ORDER).reset_index(drop=True)
+    """The forecast columns in the IO manager's dtypes (the count as float: pandas reads its nulls in old objects
+    as NaN) and row order."""
+    dtypes = {**FORECAST_SCHEMA.empty_table().to_pandas().dtypes.to_dict(), HISTORY_HOURS_MISSING: "float64"}
+    return frame[FORECAST_COLUMNS].astype(dtypes).sort_values(ORDER).reset_index(drop=True)
 
 
 def test_pyarrow_reads_one_dataset_and_prunes_on_the_issue_hour(written):
@@ -123,22 +134,23 @@ def test_the_readers_agree_with_the_io_manager(written):
 
 @pytest.fixture
 def mixed(written) -> tuple[Bucket, pd.DataFrame]:
-    """The first issue hour rewritten as an object from before intervals (no bound columns), and what the
-    readers should give: the IO manager's load with that hour's bounds missing."""
+    """The first issue hour rewritten as an object from before intervals (no bound columns, no missing-hours count),
+    and what the readers should give: the IO manager's load with that hour's bounds and count missing."""
     bucket, loaded = written
-    before_intervals = pa.schema([field for field in FORECAST_SCHEMA if field.name not in INTERVAL_COLUMNS])
+    before_intervals = pa.schema([field for field in FORECAST_SCHEMA if field.name not in BEFORE_INTERVALS])
     old = loaded[loaded["issued_at"] == pd.Timestamp("2023-01-14 22:00", tz="UTC")]
     key = partition_object_key("energy_assets", ["energy_forecasts"], ISSUED[0])
     bucket.write_bytes(key, parquet_bytes(conform(old, before_intervals, "forecasts written before intervals")))
     expected = loaded.copy()
-    expected.loc[expected["issued_at"] == old["issued_at"].iloc[0], INTERVAL_COLUMNS] = float("nan")
+    expected[HISTORY_HOURS_MISSING] = expected[HISTORY_HOURS_MISSING].astype("float64")
+    expected.loc[expected["issued_at"] == old["issued_at"].iloc[0], BEFORE_INTERVALS] = float("nan")
     return bucket, expected
 
 
 def test_old_and_new_objects_read_as_one_dataset_when_the_reader_passes_the_schema(mixed):
     bucket, expected = mixed
     filesystem, _ = bucket.arrow_filesystem()
-    assert expected[INTERVAL_COLUMNS].isna().all(axis=1).sum() == 48  # the old hour's rows only
+    assert expected[BEFORE_INTERVALS].isna().all(axis=1).sum() == 48  # the old hour's rows only
 
     # pyarrow: the forecast schema with the partition columns after it.
     schema = pa.unify_schemas([FORECAST_SCHEMA, PARTITION_SCHEMA])
@@ -168,4 +180,4 @@ def test_without_the_schema_readers_take_the_first_object_s_columns_and_drop_the
     bucket, _ = mixed
     filesystem, _ = bucket.arrow_filesystem()
     inferred = ds.dataset(dataset_path(bucket), filesystem=filesystem, partitioning="hive")
-    assert not set(INTERVAL_COLUMNS) & set(inferred.schema.names)
+    assert not set(BEFORE_INTERVALS) & set(inferred.schema.names)

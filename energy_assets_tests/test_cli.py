@@ -21,6 +21,7 @@ from energy_assets.schema import (
     FORECAST_COLUMNS,
     HORIZON,
     ISSUED_AT,
+    HISTORY_HOURS_MISSING,
     MODEL_TRAINING_SHA256,
     MODEL_VERSION,
     de35_series,
@@ -65,6 +66,7 @@ def realistic_forecast(issued_key: str) -> pd.DataFrame:
     frame[FORECAST] = np.geomspace(90.3, 1_654_321.7, len(frame))
     frame[MODEL_VERSION] = 12
     frame[MODEL_TRAINING_SHA256] = "c0ffee" * 10 + "0123"
+    frame[HISTORY_HOURS_MISSING] = np.where(frame[AREA] == 1, 0, 2)  # DK2's forecasts read two missing hours
     for coverage, spread in ((0.8, 0.1), (0.95, 0.25)):
         frame[interval_column("lower", coverage)] = frame[FORECAST] * (1 - spread)
         frame[interval_column("upper", coverage)] = frame[FORECAST] * (1 + spread)

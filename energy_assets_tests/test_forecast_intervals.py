@@ -9,9 +9,17 @@ import pandas as pd
 import pytest
 
 from energy_assets import schema
-from energy_assets.forecasting.calibration import SCALE_FLOOR, ConformalErrors, seasonal_scale
+from energy_assets.forecasting.calibration import (
+    SCALE_FLOOR,
+    ConformalErrors,
+    conformal_errors,
+    interval_scale,
+    seasonal_scale,
+    series_factors,
+)
+from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.intervals import interval_scores, winkler_score
-from energy_assets.forecasting.panel import to_sktime
+from energy_assets.forecasting.panel import Panel, to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
 COVERAGES = [0.5, 0.8, 0.9, 0.95]
@@ -59,15 +67,17 @@ def test_unscaled_relative_widths_do_not_depend_on_the_size_of_the_series():
     assert relative.max() / relative.min() == pytest.approx(1.0, abs=0.02)  # log1p, not log: 1e2 kWh differs a little
 
 
-def coverage_per_series(interval_scale_hours: int) -> tuple[pd.DataFrame, pd.Series]:
+def coverage_per_series(interval_scale_hours: int, **params) -> tuple[pd.DataFrame, pd.Series]:
     """Each series' 80 % coverage and median relative width over a week of hourly origins, with 1 % noise on
     the first two series and 8 % on the others, scaled by the errors of seasonal naive 168 (the synthetic
-    weekly shape is exact, so they are the noise's)."""
+    weekly shape is exact, so they are the noise's) unless `interval_scale_hours` is 0."""
     noise = np.where(np.arange(len(SERIES)) < 2, 0.01, 0.08)
     y = to_sktime(synthetic_history(days=30, seed=3, noise=noise))
     times = y.index.get_level_values(-1)
     cutoff = times.min() + pd.Timedelta(days=21)
-    forecaster = small_forecaster(n_estimators=50, calibration_hours=96, interval_scale_lag=168, interval_scale_hours=interval_scale_hours)
+    forecaster = small_forecaster(
+        n_estimators=50, calibration_hours=96, interval_scale_lags=(168,), interval_scale_hours=interval_scale_hours, **params
+    )
     forecaster.fit(y[times <= cutoff])
     origins = pd.date_range(cutoff, times.max() - pd.Timedelta(hours=24), freq="h")
     forecasts = forecaster.predict_origins(y, origins, horizon=24)
@@ -94,11 +104,82 @@ def test_scaled_intervals_are_as_wide_as_each_series_is_noisy_and_cover_each_nea
     assert 5 < widths[noise == 0.08].min() / widths[noise == 0.01].max() < 11
 
 
-def test_multi_origin_intervals_are_the_one_origin_intervals_byte_for_byte():
+def test_series_factors_give_each_series_of_known_noise_its_own_width_and_nominal_coverage():
+    # No scale: only the calibration's own errors tell a 1 % series from an 8 % one.
+    pooled, noise = coverage_per_series(interval_scale_hours=0)
+    own, _ = coverage_per_series(interval_scale_hours=0, interval_series_prior_hours=0)
+    shrunk, _ = coverage_per_series(interval_scale_hours=0, interval_series_prior_hours=96)
+
+    assert (pooled["covered"].to_numpy()[noise == 0.01] > 0.95).all()
+    assert (pooled["covered"].to_numpy()[noise == 0.08] < 0.75).all()
+    assert own["covered"].to_numpy() == pytest.approx(0.8, abs=0.08)
+    widths = own["width"].to_numpy()
+    assert 5 < widths[noise == 0.08].min() / widths[noise == 0.01].max() < 11
+    # 96 calibration hours against a prior of 96: each series' width between the pooled one and its own.
+    low, high = np.minimum(widths, pooled["width"].to_numpy()), np.maximum(widths, pooled["width"].to_numpy())
+    assert ((low < shrunk["width"].to_numpy()) & (shrunk["width"].to_numpy() < high)).all()
+
+
+def test_series_factors_shrink_towards_the_pooled_width_with_fewer_scored_hours():
+    origins = np.arange(100, 148)  # 48 calibration origins, 24 steps
+    scores = np.ones((4, len(origins), 24))
+    scores[0] *= 3.0  # errors three times the others', every hour scored
+    scores[1] *= 3.0
+    targets = origins[:, None] + np.arange(1, 25)
+    scores[1, targets > 102] = np.nan  # the same errors, but only the actuals of 2 hours came in
+    scores[3] = np.nan  # never scored
+
+    factors = series_factors(scores, origins, prior_hours=48)
+    pooled = np.nanmean(scores)
+
+    # Hours scored: every target hour of the window (1 ... 48 + 23 after the first origin) for series 0.
+    assert factors[0] == pytest.approx((3.0 / pooled) ** (71 / (71 + 48)))
+    assert factors[1] == pytest.approx((3.0 / pooled) ** (2 / (2 + 48)))
+    assert factors[2] == pytest.approx((1.0 / pooled) ** (71 / (71 + 48)))
+    assert factors[3] == 1.0
+    assert factors[0] > factors[1] > 1 > factors[2]
+    # Without a prior, a series' factor is its own ratio however few hours stand behind it.
+    assert series_factors(scores, origins, prior_hours=0)[1] == pytest.approx(3.0 / pooled)
+
+
+def test_a_mask_leaves_its_calibration_forecasts_out_as_if_never_made():
+    rng = np.random.default_rng(1)
+    forecast = rng.uniform(90, 110, size=(3, 30, 6))
+    actual = forecast * np.exp(rng.normal(0, 0.05, size=forecast.shape))
+    mask = rng.uniform(size=forecast.shape) > 0.3
+    keys = pd.Index(["a", "b", "c"])
+    origins = np.arange(10, 40)
+
+    masked, series = conformal_errors(actual, forecast, origins, True, 1.0, keys, 24, mask)
+    unmade, same = conformal_errors(np.where(mask, actual, np.nan), forecast, origins, True, 1.0, keys, 24)
+
+    np.testing.assert_array_equal(masked.quantiles, unmade.quantiles)
+    np.testing.assert_array_equal(masked.counts, mask.reshape(-1, 6).sum(axis=0))
+    np.testing.assert_array_equal(series.factors, same.factors)
+    direct = ConformalErrors.from_forecasts(actual, forecast, True, mask=mask)
+    np.testing.assert_array_equal(direct.quantiles, ConformalErrors.from_forecasts(np.where(mask, actual, np.nan), forecast, True).quantiles)
+
+
+def test_the_scale_of_several_lags_is_the_geometric_mean_and_of_one_lag_that_lag_s_scale():
+    values = synthetic_history(days=20).pivot(index=[schema.AREA, schema.CONSUMER_TYPE], columns=schema.DATETIME, values=schema.TARGET).to_numpy()
+    origins = np.array([400, 430, 470])
+    daily, weekly = (seasonal_scale(values, origins, lag, 168, True) for lag in (24, 168))
+
+    np.testing.assert_array_equal(interval_scale(values, origins, (24,), 168, True), daily)
+    np.testing.assert_allclose(interval_scale(values, origins, (24, 168), 168, True), np.sqrt(daily * weekly))
+    np.testing.assert_array_equal(interval_scale(values, origins, (24, 168), 0, True), np.ones((len(values), 3)))
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"interval_scale_lags": (24, 168), "interval_scale_hours": 72, "interval_series_prior_hours": 48}],
+    ids=["pooled", "per-series"],
+)
+def test_multi_origin_intervals_are_the_one_origin_intervals_byte_for_byte(params):
     y = to_sktime(synthetic_history(days=16))
     times = y.index.get_level_values(-1)
     origins = pd.date_range(times.max() - pd.Timedelta(hours=30), periods=4, freq="7h")
-    forecaster = small_forecaster(calibration_hours=48).fit(y[times <= origins[0]])
+    forecaster = small_forecaster(calibration_hours=48, **params).fit(y[times <= origins[0]])
 
     batch = forecaster.predict_origins(y, origins, horizon=24)
 
@@ -241,3 +322,20 @@ def test_a_zero_actual_is_covered_or_not_but_has_no_relative_winkler_score():
     only_zeros = interval_scores(actual[1:3], lower[1:3], upper[1:3], 0.8)
     assert only_zeros["coverage_80"] == 0.5 and np.isnan(only_zeros["winkler_80"])
 
+
+
+def test_a_fit_reusing_an_earlier_model_takes_its_trees_and_keeps_its_own_interval_settings():
+    panel = Panel.from_sktime(to_sktime(synthetic_history(days=16)))
+    pooled = small_forecaster(calibration_hours=48).get_params()
+    per_series = {**pooled, "interval_scale_lags": (24, 168), "interval_scale_hours": 72, "interval_series_prior_hours": 24}
+    # Fitted with other interval settings on the points before the last 48: the calibration fit's trees.
+    calibration_fit, _ = engine.fit(panel.until(len(panel.grid) - 48), pooled)
+
+    reused, _ = engine.fit(panel, per_series, [calibration_fit])
+    fresh, _ = engine.fit(panel, per_series)
+
+    assert reused.params == per_series and reused.digest == fresh.digest
+    origins = np.array([len(panel.grid) - 1])
+    np.testing.assert_array_equal(reused.scale(panel, origins), fresh.scale(panel, origins))
+    np.testing.assert_array_equal(reused.calibration.errors.quantiles, fresh.calibration.errors.quantiles)
+    np.testing.assert_array_equal(reused.calibration.series.factors, fresh.calibration.series.factors)

@@ -14,7 +14,16 @@ import pytest
 from energy_assets.storage.forecasts import SkippedHour, UnusableForecastError, gather_forecasts, latest_forecast
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame, to_arrow
 from energy_assets.storage.buckets import Bucket, LocalBucket
-from energy_assets.schema import FORECAST, FORECAST_COLUMNS, conform, FORECAST_SCHEMA, INTERVAL_COLUMNS, interval_column
+from energy_assets.schema import (
+    FORECAST,
+    LATER_FORECAST_COLUMNS,
+    FORECAST_COLUMNS,
+    FORECAST_SCHEMA,
+    HISTORY_HOURS_MISSING,
+    INTERVAL_COLUMNS,
+    conform,
+    interval_column,
+)
 
 ISSUED = ["2023-01-14-20:00", "2023-01-14-21:00", "2023-01-14-23:00"]
 MODEL_7_SHA256 = hashlib.sha256(b"the training of model version 7").hexdigest()
@@ -28,17 +37,18 @@ def forecast_rows(issued_key: str) -> pd.DataFrame:
         for area in (1, 2)
         for horizon in range(1, 25)
     ]
-    frame = pd.DataFrame(rows, columns=[c for c in FORECAST_COLUMNS if c not in INTERVAL_COLUMNS])
+    frame = pd.DataFrame(rows, columns=[c for c in FORECAST_COLUMNS if c not in [*INTERVAL_COLUMNS, HISTORY_HOURS_MISSING]])
     for spread, coverage in ((0.1, 0.8), (0.2, 0.95)):
         frame[interval_column("lower", coverage)] = frame[FORECAST] * (1 - spread)
         frame[interval_column("upper", coverage)] = frame[FORECAST] * (1 + spread)
+    frame[HISTORY_HOURS_MISSING] = 0
     return frame[FORECAST_COLUMNS]
 
 
-def test_objects_written_before_intervals_read_with_missing_bounds(tmp_path):
+def test_objects_written_before_intervals_read_with_missing_bounds_and_count(tmp_path):
     bucket = LocalBucket(str(tmp_path))
     publish(bucket, ISSUED[1:])
-    schema_before_intervals = pa.schema([f for f in FORECAST_SCHEMA if f.name not in INTERVAL_COLUMNS])
+    schema_before_intervals = pa.schema([f for f in FORECAST_SCHEMA if f.name not in LATER_FORECAST_COLUMNS])
     bucket.write_bytes(
         partition_object_key("energy_assets", ["energy_forecasts"], ISSUED[0]),
         parquet_bytes(conform(forecast_rows(ISSUED[0]), schema_before_intervals, "old forecasts")),
@@ -52,12 +62,15 @@ def test_objects_written_before_intervals_read_with_missing_bounds(tmp_path):
     assert list(gathered.columns) == FORECAST_COLUMNS and len(gathered) == 3 * 48
     old = gathered[gathered["issued_at"] == gathered["issued_at"].min()]
     assert old[INTERVAL_COLUMNS].isna().all().all() and old[FORECAST].notna().all()
+    # Null, not 0: an old forecast may have read a filled hour, and nothing says whether it did.
+    assert old[HISTORY_HOURS_MISSING].isna().all() and (gathered[HISTORY_HOURS_MISSING].drop(old.index) == 0).all()
     assert gathered.loc[gathered.index.difference(old.index), INTERVAL_COLUMNS].notna().all().all()
     assert oldest[INTERVAL_COLUMNS].isna().all().all()
     # The IO manager's reader (a backfill loading many partitions) takes the mix as well.
     stored = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*.parquet"))
     mixed = read_frame(bucket, stored)
     assert list(mixed.columns) == FORECAST_COLUMNS and mixed[INTERVAL_COLUMNS].isna().sum().sum() == 48 * 4
+    assert mixed[HISTORY_HOURS_MISSING].isna().sum() == 48
 
 
 def publish(bucket: Bucket, issued_keys=ISSUED, prefix: str = "energy_assets") -> None:

@@ -23,6 +23,7 @@ from energy_assets.forecasting.training import (
     save_forecaster,
     search_hyperparameters,
     search_intervals,
+    search_series_intervals,
     train_forecaster,
 )
 from energy_assets.forecasting.panel import to_sktime
@@ -43,13 +44,15 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 
 def test_history_requirements_follow_the_config():
-    assert required_history_hours(ForecasterConfig()) == 24 + 168
+    # The default scale reads seasonal naive 168's errors over a week: two weeks; a daily scale alone, 8 days.
+    assert required_history_hours(ForecasterConfig()) == 168 + 168
+    assert required_history_hours(ForecasterConfig(interval_scale_lags=(24,))) == 24 + 168
     features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
     assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
     # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
-    assert required_history_hours(ForecasterConfig(**features, interval_scale_lag=168, interval_scale_hours=168)) == 336
+    assert required_history_hours(ForecasterConfig(**features, interval_scale_lags=(168,), interval_scale_hours=168)) == 336
     assert min_training_hours(ForecasterConfig(min_target_hours=10)) == 24 + 168 + 10
-    assert min_training_hours(ForecasterConfig(interval_scale_lag=168, min_target_hours=10)) == 24 + 168 + 10
+    assert min_training_hours(ForecasterConfig(interval_scale_lags=(168,), min_target_hours=10)) == 24 + 168 + 10
 
 
 def test_train_forecaster_validates_and_reports_training_facts():
@@ -160,9 +163,12 @@ def test_forecast_origins_has_the_forecast_schema():
     assert forecasts[schema.FORECAST].notna().all()
 
 
-def test_save_and_load_give_the_same_forecasts(tmp_path):
+@pytest.mark.parametrize(
+    "config", [FAST, replace(FAST, interval_scale_lags=(24, 168), interval_series_prior_hours=48)], ids=["pooled", "per-series"]
+)
+def test_save_and_load_give_the_same_forecasts(tmp_path, config):
     history = synthetic_history(days=14)
-    result = train_forecaster(history, history[schema.DATETIME].max() - pd.Timedelta(hours=30), FAST)
+    result = train_forecaster(history, history[schema.DATETIME].max() - pd.Timedelta(hours=30), config)
     origins = pd.DatetimeIndex(result.kept_forecasts.origins[:3]).append(pd.DatetimeIndex([history[schema.DATETIME].max()]))
 
     directory = save_forecaster(result, tmp_path / "model")
@@ -171,6 +177,13 @@ def test_save_and_load_give_the_same_forecasts(tmp_path):
     issued = forecast_origins(result.model, history, origins)
     pd.testing.assert_frame_equal(forecast_origins(loaded, history, origins), issued)
     assert loaded.params == result.model.params and loaded.digest == result.model.digest
+    series = result.model.calibration.series
+    if config.interval_series_prior_hours is None:
+        assert series is None and loaded.calibration.series is None
+    else:
+        assert loaded.calibration.series.keys.equals(series.keys)
+        np.testing.assert_array_equal(loaded.calibration.series.factors, series.factors)
+        assert not np.allclose(series.factors, 1.0)
     # The calibration forecasts kept with it are what their maker issues from those origins.
     kept = load_kept_forecasts(directory)
     assert kept.maker == result.kept_forecasts.maker and kept.keys.equals(result.kept_forecasts.keys)
@@ -179,18 +192,42 @@ def test_save_and_load_give_the_same_forecasts(tmp_path):
         load_forecaster(tmp_path / "elsewhere")
 
 
-def test_a_model_saved_in_format_1_is_refused_with_a_message_to_retrain(tmp_path):
+def format_2_config(config: ForecasterConfig) -> dict:
+    """`config.to_dict()` as format 2 (main at d5305c3) registered it: one interval scale lag, no series prior."""
+    values = {k: v for k, v in config.to_dict().items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
+    return {**values, "interval_scale_lag": config.interval_scale_lags[0]}
+
+
+def as_format_2(directory) -> None:
+    """Rewrite a saved format-3 model without series factors as format 2 wrote it (main at d5305c3, checked
+    against a model its save_forecaster wrote): `interval_scale_lag` for the lags, no `series_keys`."""
+    description = json.loads((directory / "model.json").read_text())
+    assert description["calibration"]["series_keys"] is None
+    params = {k: v for k, v in description["params"].items() if k not in ("interval_scale_lags", "interval_series_prior_hours")}
+    description.update(
+        format=2,
+        params={**params, "interval_scale_lag": description["params"]["interval_scale_lags"][0]},
+        calibration={k: v for k, v in description["calibration"].items() if k != "series_keys"},
+    )
+    (directory / "model.json").write_text(json.dumps(description))
+
+
+def test_models_saved_in_older_or_newer_formats_are_refused_with_a_message_to_retrain(tmp_path):
     # What energy_assets saved before format 2: sktime's zip of the pickled estimator.
     old = tmp_path / "v1"
     old.mkdir()
     (old / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
     with pytest.raises(SavedModelFormatError, match="format 1 .* retrain it"):
         load_forecaster(old)
-    newer = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
-    description = json.loads((newer / "model.json").read_text())
-    (newer / "model.json").write_text(json.dumps({**description, "format": 3}))
-    with pytest.raises(SavedModelFormatError, match="format 3; this version reads format 2: retrain it"):
-        load_forecaster(newer)
+    saved = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
+    description = json.loads((saved / "model.json").read_text())
+    assert description["format"] == 3
+    as_format_2(saved)
+    with pytest.raises(SavedModelFormatError, match=r"format 2 \(one interval scale lag and no per-series interval widths\); this version reads format 3: retrain it"):
+        load_forecaster(saved)
+    (saved / "model.json").write_text(json.dumps({**description, "format": 4}))
+    with pytest.raises(SavedModelFormatError, match="format 4; this version reads format 3: retrain it"):
+        load_forecaster(saved)
 
 
 def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closest_to_nominal():
@@ -199,17 +236,47 @@ def test_interval_search_takes_the_sharpest_scale_then_the_hours_covering_closes
     history = synthetic_history(days=16, noise=noise)
     cutoff = history[schema.DATETIME].max()
 
-    chosen, table = search_intervals(history, cutoff, FAST, [0, 24, 48], [(24, 0), (168, 168)], n_splits=2)
+    chosen, table = search_intervals(history, cutoff, FAST, [0, 24, 48], [((24,), 0), ((168,), 168)], n_splits=2)
 
     assert len(table) == 6
-    assert (chosen.interval_scale_lag, chosen.interval_scale_hours) == (168, 168)
+    assert (chosen.interval_scale_lags, chosen.interval_scale_hours) == ((168,), 168)
     scaled = table[table["interval_scale_hours"] == 168]
     assert scaled["winkler"].mean() < table.loc[table["interval_scale_hours"] == 0, "winkler"].mean()
     # 0 hours gives no intervals: it cannot be chosen while another calibrates.
     assert chosen.calibration_hours == scaled.sort_values("coverage_miss")["calibration_hours"].iloc[0] != 0
-    assert chosen == replace(FAST, calibration_hours=chosen.calibration_hours, interval_scale_lag=168, interval_scale_hours=168)
+    assert chosen == replace(FAST, calibration_hours=chosen.calibration_hours, interval_scale_lags=(168,), interval_scale_hours=168)
     assert table.loc[table["calibration_hours"] == 0, "coverage_80"].isna().all()
     assert table["coverage_miss"].iloc[0] < 0.1
+
+
+def test_series_interval_search_takes_the_eligible_candidate_right_for_the_most_series():
+    # 1 % noise on two series, 8 % on the others: one width for all covers neither group at its level.
+    noise = np.where(np.arange(len(SERIES)) < 2, 0.01, 0.08)
+    history = synthetic_history(days=24, noise=noise, seed=3)
+    last = history[schema.DATETIME].max()
+    origins = pd.date_range(last - pd.Timedelta(hours=119), last - pd.Timedelta(hours=24), freq="h")
+    reference = replace(FAST, n_estimators=50, calibration_hours=72, interval_scale_hours=0)
+    candidates = [replace(reference, interval_series_prior_hours=0), replace(reference, interval_scale_lags=(168,), interval_scale_hours=168)]
+
+    chosen, table = search_series_intervals(history, origins, reference, candidates)
+
+    assert len(table) == 3 and table["chosen"].tolist() == [True, False, False]
+    assert chosen != reference and table["eligible"].all()
+    by_config = table.set_index(table["interval_series_prior_hours"].fillna(-1).astype(int).astype(str) + "/" + table["interval_scale_hours"].astype(str))
+    # Either per-series candidate is right for more series than one width for all.
+    assert by_config.loc["0/0", "series_miss"] < by_config.loc["-1/0", "series_miss"]
+    assert by_config.loc["-1/168", "series_miss"] < by_config.loc["-1/0", "series_miss"]
+    eligible = table[table["eligible"]]
+    expected = eligible.sort_values("series_miss").iloc[0] if len(eligible) else by_config.loc["-1/0"]
+    assert (chosen.interval_series_prior_hours, chosen.interval_scale_hours) == (
+        None if pd.isna(expected["interval_series_prior_hours"]) else expected["interval_series_prior_hours"],
+        expected["interval_scale_hours"],
+    )
+    # Eligibility is the pooled goals, and a Winkler score no worse than the reference's (listed first in the input).
+    reference_winkler = by_config.loc["-1/0", "winkler"]
+    for row in table.itertuples():
+        pooled = abs(row.coverage_80 - 0.8) <= 0.03 and abs(row.coverage_95 - 0.95) <= 0.03
+        assert row.eligible == (pooled and row.horizon_miss <= 0.05 and row.winkler <= reference_winkler)
 
 
 def test_search_hyperparameters_ranks_candidates_by_wape():
@@ -278,3 +345,17 @@ def test_search_needs_history_for_every_fold():
 
     with pytest.raises(InsufficientHistoryError, match="the search needs"):
         search_hyperparameters(history, history[schema.DATETIME].max(), [FAST], n_splits=3)
+
+
+def test_forecasting_without_history_says_too_little_history_as_training_does():
+    history = synthetic_history(days=14)
+    last = history[schema.DATETIME].max()
+    forecaster = train_forecaster(history, last, FAST).model
+    empty = history.iloc[:0]
+
+    reach = forecaster.forecast_reach  # the hours up to an origin its forecasts and intervals read
+    with pytest.raises(InsufficientHistoryError, match=f"needs {reach} hours of history; only 0 available") as raised:
+        forecast_origins(forecaster, empty, [last])
+    assert raised.value.missing_hours[-1] == last and len(raised.value.missing_hours) == reach
+    with pytest.raises(InsufficientHistoryError, match=r"needs \d+ hours of history; only 0 available"):
+        train_forecaster(empty, last, FAST)

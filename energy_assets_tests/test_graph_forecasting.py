@@ -6,6 +6,7 @@ import pytest
 from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.assets.model import beats_reference_check
+from energy_assets.forecasting.model import forecast_reach
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import partition_object_key
@@ -29,6 +30,8 @@ HOURS = pd.Timedelta(hours=1)
 # Enough history for a training with its 24-hour validation window.
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
 FIRST_ISSUE = hour("2023-01-12 00:00")
+# Hours up to an issue hour that its forecasts and their intervals read.
+FORECAST_REACH = forecast_reach(ForecasterConfig().params())
 WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts") | RAW_AND_FEATURES
 
 
@@ -166,6 +169,57 @@ def test_too_little_history_fails_with_hours_needed_and_available():
     message = failure.event_specific_data.error.message
     assert str(HISTORY_HOURS) in message and "49" in message
     assert registered_versions() == []
+
+
+def model_without_newest_features(instance: DagsterInstance) -> pd.Timestamp:
+    """Features and a model up to the hour before FIRST_ISSUE, whose features are never materialized."""
+    cutoff = FIRST_ISSUE - HOURS
+    run_range(cutoff - (HISTORY_HOURS - 1) * HOURS, cutoff, RAW_AND_FEATURES, instance=instance)
+    run_range(cutoff, cutoff, AssetSelection.assets("forecasting_model"), instance=instance)
+    return cutoff
+
+
+def step_failure(result) -> str:
+    failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert len(failures) == 1
+    return failures[0].event_specific_data.error.message
+
+
+def test_forecasting_and_training_on_an_empty_feature_group_both_say_too_little_history(monkeypatch):
+    instance = DagsterInstance.ephemeral()
+    cutoff = model_without_newest_features(instance)
+
+    monkeypatch.setenv("ENERGY_ASSETS_FEATURE_GROUP_VERSION", "2")  # a version nothing was written to
+    forecasts, model = (
+        run_range(cutoff, cutoff, AssetSelection.assets(asset), instance=instance, raise_on_error=False)
+        for asset in ("energy_forecasts", "forecasting_model")
+    )
+
+    first_read = cutoff - (FORECAST_REACH - 1) * HOURS
+    assert (
+        f"a forecast issued at 2023-01-11 23:00 needs {FORECAST_REACH} hours of history; only 0 available: "
+        f"energy_consumption_features has no rows for {first_read:%Y-%m-%d %H:%M} .. 2023-01-11 23:00 ({FORECAST_REACH} h); "
+        f"materialize energy_consumption_features for {first_read:%Y-%m-%d-%H:%M}...2023-01-11-23:00 first"
+    ) in step_failure(forecasts)
+    assert (
+        f"needs {HISTORY_HOURS} hours of history; only 0 available; "
+        "materialize energy_consumption_features for 2023-01-01-00:00...2023-01-11-23:00 first"
+    ) in step_failure(model)
+
+
+def test_forecasting_an_hour_whose_features_are_missing_names_the_asset_and_hour():
+    instance = DagsterInstance.ephemeral()
+    model_without_newest_features(instance)
+
+    # The newest hour (its partition grey in the UI): a model is in effect, its features were never materialized.
+    forecasts = AssetSelection.assets("energy_forecasts")
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE, forecasts, instance=instance, raise_on_error=False)
+
+    assert (
+        f"a forecast issued at 2023-01-12 00:00 needs {FORECAST_REACH} hours of history; only {HISTORY_HOURS} available: "
+        "energy_consumption_features has no rows for 2023-01-12 00:00; "
+        "materialize energy_consumption_features for 2023-01-12-00:00 first"
+    ) in step_failure(result)
 
 
 @pytest.mark.slow

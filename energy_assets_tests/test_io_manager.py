@@ -31,6 +31,7 @@ from energy_assets.schema import (
     CONSUMPTION_SCHEMA,
     FORECAST_COLUMNS,
     FORECAST_SCHEMA,
+    HISTORY_HOURS_MISSING,
     INTERVAL_COLUMNS,
     RAW_CONSUMPTION_SCHEMA,
 )
@@ -83,6 +84,7 @@ def forecasts(context) -> pd.DataFrame:
             "model_version": 3,
             "model_training_sha256": "3" * 64,
             **{column: 5.0 for column in INTERVAL_COLUMNS},
+            HISTORY_HOURS_MISSING: 0,
         }
     )[FORECAST_COLUMNS]
 

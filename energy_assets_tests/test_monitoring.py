@@ -56,13 +56,20 @@ def forecasts_off_by(factor: float, issue_hours: int = 3, history: pd.DataFrame 
 
 
 def with_bounds_covering(forecasts: pd.DataFrame, actuals: pd.DataFrame, covered: dict[float, float]) -> pd.DataFrame:
-    """`forecasts` with bounds around their actuals for the first `covered[coverage]` of every 20 rows and just
-    above them for the rest, so each interval's empirical coverage is that share (to within 1/20 / rows)."""
+    """`forecasts` with bounds around their actuals for the first horizons of each series and issue hour, and just
+    above them for the rest, so that each interval's empirical coverage is `covered[coverage]`, of every series
+    to within 1 / 24 and pooled over the series to within about 1 / (24 x series x issue hours): series j covers
+    floor(24 s (k + 1) + j / series + 1/2) - floor(24 s k + j / series + 1/2) of the 24 forecasts issued at its
+    k-th hour, so its count over any run of hours stays within one of 24 s per hour, and the phases j / series
+    spread what rounding leaves over the series."""
     actual = forecasts.merge(actuals[[*SERIES_KEY, DATETIME, TARGET]], on=[*SERIES_KEY, DATETIME], how="left")[TARGET]
-    rank = np.arange(len(forecasts)) % 20
+    phase = forecasts.groupby(SERIES_KEY).ngroup().to_numpy() / forecasts.groupby(SERIES_KEY).ngroups
+    hour = ((forecasts[ISSUED_AT] - forecasts[ISSUED_AT].min()) / pd.Timedelta(hours=1)).to_numpy()
+    step = forecasts[HORIZON].to_numpy()
     bounded = forecasts.copy()
     for coverage, share in covered.items():
-        inside = rank < round(share * 20)
+        count = np.floor(24 * share * (hour + 1) + phase + 0.5) - np.floor(24 * share * hour + phase + 0.5)
+        inside = step <= count
         bounded[interval_column("lower", coverage)] = np.where(inside, 0.9, 1.01) * actual.to_numpy()
         bounded[interval_column("upper", coverage)] = np.where(inside, 1.1, 1.2) * actual.to_numpy()
     return bounded
@@ -337,6 +344,43 @@ def test_the_summary_pools_interval_coverage_over_the_window_and_warns_beyond_th
     [alert] = coverage_alerts(bad, 0.05)
     assert alert.startswith("the 80% interval covered 70.") and "below nominal" in alert
     assert coverage_alerts(bad, 0.15) == []
+
+
+def with_series_covering(forecasts: pd.DataFrame, covered_by_area: dict[int, dict[float, float]]) -> pd.DataFrame:
+    """`with_bounds_covering` with each area's series covered at its own shares."""
+    parts = [
+        with_bounds_covering(forecasts[forecasts[AREA] == area], HISTORY, covered)
+        for area, covered in covered_by_area.items()
+    ]
+    return pd.concat(parts).sort_index()
+
+
+def test_the_summary_shows_each_series_coverage_and_warns_when_too_many_series_are_far_off_though_pooled_is_right():
+    # DK1's series too narrow, DK2's too wide: the pool covers 80 % and every series misleads.
+    split = with_series_covering(forecasts_off_by(1.02), {1: {0.8: 0.62, 0.95: 0.95}, 2: {0.8: 0.98, 0.95: 0.95}})
+    one_off = with_series_covering(forecasts_off_by(1.02), {1: {0.8: 0.8, 0.95: 0.95}, 2: {0.8: 0.8, 0.95: 0.95}})
+    bad = (one_off[AREA] == 2) & (one_off[CONSUMER_TYPE] == 441)
+    one_off.loc[bad] = with_bounds_covering(one_off[bad], HISTORY, {0.8: 0.5, 0.95: 0.95})
+
+    summary = summarize_window(accuracy_by_issue_hour(split, HISTORY), window_hours=3)
+    single = summarize_window(accuracy_by_issue_hour(one_off, HISTORY), window_hours=3)
+
+    eighty = summary.intervals.set_index("nominal").loc[0.8]
+    assert eighty["coverage"] == pytest.approx(0.8, abs=0.01)
+    assert eighty["series"] == 76 and eighty["far_off_series"] == 76 and eighty["far_off_share"] == 1.0
+    assert eighty["series_median"] == pytest.approx(0.8, abs=0.2) and eighty["worst_coverage"] == pytest.approx(0.62, abs=0.02)
+    assert eighty["worst_series"].startswith("DK1 ")
+    coverage = summary.series_coverage.set_index(SERIES_KEY)["coverage_80"]
+    assert coverage.xs(1, level=AREA).max() < 0.65 and coverage.xs(2, level=AREA).min() > 0.95
+    [alert] = coverage_alerts(summary, 0.05)
+    assert alert.startswith("the 80% interval covered 76 of 76 series (100%, more than 10%) more than 15 points from nominal")
+    assert "worst: DK1 " in alert
+    assert coverage_alerts(summary, 0.05, far_off_share=1.0) == []
+    assert summarize_window(accuracy_by_issue_hour(split, HISTORY), window_hours=3, series_tolerance=0.2).intervals["far_off_series"].tolist() == [0, 0]
+    # One series far off of 76 is named as the worst, and is no warning.
+    row = single.intervals.set_index("nominal").loc[0.8]
+    assert row["worst_series"] == "DK2 441" and row["worst_coverage"] == pytest.approx(0.5, abs=0.02)
+    assert row["far_off_series"] == 1 and coverage_alerts(single, 0.05) == []
 
 
 def test_accuracy_stored_before_intervals_summarizes_without_interval_scores():

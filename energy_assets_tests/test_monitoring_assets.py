@@ -24,7 +24,7 @@ from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, 
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
-from energy_assets.schema import FORECAST_SCHEMA, INTERVAL_COLUMNS, ISSUED_AT, conform
+from energy_assets.schema import AREA, FORECAST_SCHEMA, INTERVAL_COLUMNS, ISSUED_AT, conform
 from energy_assets_tests.test_monitoring import with_bounds_covering
 from energy_assets.sources.synthetic import synthetic_consumption
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
@@ -270,6 +270,49 @@ def test_the_coverage_check_passes_on_calibrated_stored_intervals_and_warns_on_m
     assert "the 80% interval covered 60." in warning.description and "the 95% interval covered 85." in warning.description
     # Miscalibrated bounds leave the point-accuracy check as it was: the point forecasts did not change.
     assert summary_check(miscalibrated).passed == summary_check(calibrated).passed
+
+
+def stored_with_series_coverage(covered_by_area: dict[int, dict[float, float]]):
+    """A `rewrite_stored_forecasts` change: each area's series' bounds cover `covered_by_area[area][level]`."""
+    actuals = deployment_resources()["feature_store"].read(after(1), after(26))
+
+    def change(frame: pd.DataFrame):
+        parts = [with_bounds_covering(frame[frame[AREA] == area], actuals, covered) for area, covered in covered_by_area.items()]
+        return conform(pd.concat(parts).sort_index(), FORECAST_SCHEMA, "forecasts")
+
+    return change
+
+
+def test_the_coverage_check_warns_when_many_series_are_far_off_though_the_pool_is_calibrated(instance):
+    actuals_arrive(1, 25, instance)
+    # DK1's series too narrow at 80 %, DK2's too wide: pooled, 80 % of the actuals are inside.
+    rewrite_stored_forecasts(stored_with_series_coverage({1: {0.8: 0.6, 0.95: 0.95}, 2: {0.8: 1.0, 0.95: 0.95}}))
+    scored = run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+    result = summarize(instance)
+    lenient = materialize(
+        list(defs.assets),
+        selection=[SUMMARY],
+        resources=deployment_resources(),
+        instance=instance,
+        run_config={"ops": {"forecast_accuracy_summary": {"config": {"series_coverage_tolerance": 0.25}}}},
+    )
+
+    accuracy_metadata = scored.get_asset_materialization_events()[-1].materialization.metadata
+    assert accuracy_metadata["model_coverage_80"].value == pytest.approx(0.8, abs=0.01)
+    assert accuracy_metadata["model_series_p10_coverage_80"].value == pytest.approx(0.6, abs=0.03)
+    assert accuracy_metadata["model_series_median_coverage_95"].value == pytest.approx(0.95, abs=0.03)
+    assert "worst_series" in accuracy_metadata["intervals_per_series"].value
+    summary_metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert "far_off_share" in summary_metadata["intervals"].value and "| DK1 " in summary_metadata["intervals"].value
+    assert summary_metadata["worst_covered_series"].value.count("\n") == 11  # header, rule and ten series
+    warning = summary_check(result, COVERAGE_CHECK)
+    assert result.success and not warning.passed and warning.severity == AssetCheckSeverity.WARN
+    assert warning.description.startswith("the 80% interval covered 76 of 76 series (100%, more than 10%) more than 15 points")
+    assert "covered 80." not in warning.description  # the pool is within its tolerance
+    assert warning.metadata["far_off_series_80"].value == 1.0 and warning.metadata["far_off_series_95"].value == 0.0
+    assert warning.metadata["worst_series_80"].value.startswith("DK1 ")
+    # With a 25-point tolerance no series is far off.
+    assert summary_check(lenient, COVERAGE_CHECK).passed
 
 
 def test_the_coverage_check_passes_saying_so_when_no_bounds_are_stored(instance):

@@ -19,10 +19,19 @@ from energy_assets.forecasting.retraining import (
     keep_models_in_effect,
     model_in_effect,
 )
-from energy_assets.forecasting.training import MODEL_FORMAT, TRAINING_READ_HOURS, ForecasterConfig, train_forecaster
+from energy_assets.forecasting.training import (
+    MODEL_FORMAT,
+    TRAINING_READ_HOURS,
+    ForecasterConfig,
+    SavedModelFormatError,
+    load_forecaster,
+    save_forecaster,
+    train_forecaster,
+)
 from energy_assets.schema import MODEL_NAME
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets_tests.test_forecast_training import as_format_2, format_2_config
 
 HOUR = pd.Timedelta(hours=1)
 POLICY = RetrainingPolicy(training_window_hours=720, retrain_every_hours=24, validation_hours=24, feature_group_version=1)
@@ -125,30 +134,42 @@ def test_issued_forecasts_reuse_the_calibration_forecasts_a_later_version_kept(t
     assert [m.extra.get(CALIBRATED_BY_KEY) for m in registered] == [None, None, 1]  # the third calibrated by the first
     origins = hours[:24]  # version 1 in effect
     models = models_for(origins, registered)
-    expected = issue_forecasts(models, history, registry.download)
+    expected, _ = issue_forecasts(models, history, registry.download)
     predictions = counting(monkeypatch, lgb.Booster, "predict")
 
-    reused = issue_forecasts(models, history, registry.download, registered)
+    reused, _ = issue_forecasts(models, history, registry.download, registered)
 
     pd.testing.assert_frame_equal(reused, expected)  # byte-identical
     assert predictions == []  # every origin's forecasts were kept with version 3
 
 
-def test_a_model_in_effect_saved_in_an_older_format_is_retrained_and_refused_for_forecasts(tmp_path):
+@pytest.mark.parametrize("old_format", [1, 2])
+def test_a_model_in_effect_saved_in_an_older_format_is_retrained_and_refused_for_forecasts(tmp_path, old_format):
     registry = LocalModelRegistry(root_dir=str(tmp_path))
     hour = pd.Timestamp("2023-01-20 00:00", tz="UTC")
-    old_files = tmp_path / "format_1"
-    old_files.mkdir()
-    (old_files / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    old_files = tmp_path / f"format_{old_format}"
+    config, extra = {**ForecasterConfig().to_dict(), "training_window_hours": 720}, {"training_window_days": 30}
+    if old_format == 1:  # sktime's zip of the pickled estimator, registered without a format
+        old_files.mkdir()
+        (old_files / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))
+    else:  # the folder, configuration and format key main at d5305c3 registered
+        history = synthetic_consumption(hour - 400 * HOUR, hour)
+        save_forecaster(train_forecaster(history, hour - HOUR, SMALL), old_files)
+        as_format_2(old_files)
+        config = {**format_2_config(ForecasterConfig()), "training_window_hours": 720}
+        extra[MODEL_FORMAT_KEY] = 2
     old = registry.register(
         MODEL_NAME, old_files, data_cutoff=hour - HOUR, training_start=hour - 720 * HOUR, feature_group_version=1,
-        config={**ForecasterConfig().to_dict(), "training_window_hours": 720}, metrics={}, extra={"training_window_days": 30},
+        config=config, metrics={}, extra=extra,
     )
     with pytest.raises(CannotForecast, match=r"versions \[1\] in effect .* older format.*: retrain them"):
         models_for(pd.DatetimeIndex([hour]), [old])
+    with pytest.raises(SavedModelFormatError, match=f"format {old_format}.*retrain it"):
+        load_forecaster(registry.download(old))
 
     history = synthetic_consumption(*FAST_POLICY.read_window(pd.DatetimeIndex([hour])))
     models = keep_models_in_effect(pd.DatetimeIndex([hour]), history, registry, FAST_POLICY, lambda s, e: {})
 
     assert models.latest.version == 2 and models.latest.extra[MODEL_FORMAT_KEY] == MODEL_FORMAT
     assert models_for(pd.DatetimeIndex([hour]), registry.versions(MODEL_NAME))[hour].version == 2
+    assert [model.version for model in registry.versions(MODEL_NAME)] == [1, 2]  # the old version is kept

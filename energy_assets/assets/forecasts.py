@@ -1,9 +1,21 @@
 """Forecasts issued every hour for the next 24 hours, for every series with enough history."""
 
 import pandas as pd
-from dagster import AssetDep, AssetExecutionContext, BackfillPolicy, Failure, MetadataValue, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetDep,
+    AssetExecutionContext,
+    BackfillPolicy,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+)
 
-from energy_assets.assets.metadata import png_image
+from energy_assets.assets.metadata import png_image, table_preview
+from energy_assets.forecasting.history_gaps import MAX_FILLED_HOURS, HistoryGaps
 from energy_assets.forecasting.plots import plot_forecast_with_history
 from energy_assets.forecasting.issuing import CannotForecast, history_window, issue_forecasts, models_for
 from energy_assets.forecasting.training import ForecasterConfig, required_history_hours
@@ -25,32 +37,45 @@ FORECAST_LOOKBACK_HOURS = required_history_hours(ForecasterConfig())
     ],
     io_manager_key="bucket_io_manager",
     metadata={"partition_column": ISSUED_AT},
+    check_specs=[
+        AssetCheckSpec(
+            "complete_history",
+            asset="energy_forecasts",
+            description=(
+                "No forecast read an hour its series lacks in the feature group. A warning, not blocking: the other"
+                f" series' forecasts are sound; a series lacking more than {MAX_FILLED_HOURS} of the hours its"
+                " forecast reads (or the oldest of them) got none, one lacking fewer is stored with the count in"
+                " history_hours_missing."
+            ),
+        )
+    ],
     group_name="forecasting",
     kinds={"pandas", "parquet"},
 )
 def energy_forecasts(
     context: AssetExecutionContext, feature_store: FeatureStore, model_registry: ModelRegistry
-) -> pd.DataFrame:
-    """Forecasts issued at each hour H for H+1 ... H+24, with the model in effect at H."""
+):
+    """Forecasts issued at each hour H for H+1 ... H+24, with the model in effect at H; a series whose history
+    lacks hours the forecast reads is refused or flagged (`history_gaps`), and the check lists it."""
     window = context.partition_time_window
     origins = pd.date_range(window.start, window.end, freq="h", inclusive="left")
     try:
         registered = model_registry.versions(MODEL_NAME)
         models = models_for(origins, registered)
         history = feature_store.read(*history_window(models))
-        forecasts = issue_forecasts(models, history, model_registry.download, registered)
+        forecasts, gaps = issue_forecasts(models, history, model_registry.download, registered)
     except CannotForecast as impossible:
         raise Failure(description=str(impossible), allow_retries=False) from impossible
     last_origin = origins[-1]
-    context.add_output_metadata(
-        {
-            "rows": len(forecasts),
-            "series": len(forecasts[SERIES_KEY].drop_duplicates()),
-            "issue_hours": len(origins),
-            "horizon_range": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
-            "model_versions": MetadataValue.json(sorted({model.version for model in models.values()})),
-        }
-    )
+    metadata = {
+        "rows": len(forecasts),
+        "series": len(forecasts[SERIES_KEY].drop_duplicates()),
+        "issue_hours": len(origins),
+        "horizon_range": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
+        "model_versions": MetadataValue.json(sorted({model.version for model in models.values()})),
+        "forecasts_refused": len(gaps.refused),
+        "forecasts_flagged": len(gaps.flagged),
+    }
     # The plot goes on the range's newest partition only: a backfill keeps one copy, not one per hour.
     plot = plot_forecast_with_history(
         forecasts[forecasts[ISSUED_AT] == last_origin], history[history[DATETIME] <= last_origin]
@@ -59,4 +84,31 @@ def energy_forecasts(
         {"forecast_plot": png_image(plot, f"forecast issued at {last_origin.isoformat()}")},
         partition_key=context.partition_key_range.end,
     )
-    return forecasts
+    yield Output(forecasts, metadata=metadata)
+    yield _complete_history(gaps)
+
+
+def _complete_history(gaps: HistoryGaps) -> AssetCheckResult:
+    """The check result: passed when no forecast read a missing hour, else a warning listing the series."""
+    by_series = gaps.by_series()
+    metadata = {
+        "series_refused": int((by_series["refused"] > 0).sum()),
+        "series_flagged": int((by_series["flagged"] > 0).sum()),
+        "forecasts_refused": len(gaps.refused),
+        "forecasts_flagged": len(gaps.flagged),
+        "max_filled_hours": MAX_FILLED_HOURS,
+    }
+    if not by_series.empty:
+        metadata["series"] = table_preview(by_series, rows=100)
+    return AssetCheckResult(
+        check_name="complete_history",
+        passed=by_series.empty,
+        severity=AssetCheckSeverity.WARN,
+        metadata=metadata,
+        description=None if by_series.empty else (
+            f"{metadata['series_refused']} series refused and {metadata['series_flagged']} flagged for hours missing "
+            "from the history their forecasts read: " + "; ".join(
+                f"{' '.join(str(v) for v in row[:-6])} lacks {row[-6]}" for row in by_series.itertuples(index=False)
+            )[:2000]
+        ),
+    )

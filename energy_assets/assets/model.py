@@ -129,6 +129,17 @@ def beats_reference_check(version: int, metrics: Mapping[str, float]) -> AssetCh
     models registered before WAPE recorded only MAPE, and are judged on it."""
     judged_on = HEADLINE if registry_metric_name("model", HEADLINE) in metrics else "mape"
     model_name, reference_name = registry_metric_name("model", judged_on), registry_metric_name(REFERENCE, judged_on)
+    if model_name not in metrics or reference_name not in metrics:
+        return AssetCheckResult(
+            check_name="beats_seasonal_naive_168",
+            passed=False,
+            severity=AssetCheckSeverity.ERROR,
+            description=(
+                f"v{version} has no validation score: no forecast of its validation window could be scored (the window's"
+                " actuals are missing from the feature group, or the history_gaps rule refused every forecast of it)"
+            ),
+            metadata={"model_version": version, "judged_on": judged_on},
+        )
     model, reference = metrics[model_name], metrics[reference_name]
     passed = bool(model < reference)  # False where either is undefined (NaN)
     return AssetCheckResult(
@@ -168,6 +179,8 @@ def _model_metadata(models: ModelsInEffect) -> dict:
         ),
         **{name: MetadataValue.float(float(value)) for name, value in metrics.items()},
     }
+    if "training_rows_left_out" in latest.extra:  # models registered before the count existed: no false 0
+        metadata["training_rows_left_out"] = latest.extra["training_rows_left_out"]
     return metadata
 
 
@@ -187,6 +200,9 @@ def _model_figures(models: ModelsInEffect) -> dict:
     excluded = pd.DataFrame(latest.extra.get("excluded_series", []))
     if not excluded.empty:
         metadata["excluded_series"] = table_preview(excluded, rows=100)
+    training_gaps = pd.DataFrame(latest.extra.get("training_gaps", []))
+    if not training_gaps.empty:
+        metadata["training_gaps"] = table_preview(training_gaps, rows=100)
     if retrainings:
         newest = retrainings[-1].result
         metadata["validation_plot"] = png_image(

@@ -1,8 +1,10 @@
 """Split-conformal calibration: out-of-sample forecast errors as scale-free scores, per series scale and
-per-horizon quantiles, and the per-horizon shrinkage weights fitted on the same forecasts.
+per-horizon quantiles, per-series width factors, and the per-horizon shrinkage weights fitted on the same
+forecasts.
 
-What an interval needs from the past lives here (issue 27's per-series intervals build on it); the
-bounds written into stored forecasts and their scores are in `intervals`.
+What an interval needs from the past lives here; the bounds written into stored forecasts and their scores
+are in `intervals`. Every function that learns from calibration forecasts takes a `mask` of those that count
+(False: left out, as if never forecast), so a rule that withholds some forecasts withholds their errors too.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 
 from energy_assets.forecasting.features import FeatureLayout
 
@@ -77,11 +80,21 @@ class ConformalErrors:
 
     @classmethod
     def from_forecasts(
-        cls, actual: np.ndarray, forecast: np.ndarray, log_space: bool, scale: np.ndarray | float = 1.0
+        cls,
+        actual: np.ndarray,
+        forecast: np.ndarray,
+        log_space: bool,
+        scale: np.ndarray | float = 1.0,
+        mask: np.ndarray | None = None,
     ) -> ConformalErrors:
         """Errors of (..., horizon) forecasts against actuals (NaN where there is none to score), in units
-        of `scale` (broadcast against them; a NaN scale leaves its errors out)."""
-        scores = absolute_scores(actual, forecast, log_space) / scale
+        of `scale` (broadcast against them; a NaN scale leaves its errors out); with `mask` (broadcast
+        against them), only the forecasts where it is True."""
+        return cls.from_scores(calibration_scores(actual, forecast, log_space, scale, mask), log_space)
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray, log_space: bool) -> ConformalErrors:
+        """Per-horizon quantiles of (..., horizon) calibration `scores` (NaN: not scored)."""
         scores = scores.reshape(-1, scores.shape[-1])
         scored = np.isfinite(scores)
         counts = scored.sum(axis=0)
@@ -135,21 +148,125 @@ class ConformalErrors:
         return lower if alpha < 0.5 else upper
 
 
-def interval_scale(values: np.ndarray, origins: np.ndarray, lag: int, hours: int, log_space: bool) -> np.ndarray:
-    """(series, origins) units of calibration errors and interval widths: `seasonal_scale` over `hours`, or
-    ones when `hours` is 0 (one width per horizon for every series)."""
-    if not hours:
+def calibration_scores(
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    log_space: bool,
+    scale: np.ndarray | float = 1.0,
+    mask: np.ndarray | None = None,
+) -> np.ndarray:
+    """`absolute_scores` in units of `scale`; NaN where there is no actual or scale, or `mask` is False."""
+    scored = absolute_scores(actual, forecast, log_space) / scale
+    return scored if mask is None else np.where(mask, scored, np.nan)
+
+
+def interval_scale(
+    values: np.ndarray, origins: np.ndarray, lags: tuple[int, ...], hours: int, log_space: bool
+) -> np.ndarray:
+    """(series, origins) units of calibration errors and interval widths: the geometric mean over `lags` of
+    each lag's `seasonal_scale` over `hours` (NaN where any is), or ones when `hours` is 0 or there is no
+    lag (one width per horizon for every series)."""
+    if not hours or not lags:
         return np.ones((len(values), len(origins)))
-    return seasonal_scale(values, origins, lag, hours, log_space)
+    if len(lags) == 1:
+        return seasonal_scale(values, origins, lags[0], hours, log_space)
+    return np.exp(np.mean([np.log(seasonal_scale(values, origins, lag, hours, log_space)) for lag in lags], axis=0))
+
+
+@dataclass(frozen=True)
+class IntervalMethod:
+    """How a forecaster calibrates its intervals (its hyperparameters of these names), so that other
+    forecasts (the baselines') can be calibrated the same way."""
+
+    calibration_hours: int = 0
+    scale_lags: tuple[int, ...] = ()
+    scale_hours: int = 0
+    series_prior_hours: int | None = None
+
+    @classmethod
+    def of(cls, params) -> IntervalMethod:
+        """The method of a forecaster's hyperparameters (`get_params()`)."""
+        return cls(
+            params["calibration_hours"],
+            tuple(params["interval_scale_lags"]),
+            params["interval_scale_hours"],
+            params["interval_series_prior_hours"],
+        )
+
+    def scale(self, values: np.ndarray, origins: np.ndarray, log_space: bool) -> np.ndarray:
+        """(series, origins) `interval_scale` of (series, points) `values` at grid positions `origins`."""
+        return interval_scale(values, origins, self.scale_lags, self.scale_hours, log_space)
+
+
+@dataclass(frozen=True)
+class SeriesWidths:
+    """A factor on the interval width of each series a calibration scored (Mondrian conformal prediction
+    with shrinkage): how much larger its errors ran than all series' together, in units of the scale."""
+
+    keys: pd.Index
+    factors: np.ndarray  # (series,)
+
+    def of(self, keys: pd.Index) -> np.ndarray:
+        """(len(keys),) the factor of each key; 1 (the pooled width) for a series the calibration did not see."""
+        at = self.keys.get_indexer(keys)
+        return np.where(at >= 0, self.factors[at], 1.0)
+
+
+def series_factors(scores: np.ndarray, origins: np.ndarray, prior_hours: int) -> np.ndarray:
+    """(series,) width factors from (series, origins, horizon) calibration `scores` (NaN: not scored) of the
+    forecasts issued after grid positions `origins`.
+
+    A series' factor is the ratio of its mean score to the mean of all scores, shrunk towards 1 in log space
+    by the weight n / (n + `prior_hours`), n being the hours whose actual scored at least one of its
+    forecasts: a series with a calibration window's worth of hours moves as far as its own errors and
+    `prior_hours` of pooled evidence allow, one with few scored hours stays near the pooled width, one with
+    none keeps it. At least `SCALE_FLOOR`, so no interval has zero width.
+    """
+    scored = np.isfinite(scores)
+    flat = np.where(scored, scores, 0.0).reshape(len(scores), -1)
+    counts = scored.reshape(len(scores), -1).sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = (flat.sum(axis=1) / counts) / (flat.sum() / counts.sum())
+    # Hours scored: target positions (relative to the first origin) with a scored forecast of the series.
+    horizon = scores.shape[-1]
+    hit = np.zeros((len(scores), origins.max() - origins.min() + horizon + 1), dtype=bool)
+    for step in range(1, horizon + 1):
+        hit[:, origins - origins.min() + step] |= scored[:, :, step - 1]
+    hours = hit.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        factors = np.exp(hours / (hours + prior_hours) * np.log(np.maximum(ratio, SCALE_FLOOR)))
+    return np.where(counts > 0, factors, 1.0)  # a series is scored at some hour exactly when it has a score
 
 
 @dataclass(frozen=True)
 class Calibration:
-    """What a model learned from its calibration forecasts: the errors that size its intervals and, with
-    shrinkage, the per-horizon weights of its deviation from the reference (None: no shrinkage)."""
+    """What a model learned from its calibration forecasts: the errors that size its intervals, each
+    series' width factor (None: one width for all), and, with shrinkage, the per-horizon weights of its
+    deviation from the reference (None: no shrinkage)."""
 
     errors: ConformalErrors
     weights: np.ndarray | None
+    series: SeriesWidths | None = None
+
+
+def conformal_errors(
+    actual: np.ndarray,
+    forecast: np.ndarray,
+    origins: np.ndarray,
+    log_space: bool,
+    scale: np.ndarray | float,
+    keys: pd.Index,
+    series_prior_hours: int | None,
+    mask: np.ndarray | None = None,
+) -> tuple[ConformalErrors, SeriesWidths | None]:
+    """The conformal errors of (series `keys`, origins, horizon) calibration forecasts issued after grid
+    positions `origins`, in units of `scale`, and with `series_prior_hours` each series' width factor
+    (`series_factors`; the errors are then in units of scale times factor); `mask`: the forecasts that count."""
+    scored = calibration_scores(actual, forecast, log_space, scale, mask)
+    if series_prior_hours is None:
+        return ConformalErrors.from_scores(scored, log_space), None
+    factors = series_factors(scored, origins, series_prior_hours)
+    return ConformalErrors.from_scores(scored / factors[:, None, None], log_space), SeriesWidths(keys, factors)
 
 
 def calibrate(
@@ -160,11 +277,16 @@ def calibrate(
     layout: FeatureLayout,
     shrink_to_reference: bool,
     scale: np.ndarray,
+    keys: pd.Index,
+    series_prior_hours: int | None = None,
+    mask: np.ndarray | None = None,
 ) -> tuple[Calibration, np.ndarray]:
-    """The calibration of (series, origins, horizon) out-of-sample `forecast`s (target units, NaN past the
-    newest point) issued after grid positions `origins` of (series, points) `values` (`model_space` is
-    them gap-filled and transformed), with errors in units of the (series, origins, 1) `scale`; and the
-    forecasts as the calibrated model would issue them (shrunk towards the reference when asked)."""
+    """The calibration of (series `keys`, origins, horizon) out-of-sample `forecast`s (target units, NaN past
+    the newest point) issued after grid positions `origins` of (series, points) `values` (`model_space` is
+    them gap-filled and transformed), with errors in units of the (series, origins, 1) `scale` and, with
+    `series_prior_hours`, per-series width factors (`series_factors`); and the forecasts as the calibrated
+    model would issue them (shrunk towards the reference when asked). `mask` (broadcast against the
+    forecasts): which forecasts count, for the shrinkage weights and the errors alike."""
     horizon = forecast.shape[-1]
     targets = origins[:, None] + np.arange(1, horizon + 1)
     padded = np.concatenate([values, np.full((len(values), horizon), np.nan)], axis=1)
@@ -175,11 +297,14 @@ def calibrate(
         within = min(horizon, layout.reference_lag)
         reference = model_space[:, targets[:, :within] - layout.reference_lag]
         deviation = layout.transform(forecast[..., :within]) - reference
-        weights = least_squares_weights(layout.transform(actual[..., :within]) - reference, deviation)
+        observed = layout.transform(actual[..., :within]) - reference
+        if mask is not None:
+            observed = np.where(np.broadcast_to(mask, actual.shape)[..., :within], observed, np.nan)
+        weights = least_squares_weights(observed, deviation)
         forecast = forecast.copy()
         forecast[..., :within] = layout.inverse(reference + weights * deviation)
-    errors = ConformalErrors.from_forecasts(actual, forecast, log_space=layout.log_target, scale=scale)
-    return Calibration(errors, weights), forecast
+    errors, series = conformal_errors(actual, forecast, origins, layout.log_target, scale, keys, series_prior_hours, mask)
+    return Calibration(errors, weights, series), forecast
 
 
 def least_squares_weights(actual: np.ndarray, forecast: np.ndarray) -> np.ndarray:

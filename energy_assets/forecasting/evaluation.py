@@ -14,9 +14,10 @@ from sktime.performance_metrics.forecasting import (
 from energy_assets import schema
 from energy_assets.forecasting import model as engine
 from energy_assets.forecasting.baselines import seasonal_naive_panel
-from energy_assets.forecasting.calibration import ConformalErrors, seasonal_scale
+from energy_assets.forecasting.calibration import IntervalMethod, conformal_errors
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
-from energy_assets.forecasting.intervals import bound_columns, interval_scores
+from energy_assets.forecasting.history_gaps import HistoryGaps
+from energy_assets.forecasting.intervals import bound_columns, interval_metric_names, interval_scores, series_coverage_stats
 from energy_assets.forecasting.metrics import HEADLINE, score_groups
 from energy_assets.forecasting.panel import Panel
 
@@ -94,6 +95,32 @@ def _interval_table(frame: pd.DataFrame, by: list[str], actual: str, coverages: 
     return pd.DataFrame(table)
 
 
+def interval_calibration(frame: pd.DataFrame) -> dict[str, float]:
+    """How well the intervals of a frame of scored forecasts (`score_forecasts`' input, with bounds) cover,
+    pooled and per series, per nominal coverage: `coverage_<pct>` and `winkler_<pct>` pooled, the largest
+    miss of nominal at any horizon (`horizon_miss_<pct>`), the per-series statistics of
+    `intervals.series_coverage_stats` (`series_median_<pct>`, ...) and the median and 90th-percentile series'
+    relative Winkler score (`series_winkler_median_<pct>`, `series_winkler_p90_<pct>`); then `winkler`, `horizon_miss` and
+    `series_miss`: the mean Winkler score, the largest horizon miss and the mean series miss over the levels."""
+    scores = score_forecasts(frame)
+    record = {}
+    for coverage in schema.INTERVAL_COVERAGES:
+        pct = round(coverage * 100)
+        covered, winkler = interval_metric_names(coverage)
+        record[covered] = float(scores.overall[covered].iloc[0])
+        record[winkler] = float(scores.overall[winkler].iloc[0])
+        record[f"horizon_miss_{pct}"] = float((scores.per_horizon[covered] - coverage).abs().max())
+        stats = series_coverage_stats(scores.per_series[covered].to_numpy(), coverage)
+        record.update({f"{name}_{pct}": value for name, value in stats.items()})
+        series_winkler = scores.per_series[winkler].dropna()
+        record[f"series_winkler_median_{pct}"] = float(series_winkler.median())
+        record[f"series_winkler_p90_{pct}"] = float(series_winkler.quantile(0.9))
+    for name in ("winkler", "horizon_miss", "series_miss"):
+        values = [record[f"{name}_{round(c * 100)}"] for c in schema.INTERVAL_COVERAGES]
+        record[name] = float(max(values) if name == "horizon_miss" else np.mean(values))
+    return record
+
+
 def with_actuals(forecasts: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
     """Forecast rows whose target hour has an actual in `history`, with that actual attached."""
     actuals = history[[*schema.SERIES_KEY, schema.DATETIME, schema.TARGET]]
@@ -121,7 +148,8 @@ def backtest(
     history at or before the origin. A fit that a model in `fitted` already made on the same points (a
     later cutoff's calibration fit is an earlier cutoff's model) is taken from it; each new model is
     added to `fitted`, so backtests sharing the list share their fits. Returns long rows: keys,
-    issued_at, datetime_utc, horizon, model, forecast and actual.
+    issued_at, datetime_utc, horizon, model, forecast and actual; a (series, origin) whose forecast the
+    `history_gaps` rule refuses has no rows, of the model or the baselines (all are scored on the same).
     """
     origins = pd.DatetimeIndex(origins).sort_values()
     panel = Panel.from_long(history)
@@ -129,7 +157,7 @@ def backtest(
     cutoffs = retraining_cutoffs(origins, retrain_every)
     block = np.searchsorted(cutoffs, origins, side="right") - 1
     fitted = [] if fitted is None else fitted
-    frames, blocks = [], []
+    frames, blocks, refused = [], [], []
     for i, cutoff in enumerate(cutoffs):
         block_origins = origins[block == i]
         if block_origins.empty:
@@ -139,7 +167,18 @@ def backtest(
         frame = engine.forecast_frame(model, panel, block_origins, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME)
         frames.append(frame.assign(**{MODEL: "model"}))
         blocks.append((cutoff, block_origins))
-    return _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, *_interval_settings(params))
+        refused.append(HistoryGaps.of(panel, block_origins, model.forecast_reads(horizon)).refused)
+    forecasts = _with_baselines(frames, history, panel, blocks, horizon, seasonal_periods, IntervalMethod.of(params))
+    return without_refused(forecasts, pd.concat(refused, ignore_index=True))
+
+
+def without_refused(forecasts: pd.DataFrame, refused: pd.DataFrame) -> pd.DataFrame:
+    """`forecasts` without the rows of any forecaster issued for the (series, issued_at) pairs of `refused`."""
+    on = [*schema.SERIES_KEY, schema.ISSUED_AT]
+    if refused.empty:
+        return forecasts
+    pairs = pd.MultiIndex.from_frame(refused[on].astype({schema.ISSUED_AT: forecasts[schema.ISSUED_AT].dtype}))
+    return forecasts[~pd.MultiIndex.from_frame(forecasts[on]).isin(pairs)].reset_index(drop=True)
 
 
 def beside_baselines(
@@ -166,14 +205,9 @@ def beside_baselines(
             "its forecasts would score it on data it was trained on"
         )
     frame = model_forecasts.assign(**{MODEL: "model"})
-    intervals = (0, (0, 0)) if intervals_like is None else _interval_settings(intervals_like.get_params())
+    intervals = IntervalMethod() if intervals_like is None else IntervalMethod.of(intervals_like.get_params())
     panel = Panel.from_long(history) if panel is None else panel
-    return _with_baselines([frame], history, panel, [(cutoff, origins)], horizon, seasonal_periods, *intervals)
-
-
-def _interval_settings(params) -> tuple[int, tuple[int, int]]:
-    """How the model calibrates intervals, for baselines calibrated the same way."""
-    return params["calibration_hours"], (params["interval_scale_lag"], params["interval_scale_hours"])
+    return _with_baselines([frame], history, panel, [(cutoff, origins)], horizon, seasonal_periods, intervals)
 
 
 def _with_baselines(
@@ -183,21 +217,18 @@ def _with_baselines(
     blocks: list[tuple[pd.Timestamp, pd.DatetimeIndex]],
     horizon: int,
     seasonal_periods: tuple[int, ...],
-    calibration_hours: int,
-    interval_scale: tuple[int, int],
+    intervals: IntervalMethod,
 ) -> pd.DataFrame:
     """Model forecasts beside seasonal naive ones from the same origins, with actuals attached.
 
     Each block is (the cutoff of the model that forecast it, its origins); a baseline's intervals are
-    calibrated like the model's: on its own errors over the `calibration_hours` up to that cutoff, in
-    units of the same seasonal scale.
+    calibrated like the model's (`intervals`): on its own errors over the calibration hours up to that
+    cutoff, in units of the same scale, with series factors where the model has them.
     """
     for sp in seasonal_periods:
         for cutoff, origins in blocks:
             frames.append(
-                seasonal_naive_with_intervals(
-                    panel, cutoff, origins, horizon, sp, calibration_hours, interval_scale
-                ).assign(
+                seasonal_naive_with_intervals(panel, cutoff, origins, horizon, sp, intervals).assign(
                     **{MODEL: f"snaive{sp}"}
                 )
             )
@@ -211,33 +242,31 @@ def seasonal_naive_with_intervals(
     origins: pd.DatetimeIndex,
     horizon: int,
     sp: int,
-    calibration_hours: int,
-    interval_scale: tuple[int, int] = (0, 0),
+    intervals: IntervalMethod = IntervalMethod(),
     coverage: tuple[float, ...] = schema.INTERVAL_COVERAGES,
 ) -> pd.DataFrame:
-    """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are:
-    from its errors, per horizon and in log space, forecasting the `calibration_hours` up to `cutoff`,
-    in units of `seasonal_scale` with the model's (`interval_scale_lag`, `interval_scale_hours`); 0 hours: unscaled."""
+    """Seasonal naive forecasts from `origins`, with split-conformal intervals built as the model's are
+    (`intervals`): from its errors, per horizon and in log space, forecasting the calibration hours up to
+    `cutoff`, in units of the model's interval scale and with its series factors (none for 0 calibration hours)."""
     positions = panel.position(origins)
     values = seasonal_naive_panel(panel, positions, horizon, sp)
     frame = panel.origin_frame(origins, values, schema.DATETIME)
     end = int(panel.position(pd.Index([cutoff]))[0])
-    calibration = np.arange(max(sp - 1, end - calibration_hours), end)
+    calibration = np.arange(max(sp - 1, end - intervals.calibration_hours), end)
     steps = np.arange(1, horizon + 1)
-
-    def scale(at: np.ndarray) -> np.ndarray | float:
-        lag, hours = interval_scale
-        if not hours:
-            return 1.0
-        return seasonal_scale(panel.values, at, lag, hours, log_space=True)[..., None]
-
+    scale = intervals.scale(panel.values, positions, log_space=True)[..., None]
     errors = None
-    if calibration_hours > 0 and len(calibration):
+    if intervals.calibration_hours > 0 and len(calibration):
         targets = calibration[:, None] + steps
         actual = np.where(targets <= end, panel.values[:, np.minimum(targets, end)], np.nan)
         forecast = seasonal_naive_panel(panel, calibration, horizon, sp)
-        errors = ConformalErrors.from_forecasts(actual, forecast, log_space=True, scale=scale(calibration))
-    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET, scale(positions)))
+        calibration_scale = intervals.scale(panel.values, calibration, log_space=True)[..., None]
+        errors, series = conformal_errors(
+            actual, forecast, calibration, True, calibration_scale, panel.keys, intervals.series_prior_hours
+        )
+        if series is not None:
+            scale = scale * series.factors[:, None, None]
+    return frame.assign(**bound_columns(errors, values, steps, coverage, schema.TARGET, scale))
 
 
 def score_models(frame: pd.DataFrame) -> pd.DataFrame:

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from energy_assets.forecasting.history_gaps import missing_reads
 from energy_assets.timeline import DANISH_TIME_ZONE, is_danish_holiday
 
 CALENDAR_COLUMNS = ["hour_of_day", "day_of_week", "holiday"]
@@ -34,6 +35,21 @@ class FeatureLayout:
         reach = [lag + season for lag in self.lags] + [w + season for w in self.windows]
         reach += [*self.holiday_lags, *self.level_lags, 1 if season else self.scale_window]
         return max(reach)
+
+    @property
+    def reads(self) -> tuple[int, ...]:
+        """Steps back from a predicted point whose values its feature row reads, as `feature_rows` computes them
+        (holiday lags read the calendar only): the hours whose absence `history_gaps` counts."""
+        season = self.reference_lag
+        back = {*self.lags, *self.level_lags}
+        back.update(step for w in self.windows for step in range(1, w + 1))
+        if season:
+            back.update(lag + season for lag in self.lags)
+            back.update(step + season for w in self.windows for step in range(1, w + 1))
+            back.add(season)
+        else:
+            back.update(range(1, self.scale_window + 1))
+        return tuple(sorted(back))
 
     @property
     def names(self) -> list[str]:
@@ -221,7 +237,8 @@ def training_rows(
 
     `values` (series, points) are the raw targets (NaN: missing, never learned), `model_space` the same
     gap-filled and transformed (features read it); `grid_calendar` (points, 3). Target hours that are
-    holidays, or whose reference (a holiday lag) was one, weigh `holiday_weight`.
+    holidays, or whose reference (a holiday lag) was one, weigh `holiday_weight`. Rows whose features read
+    a missing value (a fill) are left out (`history_gaps`).
     """
     history, width = layout.history, values.shape[1]
     positions = np.arange(history, width)
@@ -232,7 +249,8 @@ def training_rows(
     for lag in layout.holiday_lags:
         special |= grid_calendar[positions - lag, 2] > 0
     weight = np.tile(np.where(special, holiday_weight, 1.0), len(values))
-    keep = np.isfinite(target) & (weight > 0)
+    reads_observed = missing_reads(values, positions, layout.reads) == 0
+    keep = np.isfinite(target) & (weight > 0) & reads_observed.ravel()
     if not keep.any():
         raise ValueError("no training row has an observed target and history")
     return TrainingRows(X[keep], target[keep], weight[keep], layout.names)

@@ -46,11 +46,14 @@ class GlobalLGBMForecaster(BaseForecaster):
     windows (one refit per window): one extra fit, none when a model that made it is at hand
     (`model.fit`'s `earlier`: a backfill's or the registry's model of `calibration_hours` before), and
     every calibration forecast is still made by a model that never saw its target. With `interval_scale_hours` each error is first divided by its
-    series' mean absolute error of seasonal naive `interval_scale_lag` over the hours before its
-    origin (normalized conformal prediction, on a recent MASE scale): on the real extract series
-    differ 35-fold in their mean day-over-day change, and one shared width per horizon makes quiet
-    series' intervals far too wide and volatile ones' too narrow; scaled, each interval is as many of
-    its own series' recent errors wide.
+    series' mean absolute error of seasonal naive over the hours before its origin (normalized
+    conformal prediction, on a recent MASE scale; with several `interval_scale_lags`, the geometric
+    mean of each period's): on the real extract series differ 35-fold in their mean day-over-day
+    change, and one shared width per horizon makes quiet series' intervals far too wide and volatile
+    ones' too narrow; scaled, each interval is as many of its own series' recent errors wide. With
+    `interval_series_prior_hours`, each series' width is further multiplied by how much larger its
+    own calibration errors ran than all series' (Mondrian conformal prediction, shrunk towards the
+    pooled width by the evidence behind it).
 
     Parameters
     ----------
@@ -117,15 +120,25 @@ class GlobalLGBMForecaster(BaseForecaster):
     combine_without_level_lags : bool, default=True
         Also fit the booster without `level_lags` (every other setting equal) and forecast the mean of
         both members in model space; without level lags there is one member either way.
-    interval_scale_lag : int, default=24
-        Period of the seasonal naive forecast whose recent errors scale the intervals.
+    interval_scale_lags : tuple of int, default=(24, 168)
+        Periods of the seasonal naive forecasts whose recent errors scale the intervals; with several,
+        the scale is the geometric mean of each period's (a series whose day-over-day changes are large
+        and whose week-over-week ones are small gets a width between the two). Empty: no scaling.
+        With the week's lag, forecasts read `168 + interval_scale_hours` hours up to their origin
+        (`forecast_reach`), and a series younger than that has unbounded intervals.
     interval_scale_hours : int, default=168
-        Hours up to the origin over which that error is averaged (`intervals.seasonal_scale`, in the
-        errors' own log or relative space): the unit of calibration errors and interval widths, per
-        series and origin. Where a series has no point with one `interval_scale_lag` before, its
+        Hours up to the origin over which each period's error is averaged (`calibration.seasonal_scale`,
+        in the errors' own log or relative space): the unit of calibration errors and interval widths,
+        per series and origin. Where a series has no point with one of the periods before, its
         intervals are unbounded. 0: no scaling, one width per horizon for every series. With a daily
         lag keep it whole weeks: over a shorter span the day-over-day changes depend on whether a
         weekend is inside it, and the scale would rise and fall with the origin's weekday.
+    interval_series_prior_hours : int or None, default=None
+        Per-series widths (Mondrian conformal prediction with shrinkage, `calibration.series_factors`):
+        each series' intervals are multiplied by the ratio of its mean calibration error to all series'
+        (in units of the scale), shrunk towards 1 in log space by n / (n + this), n being the hours of
+        its calibration forecasts that were scored; a series the calibration did not score keeps the
+        pooled width. None: one width per horizon and scale for every series.
 
     Examples
     --------
@@ -182,8 +195,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         shrink_to_reference: bool = False,
         training_window: int | None = None,
         combine_without_level_lags: bool = True,
-        interval_scale_lag: int = 24,
+        interval_scale_lags: tuple[int, ...] = (24, 168),
         interval_scale_hours: int = 168,
+        interval_series_prior_hours: int | None = None,
     ):
         self.lags = lags
         self.windows = windows
@@ -208,8 +222,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         self.shrink_to_reference = shrink_to_reference
         self.training_window = training_window
         self.combine_without_level_lags = combine_without_level_lags
-        self.interval_scale_lag = interval_scale_lag
+        self.interval_scale_lags = interval_scale_lags
         self.interval_scale_hours = interval_scale_hours
+        self.interval_series_prior_hours = interval_series_prior_hours
         super().__init__()
 
     def _fit(self, y: pd.DataFrame, X=None, fh=None) -> GlobalLGBMForecaster:
@@ -344,8 +359,9 @@ class GlobalLGBMForecaster(BaseForecaster):
                 "n_jobs": 1,
                 "calibration_hours": 4,
                 "calibration_horizon": 2,
-                "interval_scale_lag": 2,
+                "interval_scale_lags": (1, 2),
                 "interval_scale_hours": 3,
+                "interval_series_prior_hours": 2,
             },
         ]
 

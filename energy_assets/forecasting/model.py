@@ -13,20 +13,23 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from energy_assets.forecasting.calibration import Calibration, calibrate, interval_scale, shrink
+from energy_assets.forecasting import history_gaps
+from energy_assets.forecasting.calibration import Calibration, IntervalMethod, calibrate, shrink
 from energy_assets.forecasting.features import FeatureLayout, grid_calendar
 from energy_assets.forecasting.intervals import bound_columns
 from energy_assets.forecasting.members import Member, feature_layout, fit_members, member_layouts, members_digest
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel, extend_grid
 from energy_assets.forecasting.recursion import PREDICTION_BATCH_ROWS, recursive_forecasts
 from energy_assets.forecasting.threads import free_cores
+from energy_assets.schema import HISTORY_HOURS_MISSING
 
 
 @dataclass(frozen=True)
 class KeptForecasts:
     """Model-space forecasts a model made from some origins (its members' mean, before any shrinkage), with
-    the model-space history each read: another model with the same members (`maker`, a `members_digest`)
-    forecasting from one of these origins out of the same history makes these very forecasts."""
+    the model-space history each read (`read_history`: NaN where a value was missing): another model with the
+    same members (`maker`, a `members_digest`) forecasting from one of these origins out of the same history,
+    gaps included, makes these very forecasts (those the `history_gaps` rule issues)."""
 
     maker: str
     keys: pd.Index
@@ -46,7 +49,7 @@ class CalibrationForecasts:
     panel: Panel
     origins: np.ndarray  # grid positions
     forecast: np.ndarray  # (series, origins, horizon), target units, NaN past the panel's end
-    scale: np.ndarray  # (series, origins, 1) interval scale
+    scale: np.ndarray  # (series, origins, 1) interval scale, with the calibrated model's series factors
     kept: KeptForecasts | None  # the origins all of whose steps were forecast, for reuse
 
 
@@ -68,14 +71,14 @@ class GlobalModel:
         return self.members[0].layout
 
     @property
-    def interval_scale(self) -> tuple[int, int]:
-        """(interval_scale_lag, interval_scale_hours); 0 hours: unscaled."""
-        return self.params["interval_scale_lag"], self.params["interval_scale_hours"]
-
-    @property
     def forecast_reach(self) -> int:
         """Time points up to an origin that its forecasts and their intervals read."""
         return forecast_reach(self.params)
+
+    def forecast_reads(self, horizon: int) -> np.ndarray:
+        """Steps back from an origin (0: the origin) whose values a forecast of `horizon` steps reads through
+        its features, gaps filled: the hours the `history_gaps` rule counts (a subset of `forecast_reach`)."""
+        return history_gaps.forecast_reads(self.layout.reads, horizon)
 
     def forecast(
         self,
@@ -136,15 +139,19 @@ class GlobalModel:
         found = {}
         for i, (position, j) in enumerate(zip(origins, at)):
             if j >= 0 and np.array_equal(
-                kept.inputs[:, j : j + history], model_space[:, position - history + 1 : position + 1], equal_nan=True
+                kept.inputs[:, j : j + history], read_history(panel, model_space, position - history + 1, position + 1),
+                equal_nan=True,
             ):
                 found[i] = kept.values[:, j, :horizon]
         return found
 
     def scale(self, panel: Panel, origins: np.ndarray) -> np.ndarray:
-        """(series, origins) units of the calibration errors and interval widths at each origin."""
-        lag, hours = self.interval_scale
-        return interval_scale(panel.values, origins, lag, hours, self.layout.log_target)
+        """(series, origins) units of the calibration errors and interval widths at each origin: the interval
+        scale, times each series' width factor where the calibration has them."""
+        scale = IntervalMethod.of(self.params).scale(panel.values, origins, self.layout.log_target)
+        if self.calibration is not None and self.calibration.series is not None:
+            scale = scale * self.calibration.series.of(panel.keys)[:, None]
+        return scale
 
     def key_codes(self, keys: pd.Index) -> np.ndarray:
         """(series, levels) integer category of each key level; -1 (missing) for unseen values."""
@@ -167,8 +174,8 @@ def history_length(params: Mapping[str, Any]) -> int:
 def forecast_reach(params: Mapping[str, Any]) -> int:
     """Time points up to an origin that its forecasts and their intervals read: a feature row's history, or
     the interval scale's if longer."""
-    hours = params["interval_scale_hours"]
-    return max(history_length(params), params["interval_scale_lag"] + hours if hours else 0)
+    lags, hours = params["interval_scale_lags"], params["interval_scale_hours"]
+    return max(history_length(params), max(lags) + hours if hours and lags else 0)
 
 
 def fit(
@@ -201,9 +208,13 @@ def fit(
             panel, model_space, origins, horizon, len(panel.grid) - 1, PREDICTION_BATCH_ROWS, None
         )
         scale = calibrating.scale(panel, origins)[..., None]
+        _, refused = history_gaps.issue_rule(panel.values, origins, calibrating.forecast_reads(horizon))
         calibration, issued = calibrate(
-            panel.values, model_space, origins, layout.inverse(mean), layout, params["shrink_to_reference"], scale
+            panel.values, model_space, origins, layout.inverse(mean), layout, params["shrink_to_reference"], scale,
+            panel.keys, params["interval_series_prior_hours"], mask=~refused[..., None],
         )
+        if calibration.series is not None:
+            scale = scale * calibration.series.factors[:, None, None]  # as the calibrated model scales them
         whole = origins[origins + horizon <= len(panel.grid) - 1]  # every step forecast
         kept = None
         if len(whole):
@@ -212,7 +223,7 @@ def fit(
                 keys=panel.keys,
                 origins=panel.grid[whole],
                 values=mean[:, : len(whole)],
-                inputs=model_space[:, whole[0] - layout.history + 1 : whole[-1] + 1],
+                inputs=read_history(panel, model_space, whole[0] - layout.history + 1, whole[-1] + 1),
             )
         forecasts = CalibrationForecasts(panel, origins, issued, scale, kept)
     model = _fitted_members(panel, len(panel.grid), params, layout, earlier)
@@ -228,14 +239,12 @@ def _fitted_members(
 ) -> GlobalModel:
     """An uncalibrated model of the newest `training_window` points before position `end`: an earlier
     model's members when it learned from the same, else a fit."""
-    window = params["training_window"]
-    start = 0 if window is None else max(0, end - window)
-    points = Panel(keys=panel.keys, grid=panel.grid[start:end], values=panel.values[:, start:end], name=panel.name)
+    points = _training_points(panel, end, params["training_window"])
     digest = members_digest(params, points)
     for model in earlier:
         if model.digest == digest:
-            return replace(model, calibration=None)
-    width = end - start
+            return replace(model, params=params, calibration=None)  # the same trees; its interval settings are ours
+    width = len(points.grid)
     if width <= layout.history:
         raise InsufficientHistoryError(layout.history + 1, width, "fitting")
     categories = tuple(panel.keys.unique(level=i) for i in range(panel.keys.nlevels))
@@ -253,6 +262,26 @@ def _fitted_members(
     return replace(model, members=tuple(members))
 
 
+def _training_points(panel: Panel, end: int, window: int | None) -> Panel:
+    """The newest `window` points before grid position `end` (None: all of them): what a fit learns from."""
+    start = 0 if window is None else max(0, end - window)
+    return Panel(keys=panel.keys, grid=panel.grid[start:end], values=panel.values[:, start:end], name=panel.name)
+
+
+def training_gaps(panel: Panel, params: Mapping[str, Any]) -> pd.DataFrame:
+    """Per series, the rows the final fit of `params` on the panel leaves out because their features read a
+    missing value, and the missing hours they read (`history_gaps.training_gaps`)."""
+    layout = feature_layout(params, panel.key_names)
+    points = _training_points(panel, len(panel.grid), params["training_window"])
+    return history_gaps.training_gaps(points, layout.history, layout.reads)
+
+
+def read_history(panel: Panel, model_space: np.ndarray, start: int, end: int) -> np.ndarray:
+    """The model-space history of grid positions [start, end), NaN where the panel lacks a value: what a
+    forecast from those points read, gaps included (their fills are read as values)."""
+    return np.where(np.isnan(panel.values[:, start:end]), np.nan, model_space[:, start:end])
+
+
 def forecast_frame(
     model: GlobalModel,
     panel: Panel,
@@ -261,13 +290,19 @@ def forecast_frame(
     coverage: tuple[float, ...],
     time_name: str,
     kept: KeptForecasts | None = None,
+    refuse_gaps: bool = False,
 ) -> pd.DataFrame:
     """The model's forecasts from `origins` (grid times) as one row per series, origin and step: key columns,
-    issued_at, `time_name`, horizon, the forecast under the panel's name and the lower and upper bound of each
-    `coverage` interval (NaN where there is no calibration or the interval is unbounded)."""
+    issued_at, `time_name`, horizon, the forecast under the panel's name, the lower and upper bound of each
+    `coverage` interval (NaN where there is no calibration or the interval is unbounded) and
+    `history_hours_missing` (the hours its forecast read that the panel lacks, `history_gaps`). With
+    `refuse_gaps`, the forecasts the `history_gaps` rule refuses are left out."""
     positions = panel.position(origins)
     values = model.forecast(panel, positions, horizon, kept=kept)
     frame = panel.origin_frame(origins, values, time_name)
     errors = None if model.calibration is None else model.calibration.errors
     scale = model.scale(panel, positions)[..., None]
-    return frame.assign(**bound_columns(errors, values, np.arange(1, horizon + 1), coverage, panel.name, scale))
+    frame = frame.assign(**bound_columns(errors, values, np.arange(1, horizon + 1), coverage, panel.name, scale))
+    counts, refused = history_gaps.issue_rule(panel.values, positions, model.forecast_reads(horizon))
+    frame[HISTORY_HOURS_MISSING] = np.repeat(counts.ravel(), horizon).astype("int16")
+    return frame[~np.repeat(refused.ravel(), horizon)].reset_index(drop=True) if refuse_gaps else frame

@@ -13,9 +13,10 @@ from energy_assets import schema
 class InsufficientHistoryError(ValueError):
     """Too few past hours to train or to forecast; says how many are needed and how many exist."""
 
-    def __init__(self, needed: int, available: int, purpose: str):
+    def __init__(self, needed: int, available: int, purpose: str, missing_hours: pd.DatetimeIndex | None = None):
         self.needed = needed
         self.available = available
+        self.missing_hours = missing_hours  # the hours it needs that no series has, when known
         super().__init__(f"{purpose} needs {needed} hours of history; only {available} available")
 
 

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from energy_assets.forecasting.history_gaps import partition_ranges
 from energy_assets.forecasting.provenance import registry_metrics, training_provenance
 from energy_assets.forecasting.model import GlobalModel
 from energy_assets.forecasting.training import (
@@ -223,7 +224,8 @@ def keep_models_in_effect(
             try:
                 result = train_forecaster(rows, hour, config, policy.validation_hours, [m for _, m in earlier.values()])
             except InsufficientHistoryError as too_short:
-                raise CannotTrain(f"cannot train the model for {hour.isoformat()}: {too_short}") from too_short
+                reason = _too_short(too_short, hour, rows)
+                raise CannotTrain(f"cannot train the model for {hour.isoformat()}: {reason}") from too_short
             kept = result.kept_forecasts
             calibrated_by = earlier[kept.maker][0] if kept is not None and kept.maker in earlier else None
             current = register(registry, result, policy, search_results, provenance, calibrated_by)
@@ -233,6 +235,15 @@ def keep_models_in_effect(
             log(f"registered {MODEL_NAME} v{current.version} trained up to {hour.isoformat()}")
         by_hour[hour] = current
     return ModelsInEffect(by_hour, retrainings)
+
+
+def _too_short(error: InsufficientHistoryError, hour: pd.Timestamp, rows: pd.DataFrame) -> str:
+    """The error, and the feature partitions to materialize when some hours it needs have no row at all."""
+    needed = pd.date_range(hour - (error.needed - 1) * HOUR, hour, freq=HOUR)
+    absent = needed.difference(pd.DatetimeIndex(rows[DATETIME].unique()))
+    if not len(absent):
+        return str(error)
+    return f"{error}; materialize energy_consumption_features for {partition_ranges(absent)} first"
 
 
 def _calibration_candidates(
@@ -280,6 +291,9 @@ def register(
         "training_rows": result.training_rows,
         "training_window_days": policy.training_window_days,
         "excluded_series": result.excluded_series.to_dict(orient="records"),
+        # Rows left out of the fit because their features read a missing hour, per series (`history_gaps`).
+        "training_rows_left_out": int(result.training_gaps["rows_left_out"].sum()),
+        "training_gaps": result.training_gaps.to_dict(orient="records"),
     }
     if calibrated_by is not None:
         extra[CALIBRATED_BY_KEY] = calibrated_by.version

@@ -1,10 +1,12 @@
 """The saved-model format: a folder that says which format it is in, readable without unpickling code.
 
-Format 2 (this one): `model.json` (format, hyperparameters, key names and categories, each member's level
-lags and booster file, the members' digest), one LightGBM model text file per member, and `arrays.npz`
-(the conformal quantiles, the shrinkage weights, and the kept calibration forecasts with the history they
-read). Format 1 was sktime's zip of the pickled estimator (`forecaster.zip`): it is refused with a
-message that says to retrain, since a pickle only loads into the class as it was.
+Format 3 (this one): `model.json` (format, hyperparameters, key names and categories, each member's level
+lags and booster file, the members' digest, the keys of the series' width factors), one LightGBM model text
+file per member, and `arrays.npz` (the conformal quantiles, the shrinkage weights, the series' width
+factors, and the kept calibration forecasts with the history they read). Older formats are refused with a
+message that says to retrain: format 2 (the same files) had one interval scale lag (`interval_scale_lag`)
+and no series factors, so its hyperparameters are not this version's; format 1 was sktime's zip of the
+pickled estimator (`forecaster.zip`), which only loads into the class as it was.
 """
 
 from __future__ import annotations
@@ -17,14 +19,16 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from energy_assets.forecasting.calibration import Calibration, ConformalErrors
+from energy_assets.forecasting.calibration import Calibration, ConformalErrors, SeriesWidths
 from energy_assets.forecasting.members import Member, feature_layout
 from energy_assets.forecasting.model import GlobalModel, KeptForecasts
 
-MODEL_FORMAT = 2
+MODEL_FORMAT = 3
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"
 FORMAT_1_FILE = "forecaster.zip"  # sktime's save of the pickled estimator
+# What an older format in `MODEL_FILE` lacks, for the message that refuses it.
+OLDER_FORMATS = {2: "one interval scale lag and no per-series interval widths"}
 
 
 class SavedModelFormatError(ValueError):
@@ -47,7 +51,14 @@ def save_model(model: GlobalModel, directory: str | Path, kept: KeptForecasts | 
         arrays["quantiles"], arrays["counts"] = errors.quantiles, errors.counts
         if model.calibration.weights is not None:
             arrays["weights"] = model.calibration.weights
-        calibration = {"log_space": errors.log_space, "weights": model.calibration.weights is not None}
+        series = model.calibration.series
+        if series is not None:
+            arrays["series_factors"] = series.factors
+        calibration = {
+            "log_space": errors.log_space,
+            "weights": model.calibration.weights is not None,
+            "series_keys": None if series is None else _keys_json(series.keys),
+        }
     description = {
         "format": MODEL_FORMAT,
         "params": _json_params(model.params),
@@ -62,8 +73,7 @@ def save_model(model: GlobalModel, directory: str | Path, kept: KeptForecasts | 
         arrays["kept_values"], arrays["kept_inputs"] = kept.values, kept.inputs
         description["kept_forecasts"] = {
             "maker": kept.maker,
-            "keys": [list(key) if isinstance(key, tuple) else [key] for key in kept.keys],
-            "key_names": list(kept.keys.names),
+            **_keys_json(kept.keys),
             "origins": [origin.isoformat() for origin in kept.origins],
         }
     if arrays:
@@ -88,11 +98,15 @@ def load_model(directory: str | Path) -> GlobalModel:
         for member in description["members"]
     )
     calibration = None
-    if description["calibration"] is not None:
+    saved = description["calibration"]
+    if saved is not None:
         with np.load(directory / ARRAYS_FILE) as arrays:
-            errors = ConformalErrors(arrays["quantiles"], arrays["counts"], description["calibration"]["log_space"])
-            weights = arrays["weights"] if description["calibration"]["weights"] else None
-        calibration = Calibration(errors, weights)
+            errors = ConformalErrors(arrays["quantiles"], arrays["counts"], saved["log_space"])
+            weights = arrays["weights"] if saved["weights"] else None
+            series = None
+            if saved["series_keys"] is not None:
+                series = SeriesWidths(_keys_from_json(saved["series_keys"]), arrays["series_factors"])
+        calibration = Calibration(errors, weights, series)
     categories = tuple(pd.Index(values) for values in description["categories"])
     return GlobalModel(params, key_names, categories, members, calibration, description["digest"])
 
@@ -104,12 +118,20 @@ def load_kept_forecasts(directory: str | Path) -> KeptForecasts | None:
         return None
     with np.load(Path(directory) / ARRAYS_FILE) as arrays:
         values, inputs = arrays["kept_values"], arrays["kept_inputs"]
-    if len(kept["key_names"]) > 1:
-        keys = pd.MultiIndex.from_tuples([tuple(key) for key in kept["keys"]], names=kept["key_names"])
-    else:
-        keys = pd.Index([key for (key,) in kept["keys"]], name=kept["key_names"][0])
     origins = pd.DatetimeIndex([pd.Timestamp(origin) for origin in kept["origins"]])
-    return KeptForecasts(kept["maker"], keys, origins, values, inputs)
+    return KeptForecasts(kept["maker"], _keys_from_json(kept), origins, values, inputs)
+
+
+def _keys_json(keys: pd.Index) -> dict:
+    """Series keys as JSON: each key as a list of its levels, and the level names."""
+    return {"keys": [list(key) if isinstance(key, tuple) else [key] for key in keys], "key_names": list(keys.names)}
+
+
+def _keys_from_json(saved: dict) -> pd.Index:
+    """The keys `_keys_json` wrote."""
+    if len(saved["key_names"]) > 1:
+        return pd.MultiIndex.from_tuples([tuple(key) for key in saved["keys"]], names=saved["key_names"])
+    return pd.Index([key for (key,) in saved["keys"]], name=saved["key_names"][0])
 
 
 def _description(directory: str | Path) -> dict:
@@ -124,9 +146,11 @@ def _description(directory: str | Path) -> dict:
             )
         raise FileNotFoundError(f"no saved model at {path}")
     description = json.loads(path.read_text())
-    if description.get("format") != MODEL_FORMAT:
+    saved = description.get("format")
+    if saved != MODEL_FORMAT:
+        why = f" ({OLDER_FORMATS[saved]})" if saved in OLDER_FORMATS else ""
         raise SavedModelFormatError(
-            f"the model at {directory} is in format {description.get('format')!r}; this version reads format "
+            f"the model at {directory} is in format {saved!r}{why}; this version reads format "
             f"{MODEL_FORMAT}: retrain it (materialize forecasting_model for its hours)"
         )
     return description

@@ -16,8 +16,16 @@ from sktime.split import ExpandingWindowSplitter
 
 from energy_assets import schema
 from energy_assets.forecasting import model as engine
-from energy_assets.forecasting.evaluation import backtest, beside_baselines, overall_scores, score_models
+from energy_assets.forecasting.evaluation import (
+    backtest,
+    beside_baselines,
+    interval_calibration,
+    overall_scores,
+    score_models,
+    without_refused,
+)
 from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
+from energy_assets.forecasting.history_gaps import HistoryGaps
 from energy_assets.forecasting.intervals import bound_columns, interval_metric_names
 from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.model import CalibrationForecasts, GlobalModel, KeptForecasts
@@ -32,12 +40,14 @@ __all__ = [
     "SavedModelFormatError",
     "TrainingResult",
     "forecast_origins",
+    "forecasts_and_gaps",
     "load_forecaster",
     "min_training_hours",
     "required_history_hours",
     "save_forecaster",
     "search_intervals",
     "search_hyperparameters",
+    "search_series_intervals",
     "train_forecaster",
 ]
 
@@ -129,6 +139,7 @@ class TrainingResult:
     training_start: pd.Timestamp
     data_cutoff: pd.Timestamp
     excluded_series: pd.DataFrame  # area, consumer_type, hours_available
+    training_gaps: pd.DataFrame  # area, consumer_type, rows_left_out, missing_hours: rows not learned (`history_gaps`)
     validation_metrics: dict[str, float]  # {model,snaive24,snaive168}_{wape,mape,rmspe}
     validation_forecasts: pd.DataFrame  # keys, issued_at, datetime_utc, horizon, model, forecast, actual
     validation_cutoff: pd.Timestamp  # newest row the model that forecast the validation window was fitted on
@@ -165,8 +176,10 @@ def train_forecaster(
     Validation forecasts the window from every hour in it (targets up to the cutoff), beside
     seasonal naive 24 h and 168 h issued at the same hours, with a model that saw no row of the
     window: the fit's own calibration fit when its held-out hours span the window (its forecasts are
-    already made: no extra work), else a second fit on the rows before the window. A fit whose members
-    one of the `earlier` models has (the same hyperparameters and points) is taken from it.
+    already made: no extra work), else a second fit on the rows before the window; only forecasts the
+    `history_gaps` rule issues are scored, and a forecaster with none to score has no metrics.
+    `InsufficientHistoryError` when no hour of the window has a row. A fit whose members one of the
+    `earlier` models has (the same hyperparameters and points) is taken from it.
     """
     cutoff = to_utc_hour(cutoff)
     rows = _training_rows(history, cutoff, config)
@@ -177,13 +190,18 @@ def train_forecaster(
         best = int(hours["hours_available"].max()) if len(hours) else 0
         raise InsufficientHistoryError(needed, best, f"training up to {cutoff}")
     rows = rows.merge(hours.loc[hours["hours_available"] >= needed, schema.SERIES_KEY])
+    validation_start = cutoff - validation_hours * HOUR
+    validated = pd.date_range(validation_start + HOUR, cutoff, freq=HOUR)
+    if not validated.isin(rows[schema.DATETIME]).any():
+        raise InsufficientHistoryError(
+            validation_hours, 0, f"validating a model trained up to {cutoff:%Y-%m-%d %H:%M}", missing_hours=validated
+        )
     panel = Panel.from_long(rows)
     model, calibration = engine.fit(panel, config.params(), earlier)
     learned = rows
     if config.training_window is not None:
         learned = rows[rows[schema.DATETIME] > cutoff - config.training_window * HOUR]
 
-    validation_start = cutoff - validation_hours * HOUR
     if calibration is not None and panel.grid[calibration.origins[0]] <= validation_start:
         # The calibration fit's first origin is the newest hour it was fitted on.
         validation_cutoff = panel.grid[calibration.origins[0]]
@@ -191,14 +209,15 @@ def train_forecaster(
         # Bands as the model issues them (calibrated on these same forecasts): for the plot, not scored.
         issued = forecasts[forecasts[schema.ISSUED_AT] >= validation_start]
         validation = beside_baselines(issued, rows, validation_cutoff, panel=panel)
+        horizon = calibration.forecast.shape[-1]
+        origins = panel.grid[calibration.origins]
+        refused = HistoryGaps.of(panel, origins[origins >= validation_start], model.forecast_reads(horizon)).refused
+        validation = without_refused(validation, refused)  # scored as issued: the model's and baselines' alike
     else:
         validation_cutoff = validation_start
         origins = pd.date_range(validation_start, cutoff - HOUR, freq=HOUR)
         validation = backtest(rows, origins, config.forecaster(), retrain_every=validation_hours)
-    scores = score_models(validation)
-    metrics = {
-        f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS
-    }
+    metrics = _validation_metrics(validation)
     return TrainingResult(
         model=model,
         config=config,
@@ -206,11 +225,20 @@ def train_forecaster(
         training_start=learned[schema.DATETIME].min(),
         data_cutoff=cutoff,
         excluded_series=excluded.astype({**schema.SERIES_DTYPES, "hours_available": "int64"}),
+        training_gaps=engine.training_gaps(panel, config.params()).astype(schema.SERIES_DTYPES),
         validation_metrics=metrics,
         validation_forecasts=validation,
         validation_cutoff=validation_cutoff,
         calibration=calibration,
     )
+
+
+def _validation_metrics(validation: pd.DataFrame) -> dict[str, float]:
+    """`VALIDATION_METRICS` of each forecaster of the validation frame that has a forecast to score."""
+    if validation.dropna(subset=[schema.FORECAST, schema.TARGET]).empty:
+        return {}
+    scores = score_models(validation)
+    return {f"{model}_{metric}": float(scores.loc[model, metric]) for model in scores.index for metric in VALIDATION_METRICS}
 
 
 def _calibration_frame(model: GlobalModel, calibration: CalibrationForecasts) -> pd.DataFrame:
@@ -241,20 +269,56 @@ def forecast_origins(
 ) -> pd.DataFrame:
     """Forecasts issued at each origin hour for the next `horizon` hours, every series of the history.
 
-    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose history
-    starts too late for an origin (no value one reference season back) gets no rows for it. Origins
-    whose forecasts `kept` holds (made by the same members from the same history) take them.
+    Columns and dtypes are schema.FORECAST_COLUMNS without the model's (schema.MODEL_COLUMNS). A series whose
+    history lacks hours its forecast reads follows the `history_gaps` rule: refused (no rows for that origin)
+    or issued with the count in `history_hours_missing`; `forecasts_and_gaps` also says which. Origins whose
+    forecasts `kept` holds (made by the same members from the same history) take them.
+    """
+    return forecasts_and_gaps(model, history_long, origins, horizon, kept)[0]
+
+
+def forecasts_and_gaps(
+    model: GlobalModel,
+    history_long: pd.DataFrame,
+    origins: pd.DatetimeIndex | list,
+    horizon: int = 24,
+    kept: KeptForecasts | None = None,
+) -> tuple[pd.DataFrame, HistoryGaps]:
+    """`forecast_origins`, and the gaps its forecasts read: every (series, origin) refused or flagged.
+
+    `InsufficientHistoryError` when the history has no row in the hours the first origin reads, or none at an
+    origin itself (a forecast issued at H is made with the data of H): its `missing_hours` says which.
     """
     issued = pd.DatetimeIndex([to_utc_hour(o) for o in origins]).as_unit("us")
+    reach = model.forecast_reach
     # Only the hours these origins read (the window `issuing.history_window` reads for one origin),
     # so the cost follows the origins, not the history passed in.
-    first_read = issued.min() - model.forecast_reach * HOUR
+    first_read = issued.min() - reach * HOUR
     times = history_long[schema.DATETIME]
-    panel = Panel.from_long(history_long[(times >= first_read) & (times <= issued.max())])
-    frame = engine.forecast_frame(model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept)
+    window = history_long[(times >= first_read) & (times <= issued.max())]
+    _check_issue_hours(window, issued, reach)
+    panel = Panel.from_long(window)
+    frame = engine.forecast_frame(
+        model, panel, issued, horizon, schema.INTERVAL_COVERAGES, schema.DATETIME, kept, refuse_gaps=True
+    )
+    gaps = HistoryGaps.of(panel, issued, model.forecast_reads(horizon))
     frame = frame.rename(columns={schema.TARGET: schema.FORECAST}).dropna(subset=[schema.FORECAST])
     columns = [c for c in schema.FORECAST_COLUMNS if c not in schema.MODEL_COLUMNS]
-    return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns})
+    return frame[columns].astype({column: schema.FORECAST_DTYPES[column] for column in columns}), gaps
+
+
+def _check_issue_hours(window: pd.DataFrame, issued: pd.DatetimeIndex, reach: int) -> None:
+    """`InsufficientHistoryError` (with the hours no series has) when an issue hour has no row, or the hours
+    the first one reads have none."""
+    present = pd.DatetimeIndex(window[schema.DATETIME].unique())
+    absent = issued[~issued.isin(present)]
+    origin = absent[0] if len(absent) else issued.min()
+    reads = pd.date_range(origin - (reach - 1) * HOUR, origin, freq=HOUR)
+    available = int(reads.isin(present).sum())
+    if len(absent) or not available:
+        raise InsufficientHistoryError(
+            reach, available, f"a forecast issued at {origin:%Y-%m-%d %H:%M}", missing_hours=absent if available else reads
+        )
 
 
 def save_forecaster(result: TrainingResult | GlobalModel, directory: str | Path) -> Path:
@@ -336,11 +400,11 @@ def search_intervals(
     cutoff: pd.Timestamp,
     config: ForecasterConfig,
     calibration_hours: list[int],
-    scales: list[tuple[int, int]],
+    scales: list[tuple[tuple[int, ...], int]],
     n_splits: int = 3,
 ) -> tuple[ForecasterConfig, pd.DataFrame]:
     """`config` with the interval scale and calibration hours the search's folds choose, and every candidate's
-    scores (each of `calibration_hours` with each (interval_scale_lag, interval_scale_hours) of `scales`).
+    scores (each of `calibration_hours` with each (interval_scale_lags, interval_scale_hours) of `scales`).
 
     Two questions, each judged by what it decides. The scale spreads the width over series and origins:
     the scale with the lowest interval score (mean over `schema.INTERVAL_COVERAGES`, a proper scoring
@@ -349,22 +413,70 @@ def search_intervals(
     closest to nominal (mean absolute miss; the interval score breaks ties).
     """
     candidates = [
-        replace(config, calibration_hours=hours, interval_scale_lag=lag, interval_scale_hours=scale_hours)
-        for lag, scale_hours in scales
+        replace(config, calibration_hours=hours, interval_scale_lags=lags, interval_scale_hours=scale_hours)
+        for lags, scale_hours in scales
         for hours in calibration_hours
     ]
     _, table = search_hyperparameters(history, cutoff, candidates, n_splits=n_splits)
+    table["interval_scale_lags"] = table["interval_scale_lags"].map(tuple)  # hashable, for grouping
     misses = [(table[interval_metric_names(c)[0]] - c).abs() for c in schema.INTERVAL_COVERAGES]
     table["coverage_miss"] = sum(misses) / len(misses)
     winkler = [table[interval_metric_names(c)[1]] for c in schema.INTERVAL_COVERAGES]
     table["winkler"] = sum(winkler) / len(winkler)
     if table["coverage_miss"].isna().all():
         raise ValueError(f"no candidate of calibration_hours {calibration_hours} calibrated intervals before {cutoff}")
-    scale = ["interval_scale_lag", "interval_scale_hours"]
+    scale = ["interval_scale_lags", "interval_scale_hours"]
     table["scale_winkler"] = table.groupby(scale)["winkler"].transform("mean")
     table = table.sort_values(["scale_winkler", *scale, "coverage_miss", "winkler"], kind="stable").reset_index(drop=True)
     best = table.iloc[0]
-    return replace(config, **{name: best[name].item() for name in ["calibration_hours", *scale]}), table
+    return replace(config, **{name: _python(best[name]) for name in ["calibration_hours", *scale]}), table
+
+
+# Issue 27's goals, as the per-series search holds its candidates to them on the days before the window it
+# chooses for: pooled coverage within 3 points of nominal at each level, within 5 at every horizon.
+POOLED_COVERAGE_TOLERANCE = 0.03
+HORIZON_COVERAGE_TOLERANCE = 0.05
+
+
+def search_series_intervals(
+    history: pd.DataFrame,
+    origins: pd.DatetimeIndex,
+    reference: ForecasterConfig,
+    candidates: list[ForecasterConfig],
+    retrain_every: int = 24,
+) -> tuple[ForecasterConfig, pd.DataFrame]:
+    """Of `reference` (the intervals as they are) and `candidates` (other interval settings of the same
+    model), the one whose intervals are right for the most series without giving up what is right pooled,
+    and every candidate's scores (`evaluation.interval_calibration`), chosen first.
+
+    Each is backtested from every hour of `origins` (refitted every `retrain_every` hours on the rows up to
+    then, the fits shared: interval settings change no tree) for 24 hours, scored on the actuals in
+    `history` (pass only the rows before a window the choice must not see).
+    Eligible: pooled coverage within `POOLED_COVERAGE_TOLERANCE` of nominal at each level, within
+    `HORIZON_COVERAGE_TOLERANCE` at every horizon, and a mean relative Winkler score no worse than the
+    reference's. Of those, the lowest mean absolute miss of nominal over the series (`series_miss`, averaged
+    over the levels; candidate order breaks ties); the reference when none is eligible.
+    """
+    configs = list(dict.fromkeys([reference, *candidates]))
+    fitted: list[GlobalModel] = []
+    records = []
+    for config in configs:
+        forecasts = backtest(history, origins, config.forecaster(), retrain_every=retrain_every, seasonal_periods=(), fitted=fitted)
+        records.append({**config.to_dict(), **interval_calibration(forecasts)})
+    table = pd.DataFrame(records)
+    pooled = np.logical_and.reduce(
+        [(table[interval_metric_names(c)[0]] - c).abs() <= POOLED_COVERAGE_TOLERANCE for c in schema.INTERVAL_COVERAGES]
+    )
+    table["eligible"] = pooled & (table["horizon_miss"] <= HORIZON_COVERAGE_TOLERANCE) & (table["winkler"] <= table["winkler"].iloc[0])
+    order = table.assign(rank=np.where(table["eligible"], table["series_miss"], np.inf), position=np.arange(len(table)))
+    chosen = int(order.sort_values(["rank", "position"], kind="stable")["position"].iloc[0]) if table["eligible"].any() else 0
+    table["chosen"] = np.arange(len(table)) == chosen
+    return configs[chosen], table.sort_values(["chosen", "eligible", "series_miss"], ascending=[False, False, True], kind="stable").reset_index(drop=True)
+
+
+def _python(value):
+    """A table cell as the config field holds it (numpy scalars as Python numbers)."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _candidate_configs(

@@ -9,11 +9,12 @@ import pandas as pd
 
 from energy_assets.forecasting.baselines import DAY, WEEK, seasonal_naive_origins
 from energy_assets.forecasting.evaluation import MODEL, ForecastScores, score_forecasts, with_actuals
-from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.intervals import SERIES_COVERAGE_TOLERANCE, interval_metric_names, series_coverage_stats
 from energy_assets.forecasting.metrics import HEADLINE, POINT_SCORES, RESOLUTION_KWH, pool, relative_rows
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.schema import (
     AREA,
+    AREA_NAMES,
     CONSUMER_TYPE,
     DATETIME,
     FORECAST,
@@ -25,6 +26,8 @@ from energy_assets.schema import (
     TARGET,
 )
 
+# Warn when more than this share of the series are covered far off their nominal level (10 %: 8 of 76).
+FAR_OFF_SERIES_SHARE = 0.10
 SEASONAL_PERIODS = (DAY, WEEK)
 BASELINES = tuple(f"snaive{sp}" for sp in SEASONAL_PERIODS)
 REFERENCE_BASELINE = f"snaive{WEEK}"
@@ -146,6 +149,50 @@ def pooled_intervals(scores: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame.from_records(records)
 
 
+def series_coverage(scores: pd.DataFrame) -> pd.DataFrame:
+    """Each series' empirical coverage at each nominal level (`coverage_<pct>` columns beside the series key),
+    pooled over the model's per-series score rows weighted by the forecasts behind each; NaN for a series
+    and level without bounds."""
+    rows = scores[(scores[SCOPE] == PER_SERIES) & (scores[MODEL] == MODEL)]
+    pooled = []
+    for column in COVERAGE_METRICS.values():
+        bounded = rows[rows[column].notna()]
+        weights = bounded["n"].astype("float64")
+        sums = (bounded[column] * weights).groupby([bounded[key] for key in SERIES_KEY]).sum()
+        pooled.append((sums / weights.groupby([bounded[key] for key in SERIES_KEY]).sum()).rename(column))
+    keys = rows[SERIES_KEY].drop_duplicates().set_index(SERIES_KEY).index
+    return pd.concat(pooled, axis=1).reindex(keys).sort_index().reset_index()
+
+
+def series_label(area: int, consumer_type: int) -> str:
+    """A series as readers name it: 'DK1 111'."""
+    return f"{AREA_NAMES.get(int(area), area)} {int(consumer_type)}"
+
+
+def series_intervals(coverage: pd.DataFrame, tolerance: float = SERIES_COVERAGE_TOLERANCE) -> pd.DataFrame:
+    """Per nominal coverage, how right the intervals are for each series (`series_coverage` rows): the series
+    with bounds, the median and tenth-percentile series' coverage, the worst-covered series and its coverage,
+    and how many series (and what share) are far off: covered more than `tolerance` from nominal, either side."""
+    records = []
+    for nominal, column in COVERAGE_METRICS.items():
+        bounded = coverage[coverage[column].notna()]
+        stats = series_coverage_stats(bounded[column].to_numpy(), nominal, tolerance)
+        worst = bounded.loc[bounded[column].idxmin()] if len(bounded) else None
+        records.append(
+            {
+                "nominal": nominal,
+                "series": len(bounded),
+                "series_median": stats["series_median"],
+                "series_p10": stats["series_p10"],
+                "worst_series": None if worst is None else series_label(worst[AREA], worst[CONSUMER_TYPE]),
+                "worst_coverage": stats["series_worst"],
+                "far_off_series": int(round(stats["series_far_off"] * len(bounded))) if len(bounded) else 0,
+                "far_off_share": stats["series_far_off"],
+            }
+        )
+    return pd.DataFrame.from_records(records)
+
+
 @dataclass(frozen=True)
 class AccuracySummary:
     """Accuracy over a rolling window of issue hours."""
@@ -157,7 +204,11 @@ class AccuracySummary:
     overall: pd.DataFrame  # per model: `metrics.POINT_SCORES`
     per_area_over_time: pd.DataFrame  # issued_at, area, model and their point scores
     worst_series: pd.DataFrame  # area, consumer_type, each model's `judged_on` score, the model's MAPE, MAE, zero actuals
-    intervals: pd.DataFrame  # the model's, per nominal coverage: nominal, coverage, winkler, n (0: no bounds stored)
+    # The model's, per nominal coverage: pooled (nominal, coverage, winkler, n; 0: no bounds stored) and per
+    # series (`series_intervals`' columns, over `series_tolerance`)
+    intervals: pd.DataFrame
+    series_coverage: pd.DataFrame  # each series' coverage per level (`series_coverage`)
+    series_tolerance: float
 
     @property
     def judged_on(self) -> str:
@@ -170,8 +221,11 @@ class AccuracySummary:
         return float(self.overall.set_index(MODEL).loc[model, metric or self.judged_on])
 
 
-def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10) -> AccuracySummary:
-    """Accuracy over the `window_hours` issue hours ending at the newest issue hour in `accuracy`."""
+def summarize_window(
+    accuracy: pd.DataFrame, window_hours: int, worst: int = 10, series_tolerance: float = SERIES_COVERAGE_TOLERANCE
+) -> AccuracySummary:
+    """Accuracy over the `window_hours` issue hours ending at the newest issue hour in `accuracy`; a series is
+    far off when its coverage over the window misses nominal by more than `series_tolerance`."""
     if accuracy.empty:
         raise ValueError("no forecast accuracy to summarize")
     accuracy = readable_accuracy(accuracy)
@@ -181,6 +235,7 @@ def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10)
     issue_hours = series[ISSUED_AT].nunique()
     before_wape = series.loc[series["mae"].isna(), ISSUED_AT].nunique()
     judged_on = HEADLINE if before_wape < issue_hours else "mape"
+    coverage = series_coverage(series)
     return AccuracySummary(
         first_issued=series[ISSUED_AT].min(),
         last_issued=last,
@@ -189,7 +244,11 @@ def summarize_window(accuracy: pd.DataFrame, window_hours: int, worst: int = 10)
         overall=pool(series, [MODEL]),
         per_area_over_time=pool(series, [ISSUED_AT, AREA, MODEL]),
         worst_series=_worst_series(pool(series, [*SERIES_KEY, MODEL]), judged_on, worst),
-        intervals=pooled_intervals(series[series[MODEL] == MODEL]),
+        intervals=pooled_intervals(series[series[MODEL] == MODEL]).merge(
+            series_intervals(coverage, series_tolerance), on="nominal"
+        ),
+        series_coverage=coverage,
+        series_tolerance=series_tolerance,
     )
 
 
@@ -225,9 +284,10 @@ def accuracy_alerts(summary: AccuracySummary, threshold: float) -> list[str]:
     return alerts
 
 
-def coverage_alerts(summary: AccuracySummary, tolerance: float) -> list[str]:
-    """Which of the model's intervals missed their nominal coverage by more than `tolerance` over the window;
-    empty when all are within it or no interval bounds were stored."""
+def coverage_alerts(summary: AccuracySummary, tolerance: float, far_off_share: float = FAR_OFF_SERIES_SHARE) -> list[str]:
+    """Which of the model's intervals missed their nominal coverage by more than `tolerance` over the window,
+    pooled, and at which levels more than `far_off_share` of the series were far off (`summary.series_tolerance`
+    from nominal by their own coverage); empty when none did or no interval bounds were stored."""
     alerts = []
     for row in summary.intervals.itertuples():
         if row.n and abs(row.coverage - row.nominal) > tolerance:
@@ -235,5 +295,12 @@ def coverage_alerts(summary: AccuracySummary, tolerance: float) -> list[str]:
             alerts.append(
                 f"the {row.nominal:.0%} interval covered {row.coverage:.1%} of {row.n} actuals, "
                 f"{abs(row.coverage - row.nominal) * 100:.1f} points {side} nominal (tolerance {tolerance * 100:.1f})"
+            )
+        if row.series and row.far_off_share > far_off_share:
+            alerts.append(
+                f"the {row.nominal:.0%} interval covered {row.far_off_series} of {row.series} series "
+                f"({row.far_off_share:.0%}, more than {far_off_share:.0%}) more than "
+                f"{summary.series_tolerance * 100:.0f} points from nominal (worst: {row.worst_series}, "
+                f"{row.worst_coverage:.1%}; median series {row.series_median:.1%})"
             )
     return alerts

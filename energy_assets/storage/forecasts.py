@@ -20,11 +20,9 @@ from energy_assets.schema import (
     CONSUMER_TYPE,
     FORECAST_SCHEMA,
     ISSUED_AT,
-    LATER_FORECAST_COLUMNS,
     PARTITION_DATE,
     empty_frame,
     schema_mismatch,
-    with_absent_columns,
 )
 from energy_assets.settings import DEFAULT_BUCKET_PREFIX
 from energy_assets.storage.buckets import Bucket, check_prefix
@@ -122,13 +120,12 @@ class ForecastDataset:
             if skipped is None:
                 raise UnusableForecastError(skipped_hour)
             skipped.append(skipped_hour)
-        return {hour_of[key]: with_absent_columns(table, FORECAST_SCHEMA) for key, table in tables.items()}
+        return {hour_of[key]: table for key, table in tables.items()}
 
 
 def _not_a_forecast(hour: pd.Timestamp, table: pa.Table) -> str | None:
     """Why a table is not the forecast issued at `hour`, or None when it is."""
-    # Objects written before forecasts carried intervals or the model's hash lack those columns: read as nulls.
-    problem = schema_mismatch(table.schema, FORECAST_SCHEMA, optional=LATER_FORECAST_COLUMNS)
+    problem = schema_mismatch(table.schema, FORECAST_SCHEMA)  # `read_tables` added the later columns old objects lack
     if problem:
         return f"not a forecast: it {problem}"
     issued = pc.unique(table[ISSUED_AT]).to_pylist()

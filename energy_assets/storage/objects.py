@@ -18,7 +18,14 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from energy_assets.schema import CANONICAL_SCHEMAS, PARTITION_DATE, PARTITION_HOUR, PARTITION_SCHEMA, conform
+from energy_assets.schema import (
+    CANONICAL_SCHEMAS,
+    PARTITION_DATE,
+    PARTITION_HOUR,
+    PARTITION_SCHEMA,
+    conform,
+    with_later_columns,
+)
 from energy_assets.storage.buckets import Bucket
 from energy_assets.timeline import hour_key, parse_hour_key
 
@@ -142,7 +149,8 @@ class UnusableObject:
 def read_tables(
     bucket: Bucket, keys: Sequence[str], check: Callable[[str, pa.Table], str | None] | None = None
 ) -> tuple[dict[str, pa.Table], list[UnusableObject]]:
-    """The project's one parquet reader: each object as an arrow table, fetched in one batch.
+    """The project's one parquet reader: each object as an arrow table (`schema.with_later_columns`: in today's
+    schema), fetched in one batch.
 
     An object that is not readable parquet, or that `check(key, table)` refuses (it returns why), is left
     out and returned apart with the reason; the caller skips or raises. Missing objects and storage
@@ -157,6 +165,7 @@ def read_tables(
             reason = str(error).replace("Could not open Parquet input source '<Buffer>': ", "")
             unusable.append(UnusableObject(key, bucket.uri(key), f"not a readable parquet object ({len(data)} bytes): {reason}"))
             continue
+        table = with_later_columns(table)  # an object of an earlier release, as today's schema has it
         problem = check(key, table) if check else None
         if problem:
             unusable.append(UnusableObject(key, bucket.uri(key), problem))
@@ -173,7 +182,8 @@ def read_frame(bucket: Bucket, keys: Sequence[str], check: Callable[[str, pa.Tab
     tables, unusable = read_tables(bucket, keys, check)
     if unusable:
         raise ValueError(f"{unusable[0].uri} is {unusable[0].reason}")
-    # Objects written before a nullable column was added lack it: it reads as nulls for their rows.
+    # Forecast objects come in today's schema (`read_tables`); others of an earlier release may lack a later
+    # column, which reads as nulls for their rows.
     return pa.concat_tables([tables[key] for key in keys], promote_options="default").to_pandas()
 
 
