@@ -3,8 +3,9 @@ git ref (default `main`), side by side in alternating rounds.
 
     python benchmarks/backfill_before_after.py --after-only --in-process --rounds 1   # the goals table
     python benchmarks/backfill_before_after.py --only model --ref main --rounds 2      # before / after
+    python benchmarks/backfill_before_after.py --only ingestion --ref main HEAD~1 --rounds 1   # each commit's share
 
-The ref's code is exported with `git archive` to a temporary folder and run from there (PYTHONPATH
+Each ref's code is exported with `git archive` to a temporary folder and run from there (PYTHONPATH
 first), with this environment's packages. Every run is a `dagster` CLI run in a new process, synthetic
 source, local resources, its own fresh state and DAGSTER_HOME; rounds alternate which side goes first.
 Sections:
@@ -241,7 +242,7 @@ def ingestion_section(sides: dict[str, Path], rounds: int, hours: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ref", default="main")
+    parser.add_argument("--ref", default=["main"], nargs="+", help="one or more refs, each a side (e.g. main and a commit of this branch)")
     parser.add_argument("--after-only", action="store_true", help="run this checkout only (no before / after ratios)")
     parser.add_argument("--only", choices=["model", "hourly", "ingestion"], nargs="+")
     parser.add_argument("--rounds", type=int, default=2)
@@ -252,8 +253,8 @@ def main() -> None:
         help="model: also run this checkout with every step in the run's process (the default executor's in_process mode)",
     )
     args = parser.parse_args()
-    tree = export(args.ref)
-    sides = {f"before ({args.ref})": tree, "after (this checkout)": REPO_ROOT}
+    trees = {ref: export(ref) for ref in args.ref}
+    sides = {**{f"before ({ref})": tree for ref, tree in trees.items()}, "after (this checkout)": REPO_ROOT}
     if args.after_only:
         sides = {"after (this checkout)": REPO_ROOT}
     print(f"{os.cpu_count()} cores, {load()} at start; {args.rounds} rounds each")
@@ -270,7 +271,8 @@ def main() -> None:
     if "ingestion" in sections:
         ingestion_section(process_per_step, args.rounds, args.ingestion_hours)
     print(f"\nreference fit at the end: {reference_fit_seconds():.2f} s; {load()}")
-    shutil.rmtree(tree)
+    for tree in trees.values():
+        shutil.rmtree(tree)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,26 @@ def test_missing_object_names_its_uri(any_bucket):
     assert not any_bucket.exists(KEY)
 
 
+def test_write_many_writes_each_object_and_returns_the_uris_in_order(any_bucket):
+    objects = [(f"many/utc_hour={hour}/part-0.parquet", f"hour {hour}".encode()) for hour in range(24)]
+    objects.append((objects[0][0], b"hour 0 again"))  # a key given twice: the later bytes win
+    uris = any_bucket.write_many(objects)
+    assert uris == [any_bucket.uri(key) for key, _ in objects]
+    assert {key: any_bucket.read_bytes(key) for key, _ in objects} == {**dict(objects)}
+    assert any_bucket.read_bytes(objects[0][0]) == b"hour 0 again"
+
+
+def test_local_write_many_raises_the_first_error_and_keeps_what_was_written(tmp_path):
+    bucket = LocalBucket(root_dir=str(tmp_path))
+    bucket.write_bytes("many/3/part-0.parquet", b"previous")
+    (tmp_path / "many" / "5").write_bytes(b"a file where the folder of object 5 belongs")
+    objects = [(f"many/{hour}/part-0.parquet", f"hour {hour}".encode()) for hour in range(24)]
+    with pytest.raises(OSError):
+        bucket.write_many(objects)
+    assert bucket.read_bytes("many/3/part-0.parquet") in (b"previous", b"hour 3")
+    assert not any(path.name.startswith(".") for path in tmp_path.rglob("*"))
+
+
 @pytest.mark.parametrize("key", ["../escape", "a//b", "/abs", "a/.hidden", "a/./b"])
 def test_local_rejects_keys_outside_or_hidden(tmp_path, key):
     with pytest.raises(ValueError, match="invalid object key"):

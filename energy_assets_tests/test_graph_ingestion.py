@@ -10,6 +10,7 @@ from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import CONSUMPTION_COLUMNS, DATETIME, TARGET
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import hour_key
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, check_results, hour, run_range
 
 FIRST, LAST = hour("2023-01-02 00:00"), hour("2023-01-02 05:00")
@@ -35,6 +36,14 @@ def test_a_range_of_hours_runs_as_one_run_into_the_feature_group():
     )
     raw_objects = deployment_bucket().list_keys("energy_assets/consumption_raw/")
     assert len(raw_objects) == 6
+    # The run's figures are on its newest partition; the older hours' events carry no copy of them (the IO
+    # manager's summary of the objects written, rows among it, is on every one).
+    for asset, figures in [("consumption_raw", {"source", "hours", "series", "preview"}), ("energy_consumption_features", {"rows", "hours", "total_consumption_kwh"})]:
+        metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node(asset)}
+        assert len(metadata) == 6
+        newest = metadata.pop(hour_key(LAST))
+        assert figures <= set(newest) and newest["rows"].value == 6 * 76 and newest["hours"].value == 6
+        assert not any(figures & set(older) for older in metadata.values())
 
 
 def test_rematerializing_replaces_an_hour_without_duplicating_it():

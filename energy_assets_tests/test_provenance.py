@@ -18,6 +18,7 @@ from energy_assets.forecasting.provenance import (
     registry_metrics,
     training_provenance,
 )
+from energy_assets.forecasting.training import ForecasterConfig
 from energy_assets.schema import AREA, CONSUMER_TYPE, CONSUMPTION_COLUMNS, DATETIME, TARGET
 
 START = pd.Timestamp("2023-01-01 00:00", tz="UTC")
@@ -79,6 +80,45 @@ def test_the_description_keeps_the_facts_and_moves_the_largest_extras_out_until_
     assert decoded == facts and kept == {"training_window_days": 30} and in_files == ["excluded_series"]
     assert moved == {"excluded_series": extra["excluded_series"]}
     assert encode_description(facts, {"training_window_days": 30})[1] == {}
+    assert decode_description(encode_description(facts, {"training_window_days": 30})[0])[2] == []
+
+
+def test_the_shipped_configuration_fits_the_description_beside_a_real_registrations_extras():
+    # The registration of the prod graph test: the default hyperparameters and every extra fact retraining
+    # records. Listing the moved facts' names made this 935 characters, which Hopsworks refuses.
+    facts = {
+        "data_cutoff": START.isoformat(), "training_start": (START - pd.Timedelta(days=30)).isoformat(),
+        "feature_group_version": 1, "config": json.loads(json.dumps(ForecasterConfig().to_dict(), default=str)),
+    }
+    extra = {
+        "model_format": 3, "calibrated_by": 3, "training_rows": 123_456, "training_window_days": 30,
+        "training_rows_left_out": 0, "validation_cutoff": START.isoformat(), "excluded_series": [], "training_gaps": [],
+        "hyperparameter_search": [{"candidate": 1}],
+        "training_data": {
+            "feature_view": "energy_consumption_denmark_view", "version": 1, "read_start": START.isoformat(),
+            "read_end": START.isoformat(), "rows": 123_456, "sha256": "a" * 64,
+        },
+    }
+
+    description, moved = encode_description(facts, extra)
+    decoded, kept, in_files = decode_description(description)
+    loaded = FactsWithFiles(kept, in_files, lambda: moved)
+
+    assert len(description) <= DESCRIPTION_BUDGET and decoded == facts
+    assert in_files is None  # the moved facts' names did not fit beside the configuration
+    assert "calibrated_by" in kept  # read for every version when issuing: no download for it
+    assert dict(loaded) == extra
+
+
+def test_a_format_1_description_listing_its_moved_facts_still_reads():
+    description = json.dumps({
+        "data_cutoff": START.isoformat(), "config": {}, "format": 1, "extra": {"training_window_days": 30},
+        "extra_in_files": ["excluded_series"],
+    })
+
+    decoded, kept, in_files = decode_description(description)
+
+    assert decoded == {"data_cutoff": START.isoformat(), "config": {}} and in_files == ["excluded_series"]
 
 
 def test_a_description_that_cannot_fit_is_refused_naming_the_limit():
@@ -103,3 +143,17 @@ def test_facts_in_files_load_once_and_only_when_read():
     assert loads == []
     assert facts["excluded_series"] == [1, 2] and dict(facts) == {"training_window_days": 30, "excluded_series": [1, 2]}
     assert loads == [1]
+
+
+def test_unnamed_facts_in_files_load_once_when_one_not_in_the_description_is_asked():
+    loads = []
+
+    def load():
+        loads.append(1)
+        return {"excluded_series": [1, 2]}
+
+    facts = FactsWithFiles({"calibrated_by": 3}, None, load)
+
+    assert facts.get("calibrated_by") == 3 and loads == []
+    assert facts.get("absent") is None and "excluded_series" in facts and loads == [1]
+    assert dict(facts) == {"calibrated_by": 3, "excluded_series": [1, 2]} and loads == [1]

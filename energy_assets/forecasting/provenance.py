@@ -18,7 +18,9 @@ from energy_assets.timeline import to_utc_hour
 # Hopsworks stores a model version's description in a VARCHAR(1000) column; keep a margin.
 DESCRIPTION_LIMIT = 1000
 DESCRIPTION_BUDGET = 900
-DESCRIPTION_FORMAT = 1
+# Format 2 may say only that extra facts moved to the files, not which; format 1 always named them.
+DESCRIPTION_FORMAT = 2
+READABLE_DESCRIPTION_FORMATS = frozenset({1, DESCRIPTION_FORMAT})
 
 # Hopsworks returns metric names through humps.decamelize ("snaive168_mape" -> "snaive_168__mape"):
 # lowercase words joined by single underscores are the names that come back unchanged.
@@ -84,60 +86,91 @@ def encode_description(facts: Mapping[str, Any], extra: Mapping[str, Any]) -> tu
     """The compact JSON description of a model version and the extra facts too large for it.
 
     `facts` always stay in the description (they choose the model in effect); `extra` entries move
-    out, lists first and then the largest, until the description fits DESCRIPTION_BUDGET.
+    out, lists first and then the largest, until the description fits DESCRIPTION_BUDGET. The
+    description names the facts that moved, so that asking whether a version has one downloads
+    nothing; when even that does not fit, it says only that some moved (their names would take the
+    room they freed), and asking for a fact it does not hold loads the files.
     """
-    kept = dict(extra)
-    moved: dict[str, Any] = {}
-    while True:
-        description = _compact({**facts, "format": DESCRIPTION_FORMAT, "extra": kept, "extra_in_files": sorted(moved)})
-        if len(description) <= DESCRIPTION_BUDGET:
-            return description, moved
-        if not kept:
-            raise ValueError(
-                f"the model description needs {len(description)} characters even with every extra fact moved "
-                f"to the model files; Hopsworks stores at most {DESCRIPTION_LIMIT} (budget {DESCRIPTION_BUDGET}): "
-                "shorten the configuration"
-            )
-        # Lists (per-series and per-candidate tables) go first, then the largest of the rest.
-        bulkiest = max(kept, key=lambda key: (isinstance(kept[key], list), len(_compact(kept[key]))))
-        moved[bulkiest] = kept.pop(bulkiest)
+    for name_moved in (True, False):
+        kept = dict(extra)
+        moved: dict[str, Any] = {}
+        while True:
+            in_files = sorted(moved) if name_moved else bool(moved)
+            description = _compact({**facts, "format": DESCRIPTION_FORMAT, "extra": kept, "extra_in_files": in_files})
+            if len(description) <= DESCRIPTION_BUDGET:
+                return description, moved
+            if not kept:
+                break
+            # Lists (per-series and per-candidate tables) go first, then the largest of the rest.
+            bulkiest = max(kept, key=lambda key: (isinstance(kept[key], list), len(_compact(kept[key]))))
+            moved[bulkiest] = kept.pop(bulkiest)
+    raise ValueError(
+        f"the model description needs {len(description)} characters even with every extra fact moved "
+        f"to the model files; Hopsworks stores at most {DESCRIPTION_LIMIT} (budget {DESCRIPTION_BUDGET}): "
+        "shorten the configuration"
+    )
 
 
-def decode_description(description: str) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
-    """(facts, extra kept in the description, names of extra facts in the model files) of a description."""
+def decode_description(description: str) -> tuple[dict[str, Any], dict[str, Any], list[str] | None]:
+    """(facts, extra kept in the description, names of extra facts in the model files) of a description.
+
+    The names are None when extra facts moved to the files without their names (format 2 only): any
+    fact not in the description may be there.
+    """
     facts = json.loads(description)
-    if not isinstance(facts, dict) or facts.pop("format", None) != DESCRIPTION_FORMAT:
-        raise ValueError(f"not a format-{DESCRIPTION_FORMAT} energy_assets description")
-    return facts, facts.pop("extra"), list(facts.pop("extra_in_files"))
+    format_ = facts.pop("format", None) if isinstance(facts, dict) else None
+    if format_ not in READABLE_DESCRIPTION_FORMATS:
+        raise ValueError(f"not an energy_assets description (format {sorted(READABLE_DESCRIPTION_FORMATS)})")
+    kept, in_files = facts.pop("extra"), facts.pop("extra_in_files")
+    if isinstance(in_files, list):
+        return facts, kept, in_files
+    return facts, kept, None if in_files else []
 
 
 class FactsWithFiles(Mapping):
-    """Extra facts of a model version: those in the description at hand, the rest loaded on first access."""
+    """Extra facts of a model version: those in the description at hand, the rest loaded on first access.
 
-    def __init__(self, kept: Mapping[str, Any], in_files: list[str], load: Callable[[], Mapping[str, Any]]):
-        self._kept, self._in_files, self._load = dict(kept), list(in_files), load
+    `in_files` names the facts in the files, or is None when any fact not kept may be there (then asking
+    for an absent fact loads the files once).
+    """
+
+    def __init__(
+        self, kept: Mapping[str, Any], in_files: list[str] | None, load: Callable[[], Mapping[str, Any]]
+    ):
+        self._kept, self._in_files, self._load = dict(kept), in_files, load
         self._loaded: Mapping[str, Any] | None = None
+
+    def _files(self) -> Mapping[str, Any]:
+        if self._loaded is None:
+            self._loaded = self._load()
+        return self._loaded
 
     def __getitem__(self, key: str) -> Any:
         if key in self._kept:
             return self._kept[key]
-        if key not in self._in_files:
+        if self._in_files is not None and key not in self._in_files:
             raise KeyError(key)
-        if self._loaded is None:
-            self._loaded = self._load()
-        return self._loaded[key]
+        return self._files()[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self._kept or key in self._in_files
+        if key in self._kept:
+            return True
+        if self._in_files is not None:
+            return key in self._in_files
+        return key in self._files()
+
+    def _names_in_files(self) -> list[str]:
+        return list(self._in_files) if self._in_files is not None else list(self._files())
 
     def __iter__(self) -> Iterator[str]:
-        return iter([*self._kept, *self._in_files])
+        return iter([*self._kept, *self._names_in_files()])
 
     def __len__(self) -> int:
-        return len(self._kept) + len(self._in_files)
+        return len(self._kept) + len(self._names_in_files())
 
     def __repr__(self) -> str:
-        return f"FactsWithFiles(kept={sorted(self._kept)}, in_files={self._in_files})"
+        in_files = self._in_files if self._in_files is not None else "unnamed"
+        return f"FactsWithFiles(kept={sorted(self._kept)}, in_files={in_files})"
 
 
 def _compact(value: Any) -> str:

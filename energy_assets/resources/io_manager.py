@@ -78,13 +78,9 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         except ValueError as error:
             # Rows that do not fit their schema stay so on every retry.
             raise Failure(description=f"asset {asset}: {error}", allow_retries=False) from None
-        written = []
+        encoded = [(object_key, parquet_bytes(table)) for object_key, table in tables]
         try:
-            for object_key, table in tables:
-                data = parquet_bytes(table)
-                written.append((self.bucket.get_bucket().write_bytes(object_key, data), table.num_rows, len(data)))
-                if table.num_rows == 0:
-                    context.log.warning(f"asset {asset}: wrote a zero-row object at {written[-1][0]}")
+            uris = self.bucket.get_bucket().write_many(encoded)
         except Exception as error:
             if not cannot_heal(error):
                 where = f"asset {asset}: writing to {self.bucket.get_bucket().uri(self.prefix)}"
@@ -93,6 +89,10 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
                 description=f"asset {asset}: cannot write to {self.bucket.get_bucket().uri(self.prefix)}: {error}",
                 allow_retries=False,
             ) from error
+        written = [(uri, table.num_rows, len(data)) for uri, (_, table), (_, data) in zip(uris, tables, encoded)]
+        for uri, rows, _ in written:
+            if rows == 0:
+                context.log.warning(f"asset {asset}: wrote a zero-row object at {uri}")
         context.add_output_metadata(_output_metadata(written, tables[0][1].schema))
 
     def load_input(self, context: InputContext) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from energy_assets.resources.feature_store import FeatureStore, canonical_consumption
-from energy_assets.storage.files import exclusive_lock, write_atomically
+from energy_assets.storage.files import exclusive_lock, write_atomically, write_concurrently
 from energy_assets.timeline import to_utc_hour
 from energy_assets.schema import (
     CONSUMPTION_COLUMNS,
@@ -42,8 +42,8 @@ class LocalFeatureStore(FeatureStore):
         if frame.empty:
             return
         self._version_dir.mkdir(parents=True, exist_ok=True)
-        for day, day_rows in frame.groupby(frame[DATETIME].dt.floor("D")):
-            self._upsert_day(day, day_rows)
+        # Each day is its own file and lock: a backfill's days are upserted several at a time.
+        write_concurrently(lambda day: self._upsert_day(*day), list(frame.groupby(frame[DATETIME].dt.floor("D"))))
 
     def read(
         self,

@@ -6,10 +6,17 @@ import fcntl
 import glob
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+# Files written at once by `write_concurrently`: each write waits on its own fsync, and the disk journals
+# concurrent ones together (a year of hourly objects one after another waited on 17,520 fsyncs in turn).
+WRITES_IN_FLIGHT = 8
 
 
 @contextmanager
@@ -50,6 +57,15 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None], suffix: str 
         Path(temporary).unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def write_concurrently(write: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
+    """`write(item)` for every item, `WRITES_IN_FLIGHT` at a time, the results in order. The first error
+    raises once the writes in flight have ended; each write must touch files no other item's write does."""
+    if len(items) < 2:
+        return [write(item) for item in items]
+    with ThreadPoolExecutor(WRITES_IN_FLIGHT) as pool:
+        return list(pool.map(write, items))
 
 
 def remove_orphaned_temporaries(path: Path, suffix: str) -> list[Path]:
