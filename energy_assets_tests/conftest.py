@@ -26,7 +26,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Live tests reach a real Hopsworks project and bucket: only an explicit `-m live` runs them."""
     if "live" in (config.option.markexpr or ""):
         return
-    skip = pytest.mark.skip(reason="live test against real Hopsworks and GCS: run with `pytest -m live` (see README)")
+    skip = pytest.mark.skip(reason="live test against real Hopsworks and GCS: run with `pytest -m live` (see docs/production.md, 'Live tests against a real project')")
     for item in items:
         if "live" in item.keywords:
             item.add_marker(skip)

@@ -176,7 +176,7 @@ def test_duckdb_reads_old_and_new_objects_by_name(mixed):
 
 
 def test_without_the_schema_readers_take_the_first_object_s_columns_and_drop_the_bounds(mixed):
-    # Why the README's recipes pass the schema (or union_by_name): inference reads one object, here an old one.
+    # Why the bucket page's recipes (docs/bucket.md) pass the schema (or union_by_name): inference reads one object, here an old one.
     bucket, _ = mixed
     filesystem, _ = bucket.arrow_filesystem()
     inferred = ds.dataset(dataset_path(bucket), filesystem=filesystem, partitioning="hive")

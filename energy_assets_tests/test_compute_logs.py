@@ -1,5 +1,5 @@
 """The production instance's compute-log manager (deploy/dagster.yaml), loaded and used by each process with
-the Cloud Storage roles the README documents for it, against the emulator behind IAM checks."""
+the Cloud Storage roles docs/production.md documents for it, against the emulator behind IAM checks."""
 
 from __future__ import annotations
 

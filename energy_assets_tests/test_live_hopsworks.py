@@ -52,7 +52,7 @@ def live_project(monkeypatch) -> Iterator[dict]:
     """The prod deployment on throw-away names; removes everything it made afterwards."""
     missing = _missing_settings()
     if missing:
-        pytest.skip(f"live Hopsworks/GCS test needs {', '.join(missing)} (see README, 'Running against Hopsworks and GCS')")
+        pytest.skip(f"live Hopsworks/GCS test needs {', '.join(missing)} (see docs/production.md, 'Live tests against a real project')")
     run = uuid.uuid4().hex[:8]
     monkeypatch.setenv(settings.DEPLOYMENT, "prod")
     monkeypatch.setenv(settings.SOURCE, "synthetic")

@@ -15,7 +15,7 @@ from energy_assets import settings
 from energy_assets.schema import FEATURE_GROUP_NAME, MODEL_NAME
 from energy_assets.storage.buckets import Bucket, GCSBucket, deployment_bucket, gcs_credentials
 
-# What each process of the production topology does with the bucket (README, "What a first real run needs").
+# What each process of the production topology does with the bucket (docs/production.md, "What a first real run needs").
 PROCESS_PERMISSIONS: dict[str, tuple[str, ...]] = {
     "webserver (reads step logs)": ("storage.objects.list", "storage.objects.get"),
     "daemon (loads the instance)": ("storage.objects.list",),
@@ -84,7 +84,7 @@ def check_bucket(bucket: Bucket, prefix: str) -> list[Finding]:
         try:
             action()
         except PermissionError as error:
-            granted[permission] = Finding(permission, False, str(error).split(" (README")[0])
+            granted[permission] = Finding(permission, False, str(error).split(" (docs/")[0])
         else:
             granted[permission] = Finding(permission, True)
 

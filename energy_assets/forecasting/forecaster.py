@@ -33,7 +33,7 @@ class GlobalLGBMForecaster(BaseForecaster):
     the two members err differently, and their mean beat both alone on the real extract's holiday
     folds and on the ordinary days after them. The defaults are what `search_hyperparameters` (400
     trees; then level and holiday lags and the combination; then calibration hours) chose on the real
-    extract's daily folds (see `benchmarks/accuracy_real_data.py --check-defaults` and the README).
+    extract's daily folds (see `benchmarks/accuracy_real_data.py --check-defaults` and docs/forecaster.md).
     `predict_origins` forecasts many issue times of many series with one LightGBM call per step and member.
 
     Prediction intervals are split-conformal: `fit` first fits the same model on the points before

@@ -11,7 +11,7 @@ last observed one before it. That fill is never silent:
   forecast is refused: that series gets no rows for H, the others are forecast as usual, and the forecasts
   asset's check lists it. When it lacks 1 to `MAX_FILLED_HOURS`, it is forecast from the filled history and
   every row it stores carries that count in `history_hours_missing` (0 for a forecast that read no filled
-  hour). The threshold is measured on the real extract (README, "Holes in the history").
+  hour). The threshold is measured on the real extract (docs/forecaster.md, "Gaps in a series' history").
 - Calibration and validation score only the forecasts the rule issues.
 - An issue hour that no series has, or a history with none of the hours a forecast reads, is not a gap but
   features never materialized: `training.forecasts_and_gaps` raises `InsufficientHistoryError` naming them.
@@ -33,7 +33,7 @@ from energy_assets.forecasting.panel import Panel
 from energy_assets.timeline import hour_key
 
 # Missing hours a forecast may read and still be issued (flagged); more and it is refused. Chosen with
-# `benchmarks/history_gaps.py` on the real extract before its held-out week (README, "Holes in the history").
+# `benchmarks/history_gaps.py` on the real extract before its held-out week (docs/forecaster.md, "Gaps in a series' history").
 MAX_FILLED_HOURS = 4
 REFUSED = "refused"
 

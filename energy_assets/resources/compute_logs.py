@@ -7,7 +7,7 @@ Storage Object roles the project documents, every process that loads the instanc
 builds the same manager on the project's GCS client (`storage.buckets.deployment_bucket`: the
 service-account key of GOOGLE_CLOUD_SERVICE_ACCOUNT_JSON_PATH, else application default credentials)
 and checks the bucket with an object listing, so each process needs exactly the object permissions
-the README lists for it, and a missing one is named.
+docs/production.md lists for it, and a missing one is named.
 """
 
 from __future__ import annotations

@@ -421,7 +421,7 @@ class HopsworksFeatureStore(FeatureStore, HopsworksProject):
                 f"project {self.project!r} but is not one energy_assets writes (the course's group?): "
                 + "; ".join(differences)
                 + f". Nothing was written. Set {settings.FEATURE_GROUP_VERSION}={max(taken, default=0) + 1} "
-                "to use a new version of the group (see README, 'Running against Hopsworks and GCS')."
+                "to use a new version of the group (see docs/production.md, 'Moving to a new feature group version')."
             )
         self._group_checked = True
 

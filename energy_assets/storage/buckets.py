@@ -333,7 +333,7 @@ def _permission_help(bucket_name: str, what: str, action: str, answer: str) -> s
     role = _PERMISSION_ROLES.get(permission, "a role that has it")
     return (
         f"permission denied to {what}: the credentials' principal lacks {permission} on bucket {bucket_name!r}; "
-        f"grant it {role} there (README, 'What a first real run needs'; `energy-assets check-deployment` lists "
+        f"grant it {role} there (docs/production.md, 'What a first real run needs'; `energy-assets check-deployment` lists "
         f"what each process needs). GCS said: {answer.strip()}"
     )
 
