@@ -97,6 +97,18 @@ def test_latest_for_one_area_is_a_rounded_table_within_120_columns(published_ful
     assert f"{dk1_largest:,.0f}" in lines[-1]
 
 
+def test_latest_says_which_forecasts_read_a_filled_history_in_its_header_and_rows(published_full, capsys):
+    assert main(["latest", "--area", "DK2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+
+    assert lines[2] == (
+        "38 series forecast from a history with hours filled ('filled h': history_hours_missing, docs/forecaster.md)"
+    )
+    assert lines[3].split()[:6] == ["area", "type", "target", "(UTC)", "h", "filled"]
+    assert all(line.split()[5] == "2" for line in lines[4:])  # after the target's date and time, the horizon
+    assert max(len(line) for line in lines) <= 120, max(lines, key=len)
+
+
 @pytest.mark.parametrize("format_", ["csv", "json"])
 def test_latest_in_a_text_format_keeps_every_column_unrounded(published_full, format_, capsys):
     assert main(["latest", "--area", "DK2", "--format", format_]) == 0

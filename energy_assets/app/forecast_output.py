@@ -13,6 +13,7 @@ from energy_assets.schema import (
     CONSUMER_TYPE,
     DATETIME,
     FORECAST,
+    HISTORY_HOURS_MISSING,
     HORIZON,
     INTERVAL_COVERAGES,
     ISSUED_AT,
@@ -72,7 +73,8 @@ def _write(forecasts: pd.DataFrame, format_: str, target) -> None:
 def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
     """A header naming the issue hour(s) and model version(s), then one line per series and target hour:
     area by name, target hour, horizon, and the forecast with its intervals in whole kWh (the first
-    `rows` lines, or all)."""
+    `rows` lines, or all). Forecasts issued from a history with filled hours say so in the header and
+    in a `filled h` column, which the table has only then."""
     issued = sorted(forecasts[ISSUED_AT].unique())
     versions = sorted(int(version) for version in forecasts[MODEL_VERSION].unique())
     series = forecasts[[AREA, CONSUMER_TYPE]].drop_duplicates()
@@ -87,6 +89,13 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
         f"{len(series)} series ({areas}) x {forecasts[HORIZON].nunique()} hours ahead, in kWh, rounded "
         f"(--format {', '.join(MACHINE_FORMATS)}: exact values)"
     )
+    filled = _filled_hours(forecasts)
+    if filled.any():
+        flagged = forecasts.loc[filled, [AREA, CONSUMER_TYPE]].drop_duplicates()
+        header += (
+            f"\n{len(flagged)} series forecast from a history with hours filled ('filled h': {HISTORY_HOURS_MISSING}, "
+            "docs/forecaster.md)"
+        )
     ordered = forecasts.sort_values([ISSUED_AT, AREA, CONSUMER_TYPE, HORIZON])
     shown = ordered if rows is None else ordered.head(rows)
     columns = {}
@@ -96,6 +105,8 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
     columns["type"] = shown[CONSUMER_TYPE].astype(str)
     columns["target (UTC)"] = shown[DATETIME].dt.strftime(HOUR_SHOWN)
     columns["h"] = shown[HORIZON].astype(str)
+    if filled.any():
+        columns["filled h"] = [str(int(hours)) if hours > 0 else "" for hours in _filled_hours(shown, counts=True)]
     columns["forecast"] = shown[FORECAST].map(_kwh)
     for coverage in INTERVAL_COVERAGES:
         lower, upper = shown[interval_column("lower", coverage)], shown[interval_column("upper", coverage)]
@@ -105,6 +116,16 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
     table = pd.DataFrame(columns).to_string(index=False)
     more = "" if rows is None or rows >= len(ordered) else f"\n... {len(ordered) - rows} more rows"
     return f"{header}\n{table}{more}"
+
+
+def _filled_hours(forecasts: pd.DataFrame, counts: bool = False) -> pd.Series:
+    """Each row's count of filled history hours (0 where none, or unknown in objects older than the column),
+    or whether it has any."""
+    if HISTORY_HOURS_MISSING not in forecasts:
+        hours = pd.Series(0, index=forecasts.index)
+    else:
+        hours = forecasts[HISTORY_HOURS_MISSING].fillna(0).astype("int64")
+    return hours if counts else hours > 0
 
 
 def _kwh(value: float) -> str:
