@@ -90,8 +90,9 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
         f"(--format {', '.join(MACHINE_FORMATS)}: exact values)"
     )
     filled = _filled_hours(forecasts)
-    if filled.any():
-        flagged = forecasts.loc[filled, [AREA, CONSUMER_TYPE]].drop_duplicates()
+    any_filled = bool((filled > 0).any())
+    if any_filled:
+        flagged = forecasts.loc[filled > 0, [AREA, CONSUMER_TYPE]].drop_duplicates()
         header += (
             f"\n{len(flagged)} series forecast from a history with hours filled ('filled h': {HISTORY_HOURS_MISSING}, "
             "docs/forecaster.md)"
@@ -105,8 +106,8 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
     columns["type"] = shown[CONSUMER_TYPE].astype(str)
     columns["target (UTC)"] = shown[DATETIME].dt.strftime(HOUR_SHOWN)
     columns["h"] = shown[HORIZON].astype(str)
-    if filled.any():
-        columns["filled h"] = [str(int(hours)) if hours > 0 else "" for hours in _filled_hours(shown, counts=True)]
+    if any_filled:
+        columns["filled h"] = [str(hours) if hours > 0 else "" for hours in filled[shown.index]]
     columns["forecast"] = shown[FORECAST].map(_kwh)
     for coverage in INTERVAL_COVERAGES:
         lower, upper = shown[interval_column("lower", coverage)], shown[interval_column("upper", coverage)]
@@ -118,14 +119,11 @@ def forecast_table(forecasts: pd.DataFrame, rows: int | None = None) -> str:
     return f"{header}\n{table}{more}"
 
 
-def _filled_hours(forecasts: pd.DataFrame, counts: bool = False) -> pd.Series:
-    """Each row's count of filled history hours (0 where none, or unknown in objects older than the column),
-    or whether it has any."""
+def _filled_hours(forecasts: pd.DataFrame) -> pd.Series:
+    """Each row's count of filled history hours (0 where none, or unknown in objects older than the column)."""
     if HISTORY_HOURS_MISSING not in forecasts:
-        hours = pd.Series(0, index=forecasts.index)
-    else:
-        hours = forecasts[HISTORY_HOURS_MISSING].fillna(0).astype("int64")
-    return hours if counts else hours > 0
+        return pd.Series(0, index=forecasts.index)
+    return forecasts[HISTORY_HOURS_MISSING].fillna(0).astype("int64")
 
 
 def _kwh(value: float) -> str:
