@@ -163,8 +163,9 @@ def _hour_runs(hours: Iterable[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.Tim
     hours = pd.DatetimeIndex(sorted(set(hours)))
     if hours.empty:
         return []
-    breaks = np.flatnonzero((hours[1:] - hours[:-1]) != pd.Timedelta(hours=1)) + 1
-    return [(hours[run[0]], hours[run[-1]], len(run)) for run in np.split(np.arange(len(hours)), breaks)]
+    hour = pd.Timedelta(hours=1)
+    steps = (hours - hours[0]) // hour
+    return [(hours[0] + first * hour, hours[0] + last * hour, last - first + 1) for first, last in _runs(steps)]
 
 
 def _missing_read(panel: Panel, series: np.ndarray, positions: np.ndarray, back: Sequence[int]) -> np.ndarray:
