@@ -354,12 +354,19 @@ class FakeHopsworks:
         return self.root / "models" / name / str(version)
 
 
-class FakeProject:
-    """A logged-in project."""
+class FakeProjectService:
+    """An SDK object of one logged-in project: its connection and the backend behind it."""
 
     def __init__(self, connection: FakeConnection):
         self._connection = connection
         self._backend = connection.backend
+
+
+class FakeProject(FakeProjectService):
+    """A logged-in project."""
+
+    def __init__(self, connection: FakeConnection):
+        super().__init__(connection)
         self.name = self._backend.project_name
 
     @mirrors(Project.get_feature_store)
@@ -379,12 +386,8 @@ class FakeProject:
         return FakeJobApi(self._connection)
 
 
-class FakeDatasetApi:
+class FakeDatasetApi(FakeProjectService):
     """The project's datasets, as far as the model registry and the pre-flight check use them."""
-
-    def __init__(self, connection: FakeConnection):
-        self._connection = connection
-        self._backend = connection.backend
 
     @mirrors(DatasetApi.exists, scopes=("DATASET_VIEW",))
     def exists(self, path: str) -> bool:
@@ -405,14 +408,10 @@ class FakeDatasetApi:
         self._backend.datasets.discard(path.strip("/"))
 
 
-class FakeJobApi:
+class FakeJobApi(FakeProjectService):
     """The project's jobs."""
 
     _scope = "JOB"
-
-    def __init__(self, connection: FakeConnection):
-        self._connection = connection
-        self._backend = connection.backend
 
     @mirrors(JobApi.get_jobs)
     def get_jobs(self) -> list[Any]:
@@ -426,14 +425,10 @@ class FakeQuery:
         self.group = group
 
 
-class FakeFeatureStore:
+class FakeFeatureStore(FakeProjectService):
     """The project's feature store."""
 
     _scope = "FEATURESTORE"
-
-    def __init__(self, connection: FakeConnection):
-        self._connection = connection
-        self._backend = connection.backend
 
     @mirrors(FeatureStore.get_feature_group)
     def get_feature_group(self, name: str, version: int | None = None) -> FakeFeatureGroup | None:
@@ -868,14 +863,13 @@ class FakeFeatureView:
         return pd.read_parquet(path).drop(columns=dropped), None  # (features, labels): this view has no label
 
 
-class FakeModelRegistry:
+class FakeModelRegistry(FakeProjectService):
     """The project's model registry."""
 
     _scope = "MODELREGISTRY"
 
     def __init__(self, connection: FakeConnection):
-        self._connection = connection
-        self._backend = connection.backend
+        super().__init__(connection)
         self.python = FakePythonModels(connection)
 
     @mirrors(ModelRegistry.get_model)
@@ -897,13 +891,10 @@ class FakeModelRegistry:
         return [FakeModel.from_backend(self._connection, d) for d in sorted(directories, key=lambda d: -int(d.name))]
 
 
-class FakePythonModels:
+class FakePythonModels(FakeProjectService):
     """`model_registry.python`: generic python models."""
 
     _scope = "MODELREGISTRY"
-
-    def __init__(self, connection: FakeConnection):
-        self._connection = connection
 
     @mirrors(python_signature.create_model)
     def create_model(
