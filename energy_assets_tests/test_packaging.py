@@ -1,11 +1,16 @@
 """The built wheel is a complete code location: it installs on its own and Dagster loads it."""
 
+import ast
 import subprocess
 import sys
+import tomllib
 import zipfile
+from importlib.metadata import packages_distributions
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from energy_assets_tests.conftest import REPO_ROOT
 
@@ -45,3 +50,25 @@ def test_the_wheel_installs_and_loads_as_a_code_location(tmp_path):
         cwd=outside_the_repo, env=environment, capture_output=True, text=True, timeout=300,
     )
     assert validated.returncode == 0, validated.stderr[-3000:]
+
+
+def test_every_package_the_code_imports_is_a_declared_dependency():
+    """An import that works only because another dependency pulls its package in breaks the day that one stops."""
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    declared = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
+    imported = set()
+    for path in (REPO_ROOT / "energy_assets").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.partition(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                imported.add(node.module.partition(".")[0])
+    distributions = packages_distributions()
+    third_party = sorted(imported - set(sys.stdlib_module_names) - {"energy_assets"})
+    # A namespace package (google) is shared by several distributions: one declared is enough.
+    undeclared = {
+        module: distributions.get(module)
+        for module in third_party
+        if not declared & {canonicalize_name(name) for name in distributions.get(module, [])}
+    }
+    assert not undeclared, f"imported by energy_assets but not in pyproject.toml's dependencies: {undeclared}"
