@@ -12,8 +12,8 @@ coverage), both on every whole daily fold before the window's first origin, then
 shaped as the window (every hour, all 24 horizons, targets before the window). The shipped defaults of
 ForecasterConfig may differ: their features and calibration are chosen on every fold of the extract (data
 before the later January hours the project is judged on), this window included, so on this window they are
-in sample and printed as "model_defaults" only; their per-series interval settings are the rule's choice
-before the window.
+in sample and printed as "model_defaults" only; their per-series interval settings are the same rule's choice
+on the week ending at the extract's end (this window's origins; --check-defaults re-runs it).
 Every model's intervals, the baselines' included, are split-conformal from its own errors over the
 calibration hours before each retraining, scaled (or not) as the model's are. Prints point and interval scores, per horizon, per-series coverage
 (median, tenth percentile and worst series per level), and the issue 14 and issue 27 goals.
@@ -93,9 +93,10 @@ CALIBRATION_HOURS = [48, 72, 120]
 # scale does not rise and fall with the weekday of the origin.
 INTERVAL_SCALES = [((24,), 0), ((24,), 168), ((168,), 168)]
 # Issue 27's per-series candidates on top of the interval choice (its calibration hours and scale hours):
-# each series' scale from its daily, weekly, or both seasonal-naive errors (geometric mean), each without
-# or with per-series width factors shrunk towards the pooled width by these prior hours (Mondrian).
-SERIES_SCALE_LAGS = [(24,), (168,), (24, 168)]
+# each series' scale from its daily, weekly, or both seasonal-naive errors (geometric mean; with the two-day lag
+# as well, the daily errors weigh two thirds instead of a half), each without or with per-series width factors
+# shrunk towards the pooled width by these prior hours (Mondrian).
+SERIES_SCALE_LAGS = [(24,), (168,), (24, 168), (24, 48, 168)]
 SERIES_PRIOR_HOURS = [None, 192, 96, 48]
 SERIES_COLUMNS = [
     "interval_scale_lags",
@@ -279,12 +280,10 @@ def series_candidates(config: ForecasterConfig) -> list[ForecasterConfig]:
     ]
 
 
-def check_shipped_defaults(
-    history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig, series_choice: ForecasterConfig
-) -> None:
-    """The searches of the "model" row on every whole daily fold of the extract: the shipped defaults' origin.
-    The per-series interval settings are not searched again: the shipped ones are `series_choice`'s, the rule's
-    choice on the week before the window."""
+def check_shipped_defaults(history: pd.DataFrame, last: pd.Timestamp, shipped: ForecasterConfig) -> None:
+    """The searches of the "model" row on the newest data: the shipped defaults' origin. Features and
+    calibration on every whole daily fold of the extract, then the per-series interval rule on the week ending
+    at the extract's end (the window's origins, actuals up to its last hour)."""
     hours = (last - history[schema.DATETIME].min()) // HOUR + 1
     folds = int((hours - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
     interval_settings = ["calibration_hours", "interval_scale_lags", "interval_scale_hours", "interval_series_prior_hours"]
@@ -294,13 +293,13 @@ def check_shipped_defaults(
         history, last, replace(chosen, interval_scale_lags=(24,), interval_series_prior_hours=None), CALIBRATION_HOURS,
         INTERVAL_SCALES, n_splits=folds,
     )
-    series_settings = ["interval_scale_lags", "interval_series_prior_hours"]
-    chosen = replace(chosen, **{name: getattr(series_choice, name) for name in series_settings})
     print(f"\nshipped defaults: the searches on all {folds} daily folds up to {last}")
     print(table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
     print(calibration[INTERVAL_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
-    print(f"per-series interval settings: the rule's choice before the window, {series_choice.to_dict()['interval_scale_lags']}, "
-          f"prior {series_choice.interval_series_prior_hours}")
+    seen, newest = week_before(history, last, 7)
+    chosen, series_table = search_series_intervals(seen, newest, chosen, series_candidates(chosen))
+    print(f"per-series interval rule on the newest week, origins {newest[0]} .. {newest[-1]}, actuals up to {last}:")
+    print(series_table[SERIES_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     agree = "yes" if chosen == shipped else f"NO (they chose {chosen.to_dict()})"
     print(f"ForecasterConfig() equals their choice: {agree}")
 
@@ -353,7 +352,7 @@ def main() -> None:
     print(series_table[SERIES_COLUMNS].to_string(float_format=lambda v: f"{v:.4f}"))
     shipped = ForecasterConfig()
     if args.check_defaults:
-        check_shipped_defaults(history, last, shipped, config)
+        check_shipped_defaults(history, last, shipped)
     print(f"\nmodel config (chosen before the window): {config.to_dict()}")
     if shipped != config:
         differ = {k: v for k, v in shipped.to_dict().items() if config.to_dict()[k] != v}

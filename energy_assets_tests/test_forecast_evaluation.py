@@ -97,7 +97,9 @@ def test_baseline_intervals_are_scaled_as_the_models_are():
     def width_ratio(interval_scale_hours: int) -> float:
         """Noisy series' median relative snaive168 80 % width over the quiet series' (scaled by the errors of
         seasonal naive 168: the synthetic weekly shape is exact, so they are the noise's)."""
-        forecaster = small_forecaster(interval_scale_lags=(168,), interval_scale_hours=interval_scale_hours)
+        forecaster = small_forecaster(
+            interval_scale_lags=(168,), interval_scale_hours=interval_scale_hours, interval_series_prior_hours=None
+        )
         rows = backtest(history, origins, forecaster, retrain_every=24, seasonal_periods=(168,))
         rows = rows[rows["model"] == "snaive168"]
         upper, lower = (rows[schema.interval_column(side, 0.8)] for side in ("upper", "lower"))

@@ -18,11 +18,13 @@ from energy_assets.forecasting.calibration import (
     series_factors,
 )
 from energy_assets.forecasting import model as engine
+from energy_assets.forecasting.forecaster import GlobalLGBMForecaster
 from energy_assets.forecasting.intervals import interval_scores, winkler_score
 from energy_assets.forecasting.panel import Panel, to_sktime
 from energy_assets_tests.test_forecaster import SERIES, small_forecaster, synthetic_history
 
 COVERAGES = [0.5, 0.8, 0.9, 0.95]
+INTERVAL_SETTINGS = ["calibration_hours", "interval_scale_lags", "interval_scale_hours", "interval_series_prior_hours"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_quantiles_rise_with_alpha_and_the_median_is_the_forecast(fitted):
 
 def test_unscaled_relative_widths_do_not_depend_on_the_size_of_the_series():
     y = to_sktime(synthetic_history(days=16))
-    forecaster = small_forecaster(calibration_hours=48, interval_scale_hours=0).fit(y)
+    forecaster = small_forecaster(calibration_hours=48, interval_scale_hours=0, interval_series_prior_hours=None).fit(y)
     point = forecaster.predict(fh=[6])[schema.TARGET]
     interval = forecaster.predict_interval(fh=[6], coverage=0.8)[schema.TARGET]
 
@@ -70,13 +72,15 @@ def test_unscaled_relative_widths_do_not_depend_on_the_size_of_the_series():
 def coverage_per_series(interval_scale_hours: int, **params) -> tuple[pd.DataFrame, pd.Series]:
     """Each series' 80 % coverage and median relative width over a week of hourly origins, with 1 % noise on
     the first two series and 8 % on the others, scaled by the errors of seasonal naive 168 (the synthetic
-    weekly shape is exact, so they are the noise's) unless `interval_scale_hours` is 0."""
+    weekly shape is exact, so they are the noise's) unless `interval_scale_hours` is 0, and one width for all
+    series, unless `params` say otherwise."""
     noise = np.where(np.arange(len(SERIES)) < 2, 0.01, 0.08)
     y = to_sktime(synthetic_history(days=30, seed=3, noise=noise))
     times = y.index.get_level_values(-1)
     cutoff = times.min() + pd.Timedelta(days=21)
     forecaster = small_forecaster(
-        n_estimators=50, calibration_hours=96, interval_scale_lags=(168,), interval_scale_hours=interval_scale_hours, **params
+        **{"n_estimators": 50, "calibration_hours": 96, "interval_scale_lags": (168,), "interval_scale_hours": interval_scale_hours,
+           "interval_series_prior_hours": None, **params}
     )
     forecaster.fit(y[times <= cutoff])
     origins = pd.date_range(cutoff, times.max() - pd.Timedelta(hours=24), freq="h")
@@ -118,6 +122,20 @@ def test_series_factors_give_each_series_of_known_noise_its_own_width_and_nomina
     # 96 calibration hours against a prior of 96: each series' width between the pooled one and its own.
     low, high = np.minimum(widths, pooled["width"].to_numpy()), np.maximum(widths, pooled["width"].to_numpy())
     assert ((low < shrunk["width"].to_numpy()) & (shrunk["width"].to_numpy() < high)).all()
+
+
+def test_the_shipped_intervals_also_size_each_series_by_its_own_calibration_errors():
+    shipped = {name: GlobalLGBMForecaster().get_params()[name] for name in INTERVAL_SETTINGS}
+    own, noise = coverage_per_series(**shipped)
+    scale_only, _ = coverage_per_series(**{**shipped, "interval_series_prior_hours": None})
+
+    # The daily seasonal errors count the weekend's step as error: in their units alone the 1 % series look
+    # noisier than they are (over-covered) and the 8 % ones quieter (under-covered). Their own calibration
+    # errors move each series towards nominal.
+    quiet = noise.to_numpy() == 0.01
+    covered, scale_covered = own["covered"].to_numpy(), scale_only["covered"].to_numpy()
+    assert (covered[quiet] < scale_covered[quiet]).all() and (covered[~quiet] > scale_covered[~quiet]).all()
+    assert np.abs(covered - 0.8).mean() < np.abs(scale_covered - 0.8).mean() - 0.02
 
 
 def test_series_factors_shrink_towards_the_pooled_width_with_fewer_scored_hours():

@@ -30,6 +30,8 @@ from energy_assets.forecasting.panel import to_sktime
 from energy_assets_tests.test_forecaster import SERIES, synthetic_history
 
 FAST = ForecasterConfig(n_estimators=20)
+# One interval width per horizon and scale for every series (no per-series factors).
+POOLED = replace(FAST, interval_series_prior_hours=None)
 
 
 def test_config_round_trips_through_json_and_compares_by_value():
@@ -44,9 +46,9 @@ def test_config_round_trips_through_json_and_compares_by_value():
 
 
 def test_history_requirements_follow_the_config():
-    # The default scale reads seasonal naive 168's errors over a week: two weeks; a daily scale alone, 8 days.
-    assert required_history_hours(ForecasterConfig()) == 168 + 168
-    assert required_history_hours(ForecasterConfig(interval_scale_lags=(24,))) == 24 + 168
+    # The default scale reads seasonal naive 24's errors over a week: 8 days; with the weekly lag, two weeks.
+    assert required_history_hours(ForecasterConfig()) == 24 + 168
+    assert required_history_hours(ForecasterConfig(interval_scale_lags=(24, 168))) == 168 + 168
     features = {"lags": (1, 48), "windows": (), "holiday_lags": (24,), "level_lags": (), "reference_lag": 0}
     assert required_history_hours(ForecasterConfig(**features, interval_scale_hours=0)) == 168
     # Intervals scaled by the errors of seasonal naive 168 over a week read two weeks.
@@ -164,7 +166,7 @@ def test_forecast_origins_has_the_forecast_schema():
 
 
 @pytest.mark.parametrize(
-    "config", [FAST, replace(FAST, interval_scale_lags=(24, 168), interval_series_prior_hours=48)], ids=["pooled", "per-series"]
+    "config", [POOLED, replace(FAST, interval_scale_lags=(24, 168), interval_series_prior_hours=48)], ids=["pooled", "per-series"]
 )
 def test_save_and_load_give_the_same_forecasts(tmp_path, config):
     history = synthetic_history(days=14)
@@ -219,7 +221,7 @@ def test_models_saved_in_older_or_newer_formats_are_refused_with_a_message_to_re
     (old / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip archive
     with pytest.raises(SavedModelFormatError, match="format 1 .* retrain it"):
         load_forecaster(old)
-    saved = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), FAST), tmp_path / "v3")
+    saved = save_forecaster(train_forecaster(synthetic_history(days=14), synthetic_history(days=14)[schema.DATETIME].max(), POOLED), tmp_path / "v3")
     description = json.loads((saved / "model.json").read_text())
     assert description["format"] == 3
     as_format_2(saved)
@@ -255,7 +257,7 @@ def test_series_interval_search_takes_the_eligible_candidate_right_for_the_most_
     history = synthetic_history(days=24, noise=noise, seed=3)
     last = history[schema.DATETIME].max()
     origins = pd.date_range(last - pd.Timedelta(hours=119), last - pd.Timedelta(hours=24), freq="h")
-    reference = replace(FAST, n_estimators=50, calibration_hours=72, interval_scale_hours=0)
+    reference = replace(POOLED, n_estimators=50, calibration_hours=72, interval_scale_hours=0)
     candidates = [replace(reference, interval_series_prior_hours=0), replace(reference, interval_scale_lags=(168,), interval_scale_hours=168)]
 
     chosen, table = search_series_intervals(history, origins, reference, candidates)

@@ -154,7 +154,8 @@ def test_a_model_in_effect_saved_in_an_older_format_is_retrained_and_refused_for
         (old_files / "forecaster.zip").write_bytes(b"PK\x05\x06" + bytes(18))
     else:  # the folder, configuration and format key main at d5305c3 registered
         history = synthetic_consumption(hour - 400 * HOUR, hour)
-        save_forecaster(train_forecaster(history, hour - HOUR, SMALL), old_files)
+        pooled = replace(SMALL, interval_series_prior_hours=None)  # format 2 had no per-series widths
+        save_forecaster(train_forecaster(history, hour - HOUR, pooled), old_files)
         as_format_2(old_files)
         config = {**format_2_config(ForecasterConfig()), "training_window_hours": 720}
         extra[MODEL_FORMAT_KEY] = 2

@@ -120,7 +120,7 @@ class GlobalLGBMForecaster(BaseForecaster):
     combine_without_level_lags : bool, default=True
         Also fit the booster without `level_lags` (every other setting equal) and forecast the mean of
         both members in model space; without level lags there is one member either way.
-    interval_scale_lags : tuple of int, default=(24, 168)
+    interval_scale_lags : tuple of int, default=(24,)
         Periods of the seasonal naive forecasts whose recent errors scale the intervals; with several,
         the scale is the geometric mean of each period's (a series whose day-over-day changes are large
         and whose week-over-week ones are small gets a width between the two). Empty: no scaling.
@@ -133,7 +133,7 @@ class GlobalLGBMForecaster(BaseForecaster):
         intervals are unbounded. 0: no scaling, one width per horizon for every series. With a daily
         lag keep it whole weeks: over a shorter span the day-over-day changes depend on whether a
         weekend is inside it, and the scale would rise and fall with the origin's weekday.
-    interval_series_prior_hours : int or None, default=None
+    interval_series_prior_hours : int or None, default=48
         Per-series widths (Mondrian conformal prediction with shrinkage, `calibration.series_factors`):
         each series' intervals are multiplied by the ratio of its mean calibration error to all series'
         (in units of the scale), shrunk towards 1 in log space by n / (n + this), n being the hours of
@@ -195,9 +195,9 @@ class GlobalLGBMForecaster(BaseForecaster):
         shrink_to_reference: bool = False,
         training_window: int | None = None,
         combine_without_level_lags: bool = True,
-        interval_scale_lags: tuple[int, ...] = (24, 168),
+        interval_scale_lags: tuple[int, ...] = (24,),
         interval_scale_hours: int = 168,
-        interval_series_prior_hours: int | None = None,
+        interval_series_prior_hours: int | None = 48,
     ):
         self.lags = lags
         self.windows = windows
