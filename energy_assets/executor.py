@@ -17,6 +17,10 @@ def step_processes_forked_from(module: str) -> ExecutorDefinition:
     forecasts run). A forkserver imports `module` once per run and forks each step from it. Dagster preloads a
     job's module itself only when no `preload_modules` is given, and its config turns a missing list into an empty
     one, so the module is named here. A run config that names a `start_method` keeps it.
+
+    Python starts one forkserver per process: the steps of later runs launched from the same Python process
+    (`execute_job` called again in a notebook) fork from it, with the environment and the code it loaded at
+    the first. The CLI, the daemon's and the webserver's run workers start a process per run.
     """
 
     def forkserver_unless_chosen(config: dict[str, Any]) -> dict[str, Any]:
