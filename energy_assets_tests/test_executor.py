@@ -11,6 +11,8 @@ from dagster import DagsterInstance, execute_job, job, op, reconstructable
 
 from energy_assets.definitions import defs
 
+pytestmark = pytest.mark.slow  # each run starts step processes that import the code location
+
 # The executor the code location's asset jobs run with (what `dagster asset materialize` and the UI use).
 EXECUTOR = defs.get_repository_def().get_job("__ASSET_JOB").executor_def
 
