@@ -18,6 +18,7 @@ from energy_assets.assets.maintenance import (
 from energy_assets.assets.model import forecasting_model
 from energy_assets.assets.monitoring import forecast_accuracy, forecast_accuracy_summary, monitoring_automation_sensor
 from energy_assets.assets.serving import serving_automation_sensor, serving_files
+from energy_assets.executor import step_processes_forked_from
 from energy_assets.resources.bucket import GCSBucketResource, LocalBucketResource
 from energy_assets.resources.data_source import (
     ConsumptionSource,
@@ -156,4 +157,5 @@ defs = Definitions(
         overdue_hour_alert(forecast_freshness_checks),
     ],
     resources=deployment_resources(),
+    executor=step_processes_forked_from(__name__),
 )

@@ -10,11 +10,13 @@ from pathlib import Path
 from energy_assets_tests.conftest import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "energy_assets"
-# Where Dagster belongs: the assets, the resources, the code location and its entry point for in-process runs.
+# Where Dagster belongs: the assets, the resources, the code location (its executor too) and its entry point for
+# in-process runs.
 DAGSTER_ALLOWED = (
     "assets/",
     "resources/",
     "definitions.py",
+    "executor.py",
     "schedules.py",
     "sensors.py",
     "partitions.py",

@@ -139,6 +139,25 @@ def test_the_model_metadata_compares_against_both_baselines():
     assert check.metadata["judged_on"].value == "wape"
 
 
+@pytest.mark.slow
+def test_each_hour_of_a_ranged_run_names_its_own_model_and_only_the_newest_carries_the_run_figures():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+    hourly = {"ops": {"forecasting_model": {"config": {"retrain_every_hours": 1}}}}
+
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, AssetSelection.assets("forecasting_model"), instance=instance,
+                       run_config=hourly)
+
+    first, newest = sorted(result.asset_materializations_for_node("forecasting_model"), key=lambda m: m.partition)
+    # Before, every hour's partition carried the newest model's version and the run's whole metadata.
+    assert (first.partition, first.metadata["registry_version"].value) == (partition_key(FIRST_ISSUE), 1)
+    assert first.metadata["data_cutoff"].value == FIRST_ISSUE.isoformat()
+    assert set(first.metadata) == {"registry_version", "data_cutoff"}
+    assert newest.metadata["registry_version"].value == 2
+    assert newest.metadata["retrained_in_this_run"].value == [1, 2]
+    assert {"hyperparameters", "validation_scores", "validation_plot", "model_wape"} <= set(newest.metadata)
+
+
 def test_a_series_zero_throughout_leaves_the_model_check_judging_the_other_series():
     zero_series = (2, 215)  # the smallest series; a series that consumes nothing passes the input checks
     history = synthetic_consumption(FIRST_ISSUE - HISTORY_HOURS * HOURS, FIRST_ISSUE + HOURS)

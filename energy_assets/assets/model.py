@@ -26,6 +26,7 @@ from energy_assets.forecasting.retraining import (
     SEARCH_RESULTS_KEY,
     CannotTrain,
     ModelsInEffect,
+    RegisteredModel,
     RetrainingPolicy,
     keep_models_in_effect,
 )
@@ -38,6 +39,7 @@ from energy_assets.forecasting.training import (
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
+from energy_assets.timeline import hour_key
 
 VALIDATED = {"model": "model", "snaive24": "seasonal naive 24 h", "snaive168": "seasonal naive 168 h"}
 REFERENCE = "snaive168"
@@ -118,9 +120,14 @@ def forecasting_model(
         raise Failure(description=str(too_short), allow_retries=False) from too_short
     latest = models.latest
     metrics = registry_metrics(latest.metrics)  # also names metrics of models registered before the renaming
-    # Figures and tables go on the range's newest partition only: a backfill keeps one copy, not one per hour.
-    context.add_asset_metadata(_model_figures(models), partition_key=context.partition_key_range.end)
-    yield MaterializeResult(metadata=_model_metadata(models))
+    # Each hour's partition names the model in effect at it; the run's figures, scores and tables go on the
+    # range's newest partition only: a backfill keeps one copy of them, not one per hour.
+    for hour, model in models.by_hour.items():
+        context.add_asset_metadata(_in_effect(model), partition_key=hour_key(hour))
+    context.add_asset_metadata(
+        {**_model_metadata(models), **_model_figures(models)}, partition_key=context.partition_key_range.end
+    )
+    yield MaterializeResult()
     yield beats_reference_check(latest.version, metrics)
 
 
@@ -152,13 +159,17 @@ def beats_reference_check(version: int, metrics: Mapping[str, float]) -> AssetCh
     )
 
 
+def _in_effect(model: RegisteredModel) -> dict:
+    """What an hour's partition says: the model in effect at that hour."""
+    return {"registry_version": model.version, "data_cutoff": model.data_cutoff.isoformat()}
+
+
 def _model_metadata(models: ModelsInEffect) -> dict:
     """What the UI shows: the model in effect at the range's last hour and what this run trained."""
     latest, retrainings, in_effect = models.latest, models.retrainings, models.by_hour
     metrics = registry_metrics(latest.metrics)
     metadata = {
-        "registry_version": latest.version,
-        "data_cutoff": latest.data_cutoff.isoformat(),
+        **_in_effect(latest),
         "training_start": latest.training_start.isoformat(),
         "training_rows": latest.extra.get("training_rows", 0),
         "retrained_in_this_run": MetadataValue.json([r.model.version for r in retrainings]),
