@@ -6,7 +6,7 @@ at or before the day's first origin only; each origin is forecast from the rows 
 The course pipeline predicts in ~20-30 s per origin, so it runs on a subsample (one origin every
 `--course-every` hours); the table for that subsample scores every model on the same origins.
 How the "model" row's configuration is chosen, without the evaluation window: search_hyperparameters
-on SEARCH_GRID by MAPE, then search_intervals (interval scale by interval score, calibration hours by
+on SEARCH_GRID by the headline score (metrics.HEADLINE), then search_intervals (interval scale by interval score, calibration hours by
 coverage), both on every whole daily fold before the window's first origin, then search_series_intervals
 (issue 27: per-series interval settings, by the rule in its docstring) on a backtest of the same days
 shaped as the window (every hour, all 24 horizons, targets before the window). The shipped defaults of
@@ -46,6 +46,7 @@ from energy_assets.forecasting.evaluation import (
     with_actuals,
 )
 from energy_assets.forecasting.intervals import interval_metric_names
+from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.forecasting.training import (
     ForecasterConfig,
@@ -332,7 +333,7 @@ def main() -> None:
     before = (origins[0] - history[schema.DATETIME].min()) // HOUR + 1
     folds = int((before - min_training_hours(SEARCH_BASE)) // RETRAIN_EVERY)
     config, search_table = search_hyperparameters(history, origins[0], SEARCH_GRID, n_splits=folds, base=SEARCH_BASE)
-    print(f"\nfeature choice: search on {SEARCH_GRID}, {folds} daily folds before {origins[0]} (no window data), by MAPE")
+    print(f"\nfeature choice: search on {SEARCH_GRID}, {folds} daily folds before {origins[0]} (no window data), by {HEADLINE.upper()}")
     print(search_table[[*SEARCHED, "mape", "rmspe"]].to_string(float_format=lambda v: f"{v:.4f}"))
     config, calibration_table = search_intervals(history, origins[0], config, CALIBRATION_HOURS, INTERVAL_SCALES, n_splits=folds)
     print(

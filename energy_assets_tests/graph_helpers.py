@@ -7,10 +7,15 @@ from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
 
 from energy_assets.app.demo import materialize_range
 from energy_assets.definitions import deployment_resources, forecast_assets
+from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.timeline import hour_key
 
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
 FORECAST_GRAPH = AssetSelection.assets(*forecast_assets)
+HOURS = pd.Timedelta(hours=1)
+# Enough history for a training with its 24-hour validation window, before the graph tests' first issue hour.
+HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
+FIRST_ISSUE = pd.Timestamp("2023-01-12 00:00", tz="UTC")
 
 
 def hour(text: str) -> pd.Timestamp:

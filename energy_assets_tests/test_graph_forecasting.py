@@ -7,7 +7,7 @@ from dagster import AssetSelection, DagsterInstance
 
 from energy_assets.assets.model import beats_reference_check
 from energy_assets.forecasting.model import forecast_reach
-from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
+from energy_assets.forecasting.training import ForecasterConfig
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import partition_object_key
 from energy_assets.definitions import deployment_resources
@@ -24,12 +24,14 @@ from energy_assets.schema import (
     interval_column,
 )
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
-
-HOURS = pd.Timedelta(hours=1)
-# Enough history for a training with its 24-hour validation window.
-HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
-FIRST_ISSUE = hour("2023-01-12 00:00")
+from energy_assets_tests.graph_helpers import (
+    FIRST_ISSUE,
+    HISTORY_HOURS,
+    HOURS,
+    RAW_AND_FEATURES,
+    partition_key,
+    run_range,
+)
 # Hours up to an issue hour that its forecasts and their intervals read.
 FORECAST_REACH = forecast_reach(ForecasterConfig().params())
 WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts") | RAW_AND_FEATURES

@@ -14,7 +14,7 @@ from energy_assets.forecasting.history_gaps import MAX_FILLED_HOURS
 from energy_assets.forecasting.model import fit
 from energy_assets.forecasting.panel import Panel
 from energy_assets.forecasting.retraining import MODEL_FORMAT_KEY, json_normal
-from energy_assets.forecasting.training import MODEL_FORMAT, ForecasterConfig, min_training_hours, save_forecaster
+from energy_assets.forecasting.training import MODEL_FORMAT, ForecasterConfig, save_forecaster
 from energy_assets.schema import (
     AREA,
     CONSUMER_TYPE,
@@ -30,11 +30,8 @@ from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets_tests.conftest import REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR
-from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
+from energy_assets_tests.graph_helpers import FIRST_ISSUE, HISTORY_HOURS, HOURS, RAW_AND_FEATURES, hour, run_range
 
-HOURS = pd.Timedelta(hours=1)
-HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
-FIRST_ISSUE = hour("2023-01-12 00:00")
 HOLE_DAY = hour("2023-01-11 00:00")  # the UTC day before the first issue hour
 HOLED = (1, 999)
 FORECASTS = AssetSelection.assets("energy_forecasts")

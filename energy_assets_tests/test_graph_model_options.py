@@ -10,10 +10,9 @@ from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.schema import DATETIME, MODEL_NAME, SERIES_KEY
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
+from energy_assets_tests.graph_helpers import FIRST_ISSUE as ISSUE
+from energy_assets_tests.graph_helpers import HISTORY_HOURS, HOURS, RAW_AND_FEATURES, run_range
 
-HOURS = pd.Timedelta(hours=1)
-ISSUE = hour("2023-01-12 00:00")
 MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
 
 
@@ -42,7 +41,7 @@ def test_a_hyperparameter_search_is_kept_and_later_retrains_use_its_best_configu
 @pytest.mark.slow
 def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
     instance = DagsterInstance.ephemeral()
-    run_range(ISSUE - (min_training_hours(ForecasterConfig()) + 24) * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
+    run_range(ISSUE - HISTORY_HOURS * HOURS, ISSUE + HOURS, RAW_AND_FEATURES, instance=instance)
     one_booster = {"ops": {"forecasting_model": {"config": {"hyperparameters": {"combine_without_level_lags": False}}}}}
 
     run_range(ISSUE, ISSUE, AssetSelection.assets("forecasting_model"), instance=instance, run_config=one_booster)
@@ -59,8 +58,7 @@ def test_the_run_config_chooses_one_booster_and_a_change_of_mind_retrains():
 
 @pytest.mark.slow
 def test_series_with_too_little_history_are_left_out_and_named():
-    history_hours = min_training_hours(ForecasterConfig()) + 24
-    rows = synthetic_consumption(ISSUE - (history_hours - 1) * HOURS, ISSUE + HOURS)
+    rows = synthetic_consumption(ISSUE - (HISTORY_HOURS - 1) * HOURS, ISSUE + HOURS)
     young = (rows["area"] == 2) & (rows["consumer_type"] == 999)
     rows = rows[~young | (rows[DATETIME] > ISSUE - 100 * HOURS)]
     deployment_resources()["feature_store"].process_config_and_initialize().insert(rows)
