@@ -81,6 +81,36 @@ def published_full(isolated_state) -> pd.DataFrame:
     return forecast
 
 
+@pytest.fixture
+def one_series_refused(isolated_state) -> LocalBucket:
+    """Two issue hours; at the second the gap rule refused DK1 111, so its object has no rows of that series."""
+    bucket = LocalBucket(root_dir=str(isolated_state / "bucket"))
+    for key in ("2023-01-14-22:00", "2023-01-14-23:00"):
+        forecast = realistic_forecast(key)
+        if key.endswith("23:00"):
+            forecast = forecast[~((forecast[AREA] == 1) & (forecast["consumer_type"] == 111))]
+        bucket.write_bytes(partition_object_key("energy_assets", ["energy_forecasts"], key), parquet_bytes(to_arrow(forecast)))
+    return bucket
+
+
+def test_latest_names_the_series_forecast_the_hour_before_that_have_no_forecast_now(one_series_refused, capsys):
+    assert main(["latest", "--area", "DK1"]) == 0
+    out, err = capsys.readouterr()
+    assert out.splitlines()[1].startswith("37 series (DK1) x 24 hours ahead")
+    assert "1 series forecast at 2023-01-14 22:00 UTC have no forecast issued at 2023-01-14 23:00 UTC: DK1 111 (" in err
+    assert "complete_history" in err
+
+    # Asked for by name, the series is not "unknown": the message says the hour before has it and how to see it.
+    assert main(["latest", "--area", "DK1", "--consumer-type", "111"]) == 1
+    err = capsys.readouterr().err
+    assert "the forecast issued at 2023-01-14 23:00 UTC has no series with --area DK1 --consumer-type 111, while the one issued at 2023-01-14 22:00 UTC has DK1 111" in err
+    assert err.rstrip().endswith("--at 2023-01-14-22:00 shows that earlier forecast")
+
+    # Series forecast at both hours, or not asked for, get no note.
+    assert main(["latest", "--area", "DK2"]) == 0
+    assert capsys.readouterr().err == ""
+
+
 def test_latest_for_one_area_is_a_rounded_table_within_120_columns(published_full, capsys):
     assert main(["latest", "--area", "DK1"]) == 0
     lines = capsys.readouterr().out.splitlines()

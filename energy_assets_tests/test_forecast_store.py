@@ -11,7 +11,13 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from energy_assets.storage.forecasts import SkippedHour, UnusableForecastError, gather_forecasts, latest_forecast
+from energy_assets.storage.forecasts import (
+    SkippedHour,
+    UnusableForecastError,
+    gather_forecasts,
+    latest_forecast,
+    series_missing_since_previous_hour,
+)
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame, to_arrow
 from energy_assets.storage.buckets import Bucket, LocalBucket
 from energy_assets.schema import (
@@ -89,6 +95,24 @@ def test_latest_is_the_newest_issued_at_or_before_the_hour(any_bucket):
     assert len(at_issue) == 48
     assert list(at_issue.columns) == FORECAST_COLUMNS
     pd.testing.assert_series_equal(at_issue.dtypes, FORECAST_SCHEMA.empty_table().to_pandas().dtypes)
+
+
+def test_the_series_missing_since_the_hour_before_are_those_it_had(any_bucket):
+    publish(any_bucket)
+    refused = forecast_rows("2023-01-14-22:00")
+    any_bucket.write_bytes(
+        partition_object_key("energy_assets", ["energy_forecasts"], "2023-01-14-22:00"),
+        parquet_bytes(to_arrow(refused[refused["area"] == 2])),
+    )
+    at_22 = latest_forecast(any_bucket, "2023-01-14 22:00")
+    missing = series_missing_since_previous_hour(any_bucket, pd.Timestamp("2023-01-14 22:00", tz="UTC"), at_22)
+    assert missing.to_dict("records") == [{"area": 1, "consumer_type": 111}]
+    assert series_missing_since_previous_hour(any_bucket, pd.Timestamp("2023-01-14 22:00", tz="UTC"), at_22, area=2).empty
+    # 21:00 has every series of 20:00; before 20:00 there is no object to compare with: none missing either way.
+    at_21 = latest_forecast(any_bucket, "2023-01-14 21:00")
+    assert series_missing_since_previous_hour(any_bucket, pd.Timestamp("2023-01-14 21:00", tz="UTC"), at_21).empty
+    at_20 = latest_forecast(any_bucket, "2023-01-14 20:00")
+    assert series_missing_since_previous_hour(any_bucket, pd.Timestamp("2023-01-14 20:00", tz="UTC"), at_20.iloc[:0]).empty
 
 
 def test_latest_of_one_series(any_bucket):

@@ -12,7 +12,7 @@ from dotenv import load_dotenv
 
 from energy_assets import settings
 from energy_assets.app.forecast_output import FORMATS, MACHINE_FORMATS, emit, format_of
-from energy_assets.schema import AREA_CODES, AREA_NAMES
+from energy_assets.schema import AREA, AREA_CODES, AREA_NAMES, CONSUMER_TYPE, ISSUED_AT
 from energy_assets.storage.buckets import Bucket, deployment_bucket
 from energy_assets.storage.forecasts import (
     FORECASTS_ASSET,
@@ -21,6 +21,7 @@ from energy_assets.storage.forecasts import (
     gather_forecasts,
     latest_forecast,
     select_series,
+    series_missing_since_previous_hour,
 )
 from energy_assets.storage.objects import asset_folder
 from energy_assets.timeline import parse_time
@@ -158,14 +159,49 @@ def _run_latest(args: argparse.Namespace) -> int:
             skipped=skipped,
         )
     except NoSuchSeriesError as error:
-        raise LookupError(_no_such_series(error)) from None
+        had = series_missing_since_previous_hour(
+            deployment_bucket(), error.issued_at, pd.DataFrame({AREA: [], CONSUMER_TYPE: []}),
+            error.area, error.consumer_type, args.prefix,
+        )
+        if had.empty:
+            raise LookupError(_no_such_series(error)) from None
+        previous = error.issued_at - pd.Timedelta(hours=1)
+        raise LookupError(
+            f"the forecast issued at {_shown(error.issued_at)} has no series with {_asked(error.area, error.consumer_type)}, "
+            f"while the one issued at {_shown(previous)} has {_series_names(had)}: {_WHY_ABSENT}; "
+            f"--at {previous:%Y-%m-%d-%H:%M} shows that earlier forecast"
+        ) from None
     except LookupError:
         _report_skipped(skipped)
         raise LookupError(
             f"no usable forecast issued at or before --at {_shown(args.at)} in {_searched(args.prefix)}"
         ) from None
     _report_skipped(skipped)
+    issued_at = forecast[ISSUED_AT].iloc[0]
+    absent = series_missing_since_previous_hour(
+        deployment_bucket(), issued_at, forecast, args.area, args.consumer_type, args.prefix
+    )
+    if not absent.empty:
+        print(
+            f"energy-assets: {len(absent)} series forecast at {_shown(issued_at - pd.Timedelta(hours=1))} have no forecast "
+            f"issued at {_shown(issued_at)}: {_series_names(absent)} ({_WHY_ABSENT})",
+            file=sys.stderr,
+        )
     return _emit(forecast, args)
+
+
+# Why a series forecast the hour before has no rows at an issue hour: the gap rule, or the series ended.
+_WHY_ABSENT = (
+    "a series whose history lacks more hours than its forecast may fill gets no rows at that hour (the complete_history "
+    "check of energy_forecasts names it and the hours missing), and a series no longer published gets none either"
+)
+
+
+def _series_names(series: pd.DataFrame) -> str:
+    return ", ".join(
+        f"{AREA_NAMES.get(int(area), area)} {int(consumer_type)}"
+        for area, consumer_type in series[[AREA, CONSUMER_TYPE]].itertuples(index=False)
+    )
 
 
 def _run_gather(args: argparse.Namespace) -> int:

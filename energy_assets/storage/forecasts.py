@@ -164,6 +164,34 @@ def latest_forecast(
     raise LookupError(f"no usable forecast issued{when} in {bucket.uri(dataset.folder)}")
 
 
+def series_missing_since_previous_hour(
+    bucket: Bucket,
+    issued_at: pd.Timestamp,
+    forecast: pd.DataFrame,
+    area: int | None = None,
+    consumer_type: int | None = None,
+    prefix: str = DEFAULT_BUCKET_PREFIX,
+) -> pd.DataFrame:
+    """The (area, consumer_type) series, of the area and/or consumer type selected, that the forecast issued the
+    hour before `issued_at` has and `forecast` (issued at it) lacks, in key order; none when that hour has no
+    usable object.
+
+    The forecasts asset writes no rows for a series the gap rule refuses at an hour (`history_gaps`), so what is
+    absent is found by comparing with the hour before, which the hourly schedule wrote from the same series.
+    """
+    keys = [AREA, CONSUMER_TYPE]
+    previous = to_utc_hour(issued_at) - pd.Timedelta(hours=1)
+    dataset = ForecastDataset(bucket, prefix)
+    tables = dataset.read(dataset.issue_hours(previous, previous), [])
+    if previous not in tables:
+        return pd.DataFrame({key: pd.Series(dtype="int64") for key in keys})
+    before = select_series(tables[previous].select(keys).to_pandas(), area, consumer_type)
+    before = before[keys].astype("int64").drop_duplicates()
+    now = forecast[keys].astype("int64").drop_duplicates()
+    missing = before.merge(now, on=keys, how="left", indicator=True)
+    return missing[missing["_merge"] == "left_only"][keys].sort_values(keys).reset_index(drop=True)
+
+
 def gather_forecasts(
     bucket: Bucket,
     issued_from: pd.Timestamp,
