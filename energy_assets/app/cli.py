@@ -20,6 +20,7 @@ from energy_assets.storage.forecasts import (
     SkippedHour,
     gather_forecasts,
     latest_forecast,
+    previous_issue_hour,
     select_series,
     series_missing_since_previous_hour,
 )
@@ -149,9 +150,10 @@ def _add_gather(subcommands, options: argparse.ArgumentParser) -> None:
 
 def _run_latest(args: argparse.Namespace) -> int:
     skipped: list[SkippedHour] = []
+    bucket = deployment_bucket()
     try:
         forecast = latest_forecast(
-            deployment_bucket(),
+            bucket,
             args.at,
             area=args.area,
             consumer_type=args.consumer_type,
@@ -160,12 +162,11 @@ def _run_latest(args: argparse.Namespace) -> int:
         )
     except NoSuchSeriesError as error:
         had = series_missing_since_previous_hour(
-            deployment_bucket(), error.issued_at, pd.DataFrame({AREA: [], CONSUMER_TYPE: []}),
-            error.area, error.consumer_type, args.prefix,
+            bucket, error.issued_at, pd.DataFrame({AREA: [], CONSUMER_TYPE: []}), error.area, error.consumer_type, args.prefix
         )
         if had.empty:
             raise LookupError(_no_such_series(error)) from None
-        previous = error.issued_at - pd.Timedelta(hours=1)
+        previous = previous_issue_hour(error.issued_at)
         raise LookupError(
             f"the forecast issued at {_shown(error.issued_at)} has no series with {_asked(error.area, error.consumer_type)}, "
             f"while the one issued at {_shown(previous)} has {_series_names(had)}: {_WHY_ABSENT}; "
@@ -178,12 +179,10 @@ def _run_latest(args: argparse.Namespace) -> int:
         ) from None
     _report_skipped(skipped)
     issued_at = forecast[ISSUED_AT].iloc[0]
-    absent = series_missing_since_previous_hour(
-        deployment_bucket(), issued_at, forecast, args.area, args.consumer_type, args.prefix
-    )
+    absent = series_missing_since_previous_hour(bucket, issued_at, forecast, args.area, args.consumer_type, args.prefix)
     if not absent.empty:
         print(
-            f"energy-assets: {len(absent)} series forecast at {_shown(issued_at - pd.Timedelta(hours=1))} have no forecast "
+            f"energy-assets: {len(absent)} series forecast at {_shown(previous_issue_hour(issued_at))} have no forecast "
             f"issued at {_shown(issued_at)}: {_series_names(absent)} ({_WHY_ABSENT})",
             file=sys.stderr,
         )

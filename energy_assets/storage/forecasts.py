@@ -164,6 +164,11 @@ def latest_forecast(
     raise LookupError(f"no usable forecast issued{when} in {bucket.uri(dataset.folder)}")
 
 
+def previous_issue_hour(issued_at: pd.Timestamp) -> pd.Timestamp:
+    """The issue hour whose forecast `series_missing_since_previous_hour` compares with `issued_at`'s."""
+    return to_utc_hour(issued_at) - pd.Timedelta(hours=1)
+
+
 def series_missing_since_previous_hour(
     bucket: Bucket,
     issued_at: pd.Timestamp,
@@ -173,14 +178,14 @@ def series_missing_since_previous_hour(
     prefix: str = DEFAULT_BUCKET_PREFIX,
 ) -> pd.DataFrame:
     """The (area, consumer_type) series, of the area and/or consumer type selected, that the forecast issued the
-    hour before `issued_at` has and `forecast` (issued at it) lacks, in key order; none when that hour has no
-    usable object.
+    hour before `issued_at` (`previous_issue_hour`) has and `forecast` (issued at it) lacks, in key order; none
+    when that hour has no usable object.
 
     The forecasts asset writes no rows for a series the gap rule refuses at an hour (`history_gaps`), so what is
     absent is found by comparing with the hour before, which the hourly schedule wrote from the same series.
     """
     keys = [AREA, CONSUMER_TYPE]
-    previous = to_utc_hour(issued_at) - pd.Timedelta(hours=1)
+    previous = previous_issue_hour(issued_at)
     dataset = ForecastDataset(bucket, prefix)
     tables = dataset.read(dataset.issue_hours(previous, previous), [])
     if previous not in tables:
