@@ -1,6 +1,5 @@
 """The built wheel is a complete code location: it installs on its own and Dagster loads it."""
 
-import ast
 import subprocess
 import sys
 import tomllib
@@ -13,6 +12,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from energy_assets_tests.conftest import REPO_ROOT
+from energy_assets_tests.test_architecture import PACKAGE, imported_modules
 
 
 @pytest.mark.slow
@@ -56,13 +56,7 @@ def test_every_package_the_code_imports_is_a_declared_dependency():
     """An import that works only because another dependency pulls its package in breaks the day that one stops."""
     project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
     declared = {canonicalize_name(Requirement(line).name) for line in project["dependencies"]}
-    imported = set()
-    for path in (REPO_ROOT / "energy_assets").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
-            if isinstance(node, ast.Import):
-                imported |= {alias.name.partition(".")[0] for alias in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.level == 0:
-                imported.add(node.module.partition(".")[0])
+    imported = set().union(*(imported_modules(path) for path in PACKAGE.rglob("*.py")))
     distributions = packages_distributions()
     third_party = sorted(imported - set(sys.stdlib_module_names) - {"energy_assets"})
     # A namespace package (google) is shared by several distributions: one declared is enough.
