@@ -56,6 +56,7 @@ from energy_assets.forecasting.training import (
     search_series_intervals,
 )
 from energy_assets.sources.files import read_snapshot
+from energy_assets.timeline import HOUR
 
 REAL_DATA = (
     Path(__file__).resolve().parents[1].parent
@@ -65,7 +66,6 @@ HORIZON = 24
 RETRAIN_EVERY = 24
 MAPE_GOAL = 0.072
 REFERENCE = "snaive168"
-HOUR = pd.Timedelta(hours=1)
 # Features that address the error growing along the recursion and the holiday weeks (issue 14), and
 # the equal combination of the models with and without the level lag (added in the fifth session).
 _HOLIDAY_AND_SHRINK = {"holiday_lags": [(24, 168), (24, 168, 192)], "shrink_to_reference": [False, True]}

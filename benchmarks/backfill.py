@@ -33,11 +33,10 @@ from dagster import AssetSelection, DagsterInstance
 # and the subprocesses they start inherit this.
 os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range
-from energy_assets.timeline import hour_key
+from energy_assets.timeline import HOUR, hour_key
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
 from energy_assets.definitions import deployment_resources
 
-HOUR = pd.Timedelta(hours=1)
 print = functools.partial(print, flush=True)  # progress shows while the runs go on
 START = pd.Timestamp("2023-01-15 00:00", tz="UTC")
 BACKFILL_HOURS = 720

@@ -52,10 +52,9 @@ os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range
 from energy_assets.definitions import deployment_resources
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours
-from energy_assets.timeline import hour_key
+from energy_assets.timeline import HOUR, hour_key
 
 print = functools.partial(print, flush=True)
-HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2023-01-15 00:00", tz="UTC")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -25,9 +25,9 @@ from energy_assets import schema
 from energy_assets.forecasting.panel import to_sktime
 from energy_assets.forecasting.training import ForecasterConfig, forecast_origins
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import HOUR
 
 print = functools.partial(print, flush=True)
-HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2023-01-15 00:00", tz="UTC")
 VERSION_HOURS = 24
 

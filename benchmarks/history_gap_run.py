@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from energy_assets.timeline import HOUR
 from history_gaps import default_data  # the sibling benchmark: where the real extract is
 
-HOUR = pd.Timedelta(hours=1)
 FIRST_ISSUE, LAST_ISSUE = pd.Timestamp("2023-01-04 00:00", tz="UTC"), pd.Timestamp("2023-01-06 23:00", tz="UTC")
 
 

@@ -30,9 +30,9 @@ from energy_assets.forecasting.history_gaps import missing_reads
 from energy_assets.forecasting.panel import Panel, to_sktime
 from energy_assets.forecasting.training import ForecasterConfig
 from energy_assets.sources.files import read_snapshot
+from energy_assets.timeline import HOUR
 
 EXTRACT = "shared/data/raw/ConsumptionDE35Hour_2022-12-21_2023-01-14.parquet"
-HOUR = pd.Timedelta(hours=1)
 HORIZON = 24
 HELD_OUT_DAYS = 7
 HOLE_HOURS = (1, 2, 3, 4, 6, 12, 24)

@@ -39,10 +39,9 @@ os.environ.setdefault("ENERGY_ASSETS_PARTITIONS_START", "2022-12-01-00:00")
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range  # noqa: E402
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours  # noqa: E402
 from energy_assets.definitions import deployment_resources  # noqa: E402
-from energy_assets.timeline import hour_key  # noqa: E402
+from energy_assets.timeline import HOUR, hour_key  # noqa: E402
 from energy_assets_tests.postgres_server import postgres_bin_dir, running_postgres  # noqa: E402
 
-HOUR = pd.Timedelta(hours=1)
 print = functools.partial(print, flush=True)  # progress shows while the runs go on
 START = pd.Timestamp("2023-01-15 00:00", tz="UTC")
 DAGSTER = str(Path(sys.executable).with_name("dagster"))

@@ -29,8 +29,8 @@ from dagster import AssetSelection, DagsterInstance  # noqa: E402
 from energy_assets.app.demo import QUIET_RUN_CONFIG, materialize_range  # noqa: E402
 from energy_assets.definitions import deployment_resources  # noqa: E402
 from energy_assets.forecasting.training import ForecasterConfig, min_training_hours  # noqa: E402
+from energy_assets.timeline import HOUR  # noqa: E402
 
-HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2023-01-15 00:00", tz="UTC")
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
 MODEL_AND_FORECASTS = AssetSelection.assets("forecasting_model", "energy_forecasts")
@@ -110,7 +110,7 @@ def main() -> None:
     if args.stats:
         stats.dump_stats(args.stats)
     table = grouped(stats)
-    print(f"\n| work | seconds | share of the run |\n|---|---|---|")
+    print("\n| work | seconds | share of the run |\n|---|---|---|")
     for group, seconds in sorted(table.items(), key=lambda item: -item[1]):
         print(f"| {group} | {seconds:.1f} | {seconds / wall:.0%} |")
     print(f"| everything else (Dagster's run machinery, pandas, numpy glue) | {wall - sum(table.values()):.1f} | "

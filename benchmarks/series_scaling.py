@@ -25,8 +25,9 @@ import time
 import numpy as np
 import pandas as pd
 
+from energy_assets.timeline import HOUR
+
 print = functools.partial(print, flush=True)
-HOUR = pd.Timedelta(hours=1)
 START = pd.Timestamp("2023-03-01 00:00", tz="UTC")
 WINDOW_HOURS = 720
 

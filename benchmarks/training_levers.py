@@ -26,9 +26,9 @@ import pandas as pd
 
 from energy_assets.forecasting.training import ForecasterConfig, train_forecaster
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import HOUR
 
 print = functools.partial(print, flush=True)
-HOUR = pd.Timedelta(hours=1)
 CUTOFF = pd.Timestamp("2023-03-01 00:00", tz="UTC")
 
 

@@ -9,9 +9,8 @@ from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from energy_assets import settings
 from energy_assets.sources.files import snapshot_hours
-from energy_assets.timeline import HOUR_KEY_FORMAT, hour_key, newest_published_hour
+from energy_assets.timeline import HOUR, HOUR_KEY_FORMAT, hour_key, newest_published_hour
 
-HOUR = pd.Timedelta(hours=1)
 LOGGER = logging.getLogger(__name__)
 
 

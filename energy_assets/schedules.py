@@ -12,7 +12,7 @@ from dagster import (
 )
 
 from energy_assets import settings
-from energy_assets.timeline import hour_key, newest_published_hour
+from energy_assets.timeline import HOUR, hour_key, newest_published_hour
 
 
 def build_hourly_schedule(job, partitions_def):
@@ -24,7 +24,7 @@ def build_hourly_schedule(job, partitions_def):
         cron_schedule=settings.schedule_cron(),
         execution_timezone="UTC",
         default_status=DefaultScheduleStatus.STOPPED,
-        description=f"Materializes the newest published hour ({int(delay / pd.Timedelta(hours=1))} h publication delay).",
+        description=f"Materializes the newest published hour ({int(delay / HOUR)} h publication delay).",
     )
     def hourly_forecast_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
         hour = newest_published_hour(pd.Timestamp(context.scheduled_execution_time), delay)

@@ -8,6 +8,8 @@ import holidays
 import numpy as np
 import pandas as pd
 
+# The grid step: every series has one value per UTC hour, and every partition is one hour.
+HOUR = pd.Timedelta(hours=1)
 # Dagster's HourlyPartitionsDefinition key format, e.g. 2023-01-14-23:00.
 HOUR_KEY_FORMAT = "%Y-%m-%d-%H:%M"
 # Consumption follows Danish wall-clock time, whatever the zone of the timestamps.
@@ -42,7 +44,7 @@ def parse_time(value: str) -> pd.Timestamp:
 
 def newest_published_hour(now: pd.Timestamp, publication_delay: pd.Timedelta) -> pd.Timestamp:
     """The newest hour whose data is complete at `now`, given the source's publication delay."""
-    return (to_utc_hour(now) - publication_delay).floor("h") - pd.Timedelta(hours=1)
+    return (to_utc_hour(now) - publication_delay).floor("h") - HOUR
 
 
 @lru_cache(maxsize=64)

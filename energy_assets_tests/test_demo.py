@@ -19,12 +19,11 @@ from energy_assets.settings import DEFAULT_PARTITION_DAYS
 from energy_assets.storage.buckets import LocalBucket
 from energy_assets.storage.objects import hourly_objects
 from energy_assets.storage.serving import SERVING_OBJECTS
-from energy_assets.timeline import hour_key, newest_published_hour
+from energy_assets.timeline import HOUR, hour_key, newest_published_hour
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.test_ui_end_to_end import start_dagster_dev
 
 pytestmark = pytest.mark.slow
-HOUR = pd.Timedelta(hours=1)
 HOURLY_ASSETS = ["consumption_raw", "energy_consumption_features", "forecasting_model", "energy_forecasts", "forecast_accuracy"]
 DELAY = pd.Timedelta(hours=settings.DEFAULT_PUBLICATION_DELAY_HOURS)
 # The demo runs as if two hours ago (a publication delay two hours longer), so that the hours published

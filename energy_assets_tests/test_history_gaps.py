@@ -25,9 +25,9 @@ from energy_assets.forecasting.training import (
     forecasts_and_gaps,
     train_forecaster,
 )
+from energy_assets.timeline import HOUR
 from energy_assets_tests.test_forecaster import small_forecaster, synthetic_history
 
-HOUR = pd.Timedelta(hours=1)
 FAST = ForecasterConfig(n_estimators=20)
 HOLED = (1, 999)  # the series that loses a day
 

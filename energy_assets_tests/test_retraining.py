@@ -31,9 +31,9 @@ from energy_assets.forecasting.training import (
 from energy_assets.schema import MODEL_NAME
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import HOUR
 from energy_assets_tests.test_forecast_training import as_format_2, format_2_config
 
-HOUR = pd.Timedelta(hours=1)
 POLICY = RetrainingPolicy(training_window_hours=720, retrain_every_hours=24, validation_hours=24, feature_group_version=1)
 SMALL = ForecasterConfig(n_estimators=20)
 

@@ -19,9 +19,8 @@ from energy_assets.app.demo import (
 from energy_assets.definitions import defs, hourly_forecast_job
 from energy_assets.partitions import hourly_partitions
 from energy_assets.schema import FORECAST_HORIZON_HOURS
-from energy_assets.timeline import parse_time
+from energy_assets.timeline import HOUR, parse_time
 
-HOUR = pd.Timedelta(hours=1)
 CATCH_UP_TAGS = {SOURCE_TAG: "catch-up"}
 FORECASTS = AssetKey("energy_forecasts")
 ACCURACY = AssetKey("forecast_accuracy")

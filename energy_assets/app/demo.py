@@ -12,13 +12,12 @@ from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, mat
 
 from energy_assets import settings
 from energy_assets.app.forecast_output import forecast_table
-from energy_assets.definitions import defs, deployment_resources, forecast_assets
+from energy_assets.definitions import defs, deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.storage.files import exclusive_lock
 from energy_assets.storage.forecasts import latest_forecast
-from energy_assets.timeline import hour_key, newest_published_hour
+from energy_assets.timeline import HOUR, hour_key, newest_published_hour
 
-HOUR = pd.Timedelta(hours=1)
 # Hidden, so Dagster and its users never take it for part of the instance.
 INSTANCE_LOCK_FILE = ".energy_assets_instance.lock"
 # The demo's own instance reports nothing home; a DAGSTER_HOME the user set keeps its own settings.

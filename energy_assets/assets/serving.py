@@ -1,6 +1,5 @@
 """The course's serving files at the bucket root, refreshed after each forecast run and each accuracy update."""
 
-import pandas as pd
 from dagster import (
     AssetExecutionContext,
     AssetSelection,
@@ -17,6 +16,7 @@ from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.schema import DATETIME, FORECAST_HORIZON_HOURS, ISSUED_AT
 from energy_assets.storage.forecasts import SkippedHour, gather_forecasts, latest_forecast
 from energy_assets.storage.serving import HISTORY_HOURS, SERVING_OBJECTS, encode, serving_frames
+from energy_assets.timeline import HOUR
 
 # After every new forecast or accuracy partition, once none is still being written.
 SERVING_AUTOMATION = (
@@ -24,7 +24,6 @@ SERVING_AUTOMATION = (
     & ~AutomationCondition.any_deps_in_progress()
     & ~AutomationCondition.in_progress()
 )
-HOUR = pd.Timedelta(hours=1)
 
 
 @asset(

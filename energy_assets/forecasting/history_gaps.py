@@ -30,7 +30,7 @@ import pandas as pd
 
 from energy_assets import schema
 from energy_assets.forecasting.panel import Panel
-from energy_assets.timeline import hour_key
+from energy_assets.timeline import HOUR, hour_key
 
 # Missing hours a forecast may read and still be issued (flagged); more and it is refused. Chosen with
 # `benchmarks/history_gaps.py` on the real extract before its held-out week (docs/forecaster.md, "Gaps in a series' history").
@@ -163,9 +163,8 @@ def _hour_runs(hours: Iterable[pd.Timestamp]) -> list[tuple[pd.Timestamp, pd.Tim
     hours = pd.DatetimeIndex(sorted(set(hours)))
     if hours.empty:
         return []
-    hour = pd.Timedelta(hours=1)
-    steps = (hours - hours[0]) // hour
-    return [(hours[0] + first * hour, hours[0] + last * hour, last - first + 1) for first, last in _runs(steps)]
+    steps = (hours - hours[0]) // HOUR
+    return [(hours[0] + first * HOUR, hours[0] + last * HOUR, last - first + 1) for first, last in _runs(steps)]
 
 
 def _missing_read(panel: Panel, series: np.ndarray, positions: np.ndarray, back: Sequence[int]) -> np.ndarray:

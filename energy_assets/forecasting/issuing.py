@@ -38,6 +38,7 @@ from energy_assets.schema import (
     MODEL_VERSION,
     SERIES_KEY,
 )
+from energy_assets.timeline import HOUR
 
 
 class CannotForecast(ValueError):
@@ -65,7 +66,7 @@ def models_for(origins: pd.DatetimeIndex, registered: list[RegisteredModel]) -> 
 def history_window(models: Mapping[pd.Timestamp, RegisteredModel]) -> tuple[pd.Timestamp, pd.Timestamp]:
     """[start, end) of the feature rows that forecasts from every origin of `models` need."""
     lookback = max(required_history_hours(ForecasterConfig.from_dict(model.config)) for model in models.values())
-    return min(models) - pd.Timedelta(hours=lookback), max(models) + pd.Timedelta(hours=1)
+    return min(models) - pd.Timedelta(hours=lookback), max(models) + HOUR
 
 
 def issue_forecasts(

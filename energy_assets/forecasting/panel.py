@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from energy_assets import schema
+from energy_assets.timeline import HOUR
 
 
 class InsufficientHistoryError(ValueError):
@@ -131,6 +132,6 @@ def extend_grid(grid: pd.Index, steps: int) -> pd.Index:
         return grid.append(pd.period_range(grid[-1] + 1, periods=steps, freq=grid.freq))
     step = grid[1] - grid[0] if len(grid) > 1 else 1
     if isinstance(grid, pd.DatetimeIndex):
-        step = step if len(grid) > 1 else pd.Timedelta(hours=1)
+        step = step if len(grid) > 1 else HOUR
         return grid.append(pd.date_range(grid[-1] + step, periods=steps, freq=step))
     return pd.Index(np.concatenate([grid.to_numpy(), grid[-1] + step * np.arange(1, steps + 1)]))

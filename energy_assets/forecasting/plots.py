@@ -11,8 +11,8 @@ import pandas as pd
 
 from energy_assets import schema
 from energy_assets.forecasting.evaluation import MODEL
+from energy_assets.timeline import HOUR
 
-HOUR = pd.Timedelta(hours=1)
 # Wider intervals are paler, so the 80 % band shows through the 95 % one.
 BAND_ALPHA = {0.8: 0.3, 0.95: 0.15}
 

@@ -27,8 +27,8 @@ from energy_assets.forecasting.training import (
     train_forecaster,
 )
 from energy_assets.schema import DATETIME, MODEL_NAME
+from energy_assets.timeline import HOUR
 
-HOUR = pd.Timedelta(hours=1)
 SEARCH_RESULTS_KEY = "hyperparameter_search"
 # The saved-model format of a registered version (extra facts); versions without it were saved in format 1.
 MODEL_FORMAT_KEY = "model_format"

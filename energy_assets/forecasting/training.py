@@ -31,7 +31,7 @@ from energy_assets.forecasting.metrics import HEADLINE
 from energy_assets.forecasting.model import CalibrationForecasts, GlobalModel, KeptForecasts
 from energy_assets.forecasting.panel import InsufficientHistoryError, Panel
 from energy_assets.forecasting.saved_model import MODEL_FORMAT, SavedModelFormatError, load_model, save_model
-from energy_assets.timeline import to_utc_hour
+from energy_assets.timeline import HOUR, to_utc_hour
 
 __all__ = [
     "ForecasterConfig",
@@ -51,7 +51,6 @@ __all__ = [
     "train_forecaster",
 ]
 
-HOUR = pd.Timedelta(hours=1)
 # Newest hours of features a model learns from (its calibration fit learns from as many hours ending
 # calibration_hours earlier: `ForecasterConfig.read_hours`).
 TRAINING_WINDOW_HOURS = 30 * 24

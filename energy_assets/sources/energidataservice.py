@@ -26,7 +26,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, stop
 from energy_assets import settings
 from energy_assets.schema import de35_series
 from energy_assets.sources import consumption_industry
-from energy_assets.timeline import DANISH_TIME_ZONE
+from energy_assets.timeline import DANISH_TIME_ZONE, HOUR
 from energy_assets.sources.canonical import (
     DE35_CODE,
     DE35_COLUMNS,
@@ -150,7 +150,7 @@ class EnergiDataServiceClient:
         params = {
             "start": _danish_wall_time(start),
             # Danish wall time never decreases with UTC, so the hour before `end` bounds every wanted row.
-            "end": _danish_wall_time(end - pd.Timedelta(hours=1), plus_hours=1),
+            "end": _danish_wall_time(end - HOUR, plus_hours=1),
             "columns": ",".join(spec.columns),
             "sort": spec.sort,
         }

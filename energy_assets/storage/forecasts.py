@@ -27,7 +27,7 @@ from energy_assets.schema import (
 from energy_assets.settings import DEFAULT_BUCKET_PREFIX
 from energy_assets.storage.buckets import Bucket, check_prefix
 from energy_assets.storage.objects import asset_folder, date_folder, hour_of_object, read_tables
-from energy_assets.timeline import to_utc_hour
+from energy_assets.timeline import HOUR, to_utc_hour
 
 FORECASTS_ASSET = "energy_forecasts"
 
@@ -166,7 +166,7 @@ def latest_forecast(
 
 def previous_issue_hour(issued_at: pd.Timestamp) -> pd.Timestamp:
     """The issue hour whose forecast `series_missing_since_previous_hour` compares with `issued_at`'s."""
-    return to_utc_hour(issued_at) - pd.Timedelta(hours=1)
+    return to_utc_hour(issued_at) - HOUR
 
 
 def series_missing_since_previous_hour(
