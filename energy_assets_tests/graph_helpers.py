@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pandas as pd
-from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult
+from dagster import AssetKey, AssetSelection, DagsterInstance, ExecuteInProcessResult
 
 from energy_assets.app.demo import materialize_range
 from energy_assets.definitions import deployment_resources, forecast_assets
@@ -55,3 +55,18 @@ def check_results(result: ExecuteInProcessResult) -> dict[str, bool]:
         for event in result.all_events
         if event.event_type_value == "ASSET_CHECK_EVALUATION"
     }
+
+
+def partition_metadata(instance: DagsterInstance, asset: str) -> dict[str, dict]:
+    """Partition key -> the metadata of its newest materialization, as the instance stored it (what the UI
+    shows on that partition's page)."""
+    metadata: dict[str, dict] = {}
+    cursor = None
+    while True:
+        page = instance.fetch_materializations(AssetKey(asset), limit=10_000, cursor=cursor)  # newest first
+        for record in page.records:
+            materialization = record.asset_materialization
+            metadata.setdefault(materialization.partition, dict(materialization.metadata))
+        if not page.has_more:
+            return metadata
+        cursor = page.cursor

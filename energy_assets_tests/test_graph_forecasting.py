@@ -30,10 +30,13 @@ from energy_assets_tests.graph_helpers import (
     HOURS,
     RAW_AND_FEATURES,
     partition_key,
+    partition_metadata,
     run_range,
 )
 # Hours up to an issue hour that its forecasts and their intervals read.
 FORECAST_REACH = forecast_reach(ForecasterConfig().params())
+# What each issue hour's partition of energy_forecasts says of that hour alone.
+HOUR_FACTS = {"rows", "series", "registry_version", "data_cutoff", "forecasts_refused", "forecasts_flagged"}
 WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts") | RAW_AND_FEATURES
 
 
@@ -70,12 +73,17 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert keys == [
         partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE + n * HOURS)) for n in range(3)
     ]
-    metadata = {m.partition: m.metadata for m in result.asset_materializations_for_node("energy_forecasts")}
+    metadata = partition_metadata(instance, "energy_forecasts")
     newest = metadata.pop(partition_key(FIRST_ISSUE + 2 * HOURS))
-    assert newest["series"].value == 76 and newest["horizon_range"].value == "1..24"
+    assert newest["series"].value == 76 and newest["rows"].value == 76 * 24
+    assert newest["issue_hours_in_this_run"].value == 3 and newest["rows_in_this_run"].value == 3 * 76 * 24
+    assert newest["horizon_range_in_this_run"].value == "1..24"
     assert "data:image/png;base64," in newest["forecast_plot"].value
-    # The range's other partitions carry their facts but no copy of the plot.
-    assert len(metadata) == 2 and all(m["series"].value == 76 and "forecast_plot" not in m for m in metadata.values())
+    # The range's other partitions carry their own hour's facts, and no copy of the run's totals or plot.
+    assert len(metadata) == 2
+    for hour in metadata.values():
+        assert set(hour) == {*HOUR_FACTS, "schema"}
+        assert hour["series"].value == 76 and hour["rows"].value == 76 * 24 and hour["registry_version"].value == 1
 
 
 @pytest.mark.slow
@@ -108,6 +116,10 @@ def test_a_changed_training_configuration_retrains_at_once():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
     run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)
+    # A one-hour run (the hourly schedule's) shows its hour's object, its facts and the run's, and the plot.
+    hour = partition_metadata(instance, "energy_forecasts")[partition_key(FIRST_ISSUE)]
+    assert {"uri", "bytes", "schema", *HOUR_FACTS, "issue_hours_in_this_run", "forecast_plot"} <= set(hour)
+    assert hour["rows"].value == hour["rows_in_this_run"].value == 76 * 24 and hour["registry_version"].value == 1
 
     shorter_window = {"ops": {"forecasting_model": {"config": {"training_window_days": 20}}}}
     run_range(FIRST_ISSUE + HOURS, FIRST_ISSUE + HOURS, instance=instance, run_config=shorter_window)
@@ -158,6 +170,26 @@ def test_each_hour_of_a_ranged_run_names_its_own_model_and_only_the_newest_carri
     assert newest.metadata["registry_version"].value == 2
     assert newest.metadata["retrained_in_this_run"].value == [1, 2]
     assert {"hyperparameters", "validation_scores", "validation_plot", "model_wape"} <= set(newest.metadata)
+
+
+@pytest.mark.slow
+def test_each_issue_hour_of_a_ranged_run_names_the_model_that_issued_it_and_only_the_newest_the_run_totals():
+    instance = DagsterInstance.ephemeral()
+    fill_history(instance)
+    hourly = {"ops": {"forecasting_model": {"config": {"retrain_every_hours": 1}}}}
+
+    run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance, run_config=hourly)
+
+    metadata = partition_metadata(instance, "energy_forecasts")
+    first, newest = metadata[partition_key(FIRST_ISSUE)], metadata[partition_key(FIRST_ISSUE + HOURS)]
+    # Before, both hours said model_versions [1, 2], rows 2 x 76 x 24 and issue_hours 2.
+    assert (first["registry_version"].value, newest["registry_version"].value) == (1, 2)
+    assert (first["data_cutoff"].value, newest["data_cutoff"].value) == (FIRST_ISSUE.isoformat(), (FIRST_ISSUE + HOURS).isoformat())
+    assert first["rows"].value == newest["rows"].value == 76 * 24
+    assert set(first) == {*HOUR_FACTS, "schema"}
+    assert newest["registry_versions_in_this_run"].value == [1, 2]
+    assert newest["issue_hours_in_this_run"].value == 2 and newest["rows_in_this_run"].value == 2 * 76 * 24
+    assert newest["forecasts_refused_in_this_run"].value == newest["forecasts_flagged_in_this_run"].value == 0
 
 
 def test_a_series_zero_throughout_leaves_the_model_check_judging_the_other_series():

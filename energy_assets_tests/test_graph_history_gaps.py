@@ -30,7 +30,16 @@ from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets_tests.conftest import REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR
-from energy_assets_tests.graph_helpers import FIRST_ISSUE, HISTORY_HOURS, HOURS, RAW_AND_FEATURES, hour, run_range
+from energy_assets_tests.graph_helpers import (
+    FIRST_ISSUE,
+    HISTORY_HOURS,
+    HOURS,
+    RAW_AND_FEATURES,
+    hour,
+    partition_key,
+    partition_metadata,
+    run_range,
+)
 
 HOLE_DAY = hour("2023-01-11 00:00")  # the UTC day before the first issue hour
 HOLED = (1, 999)
@@ -104,8 +113,18 @@ def test_a_day_missing_from_one_series_refuses_or_flags_only_that_series_and_the
     table = check.metadata["series"].value
     row = next(line for line in table.splitlines() if " 999 |" in line)
     assert "2023-01-11 01:00 .. 2023-01-11 23:00 (23 h)" in row and "2023-01-12 00:00 .. " in row
-    newest = result.asset_materializations_for_node("energy_forecasts")[-1].metadata
-    assert newest["forecasts_refused"].value == (missing > MAX_FILLED_HOURS).sum()
+    # Each issue hour's partition counts the forecasts refused and flagged at that hour only (before, every hour
+    # said the run's 19 refused and 4 flagged); the run's totals are on the newest.
+    refused = (missing > MAX_FILLED_HOURS).astype(int)
+    flagged = ((missing > 0) & (missing <= MAX_FILLED_HOURS)).astype(int)
+    metadata = partition_metadata(instance, "energy_forecasts")
+    for issued_at in missing.index:
+        facts = metadata[partition_key(issued_at)]
+        assert (facts["forecasts_refused"].value, facts["forecasts_flagged"].value) == (refused[issued_at], flagged[issued_at])
+        assert facts["series"].value == 76 - refused[issued_at] and facts["rows"].value == 24 * facts["series"].value
+    newest = metadata[partition_key(last)]
+    assert newest["forecasts_refused_in_this_run"].value == refused.sum()
+    assert newest["forecasts_flagged_in_this_run"].value == flagged.sum()
 
     # The next training reads the hole too: the rows it would fill are left out, and the model says which.
     retrained = run_range(last + HOURS, last + HOURS, AssetSelection.assets("forecasting_model"), instance=instance)

@@ -13,6 +13,7 @@ from dagster import (
     AssetIn,
     BackfillPolicy,
     Config,
+    DagsterInstance,
     HourlyPartitionsDefinition,
     PartitionKeyRange,
     TimeWindowPartitionMapping,
@@ -26,6 +27,7 @@ from energy_assets.timeline import parse_hour_key
 from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
+from energy_assets_tests.graph_helpers import partition_metadata
 from energy_assets.resources.io_manager import PartitionedParquetIOManager
 from energy_assets.schema import (
     CONSUMPTION_SCHEMA,
@@ -119,6 +121,12 @@ def run(bucket, selection, prefix: str = "energy_assets", **kwargs):
     return materialize(ALL_ASSETS, selection=selection, resources=io_manager(bucket, prefix), **kwargs)
 
 
+@pytest.fixture
+def instance():
+    with DagsterInstance.ephemeral() as instance:
+        yield instance
+
+
 def stored(bucket, key: str):
     return pq.read_table(io.BytesIO(bucket.read_bytes(key)))
 
@@ -137,20 +145,28 @@ def test_single_partition_round_trip_with_canonical_schema(any_bucket):
     assert [column.name for column in metadata["schema"].schema.columns] == CONSUMPTION_SCHEMA.names
 
 
-def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_bucket):
-    result = run(any_bucket, [readings], prefix="range", tags=RANGE_TAGS)
+def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_bucket, instance):
+    result = run(any_bucket, [readings], prefix="range", tags=RANGE_TAGS, instance=instance)
     for key in RANGE_KEYS:
         run(any_bucket, [readings], prefix="single", partition_key=key)
     range_keys = any_bucket.list_keys("range/")
     assert range_keys == [partition_object_key("range", ["readings"], key) for key in RANGE_KEYS]
     for key in range_keys:
         assert any_bucket.read_bytes(key) == any_bucket.read_bytes(key.replace("range/", "single/", 1))
-    metadata = result.asset_materializations_for_node("readings")[0].metadata
-    assert metadata["objects"].value == 3
-    assert metadata["rows"].value == 6
-    assert metadata["first_uri"].value == any_bucket.uri(range_keys[0])
-    assert metadata["last_uri"].value == any_bucket.uri(range_keys[-1])
-    assert metadata["bytes"].value == sum(len(any_bucket.read_bytes(key)) for key in range_keys)
+    # Each hour's materialization claims nothing of the range (before: objects 3, rows 6, the range's bytes and
+    # first/last uri on every hour); the range's summary is the run's, in its log.
+    metadata = partition_metadata(instance, "readings")
+    assert sorted(metadata) == RANGE_KEYS
+    for key in RANGE_KEYS:
+        assert set(metadata[key]) == {"schema"}
+        assert [column.name for column in metadata[key]["schema"].schema.columns] == CONSUMPTION_SCHEMA.names
+    size = sum(len(any_bucket.read_bytes(key)) for key in range_keys)
+    messages = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.dagster_event is None]
+    summary = (
+        f"asset readings: wrote 3 objects, 6 rows, {size:,} bytes: "
+        f"{any_bucket.uri(range_keys[0])} ... {any_bucket.uri(range_keys[-1])}"
+    )
+    assert summary in messages
 
 
 def test_partition_column_comes_from_asset_metadata(any_bucket):
@@ -181,7 +197,8 @@ def test_loads_a_window_and_all_partitions_in_time_order(any_bucket):
     ).output_for_node("every_hour")
     assert every["datetime_utc"].dt.hour.tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
     assert any_bucket.exists("energy_assets/every_hour.parquet")
-    reloaded = PartitionedParquetIOManager(bucket=as_resource(any_bucket)).load_input(build_input_context(asset_key="every_hour"))
+    with build_input_context(asset_key="every_hour") as context:
+        reloaded = PartitionedParquetIOManager(bucket=as_resource(any_bucket)).load_input(context)
     pd.testing.assert_frame_equal(reloaded, every)
 
 
@@ -189,14 +206,14 @@ def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
     run(any_bucket, [readings], partition_key="2023-01-14-02:00")
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     one = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-03:00")
-    with pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/utc_date=2023-01-14/utc_hour=3/part-0.parquet")):
+    with one, pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/utc_date=2023-01-14/utc_hour=3/part-0.parquet")):
         manager.load_input(one)
     many = build_input_context(
         asset_key="readings",
         asset_partitions_def=HOURLY,
         asset_partition_key_range=PartitionKeyRange("2023-01-14-01:00", "2023-01-14-03:00"),
     )
-    with pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*utc_hour=1/part-0\.parquet, last .*utc_hour=3/part-0\.parquet"):
+    with many, pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*utc_hour=1/part-0\.parquet, last .*utc_hour=3/part-0\.parquet"):
         manager.load_input(many)
 
 
@@ -212,8 +229,9 @@ def output_context(key_range: PartitionKeyRange, metadata: dict | None = None):
 def test_rows_outside_the_written_partitions_are_refused(any_bucket):
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-00:00", "2023-01-14-05:00")
-    with pytest.raises(ValueError, match=r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"):
-        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[-1])), rows)
+    context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[-1]))
+    with context, pytest.raises(ValueError, match=r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"):
+        manager.handle_output(context, rows)
     assert any_bucket.list_keys("") == []
 
 
@@ -221,14 +239,15 @@ def test_missing_partition_column_says_how_to_name_it(any_bucket):
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
     context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0]), {"partition_column": "issued_at"})
-    with pytest.raises(ValueError, match="partition column 'issued_at' is not among the columns"):
+    with context, pytest.raises(ValueError, match="partition column 'issued_at' is not among the columns"):
         manager.handle_output(context, rows)
 
 
 def test_an_hour_without_rows_gets_a_zero_row_object_with_the_schema(any_bucket):
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
-    manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
+    with output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])) as context:
+        manager.handle_output(context, rows)
     empty = stored(any_bucket, partition_object_key("energy_assets", ["readings"], RANGE_KEYS[1]))
     assert empty.num_rows == 0 and empty.schema.equals(RAW_CONSUMPTION_SCHEMA)
 
@@ -238,16 +257,18 @@ def test_rows_that_break_the_canonical_schema_are_refused(any_bucket):
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-03:00")
     rows = rows.astype({"area": "float64"})
     rows.loc[len(rows) - 1, "area"] = 1.5  # in the second hour: the first must not be written either
-    with pytest.raises(Failure, match="asset readings: rows do not fit the canonical schema"):
-        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1])), rows)
+    context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1]))
+    with context, pytest.raises(Failure, match="asset readings: rows do not fit the canonical schema"):
+        manager.handle_output(context, rows)
     assert any_bucket.list_keys("") == []
 
 
 def test_missing_gcs_bucket_fails_the_run_with_its_name(gcs_emulator_env):
     manager = PartitionedParquetIOManager(bucket=as_resource(GCSBucket(bucket_name="never-created")))
     rows = consumption_rows("2023-01-14-01:00", "2023-01-14-02:00")
-    with pytest.raises(Failure, match="GCS bucket 'never-created' does not exist") as failure:
-        manager.handle_output(output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0])), rows)
+    context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[0]))
+    with context, pytest.raises(Failure, match="GCS bucket 'never-created' does not exist") as failure:
+        manager.handle_output(context, rows)
     assert failure.value.allow_retries is False
 
 
@@ -258,7 +279,7 @@ def test_an_unreadable_object_is_named_when_loaded(any_bucket):
     any_bucket.write_bytes(key, whole[: len(whole) // 2])
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     context = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-05:00")
-    with pytest.raises(Failure) as raised:
+    with context, pytest.raises(Failure) as raised:
         manager.load_input(context)
     assert f"{any_bucket.uri(key)} is not a readable parquet object ({len(whole) // 2} bytes): " in raised.value.description
     assert "<Buffer>" not in raised.value.description and raised.value.allow_retries is False
@@ -275,7 +296,7 @@ def test_an_object_holding_another_hour_s_rows_is_named_when_loaded(any_bucket):
         asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-06:00", upstream_output=upstream
     )
 
-    with pytest.raises(Failure) as raised:
+    with upstream, context, pytest.raises(Failure) as raised:
         manager.load_input(context)
 
     assert f"{other} is not partition 2023-01-14-06:00: its rows have datetime_utc 2023-01-14T05:00:00+00:00 ... " in raised.value.description

@@ -1,5 +1,7 @@
 """Forecasts issued every hour for the next 24 hours, for every series with enough history."""
 
+from collections.abc import Mapping
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -14,15 +16,17 @@ from dagster import (
     asset,
 )
 
-from energy_assets.assets.metadata import png_image, table_preview
+from energy_assets.assets.metadata import in_effect_metadata, png_image, table_preview
 from energy_assets.forecasting.history_gaps import MAX_FILLED_HOURS, HistoryGaps
 from energy_assets.forecasting.plots import plot_forecast_with_history
 from energy_assets.forecasting.issuing import CannotForecast, history_window, issue_forecasts, models_for
+from energy_assets.forecasting.retraining import RegisteredModel
 from energy_assets.forecasting.training import ForecasterConfig, required_history_hours
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.model_registry import ModelRegistry
 from energy_assets.schema import DATETIME, HORIZON, ISSUED_AT, MODEL_NAME, SERIES_KEY
+from energy_assets.timeline import hour_key
 
 # The lineage shown in the UI uses the default configuration's needs; a run reads what its model needs.
 FORECAST_LOOKBACK_HOURS = required_history_hours(ForecasterConfig())
@@ -66,26 +70,66 @@ def energy_forecasts(
         forecasts, gaps = issue_forecasts(models, history, model_registry.download, registered)
     except CannotForecast as impossible:
         raise Failure(description=str(impossible), allow_retries=False) from impossible
-    last_origin = origins[-1]
-    metadata = {
-        "rows": len(forecasts),
-        "series": len(forecasts[SERIES_KEY].drop_duplicates()),
-        "issue_hours": len(origins),
-        "horizon_range": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
-        "model_versions": MetadataValue.json(sorted({model.version for model in models.values()})),
-        "forecasts_refused": len(gaps.refused),
-        "forecasts_flagged": len(gaps.flagged),
+    # Each issue hour's partition says what is true of that hour; the run's totals and the plot go on the
+    # range's newest partition only, named as the run's: Dagster copies an Output's metadata into every
+    # partition's materialization, where a backfill's totals would read as each hour's.
+    for origin, facts in _issue_hour_facts(forecasts, gaps, models).items():
+        context.add_asset_metadata(facts, partition_key=hour_key(origin))
+    context.add_asset_metadata(
+        _run_summary(forecasts, gaps, models, history), partition_key=context.partition_key_range.end
+    )
+    yield Output(forecasts)
+    yield _complete_history(gaps)
+
+
+def _issue_hour_facts(
+    forecasts: pd.DataFrame, gaps: HistoryGaps, models: Mapping[pd.Timestamp, RegisteredModel]
+) -> dict[pd.Timestamp, dict]:
+    """Per issue hour: its rows and series, the model that issued them, and the series the gap rule refused
+    or flagged there (a refused series has no rows at that hour)."""
+    origins = pd.DatetimeIndex(list(models))
+    counts = pd.DataFrame(
+        {
+            "rows": forecasts[ISSUED_AT].value_counts(),
+            "series": forecasts.drop_duplicates([ISSUED_AT, *SERIES_KEY])[ISSUED_AT].value_counts(),
+            "forecasts_refused": gaps.refused[ISSUED_AT].value_counts(),
+            "forecasts_flagged": gaps.flagged[ISSUED_AT].value_counts(),
+        }
+    )
+    counts = counts.reindex(origins).fillna(0).astype(int)
+    return {
+        origin: {
+            "rows": int(row.rows),
+            "series": int(row.series),
+            **in_effect_metadata(models[origin]),
+            "forecasts_refused": int(row.forecasts_refused),
+            "forecasts_flagged": int(row.forecasts_flagged),
+        }
+        for origin, row in zip(origins, counts.itertuples())
     }
-    # The plot goes on the range's newest partition only: a backfill keeps one copy, not one per hour.
+
+
+def _run_summary(
+    forecasts: pd.DataFrame,
+    gaps: HistoryGaps,
+    models: Mapping[pd.Timestamp, RegisteredModel],
+    history: pd.DataFrame,
+) -> dict:
+    """The run's totals, and the plot of the forecasts issued at its newest hour with the history before it."""
+    last_origin = max(models)
     plot = plot_forecast_with_history(
         forecasts[forecasts[ISSUED_AT] == last_origin], history[history[DATETIME] <= last_origin]
     )
-    context.add_asset_metadata(
-        {"forecast_plot": png_image(plot, f"forecast issued at {last_origin.isoformat()}")},
-        partition_key=context.partition_key_range.end,
-    )
-    yield Output(forecasts, metadata=metadata)
-    yield _complete_history(gaps)
+    return {
+        "issue_hours_in_this_run": len(models),
+        "rows_in_this_run": len(forecasts),
+        "series_in_this_run": len(forecasts[SERIES_KEY].drop_duplicates()),
+        "horizon_range_in_this_run": f"{forecasts[HORIZON].min()}..{forecasts[HORIZON].max()}",
+        "registry_versions_in_this_run": MetadataValue.json(sorted({model.version for model in models.values()})),
+        "forecasts_refused_in_this_run": len(gaps.refused),
+        "forecasts_flagged_in_this_run": len(gaps.flagged),
+        "forecast_plot": png_image(plot, f"forecast issued at {last_origin.isoformat()}"),
+    }
 
 
 def _complete_history(gaps: HistoryGaps) -> AssetCheckResult:

@@ -19,14 +19,13 @@ from dagster import (
 )
 from pydantic import Field
 
-from energy_assets.assets.metadata import png_image, table_preview
+from energy_assets.assets.metadata import in_effect_metadata, png_image, table_preview
 from energy_assets.forecasting.plots import plot_forecasts_vs_actuals
 from energy_assets.forecasting.provenance import registry_metric_name, registry_metrics
 from energy_assets.forecasting.retraining import (
     SEARCH_RESULTS_KEY,
     CannotTrain,
     ModelsInEffect,
-    RegisteredModel,
     RetrainingPolicy,
     keep_models_in_effect,
 )
@@ -123,7 +122,7 @@ def forecasting_model(
     # Each hour's partition names the model in effect at it; the run's figures, scores and tables go on the
     # range's newest partition only: a backfill keeps one copy of them, not one per hour.
     for hour, model in models.by_hour.items():
-        context.add_asset_metadata(_in_effect(model), partition_key=hour_key(hour))
+        context.add_asset_metadata(in_effect_metadata(model), partition_key=hour_key(hour))
     context.add_asset_metadata(
         {**_model_metadata(models), **_model_figures(models)}, partition_key=context.partition_key_range.end
     )
@@ -159,17 +158,12 @@ def beats_reference_check(version: int, metrics: Mapping[str, float]) -> AssetCh
     )
 
 
-def _in_effect(model: RegisteredModel) -> dict:
-    """What an hour's partition says: the model in effect at that hour."""
-    return {"registry_version": model.version, "data_cutoff": model.data_cutoff.isoformat()}
-
-
 def _model_metadata(models: ModelsInEffect) -> dict:
     """What the UI shows: the model in effect at the range's last hour and what this run trained."""
     latest, retrainings, in_effect = models.latest, models.retrainings, models.by_hour
     metrics = registry_metrics(latest.metrics)
     metadata = {
-        **_in_effect(latest),
+        **in_effect_metadata(latest),
         "training_start": latest.training_start.isoformat(),
         "training_rows": latest.extra.get("training_rows", 0),
         "retrained_in_this_run": MetadataValue.json([r.model.version for r in retrainings]),

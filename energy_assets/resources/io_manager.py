@@ -93,7 +93,21 @@ class PartitionedParquetIOManager(ConfigurableIOManager):
         for uri, rows, _ in written:
             if rows == 0:
                 context.log.warning(f"asset {asset}: wrote a zero-row object at {uri}")
-        context.add_output_metadata(_output_metadata(written, tables[0][1].schema))
+        schema = _table_schema(tables[0][1].schema)
+        if len(written) == 1:
+            uri, rows, size = written[0]
+            context.add_output_metadata({"uri": MetadataValue.path(uri), "rows": rows, "bytes": size, "schema": schema})
+            return
+        # Dagster copies an output's metadata into every partition's materialization, and an IO manager has no
+        # public means to scope it to one partition (OutputContext.add_output_metadata takes no partition key,
+        # dagster-io/dagster#18123): each hour gets what is true of it, the schema, and the range's summary goes
+        # to the run's log, not into every hour as if it were that hour's object. An asset gives its partitions
+        # their own facts (context.add_asset_metadata(..., partition_key=...)).
+        context.log.info(
+            f"asset {asset}: wrote {len(written)} objects, {sum(r for _, r, _ in written):,} rows, "
+            f"{sum(b for _, _, b in written):,} bytes: {written[0][0]} ... {written[-1][0]}"
+        )
+        context.add_output_metadata({"schema": schema})
 
     def load_input(self, context: InputContext) -> pd.DataFrame:
         """The upstream rows of every partition the input needs, concatenated in time order.
@@ -211,20 +225,8 @@ def _partition_order(context: OutputContext, frame: pd.DataFrame) -> tuple[list[
     return list(keys), order, bounds
 
 
-def _output_metadata(written: list[tuple[str, int, int]], schema: pa.Schema) -> dict:
-    """What the UI shows for a write: the object, or a summary of the range of objects."""
-    table_schema = MetadataValue.table_schema(
+def _table_schema(schema: pa.Schema) -> MetadataValue:
+    """The objects' columns and arrow types, as the UI shows a table's schema."""
+    return MetadataValue.table_schema(
         TableSchema(columns=[TableColumn(name=field.name, type=str(field.type)) for field in schema])
     )
-    rows = sum(count for _, count, _ in written)
-    size = sum(size for _, _, size in written)
-    if len(written) == 1:
-        return {"uri": MetadataValue.path(written[0][0]), "rows": rows, "bytes": size, "schema": table_schema}
-    return {
-        "objects": len(written),
-        "first_uri": MetadataValue.path(written[0][0]),
-        "last_uri": MetadataValue.path(written[-1][0]),
-        "rows": rows,
-        "bytes": size,
-        "schema": table_schema,
-    }
