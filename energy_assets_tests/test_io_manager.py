@@ -206,14 +206,18 @@ def test_loading_an_unwritten_partition_names_the_missing_objects(any_bucket):
     run(any_bucket, [readings], partition_key="2023-01-14-02:00")
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     one = build_input_context(asset_key="readings", asset_partitions_def=HOURLY, partition_key="2023-01-14-03:00")
-    with one, pytest.raises(FileNotFoundError, match="no object at " + any_bucket.uri("energy_assets/readings/utc_date=2023-01-14/utc_hour=3/part-0.parquet")):
+    missing = any_bucket.uri("energy_assets/readings/utc_date=2023-01-14/utc_hour=3/part-0.parquet")
+    with one, pytest.raises(FileNotFoundError, match="no object at " + missing):
         manager.load_input(one)
     many = build_input_context(
         asset_key="readings",
         asset_partitions_def=HOURLY,
         asset_partition_key_range=PartitionKeyRange("2023-01-14-01:00", "2023-01-14-03:00"),
     )
-    with many, pytest.raises(FileNotFoundError, match=r"2 of 3 partitions were never written, first .*utc_hour=1/part-0\.parquet, last .*utc_hour=3/part-0\.parquet"):
+    never_written = (
+        r"2 of 3 partitions were never written, first .*utc_hour=1/part-0\.parquet, last .*utc_hour=3/part-0\.parquet"
+    )
+    with many, pytest.raises(FileNotFoundError, match=never_written):
         manager.load_input(many)
 
 
@@ -230,7 +234,8 @@ def test_rows_outside_the_written_partitions_are_refused(any_bucket):
     manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
     rows = consumption_rows("2023-01-14-00:00", "2023-01-14-05:00")
     context = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[-1]))
-    with context, pytest.raises(ValueError, match=r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"):
+    outside = r"4 rows have datetime_utc outside the partitions written .*2023-01-14-01:00 \.\. 2023-01-14-03:00"
+    with context, pytest.raises(ValueError, match=outside):
         manager.handle_output(context, rows)
     assert any_bucket.list_keys("") == []
 

@@ -61,7 +61,7 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
             allow_retries=False,
         )
     # The run's figures and preview go on the range's newest partition only: a backfill's event log keeps
-    # one copy, not one per hour (each hour's event is a write of Dagster's; the IO manager's summary stays).
+    # one copy, not one per hour (each hour's event is a write of Dagster's; the IO manager gives each the schema).
     context.add_asset_metadata(
         {
             "source": consumption_source.describe(),
