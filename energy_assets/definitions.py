@@ -33,7 +33,13 @@ from energy_assets.resources.local_feature_store import LocalFeatureStore
 from energy_assets.resources.local_model_registry import LocalModelRegistry
 from energy_assets.partitions import hourly_partitions
 from energy_assets.schedules import build_hourly_schedule
-from energy_assets.sensors import freshness_checks, freshness_sensor, overdue_hour_alert, run_failure_alert_sensor
+from energy_assets.sensors import (
+    follows_upstream_check,
+    freshness_checks,
+    freshness_sensor,
+    overdue_hour_alert,
+    run_failure_alert_sensor,
+)
 from energy_assets.sources.energidataservice import DATASETS
 
 # Dagster reads these in the process writing the events: every process that loads this code location
@@ -57,9 +63,13 @@ monitoring_assets = [forecast_accuracy, forecast_accuracy_summary]
 serving_assets = [serving_files] if settings.serving_files_enabled() else []
 # energy_consumption_features' storage -> feature_group_compaction (daily, feature_group_maintenance_schedule)
 maintenance_assets = [feature_group_compaction]
-# The newest published hour of each hourly asset the job fills, due by a minute of the hour it appears in;
-# a late hour fails its freshness_check, and failed runs and overdue hours are posted to the alert webhook.
-forecast_freshness_checks = freshness_checks(forecast_assets)
+# The newest hour of each hourly asset (for forecast_accuracy the newest scorable issue hour), due by a minute
+# of the hour it appears in, and the summary, due a while after each accuracy update: a late one fails its
+# freshness_check, and failed runs and overdue assets are posted to the alert webhook.
+asset_freshness_checks = [
+    *freshness_checks([*forecast_assets, forecast_accuracy]),
+    follows_upstream_check(forecast_accuracy_summary, forecast_accuracy),
+]
 
 # One process for the four steps: they run one after another anyway, and a step process costs 5-7 s
 # to start against about 1 s of work per hour. Given up: a step that crashes the interpreter (or runs
@@ -67,7 +77,7 @@ forecast_freshness_checks = freshness_checks(forecast_assets)
 hourly_forecast_job = define_asset_job(
     "hourly_forecast_job",
     # The freshness checks run from their sensor: a run that fills hours does not judge how late the newest is.
-    selection=AssetSelection.assets(*forecast_assets) - AssetSelection.checks(*forecast_freshness_checks),
+    selection=AssetSelection.assets(*forecast_assets) - AssetSelection.checks(*asset_freshness_checks),
     description="Raw data -> feature group -> model in effect -> forecasts, for one hour or a range.",
     executor_def=in_process_executor,
 )
@@ -146,15 +156,15 @@ def deployment_resources(deployment: str | None = None) -> dict[str, Any]:
 
 defs = Definitions(
     assets=[*forecast_assets, *monitoring_assets, *serving_assets, *maintenance_assets],
-    asset_checks=forecast_freshness_checks,
+    asset_checks=asset_freshness_checks,
     jobs=[hourly_forecast_job, feature_group_maintenance_job],
     schedules=[build_hourly_schedule(hourly_forecast_job, hourly_partitions), feature_group_maintenance_schedule],
     sensors=[
         monitoring_automation_sensor,
         *([serving_automation_sensor] if serving_assets else []),
-        freshness_sensor(forecast_freshness_checks),
+        freshness_sensor(asset_freshness_checks),
         run_failure_alert_sensor,
-        overdue_hour_alert(forecast_freshness_checks),
+        overdue_hour_alert(asset_freshness_checks),
     ],
     resources=deployment_resources(),
     executor=step_processes_forked_from(__name__),

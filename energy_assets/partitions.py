@@ -8,6 +8,7 @@ import pandas as pd
 from dagster import HourlyPartitionsDefinition, TimeWindowPartitionMapping
 
 from energy_assets import settings
+from energy_assets.schema import FORECAST_HORIZON_HOURS
 from energy_assets.sources.files import snapshot_hours
 from energy_assets.timeline import HOUR, HOUR_KEY_FORMAT, hour_key, newest_published_hour
 
@@ -47,8 +48,20 @@ def _hourly(start: str, **end) -> HourlyPartitionsDefinition:
     return HourlyPartitionsDefinition(start_date=start, timezone="UTC", fmt=HOUR_KEY_FORMAT, **end)
 
 
+def scorable_partitions(published: HourlyPartitionsDefinition) -> HourlyPartitionsDefinition:
+    """The issue hours whose forecasts can be scored: the hours of `published` whose whole horizon (the next
+    `FORECAST_HORIZON_HOURS`) is published too. The set ends that many hours before `published` and moves with it,
+    so each of its hours appears when the last actual of its forecasts does."""
+    start = hour_key(published.start)
+    if published.end is not None:
+        return _hourly(start, end_date=hour_key(published.end - FORECAST_HORIZON_HOURS * HOUR))
+    return _hourly(start, end_offset=published.end_offset - FORECAST_HORIZON_HOURS)
+
+
 # A partition key names data time (UTC), never the wall clock.
 hourly_partitions = published_partitions()
+# forecast_accuracy's: an issue hour exists once its forecasts can be scored.
+scored_partitions = scorable_partitions(hourly_partitions)
 
 
 def past_hours(hours: int) -> TimeWindowPartitionMapping:

@@ -1,5 +1,6 @@
-"""What reaches an operator: freshness checks on the hourly assets, the sensor that evaluates them, and
-webhook alerts for failed runs and overdue hours (`ENERGY_ASSETS_ALERT_WEBHOOK_URL`; off until set)."""
+"""What reaches an operator: freshness checks on the hourly assets, on the accuracy they are scored by and on its
+summary, the sensor that evaluates them, and webhook alerts for failed runs and overdue assets
+(`ENERGY_ASSETS_ALERT_WEBHOOK_URL`; off until set)."""
 
 from __future__ import annotations
 
@@ -10,15 +11,19 @@ from collections.abc import Sequence
 import pandas as pd
 from dagster import (
     AssetCheckKey,
+    AssetCheckResult,
     AssetCheckSeverity,
     AssetChecksDefinition,
+    AssetRecordsFilter,
     AssetsDefinition,
+    MetadataValue,
     DefaultSensorStatus,
     RunFailureSensorContext,
     SensorEvaluationContext,
     SensorDefinition,
     SkipReason,
     SupersessionWarning,
+    asset_check,
     build_sensor_for_freshness_checks,
     build_time_partition_freshness_checks,
     run_failure_sensor,
@@ -27,18 +32,38 @@ from dagster import (
 
 from energy_assets import settings
 from energy_assets.monitoring.alerts import overdue_alert, post_alert, run_failure_alert
+from energy_assets.timeline import HOUR
 
 # The cron tick the freshness checks report as their deadline.
 DEADLINE_METADATA_KEY = "dagster/latest_cron_tick_timestamp"
+# When a passed freshness check can fail again: Dagster's freshness sensor runs it again once this is past.
+FRESH_UNTIL_METADATA_KEY = "dagster/fresh_until_timestamp"
+# The check name Dagster gives the freshness checks it builds, kept for the one built here.
+FRESHNESS_CHECK = "freshness_check"
+# A summary that fails to refresh is requested again by the next hour's accuracy update, so one failed refresh
+# heals within the hour (and run_failure_alert posts it); two hours behind, the summary has stopped following.
+SUMMARY_ALLOWED_LAG = 2 * HOUR
 # Tags of a run's partition, or of a single-run backfill's range.
 PARTITION_TAG = "dagster/partition"
 RANGE_TAGS = ("dagster/asset_partition_range_start", "dagster/asset_partition_range_end")
 
 
+def deadline_cron() -> str:
+    """Every hour at minute `settings.freshness_deadline_minute()`: when the freshness checks judge."""
+    return f"{settings.freshness_deadline_minute()} * * * *"
+
+
+def latest_deadline(now: pd.Timestamp) -> pd.Timestamp:
+    """The newest tick of `deadline_cron()` at or before `now`."""
+    deadline = now.floor("h") + pd.Timedelta(minutes=settings.freshness_deadline_minute())
+    return deadline if deadline <= now else deadline - HOUR
+
+
 def freshness_checks(assets: Sequence[AssetsDefinition]) -> Sequence[AssetChecksDefinition]:
-    """A `freshness_check` on each asset: it fails when the newest published hour's partition (the partition set
-    ends there, `settings.publication_delay()` behind the clock) is not materialized by minute
-    `settings.freshness_deadline_minute()` of the hour it appeared in.
+    """A `freshness_check` on each hourly asset: it fails when the newest partition of its partition set is not
+    materialized by minute `settings.freshness_deadline_minute()` of the hour that partition appeared in. For the
+    assets the hourly job fills, that is the newest published hour (`settings.publication_delay()` behind the clock);
+    for forecast_accuracy, the newest issue hour whose actuals are all published (`FORECAST_HORIZON_HOURS` before it).
     """
     # Dagster 1.13 marks these checks superseded by `FreshnessPolicy`, whose policies judge when an asset was
     # last materialized, any partition: a backfill of old hours would pass them with the newest hour missing.
@@ -46,11 +71,80 @@ def freshness_checks(assets: Sequence[AssetsDefinition]) -> Sequence[AssetChecks
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SupersessionWarning)
         return build_time_partition_freshness_checks(
-            assets=list(assets),
-            deadline_cron=f"{settings.freshness_deadline_minute()} * * * *",
-            timezone="UTC",
-            severity=AssetCheckSeverity.ERROR,
+            assets=list(assets), deadline_cron=deadline_cron(), timezone="UTC", severity=AssetCheckSeverity.ERROR
         )
+
+
+def follows_upstream_check(asset: AssetsDefinition, upstream: AssetsDefinition) -> AssetChecksDefinition:
+    """A `freshness_check` on an unpartitioned `asset` that refreshes after every update of `upstream`: at each
+    deadline (minute `settings.freshness_deadline_minute()`), it fails when an update of `upstream` recorded
+    `SUMMARY_ALLOWED_LAG` or more before that deadline is newer than the asset's last materialization.
+
+    It judges the asset against its input, not the clock: with no new input (a snapshot source at its end), an
+    old asset is still fresh, and an input that stops is its own freshness check's failure, not this one's.
+    """
+
+    @asset_check(
+        asset=asset,
+        name=FRESHNESS_CHECK,
+        additional_deps=[upstream],
+        description=f"Fails when {upstream.key.to_user_string()} was updated {_hours(SUMMARY_ALLOWED_LAG)} or more "
+        f"before a deadline (minute {settings.freshness_deadline_minute()} of every hour) and this asset has not "
+        "been materialized since.",
+    )
+    def follows_upstream(context) -> AssetCheckResult:  # an AssetCheckExecutionContext (Dagster refuses the hint as text)
+        now = pd.Timestamp.now(tz="UTC")
+        deadline = latest_deadline(now)
+        last = context.instance.get_latest_materialization_event(asset.key)
+        waiting = context.instance.fetch_materializations(
+            AssetRecordsFilter(asset_key=upstream.key, after_timestamp=last.timestamp if last else None),
+            limit=1,
+            ascending=True,
+        ).records
+        # The oldest update not yet followed names the episode, so a repeat of it is not a new alert.
+        oldest = waiting[0] if waiting else None
+        overdue = oldest is not None and oldest.timestamp <= (deadline - SUMMARY_ALLOWED_LAG).timestamp()
+        metadata = {
+            DEADLINE_METADATA_KEY: MetadataValue.timestamp(deadline.timestamp()),
+            "allowed_lag_hours": SUMMARY_ALLOWED_LAG / HOUR,
+            **({"last_materialized": MetadataValue.timestamp(last.timestamp)} if last else {}),
+            **({f"{upstream.key.to_user_string()}_waiting_since": MetadataValue.timestamp(oldest.timestamp)} if oldest else {}),
+        }
+        if not overdue:
+            metadata[FRESH_UNTIL_METADATA_KEY] = MetadataValue.timestamp((deadline + HOUR).timestamp())
+        return AssetCheckResult(
+            passed=not overdue,
+            severity=AssetCheckSeverity.ERROR,
+            description=_following_description(asset, upstream, last, oldest, overdue),
+            metadata=metadata,
+        )
+
+    return follows_upstream
+
+
+def _following_description(asset, upstream, last, oldest, overdue: bool) -> str:
+    name, upstream_name = asset.key.to_user_string(), upstream.key.to_user_string()
+    materialized = f"last materialized {_time(last.timestamp)}" if last else "never materialized"
+    if oldest is None:
+        return f"{name} ({materialized}) holds every update of {upstream_name}."
+    update = f"{upstream_name} was updated {_time(oldest.timestamp)}" + (
+        f" (partition {oldest.partition_key})" if oldest.partition_key else ""
+    )
+    if not overdue:
+        return f"{update}; {name} ({materialized}) has until {_hours(SUMMARY_ALLOWED_LAG)} after that to follow."
+    return (
+        f"{name} is stale: {update} and {name} has not followed ({materialized}); it is due "
+        f"{_hours(SUMMARY_ALLOWED_LAG)} after an update of {upstream_name}. Materialize it; that it did not follow on its "
+        "own means its automation sensor is stopped or its runs fail."
+    )
+
+
+def _time(timestamp: float) -> str:
+    return f"{pd.Timestamp(timestamp, unit='s', tz='UTC'):%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _hours(span: pd.Timedelta) -> str:
+    return f"{span / HOUR:g} h"
 
 
 def freshness_sensor(checks: Sequence[AssetChecksDefinition]) -> SensorDefinition:

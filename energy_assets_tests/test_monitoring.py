@@ -43,10 +43,12 @@ FIRST_ISSUE = pd.Timestamp("2023-01-09 00:00", tz="UTC")
 HISTORY = synthetic_consumption(pd.Timestamp("2023-01-01 00:00", tz="UTC"), pd.Timestamp("2023-01-11 00:00", tz="UTC"))
 
 
-def forecasts_off_by(factor: float, issue_hours: int = 3, history: pd.DataFrame = HISTORY) -> pd.DataFrame:
-    """Forecasts that are the actuals times `factor` (so MAPE and RMSPE are |factor - 1|), as energy_forecasts stores
-    them from a model without intervals (null bounds)."""
-    origins = pd.date_range(FIRST_ISSUE, periods=issue_hours, freq="h")
+def forecasts_off_by(
+    factor: float, issue_hours: int = 3, history: pd.DataFrame = HISTORY, first_issue: pd.Timestamp = FIRST_ISSUE
+) -> pd.DataFrame:
+    """Forecasts issued at `issue_hours` hours from `first_issue` that are the actuals times `factor` (so MAPE and
+    RMSPE are |factor - 1|), as energy_forecasts stores them from a model without intervals (null bounds)."""
+    origins = pd.date_range(first_issue, periods=issue_hours, freq="h")
     frame = pd.DataFrame(
         [(origin, origin + pd.Timedelta(hours=h), h) for origin in origins for h in range(1, 25)],
         columns=[ISSUED_AT, DATETIME, HORIZON],

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from dagster import build_schedule_context
+from dagster import AssetKey, build_schedule_context
 
-from energy_assets.partitions import published_partitions
+from energy_assets.partitions import _hourly, published_partitions, scorable_partitions
+from energy_assets.schema import FORECAST_HORIZON_HOURS
 from energy_assets.settings import SettingError
-from energy_assets.timeline import hour_key, newest_published_hour
+from energy_assets.timeline import HOUR, hour_key, newest_published_hour, parse_hour_key
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.conftest import REAL_DATA_PARQUET
 
@@ -51,6 +52,42 @@ def test_a_snapshot_file_bounds_the_set_by_its_own_hours(monkeypatch):
     partitions = published_partitions(NOW)
     partition_keys = keys(partitions)
     assert (partition_keys[0], partition_keys[-1], len(partition_keys)) == ("2023-01-02-00:00", "2023-01-04-23:00", 72)
+
+
+def test_the_scorable_issue_hours_end_where_the_last_actual_of_their_forecasts_is_published(monkeypatch):
+    monkeypatch.setenv("ENERGY_ASSETS_PUBLICATION_DELAY_HOURS", "360")
+    monkeypatch.setenv("ENERGY_ASSETS_PARTITIONS_START", "2026-11-01-00:00")
+    published = published_partitions(NOW)
+    moving = keys(scorable_partitions(published))
+    later = keys(scorable_partitions(published), NOW + HOUR)
+    assert (moving[0], moving[-1]) == ("2026-11-01-00:00", hour_key(parse_hour_key(keys(published)[-1]) - FORECAST_HORIZON_HOURS * HOUR))
+    assert moving[-1] == "2026-11-11-15:00" and later[-1] == "2026-11-11-16:00"  # they move with the published hours
+
+    monkeypatch.delenv("ENERGY_ASSETS_PARTITIONS_START")
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE", "file")
+    monkeypatch.setenv("ENERGY_ASSETS_SOURCE_PATH", str(REAL_DATA_PARQUET))
+    snapshot = keys(scorable_partitions(published_partitions(NOW)))
+    assert (snapshot[0], snapshot[-1], len(snapshot)) == ("2023-01-02-00:00", "2023-01-03-23:00", 48)
+    # A snapshot shorter than the horizon has no issue hour to score.
+    assert keys(scorable_partitions(_hourly("2023-01-02-00:00", end_date="2023-01-02-12:00"))) == []
+
+
+def test_forecast_accuracy_is_partitioned_by_the_scorable_issue_hours():
+    from energy_assets.definitions import defs
+
+    graph = defs.resolve_asset_graph()
+    accuracy, forecasts, features = (
+        graph.get(AssetKey(name)) for name in ("forecast_accuracy", "energy_forecasts", "energy_consumption_features")
+    )
+    newest = accuracy.partitions_def.get_last_partition_key()
+    newest_published = parse_hour_key(forecasts.partitions_def.get_last_partition_key())
+    assert parse_hour_key(newest) == newest_published - FORECAST_HORIZON_HOURS * HOUR
+    # Issue hour H scores energy_forecasts[H] against the features of H+1 ... H+24: each of them a partition.
+    scored = graph.get_parent_partition_keys_for_child(newest, forecasts.key, accuracy.key)
+    actuals = graph.get_parent_partition_keys_for_child(newest, features.key, accuracy.key)
+    assert scored.partitions_subset.get_partition_keys() == [newest] and not scored.required_but_nonexistent_subset
+    assert actuals.partitions_subset.get_partition_keys()[-1] == hour_key(newest_published)
+    assert len(actuals.partitions_subset) == FORECAST_HORIZON_HOURS and not actuals.required_but_nonexistent_subset
 
 
 def test_the_schedule_skips_hours_a_snapshot_never_reaches(monkeypatch, real_data_csv):

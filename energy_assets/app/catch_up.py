@@ -17,8 +17,7 @@ from energy_assets.app.demo import (
     unpartitioned_assets,
 )
 from energy_assets.definitions import defs, hourly_forecast_job
-from energy_assets.partitions import hourly_partitions
-from energy_assets.schema import FORECAST_HORIZON_HOURS
+from energy_assets.partitions import hourly_partitions, scored_partitions
 from energy_assets.timeline import HOUR, parse_time
 
 CATCH_UP_TAGS = {SOURCE_TAG: "catch-up"}
@@ -56,8 +55,9 @@ def catch_up(verbose: bool = False) -> pd.Timestamp | None:
     # An issue hour is scored once the actuals of its whole horizon are in; only hours with forecasts are.
     scored = materialized_hours(instance, ACCURACY)
     first_unscored = max(scored[-1] + HOUR, forecast_hours[0]) if scored else forecast_hours[0]
-    last_scorable = newest_published - FORECAST_HORIZON_HOURS * HOUR
-    if first_unscored <= last_scorable:
+    newest_scorable = scored_partitions.get_last_partition_key()
+    last_scorable = parse_time(newest_scorable) if newest_scorable else None
+    if last_scorable is not None and first_unscored <= last_scorable:
         print(f"2/3 forecast_accuracy: issue hours {first_unscored} ... {last_scorable} (their actuals are in)")
         materialize_range(
             AssetSelection.assets(ACCURACY), first_unscored, last_scorable, instance, run_config=run_config,

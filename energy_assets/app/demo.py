@@ -13,6 +13,7 @@ from dagster import AssetSelection, DagsterInstance, ExecuteInProcessResult, mat
 from energy_assets import settings
 from energy_assets.app.forecast_output import forecast_table
 from energy_assets.definitions import defs, deployment_resources
+from energy_assets.schema import FORECAST_HORIZON_HOURS
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.storage.files import exclusive_lock
 from energy_assets.storage.forecasts import latest_forecast
@@ -102,7 +103,7 @@ def materialize_unpartitioned(instance: DagsterInstance, run_config: dict | None
 
 def demo_hours(newest: pd.Timestamp, scored_hours: int) -> tuple[pd.Timestamp, pd.Timestamp]:
     """The first issue hour the demo forecasts, and the last whose 24 hours of actuals are published by `newest`."""
-    last_scored = newest - 24 * HOUR
+    last_scored = newest - FORECAST_HORIZON_HOURS * HOUR
     return last_scored - (scored_hours - 1) * HOUR, last_scored
 
 

@@ -43,14 +43,14 @@ from energy_assets.monitoring.accuracy import (
 )
 from energy_assets.monitoring.plots import plot_score_over_time
 from energy_assets.storage.objects import UnusableObject, asset_folder, read_recent
-from energy_assets.partitions import future_hours, hourly_partitions
+from energy_assets.partitions import future_hours, scored_partitions
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.bucket import BucketResource
 from energy_assets.schema import FORECAST_HORIZON_HOURS, ISSUED_AT, MODEL_VERSION
 
-# eager() for every hour, not only the latest: partition keys name data time, and the actuals of hour H
-# arrive 24 hours (plus the publication delay) after H, long after H stopped being the latest. Nor does
-# the first evaluation count as handled, so hours already scorable when automation is switched on are scored.
+# eager() for every hour, not only the latest: a backfill of forecasts leaves every hour of its range to score,
+# not only the newest. Nor does the first evaluation count as handled, so hours already scorable when automation
+# is switched on are scored.
 ACCURACY_AUTOMATION = (
     AutomationCondition.eager()
     .without(AutomationCondition.in_latest_time_window())
@@ -96,7 +96,10 @@ def _scores_metadata(scores: pd.DataFrame) -> dict[str, MetadataValue]:
 
 
 @asset(
-    partitions_def=hourly_partitions,
+    # An issue hour's partition appears when the last actual of its forecasts is published (the newest 24 forecast
+    # hours have none), so it can be overdue like the hourly assets' newest hour; energy_forecasts[H] maps to it one
+    # to one (the same hourly windows).
+    partitions_def=scored_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     # The actuals of the forecasts issued at H; the baselines' week before H is already a dependency
     # of energy_forecasts[H].

@@ -53,7 +53,7 @@ def run_failure_alert(job: str, run_id: str, partitions: str | None, errors: lis
 
 
 def overdue_alert(asset: str, description: str, deadline: str | None) -> dict:
-    """The payload of an asset whose newest published hour has not been materialized by its deadline."""
+    """The payload of an asset overdue at its deadline (its `freshness_check` failed, `description` says why)."""
     by = f" (deadline {deadline})" if deadline else ""
     return {
         "event": "overdue_hour",
