@@ -191,16 +191,16 @@ def run_failure_alert_sensor(context: RunFailureSensorContext):
 
 
 def overdue_hour_alert(checks: Sequence[AssetChecksDefinition]) -> SensorDefinition:
-    """A sensor that posts each overdue asset's failed `freshness_check` to the webhook, once per partition it
-    waits for (at least once: a tick whose post fails is retried whole); its cursor holds what it last posted
-    per check."""
+    """A sensor that posts each overdue asset's failed `freshness_check` to the webhook, once per partition (for the
+    summary, input update) it waits for (at least once: a tick whose post fails is retried whole); its cursor holds
+    what it last posted per check."""
     keys = sorted((spec.key for check in checks for spec in check.check_specs), key=AssetCheckKey.to_user_string)
 
     @sensor(
         name="overdue_hour_alert",
         minimum_interval_seconds=60,
-        description=f"Posts each asset whose newest published hour is overdue (its freshness_check failed) as JSON "
-        f"to the webhook {settings.ALERT_WEBHOOK_URL} names, once per hour it waits for; does nothing without it.",
+        description=f"Posts each overdue asset (its freshness_check failed) as JSON to the webhook "
+        f"{settings.ALERT_WEBHOOK_URL} names, once per hour or update it waits for; does nothing without it.",
         default_status=_alert_status(),
     )
     def overdue_hour_alert_sensor(context: SensorEvaluationContext):
@@ -212,7 +212,7 @@ def overdue_hour_alert(checks: Sequence[AssetChecksDefinition]) -> SensorDefinit
         for key in keys:
             record = context.instance.get_latest_asset_check_evaluation_record(key)
             evaluation = record.event.asset_check_evaluation if record and record.event else None
-            # The description names the partition waited for: a new one is a new alert, a repeat is not.
+            # The description names the partition (or update) waited for: a new one is a new alert, a repeat is not.
             if evaluation is None or evaluation.passed or posted.get(key.to_user_string()) == evaluation.description:
                 continue
             deadline = evaluation.metadata.get(DEADLINE_METADATA_KEY)
