@@ -24,10 +24,10 @@ from energy_assets.monitoring.accuracy import OVERALL, PER_HORIZON, PER_SERIES, 
 from energy_assets.storage.objects import parquet_bytes, partition_object_key, read_frame
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
-from energy_assets.schema import AREA, FORECAST_SCHEMA, INTERVAL_COLUMNS, ISSUED_AT, conform
+from energy_assets.schema import AREA, FORECAST_SCHEMA, INTERVAL_COLUMNS, ISSUED_AT, MODEL_VERSION, conform
 from energy_assets_tests.test_monitoring import with_bounds_covering
 from energy_assets.sources.synthetic import synthetic_consumption
-from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, run_range
+from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, partition_key, partition_metadata, run_range
 
 START, H0 = hour("2022-12-01 00:00"), hour("2022-12-12 00:00")
 # Each module run trains a model and materializes the graph up to the forecasts before its first test.
@@ -151,10 +151,10 @@ def summarize(instance: DagsterInstance) -> ExecuteInProcessResult:
     return materialize(list(defs.assets), selection=[SUMMARY], resources=deployment_resources(), instance=instance)
 
 
-def rewrite_stored_forecasts(change) -> None:
-    """Replaces the forecast objects of H0 and H0+1 in the bucket with `change(frame)` (an arrow table)."""
+def rewrite_stored_forecasts(change, issue_hours: tuple[pd.Timestamp, ...] = (H0, after(1))) -> None:
+    """Replaces the forecast objects of `issue_hours` in the bucket with `change(frame)` (an arrow table)."""
     bucket = deployment_bucket()
-    for issued in (H0, after(1)):
+    for issued in issue_hours:
         key = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(issued))
         bucket.write_bytes(key, parquet_bytes(change(read_frame(bucket, [key]))))
 
@@ -258,7 +258,7 @@ def test_the_coverage_check_passes_on_calibrated_stored_intervals_and_warns_on_m
     accuracy_metadata = scored.get_asset_materialization_events()[-1].materialization.metadata
     assert accuracy_metadata["model_coverage_80"].value == pytest.approx(0.8, abs=0.002)
     assert accuracy_metadata["model_coverage_95"].value == pytest.approx(0.95, abs=0.002)
-    assert "coverage_95" in accuracy_metadata["scores_of_last_issue_hour"].value
+    assert "coverage_95" in accuracy_metadata["scores"].value
     summary_metadata = calibrated.get_asset_materialization_events()[0].materialization.metadata
     assert summary_metadata["model_coverage_80"].value == pytest.approx(0.8, abs=0.002)
     passed = summary_check(calibrated, COVERAGE_CHECK)
@@ -270,6 +270,80 @@ def test_the_coverage_check_passes_on_calibrated_stored_intervals_and_warns_on_m
     assert "the 80% interval covered 60." in warning.description and "the 95% interval covered 85." in warning.description
     # Miscalibrated bounds leave the point-accuracy check as it was: the point forecasts did not change.
     assert summary_check(miscalibrated).passed == summary_check(calibrated).passed
+
+
+def issued_by(version: int, covered: dict[float, float]):
+    """A `rewrite_stored_forecasts` change: forecasts issued by registry version `version`, covered as `covered`."""
+    with_coverage = stored_with_coverage(covered)
+    return lambda frame: with_coverage(frame.assign(**{MODEL_VERSION: version}))
+
+
+def stored_model_scores(issued: pd.Timestamp) -> pd.Series:
+    """The model's overall scores at `issued`, as its accuracy object holds them."""
+    bucket = deployment_bucket()
+    stored = read_frame(bucket, [partition_object_key("energy_assets", ["forecast_accuracy"], partition_key(issued))])
+    return stored[(stored["model"] == "model") & (stored[SCOPE] == OVERALL)].iloc[0]
+
+
+# What an issue hour's partition says of that hour; a one-hour run shows these and the run's totals.
+ACCURACY_HOUR_FACTS = {"registry_version", "scores", "model_wape", "model_coverage_80", "intervals_per_series"}
+ACCURACY_RUN_TOTALS = {"issue_hours_in_this_run", "registry_versions_in_this_run", "model_coverage_80_in_this_run"}
+
+
+def test_each_issue_hour_of_a_ranged_run_shows_its_own_scores_and_only_the_newest_the_run_totals(instance):
+    actuals_arrive(1, 25, instance)
+    # H0's forecasts issued by version 1 with an 80 % interval covering 60 %, H0+1's by version 2 covering 90 %.
+    rewrite_stored_forecasts(issued_by(1, {0.8: 0.6, 0.95: 0.95}), (H0,))
+    rewrite_stored_forecasts(issued_by(2, {0.8: 0.9, 0.95: 0.95}), (after(1),))
+
+    run_range(H0, after(1), AssetSelection.assets(ACCURACY), instance=instance)
+
+    metadata = partition_metadata(instance, "forecast_accuracy")
+    first, newest = metadata[partition_key(H0)], metadata[partition_key(after(1))]
+    # Before, both hours said model_versions [1, 2], H0+1's WAPE and a coverage of 75 % pooled over the run.
+    for hour_metadata, issued in ((first, H0), (newest, after(1))):
+        stored = stored_model_scores(issued)
+        assert hour_metadata["model_wape"].value == pytest.approx(stored["wape"])
+        assert hour_metadata["model_mape"].value == pytest.approx(stored["mape"])
+        assert f"{stored['wape']:.4f}" in hour_metadata["scores"].value
+    assert first["model_wape"].value != newest["model_wape"].value
+    assert (first["registry_version"].value, newest["registry_version"].value) == (1, 2)
+    assert first["model_coverage_80"].value == pytest.approx(0.6, abs=0.002)
+    assert first["model_series_median_coverage_80"].value == pytest.approx(0.6, abs=1 / 24)
+    assert newest["model_coverage_80"].value == pytest.approx(0.9, abs=0.002)
+    assert ACCURACY_HOUR_FACTS <= set(first) and not [name for name in first if name.endswith("_in_this_run")]
+    assert newest["issue_hours_in_this_run"].value == 2 and newest["registry_versions_in_this_run"].value == [1, 2]
+    assert newest["model_coverage_80_in_this_run"].value == pytest.approx(0.75, abs=0.002)
+    assert newest["model_series_median_coverage_80_in_this_run"].value == pytest.approx(0.75, abs=1 / 24)
+    assert "worst_series" in newest["intervals_per_series_in_this_run"].value
+
+
+def test_a_one_hour_run_shows_that_hours_scores_and_the_runs_totals(instance):
+    actuals_arrive(1, 24, instance)
+
+    run_range(H0, H0, AssetSelection.assets(ACCURACY), instance=instance)
+
+    only = partition_metadata(instance, "forecast_accuracy")[partition_key(H0)]
+    assert ACCURACY_HOUR_FACTS | ACCURACY_RUN_TOTALS <= set(only)
+    assert only["model_wape"].value == pytest.approx(stored_model_scores(H0)["wape"])
+    assert only["issue_hours_in_this_run"].value == 1
+    assert only["registry_versions_in_this_run"].value == [only["registry_version"].value]
+    assert only["model_coverage_80_in_this_run"].value == only["model_coverage_80"].value
+
+
+def dk2_by_version_2(forecasts: pd.DataFrame) -> pd.DataFrame:
+    return forecasts.assign(**{MODEL_VERSION: forecasts[MODEL_VERSION].where(forecasts[AREA] == 1, 2)})
+
+
+def test_an_issue_hour_whose_forecasts_name_two_model_versions_names_both(instance):
+    actuals_arrive(1, 24, instance)
+    # Not what energy_forecasts writes (one model per issue hour): DK2's rows of H0 edited to say version 2.
+    rewrite_stored_forecasts(lambda frame: conform(dk2_by_version_2(frame), FORECAST_SCHEMA, "forecasts"), (H0,))
+
+    run_range(H0, H0, AssetSelection.assets(ACCURACY), instance=instance)
+
+    only = partition_metadata(instance, "forecast_accuracy")[partition_key(H0)]
+    assert only["registry_version"].value == [1, 2] and only["registry_versions_in_this_run"].value == [1, 2]
 
 
 def stored_with_series_coverage(covered_by_area: dict[int, dict[float, float]]):

@@ -1,5 +1,6 @@
 """Accuracy of each hour's forecasts once its actuals are in, and a rolling summary that warns."""
 
+import numpy as np
 import pandas as pd
 from dagster import (
     AssetCheckResult,
@@ -47,6 +48,7 @@ from energy_assets.partitions import future_hours, scored_partitions
 from energy_assets.resources.feature_store import FeatureStore
 from energy_assets.resources.bucket import BucketResource
 from energy_assets.schema import FORECAST_HORIZON_HOURS, ISSUED_AT, MODEL_VERSION
+from energy_assets.timeline import hour_key
 
 # eager() for every hour, not only the latest: a backfill of forecasts leaves every hour of its range to score,
 # not only the newest. Nor does the first evaluation count as handled, so hours already scorable when automation
@@ -135,24 +137,50 @@ def forecast_accuracy(context: AssetExecutionContext, energy_forecasts: pd.DataF
             allow_retries=False,
         )
     accuracy = accuracy_by_issue_hour(energy_forecasts, history)
-    overall = accuracy[accuracy[SCOPE] == OVERALL]
-    last = overall[overall[ISSUED_AT] == origins[-1]].set_index(MODEL)
-    per_series = series_intervals(series_coverage(accuracy))
-    yield Output(
-        accuracy,
-        metadata={
-            "issue_hours": len(origins),
-            "model_versions": MetadataValue.json(sorted(int(v) for v in energy_forecasts[MODEL_VERSION].unique())),
-            "scores_of_last_issue_hour": MetadataValue.md(
-                last[METRICS].reset_index().to_markdown(index=False, floatfmt=".4f")
-            ),
-            **_scores_metadata(last),
-            # Over every issue hour of the run (one partition: that hour).
-            **coverage_metadata(pooled_intervals(overall[overall[MODEL] == MODEL])),
-            "intervals_per_series": MetadataValue.md(per_series.to_markdown(index=False, floatfmt=".4f")),
-            **series_coverage_metadata(per_series),
-        },
-    )
+    versions = energy_forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique()
+    # Each issue hour's partition says how that hour's forecasts scored; the run's totals go on the range's
+    # newest partition only, named as the run's: Dagster copies an Output's metadata into every partition's
+    # materialization, where one hour's scores would read as each hour's.
+    for issued_at, scores in accuracy.groupby(ISSUED_AT):
+        context.add_asset_metadata(_issue_hour_metadata(scores, versions[issued_at]), partition_key=hour_key(issued_at))
+    context.add_asset_metadata(_run_metadata(accuracy, versions), partition_key=context.partition_key_range.end)
+    yield Output(accuracy)
+
+
+def _issue_hour_metadata(scores: pd.DataFrame, versions: np.ndarray) -> dict:
+    """One issue hour's accuracy rows as its partition shows them: the registry version of the model that issued
+    its forecasts, each model's scores, and its intervals' coverage, pooled and per series."""
+    overall = scores[scores[SCOPE] == OVERALL].set_index(MODEL)
+    # energy_forecasts issues an hour's forecasts with one model; an object holding several names them all.
+    several = len(versions) > 1
+    return {
+        "registry_version": MetadataValue.json(sorted(map(int, versions))) if several else int(versions[0]),
+        "scores": MetadataValue.md(overall[METRICS].reset_index().to_markdown(index=False, floatfmt=".4f")),
+        **_scores_metadata(overall),
+        **_interval_metadata(scores),
+    }
+
+
+def _run_metadata(accuracy: pd.DataFrame, versions: pd.Series) -> dict:
+    """The run's totals: its issue hours, the registry versions behind them, and the coverage of the model's
+    intervals over all of them, pooled and per series."""
+    return {
+        "issue_hours_in_this_run": accuracy[ISSUED_AT].nunique(),
+        "registry_versions_in_this_run": MetadataValue.json(sorted({int(v) for hour in versions for v in hour})),
+        **{f"{name}_in_this_run": value for name, value in _interval_metadata(accuracy).items()},
+    }
+
+
+def _interval_metadata(scores: pd.DataFrame) -> dict[str, MetadataValue]:
+    """The model's interval coverage over the issue hours of `scores`: pooled, the per-series table, and the
+    median and tenth-percentile series' coverage."""
+    overall = scores[scores[SCOPE] == OVERALL]
+    per_series = series_intervals(series_coverage(scores))
+    return {
+        **coverage_metadata(pooled_intervals(overall[overall[MODEL] == MODEL])),
+        "intervals_per_series": MetadataValue.md(per_series.to_markdown(index=False, floatfmt=".4f")),
+        **series_coverage_metadata(per_series),
+    }
 
 
 class AccuracySummaryConfig(Config):
