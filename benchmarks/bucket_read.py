@@ -29,7 +29,7 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from energy_assets.schema import FORECAST_SCHEMA, INTERVAL_COLUMNS, de35_series  # noqa: E402
+from energy_assets.schema import FORECAST_SCHEMA, HISTORY_HOURS_MISSING, INTERVAL_COLUMNS, de35_series  # noqa: E402
 from energy_assets.storage.buckets import Bucket, GCSBucket, LocalBucket  # noqa: E402
 from energy_assets.storage.objects import legacy_partition_object_key, parquet_bytes, partition_object_key, to_arrow  # noqa: E402
 from energy_assets.timeline import hour_key  # noqa: E402
@@ -39,9 +39,19 @@ BEFORE_REVISION = "b5e1397"
 FIRST_ISSUE = pd.Timestamp("2022-01-01 00:00", tz="UTC")
 
 
-def forecast_object(issued: pd.Timestamp, series: pd.DataFrame) -> bytes:
-    """One issue hour's forecast for every series, as the IO manager encodes it."""
+def forecast_object(issued: pd.Timestamp, series: pd.DataFrame, rng: np.random.Generator | None = None) -> bytes:
+    """One issue hour's forecast for every series, as the IO manager encodes it: counting values and null bounds
+    (a model without intervals), or with `rng` a model's random-looking values and interval bounds, which
+    compress as little as real ones."""
     horizons = np.arange(1, 25)
+    size = len(series) * len(horizons)
+    if rng is None:
+        forecast, bounds = 1000.0 + np.arange(size), {name: np.nan for name in INTERVAL_COLUMNS}
+    else:
+        forecast = rng.uniform(100.0, 50_000.0, size)
+        # Each side's bounds widen with coverage, as nested intervals do.
+        spread = np.cumsum(rng.uniform(0.05, 0.2, (len(INTERVAL_COLUMNS) // 2, 2, size)), axis=0)
+        bounds = {name: forecast * (1.0 + (1 if "upper" in name else -1) * spread[n // 2, n % 2]) for n, name in enumerate(INTERVAL_COLUMNS)}
     rows = pd.DataFrame(
         {
             "area": np.repeat(series["area"].to_numpy(), 24),
@@ -49,11 +59,12 @@ def forecast_object(issued: pd.Timestamp, series: pd.DataFrame) -> bytes:
             "issued_at": issued,
             "datetime_utc": [issued + pd.Timedelta(hours=int(h)) for h in np.tile(horizons, len(series))],
             "horizon": np.tile(horizons, len(series)),
-            "energy_consumption_forecast": 1000.0 + np.arange(len(series) * 24),
+            "energy_consumption_forecast": forecast,
             "model_version": 1,
-            # The columns added since (null bounds: a model without intervals).
+            # The columns added since.
             "model_training_sha256": "0" * 64,
-            **{name: np.nan for name in INTERVAL_COLUMNS},
+            **bounds,
+            HISTORY_HOURS_MISSING: 0,
         }
     )[FORECAST_SCHEMA.names]
     return parquet_bytes(to_arrow(rows))

@@ -12,8 +12,10 @@ import json
 import re
 import socket
 import threading
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from http.client import HTTPConnection
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -22,7 +24,7 @@ from urllib.parse import parse_qs, quote, unquote
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from gcp_storage_emulator.server import create_server
+from gcp_storage_emulator.server import Server, create_server
 from google.cloud import storage
 
 from energy_assets.settings import STORAGE_EMULATOR_HOST as EMULATOR_VARIABLE
@@ -39,14 +41,20 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture(scope="session")
-def gcs_emulator() -> Iterator[str]:
-    """The emulator's address (`http://127.0.0.1:<port>`), serving from memory until the session ends."""
+def start_emulator() -> tuple[Server, str]:
+    """An emulator serving from memory on a free loopback port, and its address (`http://127.0.0.1:<port>`)."""
     port = _free_port()
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
+    return server, f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator() -> Iterator[str]:
+    """The emulator's address, serving from memory until the session ends."""
+    server, url = start_emulator()
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         server.stop()
 
@@ -56,13 +64,10 @@ def strict_gcs(gcs_emulator: str) -> Iterator[IamStorage]:
     """The emulator behind a loopback proxy that answers as GCS does where the emulator is lenient: Cloud
     Storage's permission checks for the roles granted, and generation preconditions (ifGenerationMatch=0)."""
     roles: set[str] = set()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _IamProxy)
+    server = start_proxy(_IamProxy, gcs_emulator)
     server.principal = f"energy-assets@{EMULATOR_PROJECT}.iam.gserviceaccount.com"
-    server.upstream = ("127.0.0.1", int(gcs_emulator.rsplit(":", 1)[1]))
     server.granted = lambda: frozenset().union(*(STORAGE_ROLES[role] for role in roles))
     server.unknown = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
     try:
         yield IamStorage(server, roles)
     finally:
@@ -74,8 +79,10 @@ def strict_gcs(gcs_emulator: str) -> Iterator[IamStorage]:
 def gcs_emulator_env(strict_gcs: IamStorage, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Points google-cloud-storage and gcsfs at the strict emulator for this test only, every role granted."""
     strict_gcs.grant("roles/storage.admin")
+    strict_gcs.traffic.reset()
     monkeypatch.setenv(EMULATOR_VARIABLE, strict_gcs.url)
     yield strict_gcs.url
+    strict_gcs.traffic.reset()
     unknown, strict_gcs.server.unknown[:] = list(strict_gcs.server.unknown), []
     assert not unknown, unknown
 
@@ -213,47 +220,126 @@ _PERMISSIONS = [
 ]
 
 
-class _IamProxy(BaseHTTPRequestHandler):
+class LoopbackProxy(BaseHTTPRequestHandler):
+    """Forwards each request to `server.upstream` (the emulator) and its answer back, `server.traffic.delay()`
+    seconds late, as GCS answers a request only after a round trip; `server.traffic` counts the requests in flight."""
+
+    protocol_version = "HTTP/1.1"
+    # An answer goes out as headers, then data: with Nagle's algorithm the data would wait for the client's
+    # delayed acknowledgement of the headers (40 ms on Linux), a latency of the proxy's own.
+    disable_nagle_algorithm = True
+
+    def _serve(self):
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        with self.server.traffic.request():
+            status, headers, data = self._answer_for(body)
+        # Sent after the request left the count: a client holding its answer has no request of its own in flight.
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _serve
+
+    def _answer_for(self, body: bytes) -> tuple[int, dict, bytes]:
+        return self._forwarded(body)
+
+    def _forwarded(self, body: bytes) -> tuple[int, dict, bytes]:
+        """The emulator's (status, headers, data) for this request."""
+        headers = {name: value for name, value in self.headers.items() if name.lower() not in ("host", "content-length")}
+        with self._upstream() as connection:
+            connection.request(self.command, self.path, body=body, headers={**headers, "Content-Length": str(len(body))})
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+
+    @contextmanager
+    def _upstream(self) -> Iterator[HTTPConnection]:
+        """A connection to the emulator, one at a time: it serves one request after another, and more connections
+        at once than its listen backlog (5) would be reset."""
+        with self.server.upstream_lock:
+            connection = HTTPConnection(*self.server.upstream)
+            try:
+                yield connection
+            finally:
+                connection.close()
+
+    def log_message(self, *args):
+        pass
+
+
+class Traffic:
+    """The requests a `LoopbackProxy` serves: each waits `delay()` seconds (none by default) before it is answered;
+    `in_flight` counts those not yet answered, `most_in_flight` the most there were at once."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.reset()
+
+    def reset(self, delay: Callable[[], float] = lambda: 0.0) -> None:
+        with self._lock:
+            self.delay, self.in_flight, self.most_in_flight = delay, 0, 0
+
+    @contextmanager
+    def request(self) -> Iterator[None]:
+        with self._lock:
+            self.in_flight += 1
+            self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            time.sleep(self.delay())
+            yield
+        finally:
+            with self._lock:
+                self.in_flight -= 1
+
+
+class _ProxyServer(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5; a client opening more connections at once than that would wait
+    # for its SYN to be sent again (1 s), where GCS accepts them all.
+    request_queue_size = 128
+
+
+def start_proxy(handler: type[LoopbackProxy], upstream: str) -> ThreadingHTTPServer:
+    """A proxy on a free loopback port, serving in a thread of its own, in front of the emulator at `upstream`
+    (`http://127.0.0.1:<port>`); stop it with `shutdown()` and `server_close()`."""
+    server = _ProxyServer(("127.0.0.1", 0), handler)
+    server.upstream = ("127.0.0.1", int(upstream.rsplit(":", 1)[1]))
+    server.upstream_lock = threading.Lock()
+    server.traffic = Traffic()
+    server.url = f"http://127.0.0.1:{server.server_address[1]}"
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+class _IamProxy(LoopbackProxy):
     """The emulator behind Cloud Storage's permission checks: a request the principal's roles do not allow
     is answered 403 as GCS answers it; anything else is forwarded."""
 
-    protocol_version = "HTTP/1.1"
-
-    def _handle(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+    def _answer_for(self, body: bytes) -> tuple[int, dict, bytes]:
         path, _, raw_query = self.path.partition("?")
         query = parse_qs(raw_query)
         try:
             denied = self._denied(self.command, path, query, body)
         except LookupError as unknown:
             self.server.unknown.append(str(unknown))
-            self._answer(501, {"content-type": "text/plain"}, str(unknown).encode())
-            return
+            return 501, {"content-type": "text/plain"}, str(unknown).encode()
         if not denied and query.get("ifGenerationMatch") == ["0"] and self._exists(*self._target(path, query, body)):
             message = "At least one of the pre-conditions you specified did not hold."
-            self._answer(412, {"content-type": "application/json"}, json.dumps(
+            return 412, {"content-type": "application/json"}, json.dumps(
                 {"error": {"code": 412, "message": message, "errors": [{"message": message, "domain": "global", "reason": "conditionNotMet"}]}}
-            ).encode())
-            return
+            ).encode()
         if denied:
             message = (
                 f"{self.server.principal} does not have {denied} access to the Google Cloud Storage "
                 f"{'bucket' if denied.startswith('storage.buckets') else 'object'}. Permission '{denied}' denied on resource (or it may not exist)."
             )
-            self._answer(403, {"content-type": "application/json"}, json.dumps(
+            return 403, {"content-type": "application/json"}, json.dumps(
                 {"error": {"code": 403, "message": message, "errors": [{"message": message, "domain": "global", "reason": "forbidden"}]}}
-            ).encode())
-            return
-        connection = HTTPConnection(*self.server.upstream)
-        headers = {name: value for name, value in self.headers.items() if name.lower() not in ("host", "content-length")}
-        connection.request(self.command, self.path, body=body, headers={**headers, "Content-Length": str(len(body))})
-        response = connection.getresponse()
-        data = response.read()
-        self._answer(response.status, dict(response.getheaders()), data)
-        connection.close()
-
-    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
+            ).encode()
+        return self._forwarded(body)
 
     def _denied(self, method: str, path: str, query: dict, body: bytes) -> str | None:
         """The first permission the request needs and the principal lacks."""
@@ -280,23 +366,9 @@ class _IamProxy(BaseHTTPRequestHandler):
     def _exists(self, bucket: str | None, name: str | None) -> bool:
         if not (bucket and name):
             return False
-        connection = HTTPConnection(*self.server.upstream)
-        connection.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
-        exists = connection.getresponse().status == 200
-        connection.close()
-        return exists
-
-    def _answer(self, status: int, headers: dict, data: bytes) -> None:
-        self.send_response(status)
-        for name, value in headers.items():
-            if name.lower() not in ("content-length", "transfer-encoding", "connection", "server", "date"):
-                self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args):
-        pass
+        with self._upstream() as connection:
+            connection.request("GET", f"/storage/v1/b/{quote(bucket, safe='')}/o/{quote(name, safe='')}")
+            return connection.getresponse().status == 200
 
 
 def _upload_name(body: bytes) -> str | None:
@@ -310,8 +382,7 @@ class IamStorage:
     a request the proxy cannot map to a permission is answered 501 and fails the test at its end."""
 
     def __init__(self, server: ThreadingHTTPServer, roles: set[str]):
-        self.server, self.roles = server, roles
-        self.url = f"http://127.0.0.1:{server.server_address[1]}"
+        self.server, self.roles, self.url, self.traffic = server, roles, server.url, server.traffic
 
     def grant(self, *roles: str) -> None:
         unknown = [role for role in roles if role not in STORAGE_ROLES]

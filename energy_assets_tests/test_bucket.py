@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -67,8 +68,81 @@ def test_local_write_many_raises_the_first_error_and_keeps_what_was_written(tmp_
     objects = [(f"many/{hour}/part-0.parquet", f"hour {hour}".encode()) for hour in range(24)]
     with pytest.raises(OSError):
         bucket.write_many(objects)
-    assert bucket.read_bytes("many/3/part-0.parquet") in (b"previous", b"hour 3")
+    assert [bucket.read_bytes(key) for key, _ in objects[:5]] == [data for _, data in objects[:5]]
     assert not any(path.name.startswith(".") for path in tmp_path.rglob("*"))
+
+
+def test_write_many_checks_every_key_before_writing_any(any_bucket):
+    objects = [(f"many/{hour}/part-0.parquet", b"x") for hour in range(24)] + [("many/../escape", b"x")]
+    with pytest.raises(ValueError, match="invalid object key 'many/../escape'"):
+        any_bucket.write_many(objects)
+    assert any_bucket.list_keys("many/") == []
+
+
+def _hours(count: int, text: str = "hour") -> list[tuple[str, bytes]]:
+    return [(f"many/utc_hour={hour}/part-0.parquet", f"{text} {hour}".encode()) for hour in range(count)]
+
+
+def test_gcs_write_many_uploads_several_objects_at_a_time(gcs_bucket, strict_gcs):
+    # On GCS every upload waits on a round trip: one after another, a 720-hour backfill waited on 720 in turn.
+    strict_gcs.traffic.reset(delay=lambda: 0.02)
+    gcs_bucket.write_many(_hours(24))
+    assert strict_gcs.traffic.most_in_flight > 1
+    assert strict_gcs.traffic.most_in_flight <= GCSBucket.writes_in_flight
+
+
+def test_gcs_write_many_keeps_every_object_and_their_order_when_uploads_end_out_of_order(gcs_bucket, strict_gcs):
+    jitter = random.Random(0)
+    strict_gcs.traffic.reset(delay=lambda: jitter.uniform(0.0, 0.03))
+    objects = _hours(72)
+    objects += [(key, data + b" again") for key, data in objects[10:14]]  # keys given twice: the later bytes win
+
+    uris = gcs_bucket.write_many(objects)
+
+    assert uris == [gcs_bucket.uri(key) for key, _ in objects]
+    assert gcs_bucket.read_many([key for key, _ in objects]) == dict(objects)
+    assert gcs_bucket.list_keys("many/") == sorted(dict(objects))
+
+
+def test_gcs_write_many_raises_the_earliest_refused_object_after_the_uploads_in_flight(iam_gcs, gcs_emulator):
+    bucket = GCSBucket(bucket_name=emulator_bucket(gcs_emulator))
+    objects = _hours(120)
+    iam_gcs.grant("roles/storage.objectUser")
+    bucket.write_many(_hours(120, "previous")[40:41] + _hours(120, "previous")[90:91])
+    iam_gcs.grant("roles/storage.objectCreator")  # may create objects, not replace them
+    iam_gcs.traffic.reset(delay=lambda: 0.03)
+
+    with pytest.raises(PermissionError, match=f"write {bucket.uri(objects[40][0])}: .*lacks storage.objects.delete") as refused:
+        bucket.write_many(objects)
+    in_flight_at_the_error = iam_gcs.traffic.in_flight
+
+    iam_gcs.grant("roles/storage.objectViewer")
+    stored = bucket.read_many(bucket.list_keys("many/"))
+    assert in_flight_at_the_error == 0
+    assert cannot_heal(refused.value)
+    # Every object before the refused one is written, the refused ones keep their bytes, nothing else is there.
+    assert {key: stored[key] for key, _ in objects[:40]} == dict(objects[:40])
+    assert stored[objects[40][0]] == b"previous 40" and stored[objects[90][0]] == b"previous 90"
+    assert set(stored.items()) <= set(objects) | {(objects[40][0], b"previous 40"), (objects[90][0], b"previous 90")}
+    # No upload starts once one failed: the objects after the refused one are the few already on their way.
+    assert len(stored) < 40 + 1 + 40
+
+
+def test_gcs_write_many_creates_one_file_system_for_all_its_threads(gcs_bucket, monkeypatch):
+    import gcsfs
+
+    created = []
+
+    class CountedFileSystem(gcsfs.GCSFileSystem):
+        def __init__(self, *args, **kwargs):
+            created.append(self)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(gcsfs, "GCSFileSystem", CountedFileSystem)
+    fresh = GCSBucket(bucket_name=gcs_bucket.bucket_name, project=gcs_bucket.project)
+    fresh.write_many(_hours(24))
+    assert len(created) == 1
+    assert len(fresh.list_keys("many/")) == 24
 
 
 @pytest.mark.parametrize("key", ["../escape", "a//b", "/abs", "a/.hidden", "a/./b"])

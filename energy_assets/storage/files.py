@@ -7,7 +7,7 @@ import glob
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -59,13 +59,20 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], None], suffix: str 
     fsync_dir(path.parent)
 
 
-def write_concurrently(write: Callable[[Item], Result], items: Sequence[Item]) -> list[Result]:
-    """`write(item)` for every item, `WRITES_IN_FLIGHT` at a time, the results in order. The first error
-    raises once the writes in flight have ended; each write must touch files no other item's write does."""
-    if len(items) < 2:
+def write_concurrently(write: Callable[[Item], Result], items: Sequence[Item], in_flight: int = WRITES_IN_FLIGHT) -> list[Result]:
+    """`write(item)` for every item, `in_flight` at a time, the results in order. Once a write fails no other
+    starts, and when those in flight have ended the error of the earliest item that failed raises (every item
+    before it was written). Each write must touch files no other item's write does."""
+    if len(items) < 2 or in_flight < 2:
         return [write(item) for item in items]
-    with ThreadPoolExecutor(WRITES_IN_FLIGHT) as pool:
-        return list(pool.map(write, items))
+    pool = ThreadPoolExecutor(in_flight, thread_name_prefix="write")
+    try:
+        futures = [pool.submit(write, item) for item in items]
+        wait(futures, return_when=FIRST_EXCEPTION)
+    finally:
+        pool.shutdown(cancel_futures=True)  # after an error or an interrupt, the writes not started never start
+    # Items start in order, so every item before the earliest failure has ended well, and none of them was cancelled.
+    return [future.result() for future in futures]
 
 
 def remove_orphaned_temporaries(path: Path, suffix: str) -> list[Path]:
