@@ -218,7 +218,7 @@ class GCSBucket(Bucket):
     service_account_json_path: str | None = None
     _filesystem: Any = field(default=None, init=False, repr=False, compare=False)
     scheme = "gs"
-    # An upload waits on a round trip (30-80 ms), not on a disk: at 80 ms, 16 at a time wrote 1.7x faster than 8
+    # An upload waits on a round trip (30-80 ms), not on a disk: at 80 ms 16 at a time hide it better than 8
     # (benchmarks/bucket_writes.py), and even at 30 ms (533 a second) they stay within the 1,000 object writes a
     # second a bucket takes before Cloud Storage has to scale it up (https://cloud.google.com/storage/docs/request-rate).
     writes_in_flight = 16
