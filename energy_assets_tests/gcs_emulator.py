@@ -1,6 +1,7 @@
 """Fixtures: an in-memory GCS emulator on 127.0.0.1 for the test session, behind a proxy as strict as GCS
-(IAM roles, generation preconditions), and a fresh bucket per test; Google's OAuth token endpoint as strict
-as the real one, and a service-account key that uses it.
+(IAM roles, generation preconditions) that can also answer as late as GCS does and counts the requests in
+flight (`strict_gcs.traffic`), and a fresh bucket per test; Google's OAuth token endpoint as strict as the
+real one, and a service-account key that uses it.
 
 Use them by importing: `from energy_assets_tests.gcs_emulator import any_bucket, gcs_bucket, gcs_emulator, gcs_emulator_env`.
 """
