@@ -12,7 +12,6 @@ from energy_assets.timeline import hour_key
 
 RAW_AND_FEATURES = AssetSelection.assets("consumption_raw", "energy_consumption_features")
 FORECAST_GRAPH = AssetSelection.assets(*forecast_assets)
-HOURS = pd.Timedelta(hours=1)
 # Enough history for a training with its 24-hour validation window, before the graph tests' first issue hour.
 HISTORY_HOURS = min_training_hours(ForecasterConfig()) + 24
 FIRST_ISSUE = pd.Timestamp("2023-01-12 00:00", tz="UTC")

@@ -145,7 +145,7 @@ def test_the_command_the_demo_prints_last_fills_the_hours_published_since(demo):
     bucket = demo.bucket()
     assert stored_hours(bucket, "energy_forecasts") == list(pd.date_range(demo.forecasts[0], newest, freq="h"))
     assert stored_hours(bucket, "consumption_raw")[-1] == newest
-    assert stored_hours(bucket, "forecast_accuracy") == list(pd.date_range(demo.accuracy[0], newest - 24 * HOUR, freq="h"))
+    assert stored_hours(bucket, "forecast_accuracy") == list(pd.date_range(demo.accuracy[0], newest - FORECAST_HORIZON_HOURS * HOUR, freq="h"))
     instance = DagsterInstance.from_config(str(demo.dagster_home))
     try:
         runs = [(run.job_name, dict(run.tags)) for run in instance.get_runs(limit=3)]

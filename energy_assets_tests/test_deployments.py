@@ -20,11 +20,11 @@ from energy_assets.resources.hopsworks import HopsworksFeatureStore, HopsworksMo
 from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.objects import read_frame
 from energy_assets.schema import ISSUED_AT, MODEL_NAME, MODEL_VERSION
+from energy_assets.timeline import HOUR
 from energy_assets_tests.conftest import REPO_ROOT
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
 from energy_assets_tests.hopsworks_fake import FAKE_API_KEY, FAKE_PROJECT, FakeModel, fake_hopsworks
 
-HOURS = pd.Timedelta(hours=1)
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 SECRET_VARIABLES = ("FS_API_KEY", "FS_PROJECT_NAME", "FS_HOST", "GOOGLE_CLOUD_BUCKET_NAME")
 
@@ -147,16 +147,16 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
     monkeypatch.setenv("GOOGLE_CLOUD_BUCKET_NAME", bucket_name)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test")
     first_issue = hour("2023-01-12 00:00")
-    last_issue = first_issue + 71 * HOURS
-    history = (min_training_hours(ForecasterConfig()) + 24) * HOURS
+    last_issue = first_issue + 71 * HOUR
+    history = (min_training_hours(ForecasterConfig()) + 24) * HOUR
     instance = DagsterInstance.ephemeral()
 
     with fake_hopsworks(tmp_path) as backend:
         resources = deployment_resources()
-        run_range(first_issue - history, first_issue - HOURS, RAW_AND_FEATURES, instance=instance, resources=resources)
+        run_range(first_issue - history, first_issue - HOUR, RAW_AND_FEATURES, instance=instance, resources=resources)
         forecasts = run_range(first_issue, last_issue, instance=instance, resources=resources)
         accuracy = run_range(
-            first_issue, last_issue - 24 * HOURS, AssetSelection.assets("forecast_accuracy"), instance=instance, resources=resources
+            first_issue, last_issue - 24 * HOUR, AssetSelection.assets("forecast_accuracy"), instance=instance, resources=resources
         )
         # Outside a run, EnvVar fields resolve only through Dagster's own initialization.
         registry = resources["model_registry"].process_config_and_initialize()
@@ -167,13 +167,13 @@ def test_prod_runs_the_whole_graph_for_three_days_with_daily_retraining_on_hopsw
         }
         facts = registry.get(MODEL_NAME, 3).extra
         feature_store = resources["feature_store"].process_config_and_initialize()
-        features = feature_store.read(first_issue - history, last_issue + HOURS)
+        features = feature_store.read(first_issue - history, last_issue + HOUR)
         training_dataset = feature_store.training_dataset(facts["training_data"]["training_dataset_version"])
 
     assert forecasts.success and accuracy.success
     assert [model.version for model in models] == [1, 2, 3]
     assert len(features) == len(pd.date_range(first_issue - history, last_issue, freq="h")) * 76
-    assert [model.data_cutoff for model in models] == [first_issue + day * 24 * HOURS for day in range(3)]
+    assert [model.data_cutoff for model in models] == [first_issue + day * 24 * HOUR for day in range(3)]
     assert all(isinstance(model, PythonModel) for model in _sdk_models(backend))
     assert all(model.metrics["model_mape"] > 0 and "seasonal_naive_week_mape" in model.metrics for model in models)
     assert facts["training_data"]["feature_view"] == "energy_consumption_denmark_view"

@@ -24,10 +24,10 @@ from energy_assets.schema import (
     interval_column,
 )
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import HOUR
 from energy_assets_tests.graph_helpers import (
     FIRST_ISSUE,
     HISTORY_HOURS,
-    HOURS,
     RAW_AND_FEATURES,
     partition_key,
     partition_metadata,
@@ -41,7 +41,7 @@ WITHOUT_HISTORY = AssetSelection.assets("forecasting_model", "energy_forecasts")
 
 
 def fill_history(instance: DagsterInstance, before: pd.Timestamp = FIRST_ISSUE) -> None:
-    run_range(before - HISTORY_HOURS * HOURS, before - HOURS, RAW_AND_FEATURES, instance=instance)
+    run_range(before - HISTORY_HOURS * HOUR, before - HOUR, RAW_AND_FEATURES, instance=instance)
 
 
 def registered_versions() -> list:
@@ -53,14 +53,14 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
 
-    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS, instance=instance)
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOUR, instance=instance)
 
     assert result.success
-    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS)
+    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 2 * HOUR)
     assert list(forecasts.columns) == FORECAST_COLUMNS
     assert len(forecasts) == 3 * 76 * 24
     assert sorted(forecasts[HORIZON].unique()) == list(range(1, 25))
-    assert ((forecasts["datetime_utc"] - forecasts[ISSUED_AT]) == forecasts[HORIZON] * HOURS).all()
+    assert ((forecasts["datetime_utc"] - forecasts[ISSUED_AT]) == forecasts[HORIZON] * HOUR).all()
     assert (forecasts["energy_consumption_forecast"] > 0).all()
     # Every forecast carries its 80 % and 95 % intervals, nested around it.
     point = forecasts["energy_consumption_forecast"]
@@ -71,10 +71,10 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert forecasts[MODEL_VERSION].unique().tolist() == [1]
     keys = deployment_bucket().list_keys("energy_assets/energy_forecasts/")
     assert keys == [
-        partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE + n * HOURS)) for n in range(3)
+        partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE + n * HOUR)) for n in range(3)
     ]
     metadata = partition_metadata(instance, "energy_forecasts")
-    newest = metadata.pop(partition_key(FIRST_ISSUE + 2 * HOURS))
+    newest = metadata.pop(partition_key(FIRST_ISSUE + 2 * HOUR))
     assert newest["series"].value == 76 and newest["rows"].value == 76 * 24
     assert newest["issue_hours_in_this_run"].value == 3 and newest["rows_in_this_run"].value == 3 * 76 * 24
     assert newest["horizon_range_in_this_run"].value == "1..24"
@@ -91,24 +91,24 @@ def test_the_model_is_retrained_on_its_cadence_not_every_hour():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
 
-    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS, instance=instance)
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + 25 * HOUR, instance=instance)
 
     models = registered_versions()
     assert [(m.version, m.data_cutoff) for m in models] == [
         (1, FIRST_ISSUE),
-        (2, FIRST_ISSUE + 24 * HOURS),
+        (2, FIRST_ISSUE + 24 * HOUR),
     ]
     # Each is scored by its calibration fit, on 24 hours that fit never saw.
     assert [m.extra["validation_cutoff"] for m in models] == [
-        (FIRST_ISSUE - 48 * HOURS).isoformat(),
-        (FIRST_ISSUE - 24 * HOURS).isoformat(),
+        (FIRST_ISSUE - 48 * HOUR).isoformat(),
+        (FIRST_ISSUE - 24 * HOUR).isoformat(),
     ]
     with_plot = [m.partition for m in result.asset_materializations_for_node("forecasting_model") if "validation_plot" in m.metadata]
-    assert with_plot == [partition_key(FIRST_ISSUE + 25 * HOURS)]  # one copy for the range, on its newest hour
-    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOURS)
+    assert with_plot == [partition_key(FIRST_ISSUE + 25 * HOUR)]  # one copy for the range, on its newest hour
+    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 25 * HOUR)
     versions = forecasts.groupby(ISSUED_AT)[MODEL_VERSION].unique().map(list)
-    assert versions[FIRST_ISSUE + 23 * HOURS] == [1]
-    assert versions[FIRST_ISSUE + 24 * HOURS] == [2]
+    assert versions[FIRST_ISSUE + 23 * HOUR] == [1]
+    assert versions[FIRST_ISSUE + 24 * HOUR] == [2]
 
 
 @pytest.mark.slow
@@ -122,9 +122,9 @@ def test_a_changed_training_configuration_retrains_at_once():
     assert hour["rows"].value == hour["rows_in_this_run"].value == 76 * 24 and hour["registry_version"].value == 1
 
     shorter_window = {"ops": {"forecasting_model": {"config": {"training_window_days": 20}}}}
-    run_range(FIRST_ISSUE + HOURS, FIRST_ISSUE + HOURS, instance=instance, run_config=shorter_window)
+    run_range(FIRST_ISSUE + HOUR, FIRST_ISSUE + HOUR, instance=instance, run_config=shorter_window)
 
-    assert [m.data_cutoff for m in registered_versions()] == [FIRST_ISSUE, FIRST_ISSUE + HOURS]
+    assert [m.data_cutoff for m in registered_versions()] == [FIRST_ISSUE, FIRST_ISSUE + HOUR]
 
 
 @pytest.mark.slow
@@ -159,7 +159,7 @@ def test_each_hour_of_a_ranged_run_names_its_own_model_and_only_the_newest_carri
     fill_history(instance)
     hourly = {"ops": {"forecasting_model": {"config": {"retrain_every_hours": 1}}}}
 
-    result = run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, AssetSelection.assets("forecasting_model"), instance=instance,
+    result = run_range(FIRST_ISSUE, FIRST_ISSUE + HOUR, AssetSelection.assets("forecasting_model"), instance=instance,
                        run_config=hourly)
 
     first, newest = sorted(result.asset_materializations_for_node("forecasting_model"), key=lambda m: m.partition)
@@ -178,14 +178,14 @@ def test_each_issue_hour_of_a_ranged_run_names_the_model_that_issued_it_and_only
     fill_history(instance)
     hourly = {"ops": {"forecasting_model": {"config": {"retrain_every_hours": 1}}}}
 
-    run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance, run_config=hourly)
+    run_range(FIRST_ISSUE, FIRST_ISSUE + HOUR, instance=instance, run_config=hourly)
 
     metadata = partition_metadata(instance, "energy_forecasts")
-    first, newest = metadata[partition_key(FIRST_ISSUE)], metadata[partition_key(FIRST_ISSUE + HOURS)]
+    first, newest = metadata[partition_key(FIRST_ISSUE)], metadata[partition_key(FIRST_ISSUE + HOUR)]
     # Before, both hours said model_versions [1, 2], rows 2 x 76 x 24 and issue_hours 2.
     assert (first["registry_version"].value, newest["registry_version"].value) == (1, 2)
     assert first["data_cutoff"].value == FIRST_ISSUE.isoformat()
-    assert newest["data_cutoff"].value == (FIRST_ISSUE + HOURS).isoformat()
+    assert newest["data_cutoff"].value == (FIRST_ISSUE + HOUR).isoformat()
     assert first["rows"].value == newest["rows"].value == 76 * 24
     assert set(first) == {*HOUR_FACTS, "schema"}
     assert newest["registry_versions_in_this_run"].value == [1, 2]
@@ -195,7 +195,7 @@ def test_each_issue_hour_of_a_ranged_run_names_the_model_that_issued_it_and_only
 
 def test_a_series_zero_throughout_leaves_the_model_check_judging_the_other_series():
     zero_series = (2, 215)  # the smallest series; a series that consumes nothing passes the input checks
-    history = synthetic_consumption(FIRST_ISSUE - HISTORY_HOURS * HOURS, FIRST_ISSUE + HOURS)
+    history = synthetic_consumption(FIRST_ISSUE - HISTORY_HOURS * HOUR, FIRST_ISSUE + HOUR)
     zero = (history[AREA] == zero_series[0]) & (history[CONSUMER_TYPE] == zero_series[1])
     deployment_resources()["feature_store"].insert(history.assign(**{TARGET: history[TARGET].where(~zero, 0.0)}))
 
@@ -213,7 +213,7 @@ def test_a_series_zero_throughout_leaves_the_model_check_judging_the_other_serie
 
 def test_too_little_history_fails_with_hours_needed_and_available():
     instance = DagsterInstance.ephemeral()
-    run_range(FIRST_ISSUE - 48 * HOURS, FIRST_ISSUE - HOURS, RAW_AND_FEATURES, instance=instance)
+    run_range(FIRST_ISSUE - 48 * HOUR, FIRST_ISSUE - HOUR, RAW_AND_FEATURES, instance=instance)
 
     result = run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance, raise_on_error=False)
 
@@ -227,8 +227,8 @@ def test_too_little_history_fails_with_hours_needed_and_available():
 
 def model_without_newest_features(instance: DagsterInstance) -> pd.Timestamp:
     """Features and a model up to the hour before FIRST_ISSUE, whose features are never materialized."""
-    cutoff = FIRST_ISSUE - HOURS
-    run_range(cutoff - (HISTORY_HOURS - 1) * HOURS, cutoff, RAW_AND_FEATURES, instance=instance)
+    cutoff = FIRST_ISSUE - HOUR
+    run_range(cutoff - (HISTORY_HOURS - 1) * HOUR, cutoff, RAW_AND_FEATURES, instance=instance)
     run_range(cutoff, cutoff, AssetSelection.assets("forecasting_model"), instance=instance)
     return cutoff
 
@@ -249,7 +249,7 @@ def test_forecasting_and_training_on_an_empty_feature_group_both_say_too_little_
         for asset in ("energy_forecasts", "forecasting_model")
     )
 
-    first_read = cutoff - (FORECAST_REACH - 1) * HOURS
+    first_read = cutoff - (FORECAST_REACH - 1) * HOUR
     assert (
         f"a forecast issued at 2023-01-11 23:00 needs {FORECAST_REACH} hours of history; only 0 available: "
         f"energy_consumption_features has no rows for {first_read:%Y-%m-%d %H:%M} .. 2023-01-11 23:00 ({FORECAST_REACH} h); "
@@ -298,14 +298,14 @@ def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, mo
         instance = DagsterInstance.ephemeral()
         fill_history(instance)
         if single_run:
-            run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOURS, instance=instance)
+            run_range(FIRST_ISSUE, FIRST_ISSUE + 2 * HOUR, instance=instance)
         else:
             for n in range(3):
-                run_range(FIRST_ISSUE + n * HOURS, FIRST_ISSUE + n * HOURS, instance=instance)
+                run_range(FIRST_ISSUE + n * HOUR, FIRST_ISSUE + n * HOUR, instance=instance)
         bucket = deployment_bucket()
         assert len(bucket.list_keys("energy_assets/energy_forecasts/")) == 3
         keys = [
-            partition_object_key("energy_assets", [asset], partition_key(FIRST_ISSUE + n * HOURS))
+            partition_object_key("energy_assets", [asset], partition_key(FIRST_ISSUE + n * HOUR))
             for asset in ("consumption_raw", "energy_forecasts")
             for n in range(3)
         ]
@@ -323,7 +323,7 @@ def test_a_single_run_backfill_writes_what_per_partition_runs_write(tmp_path, mo
 def test_rerunning_a_partition_replaces_its_object():
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
-    run_range(FIRST_ISSUE, FIRST_ISSUE + HOURS, instance=instance)
+    run_range(FIRST_ISSUE, FIRST_ISSUE + HOUR, instance=instance)
     bucket = deployment_bucket()
     key = partition_object_key("energy_assets", ["energy_forecasts"], partition_key(FIRST_ISSUE))
     first = pd.read_parquet(bucket.uri(key).removeprefix("file://"))
@@ -349,7 +349,7 @@ def test_the_schedule_targets_the_newest_published_hour(monkeypatch, hours_late)
 
     request = schedule(build_schedule_context(scheduled_execution_time=now.to_pydatetime()))
 
-    expected = now.floor("h") - (hours_late + 1) * HOURS
+    expected = now.floor("h") - (hours_late + 1) * HOUR
     assert request.partition_key == partition_key(expected)
     assert schedule.default_status.value == "STOPPED"
 

@@ -29,11 +29,11 @@ from energy_assets.schema import (
 from energy_assets.definitions import deployment_resources
 from energy_assets.storage.buckets import deployment_bucket
 from energy_assets.storage.forecasts import gather_forecasts
+from energy_assets.timeline import HOUR
 from energy_assets_tests.conftest import REAL_DATA_FIRST_HOUR, REAL_DATA_LAST_HOUR
 from energy_assets_tests.graph_helpers import (
     FIRST_ISSUE,
     HISTORY_HOURS,
-    HOURS,
     RAW_AND_FEATURES,
     hour,
     partition_key,
@@ -76,8 +76,8 @@ def is_holed(frame: pd.DataFrame) -> pd.Series:
 
 def test_a_day_missing_from_one_series_refuses_or_flags_only_that_series_and_the_check_lists_it(isolated_state):
     instance = DagsterInstance.ephemeral()
-    last = FIRST_ISSUE + 23 * HOURS
-    run_range(FIRST_ISSUE - HISTORY_HOURS * HOURS, last + 24 * HOURS, RAW_AND_FEATURES, instance=instance)
+    last = FIRST_ISSUE + 23 * HOUR
+    run_range(FIRST_ISSUE - HISTORY_HOURS * HOUR, last + 24 * HOUR, RAW_AND_FEATURES, instance=instance)
     clean_run = run_range(FIRST_ISSUE, last, MODEL_AND_FORECASTS, instance=instance)
     assert check_evaluation(clean_run, "complete_history").passed
     clean = gather_forecasts(deployment_bucket(), FIRST_ISSUE, last)
@@ -128,9 +128,9 @@ def test_a_day_missing_from_one_series_refuses_or_flags_only_that_series_and_the
     assert newest["forecasts_flagged_in_this_run"].value == flagged.sum()
 
     # The next training reads the hole too: the rows it would fill are left out, and the model says which.
-    retrained = run_range(last + HOURS, last + HOURS, AssetSelection.assets("forecasting_model"), instance=instance)
+    retrained = run_range(last + HOUR, last + HOUR, AssetSelection.assets("forecasting_model"), instance=instance)
     model = deployment_resources()["model_registry"].versions(MODEL_NAME)[-1]
-    assert model.data_cutoff == last + HOURS
+    assert model.data_cutoff == last + HOUR
     gaps = model.extra["training_gaps"]
     assert [(row["area"], row["consumer_type"]) for row in gaps] == [HOLED]
     # The targets of 2023-01-12 read the day before through their lags and 24-hour window; none is a week later yet.
@@ -142,9 +142,9 @@ def test_a_day_missing_from_one_series_refuses_or_flags_only_that_series_and_the
 
 def test_a_day_no_series_has_fails_the_forecasts_naming_the_partitions_to_materialize():
     instance = DagsterInstance.ephemeral()
-    week_before = FIRST_ISSUE - 7 * 24 * HOURS  # read by the first issue hour's forecasts as their reference
-    run_range(FIRST_ISSUE - (HISTORY_HOURS + 72) * HOURS, week_before - HOURS, RAW_AND_FEATURES, instance=instance)
-    run_range(week_before + 24 * HOURS, FIRST_ISSUE, RAW_AND_FEATURES, instance=instance)  # a day never materialized
+    week_before = FIRST_ISSUE - 7 * 24 * HOUR  # read by the first issue hour's forecasts as their reference
+    run_range(FIRST_ISSUE - (HISTORY_HOURS + 72) * HOUR, week_before - HOUR, RAW_AND_FEATURES, instance=instance)
+    run_range(week_before + 24 * HOUR, FIRST_ISSUE, RAW_AND_FEATURES, instance=instance)  # a day never materialized
 
     result = run_range(FIRST_ISSUE, FIRST_ISSUE, MODEL_AND_FORECASTS, instance=instance, raise_on_error=False)
 
@@ -162,7 +162,7 @@ def test_a_day_no_series_has_fails_the_forecasts_naming_the_partitions_to_materi
 
 def remove_series_hours(home: Path, series: tuple[int, int], first: pd.Timestamp, hours: int) -> None:
     """Take one series' rows of `hours` hours from `first` out of the local feature group (one file per UTC day)."""
-    for day in pd.date_range(first.floor("D"), (first + (hours - 1) * HOURS).floor("D"), freq="D"):
+    for day in pd.date_range(first.floor("D"), (first + (hours - 1) * HOUR).floor("D"), freq="D"):
         path = home / "feature_store" / FEATURE_GROUP_NAME / "v1" / f"{day:%Y-%m-%d}.parquet"
         table = pq.read_table(path)
         rows = table.to_pandas()
@@ -171,7 +171,7 @@ def remove_series_hours(home: Path, series: tuple[int, int], first: pd.Timestamp
             (rows[AREA] == series[0])
             & (rows[CONSUMER_TYPE] == series[1])
             & (times >= first)
-            & (times < first + hours * HOURS)
+            & (times < first + hours * HOUR)
         )
         pq.write_table(table.filter((~drop).to_numpy()), path)
 
@@ -199,7 +199,7 @@ REAL_SHORT_HOLE = (2, 215)  # DK2, the smallest series: loses two hours of the i
 
 def register_real_model(cutoff: pd.Timestamp) -> None:
     """`REAL_MODEL` fitted on the feature group up to `cutoff`, registered with the facts the model asset records."""
-    rows = deployment_resources()["feature_store"].read(hour(REAL_DATA_FIRST_HOUR), cutoff + HOURS)
+    rows = deployment_resources()["feature_store"].read(hour(REAL_DATA_FIRST_HOUR), cutoff + HOUR)
     model, _ = fit(Panel.from_long(rows), REAL_MODEL.params(n_jobs=1))
     with tempfile.TemporaryDirectory() as directory:
         save_forecaster(model, directory)
@@ -223,7 +223,7 @@ def test_on_the_real_slice_a_day_missing_from_one_series_refuses_it_and_leaves_e
     instance = DagsterInstance.ephemeral()
     first_issue, last = hour("2023-01-04 17:00"), hour("2023-01-04 23:00")
     run_range(hour(REAL_DATA_FIRST_HOUR), hour(REAL_DATA_LAST_HOUR), RAW_AND_FEATURES, instance=instance)
-    register_real_model(first_issue - HOURS)
+    register_real_model(first_issue - HOUR)
     clean_run = run_range(first_issue, last, FORECASTS, instance=instance)
     assert check_evaluation(clean_run, "complete_history").passed
     clean = gather_forecasts(deployment_bucket(), first_issue, last)

@@ -24,11 +24,11 @@ from energy_assets.forecasting.training import ForecasterConfig, min_training_ho
 from energy_assets.resources.hopsworks import CONNECTION, SAAS_HOST, HopsworksModelRegistry
 from energy_assets.schema import FEATURE_GROUP_NAME, MODEL_NAME
 from energy_assets.sources.synthetic import synthetic_consumption
+from energy_assets.timeline import HOUR
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, hour, run_range
 
 pytestmark = pytest.mark.live
 
-HOURS = pd.Timedelta(hours=1)
 REQUIRED = (settings.FS_API_KEY, settings.FS_PROJECT_NAME, settings.GCS_BUCKET_NAME)
 
 
@@ -106,20 +106,20 @@ def _clean_up(version: int, model_name: str, prefix: str) -> None:
 def test_the_prod_path_runs_against_hopsworks_and_gcs_and_finds_the_model_in_effect(live_project):
     resources = live_project["resources"]
     first_issue = hour("2023-01-12 00:00")
-    history = (min_training_hours(ForecasterConfig()) + 24) * HOURS
+    history = (min_training_hours(ForecasterConfig()) + 24) * HOUR
     instance = DagsterInstance.ephemeral()
 
-    run_range(first_issue - history, first_issue - HOURS, RAW_AND_FEATURES, instance=instance, resources=resources)
+    run_range(first_issue - history, first_issue - HOUR, RAW_AND_FEATURES, instance=instance, resources=resources)
     # One run over 25 hours: a model at the first hour, retrained a day later.
-    forecasts = run_range(first_issue, first_issue + 24 * HOURS, instance=instance, resources=resources)
+    forecasts = run_range(first_issue, first_issue + 24 * HOUR, instance=instance, resources=resources)
     accuracy = run_range(first_issue, first_issue, AssetSelection.assets("forecast_accuracy"), instance=instance, resources=resources)
     registry = resources["model_registry"].process_config_and_initialize()
     models = registry.versions(MODEL_NAME)
 
     assert forecasts.success and accuracy.success
     assert [model.version for model in models] == [1, 2]
-    assert registry.latest(MODEL_NAME, at_or_before=first_issue + 23 * HOURS).version == 1
-    assert registry.latest(MODEL_NAME, at_or_before=first_issue + 24 * HOURS).version == 2
+    assert registry.latest(MODEL_NAME, at_or_before=first_issue + 23 * HOUR).version == 1
+    assert registry.latest(MODEL_NAME, at_or_before=first_issue + 24 * HOUR).version == 2
     assert {"model_mape", "seasonal_naive_week_mape"} <= set(models[-1].metrics)
     assert models[-1].extra["training_data"]["feature_view_version"] == live_project["version"]
     assert registry.download(models[-1]).is_dir()
@@ -229,13 +229,13 @@ def test_the_feature_group_is_compacted_without_statistics_per_insert(live_proje
     feature_store = live_project["resources"]["feature_store"].process_config_and_initialize()
     start = hour("2023-01-02 00:00")
     for offset in range(3):
-        feature_store.insert(synthetic_consumption(start + offset * HOURS, start + (offset + 1) * HOURS))
-    before = feature_store.read(start, start + 3 * HOURS)
+        feature_store.insert(synthetic_consumption(start + offset * HOUR, start + (offset + 1) * HOUR))
+    before = feature_store.read(start, start + 3 * HOUR)
 
     result = materialize([feature_group_compaction], resources={"feature_store": live_project["resources"]["feature_store"]})
 
     metadata = result.asset_materializations_for_node("feature_group_compaction")[0].metadata
     assert metadata["data_files_after"].value <= metadata["data_files_before"].value
-    pd.testing.assert_frame_equal(feature_store.read(start, start + 3 * HOURS), before)
+    pd.testing.assert_frame_equal(feature_store.read(start, start + 3 * HOUR), before)
     group = feature_store.project_handle().get_feature_store().get_feature_group(FEATURE_GROUP_NAME, version=live_project["version"])
     assert group.statistics_config.enabled is False

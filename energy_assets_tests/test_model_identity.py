@@ -15,9 +15,10 @@ from energy_assets.schema import FORECAST_SCHEMA, MODEL_NAME, MODEL_TRAINING_SHA
 from energy_assets.storage.buckets import MemoryBucket, deployment_bucket
 from energy_assets.storage.forecasts import gather_forecasts
 from energy_assets.storage.objects import parquet_bytes, partition_object_key
+from energy_assets.timeline import HOUR
 from energy_assets_tests.hopsworks_fake import hopsworks_model_registry
 from energy_assets_tests.test_forecast_store import ISSUED, forecast_rows, publish
-from energy_assets_tests.test_graph_forecasting import FIRST_ISSUE, HOURS, fill_history
+from energy_assets_tests.test_graph_forecasting import FIRST_ISSUE, fill_history
 from energy_assets_tests.test_hopsworks import NAME, START, register
 from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, run_range
 
@@ -25,16 +26,16 @@ from energy_assets_tests.graph_helpers import RAW_AND_FEATURES, run_range
 def test_after_the_local_registry_is_reset_the_forecasts_of_two_version_1s_name_different_models(isolated_state):
     instance = DagsterInstance.ephemeral()
     fill_history(instance)
-    run_range(FIRST_ISSUE, FIRST_ISSUE + 24 * HOURS, RAW_AND_FEATURES, instance=instance)  # a day later, a day more
+    run_range(FIRST_ISSUE, FIRST_ISSUE + 24 * HOUR, RAW_AND_FEATURES, instance=instance)  # a day later, a day more
     run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)
     first = deployment_resources()["model_registry"].versions(MODEL_NAME)
     shutil.rmtree(isolated_state / "model_registry")  # the registry is reset; the bucket keeps its forecasts
 
-    run_range(FIRST_ISSUE + 24 * HOURS, FIRST_ISSUE + 24 * HOURS, instance=instance)
+    run_range(FIRST_ISSUE + 24 * HOUR, FIRST_ISSUE + 24 * HOUR, instance=instance)
 
     second = deployment_resources()["model_registry"].versions(MODEL_NAME)
-    assert [(m.version, m.data_cutoff) for m in first + second] == [(1, FIRST_ISSUE), (1, FIRST_ISSUE + 24 * HOURS)]
-    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 24 * HOURS)
+    assert [(m.version, m.data_cutoff) for m in first + second] == [(1, FIRST_ISSUE), (1, FIRST_ISSUE + 24 * HOUR)]
+    forecasts = gather_forecasts(deployment_bucket(), FIRST_ISSUE, FIRST_ISSUE + 24 * HOUR)
     by_issue = forecasts.groupby("issued_at")[[MODEL_VERSION, MODEL_TRAINING_SHA256]].agg(set)
     assert by_issue[MODEL_VERSION].tolist() == [{1}, {1}]
     assert by_issue[MODEL_TRAINING_SHA256].tolist() == [{training_sha256(first[0])}, {training_sha256(second[0])}]
