@@ -81,8 +81,9 @@ def test_the_whole_graph_publishes_24_hours_of_forecasts_per_issue_hour():
     assert "data:image/png;base64," in newest["forecast_plot"].value
     # The range's other partitions carry their own hour's facts, and no copy of the run's totals or plot.
     assert len(metadata) == 2
+    # Nor the columns, which the definition declares once (before: the written schema on every hour).
     for hour in metadata.values():
-        assert set(hour) == {*HOUR_FACTS, "schema"}
+        assert set(hour) == HOUR_FACTS
         assert hour["series"].value == 76 and hour["rows"].value == 76 * 24 and hour["registry_version"].value == 1
 
 
@@ -118,7 +119,8 @@ def test_a_changed_training_configuration_retrains_at_once():
     run_range(FIRST_ISSUE, FIRST_ISSUE, instance=instance)
     # A one-hour run (the hourly schedule's) shows its hour's object, its facts and the run's, and the plot.
     hour = partition_metadata(instance, "energy_forecasts")[partition_key(FIRST_ISSUE)]
-    assert {"uri", "bytes", "schema", *HOUR_FACTS, "issue_hours_in_this_run", "forecast_plot"} <= set(hour)
+    assert {"uri", "bytes", *HOUR_FACTS, "issue_hours_in_this_run", "forecast_plot"} <= set(hour)
+    assert "schema" not in hour  # the definition declares the columns (dagster/column_schema)
     assert hour["rows"].value == hour["rows_in_this_run"].value == 76 * 24 and hour["registry_version"].value == 1
 
     shorter_window = {"ops": {"forecasting_model": {"config": {"training_window_days": 20}}}}
@@ -187,7 +189,7 @@ def test_each_issue_hour_of_a_ranged_run_names_the_model_that_issued_it_and_only
     assert first["data_cutoff"].value == FIRST_ISSUE.isoformat()
     assert newest["data_cutoff"].value == (FIRST_ISSUE + HOUR).isoformat()
     assert first["rows"].value == newest["rows"].value == 76 * 24
-    assert set(first) == {*HOUR_FACTS, "schema"}
+    assert set(first) == HOUR_FACTS
     assert newest["registry_versions_in_this_run"].value == [1, 2]
     assert newest["issue_hours_in_this_run"].value == 2 and newest["rows_in_this_run"].value == 2 * 76 * 24
     assert newest["forecasts_refused_in_this_run"].value == newest["forecasts_flagged_in_this_run"].value == 0

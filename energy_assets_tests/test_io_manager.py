@@ -5,6 +5,7 @@
 import io
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from dagster import (
@@ -28,9 +29,12 @@ from energy_assets.storage.buckets import GCSBucket
 from energy_assets.storage.objects import partition_object_key
 from energy_assets_tests.gcs_emulator import as_resource
 from energy_assets_tests.graph_helpers import partition_metadata
-from energy_assets.resources.io_manager import PartitionedParquetIOManager
+from energy_assets.resources.io_manager import (
+    COLUMN_SCHEMA_METADATA,
+    PartitionedParquetIOManager,
+    column_schema_metadata,
+)
 from energy_assets.schema import (
-    CONSUMPTION_SCHEMA,
     FORECAST_COLUMNS,
     FORECAST_SCHEMA,
     HISTORY_HOURS_MISSING,
@@ -65,13 +69,22 @@ class Scale(Config):
     scale: float = 1.0
 
 
-@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run())
+# Declares its columns as consumption_raw does; `forecasts` as energy_forecasts does.
+@asset(
+    partitions_def=HOURLY,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata=column_schema_metadata(RAW_CONSUMPTION_SCHEMA),
+)
 def readings(context, config: Scale) -> pd.DataFrame:
     window = context.partition_time_window
     return consumption_rows(window.start, window.end, config.scale)
 
 
-@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run(), metadata={"partition_column": "issued_at"})
+@asset(
+    partitions_def=HOURLY,
+    backfill_policy=BackfillPolicy.single_run(),
+    metadata={"partition_column": "issued_at", **column_schema_metadata(FORECAST_SCHEMA)},
+)
 def forecasts(context) -> pd.DataFrame:
     window = context.partition_time_window
     issued = pd.date_range(window.start, window.end, freq="h", inclusive="left", tz="UTC", unit="us")
@@ -96,6 +109,13 @@ def same_hour(readings: pd.DataFrame) -> pd.DataFrame:
     return readings
 
 
+@asset(partitions_def=HOURLY, backfill_policy=BackfillPolicy.single_run())
+def undeclared_readings(context) -> pd.DataFrame:
+    """Canonical rows from an asset that does not declare its columns."""
+    window = context.partition_time_window
+    return consumption_rows(window.start, window.end)
+
+
 @asset(partitions_def=HOURLY, ins={"readings": AssetIn(partition_mapping=TimeWindowPartitionMapping(start_offset=-2))})
 def last_three_hours(context, readings: pd.DataFrame) -> pd.DataFrame:
     """Records, in its own hour, the hours of the rows it was given."""
@@ -110,7 +130,7 @@ def every_hour(readings: pd.DataFrame) -> pd.DataFrame:
     return readings
 
 
-ALL_ASSETS = [readings, forecasts, same_hour, last_three_hours, every_hour]
+ALL_ASSETS = [readings, forecasts, same_hour, undeclared_readings, last_three_hours, every_hour]
 
 
 def io_manager(bucket, prefix: str = "energy_assets") -> dict:
@@ -142,7 +162,8 @@ def test_single_partition_round_trip_with_canonical_schema(any_bucket):
     metadata = result.asset_materializations_for_node("readings")[0].metadata
     assert metadata["uri"].value == any_bucket.uri(key)
     assert metadata["rows"].value == 2
-    assert [column.name for column in metadata["schema"].schema.columns] == CONSUMPTION_SCHEMA.names
+    # The columns are the definition's (dagster/column_schema), not repeated in the hour's event.
+    assert set(metadata) == {"uri", "rows", "bytes"}
 
 
 def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_bucket, instance):
@@ -154,12 +175,10 @@ def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_buc
     for key in range_keys:
         assert any_bucket.read_bytes(key) == any_bucket.read_bytes(key.replace("range/", "single/", 1))
     # Each hour's materialization claims nothing of the range (before: objects 3, rows 6, the range's bytes and
-    # first/last uri on every hour); the range's summary is the run's, in its log.
+    # first/last uri on every hour), nor repeats the columns the definition declares (before: the schema, about
+    # 2.8 kB of each forecast hour's event); the range's summary is the run's, in its log.
     metadata = partition_metadata(instance, "readings")
-    assert sorted(metadata) == RANGE_KEYS
-    for key in RANGE_KEYS:
-        assert set(metadata[key]) == {"schema"}
-        assert [column.name for column in metadata[key]["schema"].schema.columns] == CONSUMPTION_SCHEMA.names
+    assert metadata == {key: {} for key in RANGE_KEYS}
     size = sum(len(any_bucket.read_bytes(key)) for key in range_keys)
     messages = [entry.user_message for entry in instance.all_logs(result.run_id) if entry.dagster_event is None]
     summary = (
@@ -167,6 +186,62 @@ def test_range_output_is_split_into_the_objects_per_partition_runs_write(any_buc
         f"{any_bucket.uri(range_keys[0])} ... {any_bucket.uri(range_keys[-1])}"
     )
     assert summary in messages
+
+
+def test_an_asset_without_declared_columns_gets_the_written_columns_on_each_hour(any_bucket, instance):
+    run(any_bucket, [undeclared_readings], tags=RANGE_TAGS, instance=instance)
+    metadata = partition_metadata(instance, "undeclared_readings")
+    assert sorted(metadata) == RANGE_KEYS
+    for hour in metadata.values():
+        assert set(hour) == {"schema"}
+        columns = hour["schema"].schema.columns
+        assert [(column.name, column.type) for column in columns] == [
+            (field.name, str(field.type)) for field in RAW_CONSUMPTION_SCHEMA
+        ]
+        # With each column's description and nullability, as a declaration gives them (before: names and types).
+        assert columns[0].description == RAW_CONSUMPTION_SCHEMA.field("datetime_utc").metadata[b"description"].decode()
+        assert all(column.constraints.nullable for column in columns)
+
+
+def test_rows_of_other_columns_than_the_declared_are_refused_before_anything_is_written(any_bucket):
+    manager = PartitionedParquetIOManager(bucket=as_resource(any_bucket))
+    rows = consumption_rows("2023-01-14-01:00", "2023-01-14-03:00")
+    declared_forecasts = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1]), column_schema_metadata(FORECAST_SCHEMA))
+    with declared_forecasts, pytest.raises(Failure) as refused:
+        manager.handle_output(declared_forecasts, rows)
+    first = any_bucket.uri(partition_object_key("energy_assets", ["readings"], RANGE_KEYS[0]))
+    assert refused.value.description == (
+        f"asset readings: {first} would hold other columns than its definition declares (dagster/column_schema): "
+        "undeclared ['energy_consumption double'], absent ['issued_at timestamp[us, tz=UTC]', 'horizon int16', "
+        "'energy_consumption_forecast double', 'model_version int32', 'model_training_sha256 string', "
+        + ", ".join(f"'{column} double'" for column in INTERVAL_COLUMNS)
+        + ", 'history_hours_missing int16']"
+    )
+    assert refused.value.allow_retries is False
+    wider_area = pa.schema([field.with_type(pa.int16()) if field.name == "area" else field for field in RAW_CONSUMPTION_SCHEMA])
+    declared_int16 = output_context(PartitionKeyRange(RANGE_KEYS[0], RANGE_KEYS[1]), column_schema_metadata(wider_area))
+    with declared_int16, pytest.raises(Failure, match=r"undeclared \['area int8'\], absent \['area int16'\]"):
+        manager.handle_output(declared_int16, rows)
+    assert any_bucket.list_keys("") == []
+
+
+def test_the_bucket_assets_declare_the_columns_of_their_arrow_schemas():
+    from energy_assets.definitions import defs
+
+    specs = {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
+    declared = {name: spec.metadata[COLUMN_SCHEMA_METADATA] for name, spec in specs.items() if COLUMN_SCHEMA_METADATA in spec.metadata}
+    # Every asset whose columns schema.py owns; forecast_accuracy's are pandas dtypes (monitoring.accuracy), so the
+    # IO manager gives each of its hours the written schema instead.
+    owned = {"consumption_raw": RAW_CONSUMPTION_SCHEMA, "energy_forecasts": FORECAST_SCHEMA}
+    assert set(declared) == set(owned)
+    for name, schema in owned.items():
+        columns = declared[name].columns
+        assert [(c.name, c.type, c.description, c.constraints.nullable) for c in columns] == [
+            (f.name, str(f.type), f.metadata[b"description"].decode(), f.nullable) for f in schema
+        ]
+    forecast_columns = {column.name: column for column in declared["energy_forecasts"].columns}
+    assert forecast_columns["issued_at"].type == "timestamp[us, tz=UTC]" and not forecast_columns["issued_at"].constraints.nullable
+    assert forecast_columns[HISTORY_HOURS_MISSING].constraints.nullable
 
 
 def test_partition_column_comes_from_asset_metadata(any_bucket):

@@ -24,8 +24,9 @@ from energy_assets.forecasting.retraining import RegisteredModel
 from energy_assets.forecasting.training import ForecasterConfig, required_history_hours
 from energy_assets.partitions import hourly_partitions, past_hours
 from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.io_manager import column_schema_metadata
 from energy_assets.resources.model_registry import ModelRegistry
-from energy_assets.schema import DATETIME, HORIZON, ISSUED_AT, MODEL_NAME, SERIES_KEY
+from energy_assets.schema import DATETIME, FORECAST_SCHEMA, HORIZON, ISSUED_AT, MODEL_NAME, SERIES_KEY
 from energy_assets.timeline import hour_key
 
 # The lineage shown in the UI uses the default configuration's needs; a run reads what its model needs.
@@ -40,7 +41,7 @@ FORECAST_LOOKBACK_HOURS = required_history_hours(ForecasterConfig())
         AssetDep("energy_consumption_features", partition_mapping=past_hours(FORECAST_LOOKBACK_HOURS)),
     ],
     io_manager_key="bucket_io_manager",
-    metadata={"partition_column": ISSUED_AT},
+    metadata={"partition_column": ISSUED_AT, **column_schema_metadata(FORECAST_SCHEMA)},
     check_specs=[
         AssetCheckSpec(
             "complete_history",

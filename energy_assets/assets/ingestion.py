@@ -21,9 +21,10 @@ from energy_assets.quality.cleaning import clean_consumption
 from energy_assets.partitions import hourly_partitions
 from energy_assets.resources.data_source import ConsumptionSource
 from energy_assets.resources.feature_store import FeatureStore
+from energy_assets.resources.io_manager import column_schema_metadata
 from energy_assets.resources.retries import retry_transient
 from energy_assets.quality.plausibility import DEFAULT_FACTOR, REFERENCE_DAYS, Plausibility, parse_series_names
-from energy_assets.schema import DATETIME, SERIES_KEY, TARGET
+from energy_assets.schema import DATETIME, RAW_CONSUMPTION_SCHEMA, SERIES_KEY, TARGET
 from energy_assets.sources.errors import SourceUnavailableError
 from energy_assets.quality.validation import RULES, validate_consumption
 
@@ -37,7 +38,7 @@ FEATURE_CHECKS = [
     partitions_def=hourly_partitions,
     backfill_policy=BackfillPolicy.single_run(),
     io_manager_key="bucket_io_manager",
-    metadata={"partition_column": DATETIME},
+    metadata={"partition_column": DATETIME, **column_schema_metadata(RAW_CONSUMPTION_SCHEMA)},
     group_name="ingestion",
     kinds={"pandas", "parquet"},
 )
@@ -61,7 +62,7 @@ def consumption_raw(context: AssetExecutionContext, consumption_source: Consumpt
             allow_retries=False,
         )
     # The run's figures and preview go on the range's newest partition only: a backfill's event log keeps
-    # one copy, not one per hour (each hour's event is a write of Dagster's; the IO manager gives each the schema).
+    # one copy, not one per hour (each hour's event is a write of Dagster's; the columns are on the definition).
     context.add_asset_metadata(
         {
             "source": consumption_source.describe(),
